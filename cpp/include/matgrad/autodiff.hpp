@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// The reverse sweep: df/dx_i = sum over children j of (df/dx_j) . (dg_j/dx_i).
+#pragma once
+
+#include <matgrad/node.hpp>
+
+#include <vector>
+
+namespace matgrad {
+
+/// Accumulate df/dleaf into leaf->grad for every leaf with requires_grad and every node with
+/// retains_grad. `seed` is the cotangent of `out` (null: ones, and `out` must hold a single
+/// element). With create_graph the gradients are graph nodes that can be differentiated again.
+void backward(const NodeRef& out, const NodeRef& seed = nullptr, bool create_graph = false);
+
+/// The adjoints d<seed, out>/d inputs[k] as plain values (first order, no graph built). An input
+/// the output does not depend on gets zeros.
+std::vector<Val> grad_values(const NodeRef& out, const std::vector<NodeRef>& inputs,
+                             const NodeRef& seed = nullptr);
+
+/// The same adjoints as graph nodes (create_graph): differentiable again.
+std::vector<NodeRef> grad_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs,
+                                const NodeRef& seed = nullptr);
+
+}  // namespace matgrad

@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace matgrad {
+
+/// Base of every error the engine raises. Messages start with the op name and give every
+/// operand shape as a Python tuple, e.g. "matmul: shapes (3, 4) and (5, 2) are not aligned".
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+/// Shapes that do not fit the op (Python: ValueError).
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+/// Arguments of the wrong kind (Python: TypeError).
+class TypeError : public Error {
+ public:
+  using Error::Error;
+};
+/// An index out of range (Python: IndexError).
+class IndexError : public Error {
+ public:
+  using Error::Error;
+};
+/// A singular or otherwise unusable matrix (Python: numpy.linalg.LinAlgError).
+class LinAlgError : public Error {
+ public:
+  using Error::Error;
+};
+/// A request the graph cannot satisfy, e.g. backward from a node that needs no gradient
+/// (Python: RuntimeError).
+class GraphError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace matgrad

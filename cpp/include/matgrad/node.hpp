@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <matgrad/value.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+namespace matgrad {
+
+/// Intrusive reference to a counted object (a graph node). Counts are not atomic: a graph
+/// belongs to one thread at a time (Python holds the GIL while it touches graphs).
+template <class T>
+class Ref {
+ public:
+  Ref() = default;
+  Ref(std::nullptr_t) {}
+  explicit Ref(T* p) : p_(p) {
+    if (p_) intrusive_ref(p_);
+  }
+  Ref(const Ref& o) : p_(o.p_) {
+    if (p_) intrusive_ref(p_);
+  }
+  Ref(Ref&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
+  Ref& operator=(Ref o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~Ref() {
+    if (p_) intrusive_unref(p_);
+  }
+  T* get() const { return p_; }
+  T* operator->() const { return p_; }
+  T& operator*() const { return *p_; }
+  explicit operator bool() const { return p_ != nullptr; }
+  bool operator==(const Ref& o) const { return p_ == o.p_; }
+  bool operator!=(const Ref& o) const { return p_ != o.p_; }
+  /// Give up ownership without decrementing (for iterative release).
+  T* release() {
+    T* p = p_;
+    p_ = nullptr;
+    return p;
+  }
+
+ private:
+  T* p_ = nullptr;
+};
+
+/// Every op the engine knows. One registry entry each (see ops/registry.hpp).
+enum class OpId : std::uint16_t {
+  leaf = 0,
+  // elementwise, unary
+  neg, exp, log, sin, cos, tan, tanh, sqrt, abs, square, sigmoid, relu, softplus,
+  sign, step,  // piecewise constant helpers used by VJPs (zero derivative)
+  // elementwise with a Python-scalar attribute s
+  add_s, mul_s, div_s, rsub_s, rdiv_s, pow_s, rpow_s,
+  // elementwise, binary, broadcasting
+  add, sub, mul, div, pow, maximum, minimum,
+  max_weight, min_weight,  // tie-splitting masks for maximum/minimum (zero derivative)
+  // reductions
+  sum, mean,
+  // shape
+  transpose, reshape, broadcast_to, sum_to, cast, alias,
+  // linear algebra
+  matmul,
+  count_
+};
+
+/// Axis value meaning "all axes".
+constexpr std::int32_t kAxisNone = 1000;
+
+/// Op attributes: the non-tensor arguments of an op. Plain data, copied into the node.
+struct Attr {
+  double s = 0.0;          ///< scalar operand (add_s, mul_s, pow_s, ...)
+  std::int32_t axis = kAxisNone;
+  bool ta = false;         ///< matmul: transpose the left operand
+  bool tb = false;         ///< matmul: transpose the right operand
+  DType dtype = DType::f64;  ///< cast: target dtype
+  Shape shape{};           ///< reshape/broadcast_to/sum_to: target shape
+};
+
+/// Per-op saved state computed by a forward kernel for its VJP (e.g. a factorization).
+struct OpState {
+  virtual ~OpState() = default;
+};
+
+struct Node;
+inline void intrusive_ref(Node* n);
+inline void intrusive_unref(Node* n);
+using NodeRef = Ref<Node>;
+
+/// A node of the graph: x_i = g_i(parents). Its value is computed when it is created (eager).
+/// Leaves (op == leaf) have no parents. Values of at most kInlineBytes live inside the node.
+struct Node {
+  static constexpr std::size_t kInlineBytes = 128;
+  static constexpr int kInlineParents = 3;
+
+  std::int32_t rc = 0;
+  OpId op = OpId::leaf;
+  DType dtype = DType::f64;
+  bool requires_grad = false;
+  bool retains_grad = false;
+  std::uint16_t nparents = 0;
+  std::int32_t mark = 0;  ///< scratch for graph walks (0 when idle)
+  Shape shape{};
+  Attr attr{};
+  void* data = nullptr;       ///< the value, row-major rows x cols
+  Buffer* buf = nullptr;      ///< owner of `data` unless it is inline
+  NodeRef parents_inline[kInlineParents];
+  std::unique_ptr<NodeRef[]> parents_heap;  ///< when nparents > kInlineParents
+  std::unique_ptr<OpState> state;
+  NodeRef grad;  ///< accumulated gradient (leaves and retain_grad nodes)
+  alignas(64) unsigned char inline_data[kInlineBytes];
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  ~Node();
+
+  const NodeRef& parent(int i) const {
+    return nparents > kInlineParents ? parents_heap[i] : parents_inline[i];
+  }
+  bool is_leaf() const { return op == OpId::leaf; }
+  /// The value as a borrowed handle (valid while the node lives).
+  Val value() const { return Val(data, shape, dtype, buf); }
+  template <class T> MapMat<T> mat() const {
+    return MapMat<T>(static_cast<T*>(data), shape.rows, shape.cols);
+  }
+
+  /// Pooled allocation of nodes (a per-thread free list).
+  static void* operator new(std::size_t n);
+  static void operator delete(void* p) noexcept;
+};
+
+/// Free a node whose count reached zero, and iteratively every ancestor that only it held.
+void release_node(Node* n);
+inline void intrusive_ref(Node* n) { ++n->rc; }
+inline void intrusive_unref(Node* n) {
+  if (--n->rc == 0) release_node(n);
+}
+
+/// A new node with uninitialised storage for `shape` x `dtype` (inline when small).
+NodeRef make_node(OpId op, Shape shape, DType dtype);
+/// A leaf holding a copy of `v`.
+NodeRef make_leaf(const Val& v, bool requires_grad);
+/// A leaf over an existing buffer (no copy); the buffer is referenced, not owned exclusively.
+NodeRef make_leaf_shared(Buffer* buf, void* data, Shape shape, DType dtype, bool requires_grad);
+
+/// Whether ops record edges (mg.no_grad() turns this off). Per thread.
+bool grad_enabled();
+void set_grad_enabled(bool on);
+/// RAII guard that sets grad mode and restores it.
+class GradMode {
+ public:
+  explicit GradMode(bool on) : prev_(grad_enabled()) { set_grad_enabled(on); }
+  ~GradMode() { set_grad_enabled(prev_); }
+  GradMode(const GradMode&) = delete;
+  GradMode& operator=(const GradMode&) = delete;
+
+ private:
+  bool prev_;
+};
+
+}  // namespace matgrad

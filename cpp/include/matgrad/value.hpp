@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <Eigen/Core>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace matgrad {
+
+/// Element type of a value. Kernels are templated on the scalar type.
+enum class DType : std::uint8_t { f64 = 0, f32 = 1 };
+
+inline std::size_t itemsize(DType d) { return d == DType::f64 ? 8 : 4; }
+const char* dtype_name(DType d);
+
+template <class T> struct dtype_of;
+template <> struct dtype_of<double> { static constexpr DType value = DType::f64; };
+template <> struct dtype_of<float> { static constexpr DType value = DType::f32; };
+
+/// A 0-D, 1-D or 2-D shape. Storage is always a row-major rows x cols matrix:
+/// 0-D is 1 x 1 and a (n,) vector is 1 x n.
+struct Shape {
+  std::int64_t rows = 1;
+  std::int64_t cols = 1;
+  std::int8_t ndim = 0;
+
+  static Shape scalar() { return {1, 1, 0}; }
+  static Shape vector(std::int64_t n) { return {1, n, 1}; }
+  static Shape matrix(std::int64_t r, std::int64_t c) { return {r, c, 2}; }
+
+  std::int64_t size() const { return rows * cols; }
+  bool same_storage(const Shape& o) const { return rows == o.rows && cols == o.cols; }
+  bool operator==(const Shape& o) const { return same_storage(o) && ndim == o.ndim; }
+  bool operator!=(const Shape& o) const { return !(*this == o); }
+  /// The shape as a Python tuple literal: "()", "(3,)", "(3, 4)".
+  std::string str() const;
+};
+
+template <class T>
+using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using MapMat = Eigen::Map<RowMat<T>, Eigen::Unaligned>;
+template <class T> using CMapMat = Eigen::Map<const RowMat<T>, Eigen::Unaligned>;
+template <class T> using Arr = Eigen::Array<T, 1, Eigen::Dynamic>;
+template <class T> using MapArr = Eigen::Map<Arr<T>, Eigen::Unaligned>;
+template <class T> using CMapArr = Eigen::Map<const Arr<T>, Eigen::Unaligned>;
+
+// Note [buffers and the pool]
+// Values larger than a node's inline storage live in a Buffer: a header and its data in one
+// allocation, reference counted, recycled through a per-thread free list per power-of-two size
+// class. The total kept in free lists is bounded (kPoolCacheBytes per thread); beyond that,
+// buffers go back to the system. Without the pool every large temporary would be a fresh mmap
+// that page-faults on each call. A Buffer may also wrap memory owned by someone else (a NumPy
+// array): then `release` is called with `ctx` when the last reference goes.
+struct Buffer {
+  std::int32_t rc = 0;
+  std::int32_t size_class = -1;  // -1: external memory
+  std::size_t bytes = 0;
+  void* data = nullptr;
+  void (*release)(void* ctx) = nullptr;
+  void* ctx = nullptr;
+
+  /// A pooled buffer of at least `bytes` bytes, 64-byte aligned, uninitialised.
+  static Buffer* allocate(std::size_t bytes);
+  /// A buffer over external memory; `release(ctx)` runs when the last reference goes.
+  static Buffer* external(void* data, std::size_t bytes, void (*release)(void*), void* ctx);
+  void ref() { ++rc; }
+  void unref() {
+    if (--rc == 0) destroy();
+  }
+
+ private:
+  void destroy();
+};
+
+/// Bytes currently cached in this thread's free lists (for tests and diagnostics).
+std::size_t pool_cached_bytes();
+/// Return every cached buffer of this thread to the system.
+void pool_trim();
+
+/// An owning or borrowing handle on a dense value: data pointer, shape, dtype, and an optional
+/// counted buffer. Without a buffer it borrows memory that outlives it (a node's value).
+class Val {
+ public:
+  Val() = default;
+  Val(void* data, Shape shape, DType dtype, Buffer* buf = nullptr)
+      : data_(data), buf_(buf), shape_(shape), dtype_(dtype) {
+    if (buf_) buf_->ref();
+  }
+  Val(const Val& o) : data_(o.data_), buf_(o.buf_), shape_(o.shape_), dtype_(o.dtype_) {
+    if (buf_) buf_->ref();
+  }
+  Val(Val&& o) noexcept : data_(o.data_), buf_(o.buf_), shape_(o.shape_), dtype_(o.dtype_) {
+    o.data_ = nullptr;
+    o.buf_ = nullptr;
+  }
+  Val& operator=(Val o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(buf_, o.buf_);
+    shape_ = o.shape_;
+    dtype_ = o.dtype_;
+    return *this;
+  }
+  ~Val() {
+    if (buf_) buf_->unref();
+  }
+
+  /// A fresh pooled value (uninitialised).
+  static Val empty(Shape s, DType d);
+  /// A fresh pooled value filled with `v`.
+  static Val filled(Shape s, DType d, double v);
+
+  explicit operator bool() const { return data_ != nullptr; }
+  void* data() const { return data_; }
+  Buffer* buffer() const { return buf_; }
+  const Shape& shape() const { return shape_; }
+  DType dtype() const { return dtype_; }
+  /// True when this handle is the only reference to an owned buffer (safe to update in place).
+  bool unique() const { return buf_ && buf_->rc == 1 && buf_->size_class >= 0; }
+  /// Same data, another shape of the same size (C-order reshape is free).
+  Val relabel(Shape s) const {
+    Val v(*this);
+    v.shape_ = s;
+    return v;
+  }
+
+  template <class T> T* ptr() const { return static_cast<T*>(data_); }
+  template <class T> MapMat<T> mat() const { return MapMat<T>(ptr<T>(), shape_.rows, shape_.cols); }
+  template <class T> MapArr<T> arr() const { return MapArr<T>(ptr<T>(), shape_.size()); }
+
+ private:
+  void* data_ = nullptr;
+  Buffer* buf_ = nullptr;
+  Shape shape_{};
+  DType dtype_ = DType::f64;
+};
+
+}  // namespace matgrad

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+#include <matgrad/node.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace matgrad {
+
+namespace {
+
+// Per-thread free list of node blocks, bounded.
+constexpr std::size_t kNodeCache = 1 << 14;
+
+thread_local bool t_cache_gone = false;
+
+struct NodeCache {
+  std::vector<void*> blocks;
+  ~NodeCache() {
+    for (void* p : blocks) std::free(p);
+    t_cache_gone = true;
+  }
+};
+
+NodeCache& node_cache() {
+  thread_local NodeCache c;
+  return c;
+}
+
+thread_local bool t_grad_enabled = true;
+
+}  // namespace
+
+void* Node::operator new(std::size_t n) {
+  if (!t_cache_gone && n == sizeof(Node)) {
+    NodeCache& c = node_cache();
+    if (!c.blocks.empty()) {
+      void* p = c.blocks.back();
+      c.blocks.pop_back();
+      return p;
+    }
+  }
+  void* p = std::aligned_alloc(alignof(Node), (n + alignof(Node) - 1) / alignof(Node) * alignof(Node));
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+void Node::operator delete(void* p) noexcept {
+  if (t_cache_gone) {
+    std::free(p);
+    return;
+  }
+  NodeCache& c = node_cache();
+  if (c.blocks.size() < kNodeCache) {
+    c.blocks.push_back(p);
+  } else {
+    std::free(p);
+  }
+}
+
+Node::~Node() {
+  if (buf) buf->unref();
+}
+
+// Note [iterative release]
+// Dropping the last reference to the output of a 10^6-node chain must not recurse once per
+// node. release_node detaches a dying node's parents and gradient into a per-thread pending
+// list and frees them in a loop; a release that starts while the loop runs (a destructor that
+// drops another graph) only appends to the list.
+void release_node(Node* n) {
+  thread_local std::vector<Node*> pending;
+  thread_local bool active = false;
+  pending.push_back(n);
+  if (active) return;
+  active = true;
+  while (!pending.empty()) {
+    Node* x = pending.back();
+    pending.pop_back();
+    auto drop = [](NodeRef& r) {
+      if (Node* p = r.release()) {
+        if (--p->rc == 0) pending.push_back(p);
+      }
+    };
+    for (int i = 0; i < x->nparents && i < Node::kInlineParents; ++i) drop(x->parents_inline[i]);
+    if (x->parents_heap) {
+      for (int i = 0; i < x->nparents; ++i) drop(x->parents_heap[i]);
+    }
+    drop(x->grad);
+    delete x;
+  }
+  active = false;
+}
+
+NodeRef make_node(OpId op, Shape shape, DType dtype) {
+  Node* n = new Node();
+  n->op = op;
+  n->shape = shape;
+  n->dtype = dtype;
+  std::size_t bytes = std::size_t(shape.size()) * itemsize(dtype);
+  if (bytes <= Node::kInlineBytes) {
+    n->data = n->inline_data;
+  } else {
+    n->buf = Buffer::allocate(bytes);
+    n->buf->ref();
+    n->data = n->buf->data;
+  }
+  return NodeRef(n);
+}
+
+NodeRef make_leaf(const Val& v, bool requires_grad) {
+  NodeRef n = make_node(OpId::leaf, v.shape(), v.dtype());
+  std::memcpy(n->data, v.data(), std::size_t(v.shape().size()) * itemsize(v.dtype()));
+  n->requires_grad = requires_grad;
+  return n;
+}
+
+NodeRef make_leaf_shared(Buffer* buf, void* data, Shape shape, DType dtype, bool requires_grad) {
+  Node* n = new Node();
+  n->shape = shape;
+  n->dtype = dtype;
+  n->buf = buf;
+  buf->ref();
+  n->data = data;
+  n->requires_grad = requires_grad;
+  return NodeRef(n);
+}
+
+bool grad_enabled() { return t_grad_enabled; }
+void set_grad_enabled(bool on) { t_grad_enabled = on; }
+
+}  // namespace matgrad

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+#include "registry.hpp"
+
+#include <array>
+#include <string>
+#include <vector>
+
+namespace matgrad {
+
+namespace {
+
+struct Table {
+  OpDef defs[static_cast<int>(OpId::count_)];
+  Table() {
+    defs[0].name = "leaf";
+    defs[0].arity = 0;
+    register_elementwise(defs);
+    register_reduction(defs);
+    register_shape(defs);
+    register_linalg(defs);
+  }
+};
+
+const Table& table() {
+  static const Table t;
+  return t;
+}
+
+// Small fixed arrays for the common case, a vector beyond.
+template <class T, int N = 4>
+struct SmallArray {
+  std::array<T, N> inl;
+  std::vector<T> heap;
+  T* p;
+  explicit SmallArray(int n) : p(inl.data()) {
+    if (n > N) {
+      heap.resize(n);
+      p = heap.data();
+    }
+  }
+  T& operator[](int i) { return p[i]; }
+};
+
+}  // namespace
+
+const OpDef& opdef(OpId op) { return table().defs[static_cast<int>(op)]; }
+const char* op_name(OpId op) { return opdef(op).name; }
+
+void fail_shapes(const char* op, const char* what, const Shape* in, int n) {
+  std::string msg = std::string(op) + ": ";
+  if (n == 1) {
+    msg += "shape " + in[0].str();
+  } else {
+    msg += "shapes ";
+    for (int i = 0; i < n; ++i) msg += (i ? (i + 1 == n ? " and " : ", ") : "") + in[i].str();
+  }
+  msg += std::string(" ") + what;
+  throw ShapeError(msg);
+}
+
+Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  auto dim = [&](std::int64_t x, std::int64_t y) {
+    if (x == y || y == 1) return x;
+    if (x == 1) return y;
+    Shape s[2] = {a, b};
+    fail_shapes(op, "cannot be broadcast together", s, 2);
+  };
+  Shape out;
+  out.ndim = std::max(a.ndim, b.ndim);
+  out.rows = dim(a.rows, b.rows);
+  out.cols = dim(a.cols, b.cols);
+  return out;
+}
+
+NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
+  const OpDef& d = opdef(op);
+  SmallArray<Shape> shapes(n);
+  SmallArray<Val> vals(n);
+  bool rg = false;
+  for (int i = 0; i < n; ++i) {
+    const Node& x = *in[i];
+    if (x.dtype != in[0]->dtype)
+      throw TypeError(std::string(d.name) + ": inputs have different dtypes " + dtype_name(in[0]->dtype) +
+                      " and " + dtype_name(x.dtype));
+    shapes[i] = x.shape;
+    vals[i] = Val(x.data, x.shape, x.dtype);  // borrowed: the inputs outlive the kernel
+    rg = rg || x.requires_grad;
+  }
+  Shape s = d.shape(attr, shapes.p, n);
+  DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[0]->dtype;
+  NodeRef out = make_node(op, s, dt);
+  Node& o = *out;
+  o.attr = attr;
+  Val ov(o.data, s, dt);
+  d.forward(KernelArgs{attr, vals.p, n, ov, &o.state});
+  if (rg && d.vjp_value && grad_enabled()) {
+    o.requires_grad = true;
+    o.nparents = static_cast<std::uint16_t>(n);
+    if (n <= Node::kInlineParents) {
+      for (int i = 0; i < n; ++i) o.parents_inline[i] = in[i];
+    } else {
+      o.parents_heap.reset(new NodeRef[n]);
+      for (int i = 0; i < n; ++i) o.parents_heap[i] = in[i];
+    }
+  }
+  return out;
+}
+
+Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr) {
+  const OpDef& d = opdef(op);
+  SmallArray<Shape> shapes(n);
+  for (int i = 0; i < n; ++i) shapes[i] = in[i].shape();
+  Shape s = d.shape(attr, shapes.p, n);
+  DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[0].dtype();
+  Val out = Val::empty(s, dt);
+  std::unique_ptr<OpState> state;
+  d.forward(KernelArgs{attr, in, n, out, &state});
+  return out;
+}
+
+void ValueAlg::accumulate(Val& slot, Val&& v) {
+  if (!slot) {
+    slot = std::move(v);
+  } else if (slot.unique() && slot.shape().same_storage(v.shape()) && slot.dtype() == v.dtype()) {
+    if (slot.dtype() == DType::f64)
+      slot.arr<double>() += v.arr<double>();
+    else
+      slot.arr<float>() += v.arr<float>();
+  } else {
+    slot = add(slot, v);
+  }
+}
+
+// ---- front end: promotion and argument checks, then apply ----
+
+NodeRef unary(OpId op, const NodeRef& x) { return apply(op, {x}); }
+
+NodeRef binary(OpId op, const NodeRef& x, const NodeRef& y) {
+  if (x->dtype == y->dtype) return apply(op, {x, y});
+  if (x->dtype == DType::f32) return apply(op, {cast(x, DType::f64), y});
+  return apply(op, {x, cast(y, DType::f64)});
+}
+
+NodeRef scalar_op(OpId op, const NodeRef& x, double s) {
+  Attr a;
+  a.s = s;
+  return apply(op, {x}, a);
+}
+
+NodeRef sum(const NodeRef& x, int axis) {
+  Attr a;
+  a.axis = axis;
+  return apply(OpId::sum, {x}, a);
+}
+
+NodeRef mean(const NodeRef& x, int axis) {
+  Attr a;
+  a.axis = axis;
+  return apply(OpId::mean, {x}, a);
+}
+
+NodeRef matmul(const NodeRef& x, const NodeRef& y, bool ta, bool tb) {
+  Attr a;
+  a.ta = ta && x->shape.ndim == 2;  // transposing a vector is the identity (as in NumPy)
+  a.tb = tb && y->shape.ndim == 2;
+  if (x->dtype != y->dtype) {
+    if (x->dtype == DType::f32) return apply(OpId::matmul, {cast(x, DType::f64), y}, a);
+    return apply(OpId::matmul, {x, cast(y, DType::f64)}, a);
+  }
+  return apply(OpId::matmul, {x, y}, a);
+}
+
+NodeRef transpose(const NodeRef& x) { return apply(OpId::transpose, {x}); }
+
+NodeRef reshape(const NodeRef& x, Shape s) {
+  Attr a;
+  a.shape = s;
+  return apply(OpId::reshape, {x}, a);
+}
+
+NodeRef cast(const NodeRef& x, DType d) {
+  if (x->dtype == d) return x;
+  Attr a;
+  a.dtype = d;
+  return apply(OpId::cast, {x}, a);
+}
+
+NodeRef broadcast_to(const NodeRef& x, Shape s) {
+  Attr a;
+  a.shape = s;
+  return apply(OpId::broadcast_to, {x}, a);
+}
+
+NodeRef alias(const NodeRef& x) { return apply(OpId::alias, {x}); }
+
+NodeRef full(Shape s, DType d, double v) {
+  NodeRef n = make_node(OpId::leaf, s, d);
+  if (d == DType::f64)
+    MapArr<double>(static_cast<double*>(n->data), s.size()).setConstant(v);
+  else
+    MapArr<float>(static_cast<float*>(n->data), s.size()).setConstant(static_cast<float>(v));
+  return n;
+}
+
+}  // namespace matgrad

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+// Module-level op functions: mg.sin(x), mg.matmul(a, b), ... (conversion only).
+#include "common.hpp"
+
+#include <string>
+
+namespace matgrad::py_bind {
+
+namespace {
+
+const char* bin_name(Bin op) {
+  switch (op) {
+    case Bin::add:
+      return "add";
+    case Bin::sub:
+      return "sub";
+    case Bin::mul:
+      return "mul";
+    case Bin::div:
+      return "div";
+    case Bin::pow:
+      return "pow";
+    case Bin::matmul:
+      return "matmul";
+    case Bin::maximum:
+      return "maximum";
+    case Bin::minimum:
+      return "minimum";
+  }
+  return "?";
+}
+
+OpId bin_op(Bin op) {
+  switch (op) {
+    case Bin::add:
+      return OpId::add;
+    case Bin::sub:
+      return OpId::sub;
+    case Bin::mul:
+      return OpId::mul;
+    case Bin::div:
+      return OpId::div;
+    case Bin::pow:
+      return OpId::pow;
+    case Bin::maximum:
+      return OpId::maximum;
+    case Bin::minimum:
+      return OpId::minimum;
+    case Bin::matmul:
+      break;
+  }
+  return OpId::matmul;
+}
+
+// A module-level binary function: the first Tensor operand decides the weak-scalar dtype.
+NodeRef binary_fn(Bin op, py::handle x, py::handle y) {
+  if (is_tensor(x)) return binop(op, NodeRef(tensor_ptr(x)), y, false);
+  if (is_tensor(y)) return binop(op, NodeRef(tensor_ptr(y)), x, true);
+  NodeRef xn = as_node(x, bin_name(op));
+  return binop(op, xn, y, false);
+}
+
+template <OpId Op>
+void def_unary(py::module_& m, const char* name, const char* doc) {
+  m.def(
+      name, [](py::handle x) { return unary(Op, as_node(x, op_name(Op))); }, py::arg("x"), doc);
+}
+
+}  // namespace
+
+NodeRef binop(Bin op, const NodeRef& x, py::handle other, bool reflected) {
+  const char* name = bin_name(op);
+  if (is_weak_scalar(other) && op != Bin::matmul && op != Bin::maximum && op != Bin::minimum) {
+    const double s = weak_scalar_value(other, name);
+    switch (op) {
+      case Bin::add:
+        return scalar_op(OpId::add_s, x, s);
+      case Bin::sub:
+        return reflected ? scalar_op(OpId::rsub_s, x, s) : scalar_op(OpId::add_s, x, -s);
+      case Bin::mul:
+        return scalar_op(OpId::mul_s, x, s);
+      case Bin::div:
+        return reflected ? scalar_op(OpId::rdiv_s, x, s) : scalar_op(OpId::div_s, x, s);
+      case Bin::pow:
+        return reflected ? scalar_op(OpId::rpow_s, x, s) : scalar_op(OpId::pow_s, x, s);
+      default:
+        break;
+    }
+  }
+  NodeRef y = as_node(other, name, x->dtype);
+  const NodeRef& a = reflected ? y : x;
+  const NodeRef& b = reflected ? x : y;
+  if (op == Bin::matmul) return matmul(a, b);
+  return binary(bin_op(op), a, b);
+}
+
+int parse_axis(py::handle axis, const char* op) {
+  if (axis.is_none()) return kAxisNone;
+  if (!PyLong_Check(axis.ptr()) || PyBool_Check(axis.ptr()))
+    throw TypeError(std::string(op) + ": axis must be None or an int, got " + Py_TYPE(axis.ptr())->tp_name);
+  long v = PyLong_AsLong(axis.ptr());
+  if (v == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    v = 1 << 20;
+  }
+  if (v < -2 || v > 1) v = (v < 0 ? -1000 : 999);  // out of range for any shape: the op reports it
+  return static_cast<int>(v);
+}
+
+Shape parse_reshape(py::handle shape, const Shape& from) {
+  std::vector<long long> dims;
+  if (PyLong_Check(shape.ptr())) {
+    dims.push_back(shape.cast<long long>());
+  } else if (py::isinstance<py::sequence>(shape) && !PyUnicode_Check(shape.ptr())) {
+    for (py::handle d : shape) {
+      if (!PyLong_Check(d.ptr()) && !py::hasattr(d, "__index__"))
+        throw TypeError("reshape: shape entries must be ints, got " + std::string(Py_TYPE(d.ptr())->tp_name));
+      dims.push_back(py::int_(py::reinterpret_borrow<py::object>(d)).cast<long long>());
+    }
+  } else {
+    throw TypeError("reshape: shape must be an int or a tuple of ints, got " +
+                    std::string(Py_TYPE(shape.ptr())->tp_name));
+  }
+  std::string req = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i)
+    req += std::to_string(dims[i]) + (dims.size() == 1 ? "," : (i + 1 < dims.size() ? ", " : ""));
+  req += ")";
+  if (dims.size() > 2)
+    throw ShapeError("reshape: shapes of more than 2 dimensions are not supported (shape " + from.str() +
+                     " into " + req + ")");
+  long long known = 1;
+  int unknown = -1;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == -1 && unknown < 0) {
+      unknown = int(i);
+    } else if (dims[i] < 0) {
+      throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
+    } else {
+      known *= dims[i];
+    }
+  }
+  if (unknown >= 0) {
+    if (known == 0 || from.size() % known != 0)
+      throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
+    dims[unknown] = from.size() / known;
+  }
+  Shape s;
+  if (dims.empty()) s = Shape::scalar();
+  else if (dims.size() == 1) s = Shape::vector(dims[0]);
+  else s = Shape::matrix(dims[0], dims[1]);
+  if (s.size() != from.size())
+    throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
+  return s;
+}
+
+void bind_ops(py::module_& m) {
+  def_unary<OpId::neg>(m, "neg", "neg(x) = -x. d/dx: -G");
+  def_unary<OpId::exp>(m, "exp", "exp(x), elementwise. d/dx: G * exp(x)");
+  def_unary<OpId::log>(m, "log", "log(x) (natural), elementwise. d/dx: G / x");
+  def_unary<OpId::sin>(m, "sin", "sin(x), elementwise. d/dx: G * cos(x)");
+  def_unary<OpId::cos>(m, "cos", "cos(x), elementwise. d/dx: -G * sin(x)");
+  def_unary<OpId::tan>(m, "tan", "tan(x), elementwise. d/dx: G * (1 + tan(x)^2)");
+  def_unary<OpId::tanh>(m, "tanh", "tanh(x), elementwise. d/dx: G * (1 - tanh(x)^2)");
+  def_unary<OpId::sqrt>(m, "sqrt", "sqrt(x), elementwise. d/dx: G / (2 sqrt(x))");
+  def_unary<OpId::abs>(m, "abs", "|x|, elementwise. d/dx: G * sign(x) (0 at 0)");
+  def_unary<OpId::square>(m, "square", "x^2, elementwise. d/dx: 2 G x");
+  def_unary<OpId::sigmoid>(m, "sigmoid", "1 / (1 + exp(-x)), elementwise. d/dx: G * s (1 - s)");
+  def_unary<OpId::relu>(m, "relu", "max(x, 0), elementwise. d/dx: G * [x > 0] (0 at 0)");
+  def_unary<OpId::softplus>(m, "softplus", "log(1 + exp(x)), elementwise, stable. d/dx: G * sigmoid(x)");
+
+  auto def_bin = [&m](const char* name, Bin op, const char* doc) {
+    m.def(
+        name, [op](py::handle x, py::handle y) { return binary_fn(op, x, y); }, py::arg("x"), py::arg("y"), doc);
+  };
+  def_bin("add", Bin::add, "x + y with NumPy broadcasting. d/dx: G, d/dy: G (summed to each shape)");
+  def_bin("sub", Bin::sub, "x - y with broadcasting. d/dx: G, d/dy: -G");
+  def_bin("mul", Bin::mul, "x * y with broadcasting. d/dx: G * y, d/dy: G * x");
+  def_bin("div", Bin::div, "x / y with broadcasting. d/dx: G / y, d/dy: -G x / y^2");
+  def_bin("pow", Bin::pow, "x ** y with broadcasting. d/dx: G y x^(y-1), d/dy: G x^y log(x)");
+  def_bin("maximum", Bin::maximum, "elementwise max. Gradient to the larger; ties split equally");
+  def_bin("minimum", Bin::minimum, "elementwise min. Gradient to the smaller; ties split equally");
+  def_bin("matmul", Bin::matmul,
+          "x @ y (numpy.matmul for 0-D/1-D/2-D). d/dx: G y^T, d/dy: x^T G");
+
+  m.def(
+      "sum", [](py::handle x, py::handle axis) { return sum(as_node(x, "sum"), parse_axis(axis, "sum")); },
+      py::arg("x"), py::arg("axis") = py::none(),
+      "Sum over axis (None, 0, 1, -1, -2), no keepdims. d/dx: G broadcast back over the axis");
+  m.def(
+      "mean", [](py::handle x, py::handle axis) { return mean(as_node(x, "mean"), parse_axis(axis, "mean")); },
+      py::arg("x"), py::arg("axis") = py::none(),
+      "Mean over axis (None, 0, 1, -1, -2). d/dx: G / n broadcast back over the axis");
+  m.def(
+      "transpose", [](py::handle x) { return transpose(as_node(x, "transpose")); }, py::arg("x"),
+      "x^T (identity for 0-D and 1-D). d/dx: G^T");
+  m.def(
+      "reshape",
+      [](py::handle x, py::handle shape) {
+        NodeRef n = as_node(x, "reshape");
+        return reshape(n, parse_reshape(shape, n->shape));
+      },
+      py::arg("x"), py::arg("shape"), "C-order reshape (one -1 allowed). d/dx: reshape(G, x.shape)");
+}
+
+}  // namespace matgrad::py_bind

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// Shared by the binding files: conversion between Python objects and graph nodes. No engine
+// logic lives here.
+#pragma once
+
+#include <matgrad/matgrad.hpp>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+PYBIND11_DECLARE_HOLDER_TYPE(T, matgrad::Ref<T>, true)
+
+namespace matgrad::py_bind {
+
+namespace py = pybind11;
+
+/// The Python type object of Tensor (set once by bind_tensor).
+extern PyTypeObject* g_tensor_type;
+
+inline bool is_tensor(py::handle h) { return Py_TYPE(h.ptr()) == g_tensor_type || PyObject_TypeCheck(h.ptr(), g_tensor_type); }
+
+/// The node behind a Tensor object (no type check: call is_tensor first).
+inline Node* tensor_ptr(py::handle h) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(h.ptr());
+  if (inst->simple_layout) return static_cast<Node*>(inst->simple_value_holder[0]);
+  return static_cast<Node*>(inst->get_value_and_holder().value_ptr());
+}
+
+/// True for exact Python float/int/bool: weak scalars (NEP 50), kept as op attributes.
+inline bool is_weak_scalar(py::handle h) {
+  return PyFloat_CheckExact(h.ptr()) || PyLong_CheckExact(h.ptr()) || PyBool_Check(h.ptr());
+}
+double weak_scalar_value(py::handle h, const char* op);
+
+/// Convert any accepted input (Tensor, ndarray, list, NumPy or Python scalar) to a node.
+/// Python scalars become 0-D constants of `weak_dtype`. Raises TypeError/ValueError naming op.
+NodeRef as_node(py::handle h, const char* op, DType weak_dtype = DType::f64);
+/// A leaf from array-like data (the rules of mg.tensor).
+NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always = false);
+/// Parse a dtype argument (None -> nullptr result).
+bool parse_dtype(py::handle dtype, DType& out, const char* op);
+
+py::tuple shape_tuple(const Shape& s);
+py::dtype numpy_dtype(DType d);
+/// A read-only NumPy view of the node's value that keeps the node alive.
+py::array view_of(const NodeRef& n);
+/// A writable NumPy array the caller owns (hands over the buffer when nothing else uses it).
+py::array owned_array(const Val& v);
+
+/// The binary operators: x op other (reflected: other op x), with weak Python scalars kept
+/// as attributes and everything else converted by as_node.
+enum class Bin { add, sub, mul, div, pow, matmul, maximum, minimum };
+NodeRef binop(Bin op, const NodeRef& x, py::handle other, bool reflected);
+/// Axis argument: None or an int.
+int parse_axis(py::handle axis, const char* op);
+/// Target shape of a reshape: an int or a sequence of at most 2 ints, one of which may be -1.
+Shape parse_reshape(py::handle shape, const Shape& from);
+
+void bind_tensor(py::module_& m);
+void bind_ops(py::module_& m);
+void bind_transforms(py::module_& m);
+
+}  // namespace matgrad::py_bind

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+// matgrad._core: conversions, error mapping and the module entry point.
+#include "common.hpp"
+
+#include <cstring>
+#include <string>
+
+namespace matgrad::py_bind {
+
+PyTypeObject* g_tensor_type = nullptr;
+
+namespace {
+
+PyObject* g_linalg_error = nullptr;  // numpy.linalg.LinAlgError (kept for the process)
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    s += std::to_string(a.shape(i));
+    s += (a.ndim() == 1) ? "," : (i + 1 < a.ndim() ? ", " : "");
+  }
+  return s + ")";
+}
+
+std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
+
+void release_pyobject(void* ctx) {
+  py::gil_scoped_acquire gil;
+  Py_DECREF(static_cast<PyObject*>(ctx));
+}
+
+Shape shape_of(const py::array& a) {
+  switch (a.ndim()) {
+    case 0:
+      return Shape::scalar();
+    case 1:
+      return Shape::vector(a.shape(0));
+    default:
+      return Shape::matrix(a.shape(0), a.shape(1));
+  }
+}
+
+}  // namespace
+
+double weak_scalar_value(py::handle h, const char* op) {
+  double v = PyFloat_CheckExact(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : PyLong_AsDouble(h.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw TypeError(std::string(op) + ": the integer operand is too large for float64");
+  }
+  return v;
+}
+
+bool parse_dtype(py::handle dtype, DType& out, const char* op) {
+  if (dtype.is_none()) return false;
+  py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+  if (dt.is(numpy_dtype(DType::f64)) || dt.equal(numpy_dtype(DType::f64))) {
+    out = DType::f64;
+  } else if (dt.equal(numpy_dtype(DType::f32))) {
+    out = DType::f32;
+  } else {
+    throw TypeError(std::string(op) + ": dtype must be float32 or float64, got " +
+                    py::str(dt).cast<std::string>());
+  }
+  return true;
+}
+
+NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always) {
+  DType want = DType::f64;
+  bool forced = parse_dtype(dtype, want, op);
+  if (is_weak_scalar(h)) {
+    NodeRef n = full(Shape::scalar(), want, weak_scalar_value(h, op));
+    n->requires_grad = requires_grad;
+    return n;
+  }
+  if (PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr()) || h.is_none())
+    throw TypeError(std::string(op) + ": expected a number, array or Tensor, got " + type_name(h));
+  if (PyComplex_Check(h.ptr()))
+    throw TypeError(std::string(op) + ": complex input is not supported (got " + type_name(h) + ")");
+  py::array a;
+  try {
+    a = py::array::ensure(h);
+  } catch (py::error_already_set&) {
+    a = py::array();
+  }
+  if (!a) {
+    PyErr_Clear();
+    throw TypeError(std::string(op) + ": cannot convert " + type_name(h) + " to an array");
+  }
+  const char kind = a.dtype().kind();
+  if (kind == 'c')
+    throw TypeError(std::string(op) + ": complex input is not supported (dtype " +
+                    py::str(a.dtype()).cast<std::string>() + ", shape " + shape_str(a) + ")");
+  if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+    throw TypeError(std::string(op) + ": expected numbers, got an array of dtype " +
+                    py::str(a.dtype()).cast<std::string>() + " with shape " + shape_str(a));
+  if (a.ndim() > 2)
+    throw ShapeError(std::string(op) + ": arrays of more than 2 dimensions are not supported (got shape " +
+                     shape_str(a) + ")");
+  if (!forced) want = (kind == 'f' && a.itemsize() <= 4) ? DType::f32 : DType::f64;
+  const Shape s = shape_of(a);
+  const py::dtype np_want = numpy_dtype(want);
+  const bool exact = a.dtype().equal(np_want) && (a.flags() & py::array::c_style) &&
+                     (a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_);
+  if (exact && (!requires_grad || map_always)) {
+    // Zero copy: the node maps the array's memory and holds a reference to the array.
+    PyObject* owner = a.ptr();
+    Py_INCREF(owner);
+    Buffer* b = Buffer::external(const_cast<void*>(a.data()), std::size_t(a.nbytes()), release_pyobject, owner);
+    return make_leaf_shared(b, b->data, s, want, requires_grad);
+  }
+  NodeRef n = make_node(OpId::leaf, s, want);
+  n->requires_grad = requires_grad;
+  if (exact) {
+    std::memcpy(n->data, a.data(), std::size_t(a.nbytes()));
+  } else {
+    // Let NumPy convert (strides, byte order, ints, bools) straight into the node's storage.
+    std::vector<py::ssize_t> shape(a.shape(), a.shape() + a.ndim());
+    py::capsule keep(new NodeRef(n), [](void* p) { delete static_cast<NodeRef*>(p); });
+    py::array dst(np_want, shape, n->data, keep);
+    py::module_::import("numpy").attr("copyto")(dst, a, py::arg("casting") = "unsafe");
+  }
+  return n;
+}
+
+NodeRef as_node(py::handle h, const char* op, DType weak_dtype) {
+  if (is_tensor(h)) return NodeRef(tensor_ptr(h));
+  if (is_weak_scalar(h)) return full(Shape::scalar(), weak_dtype, weak_scalar_value(h, op));
+  return node_from_data(h, false, py::none(), op);
+}
+
+py::tuple shape_tuple(const Shape& s) {
+  switch (s.ndim) {
+    case 0:
+      return py::tuple();
+    case 1:
+      return py::make_tuple(s.cols);
+    default:
+      return py::make_tuple(s.rows, s.cols);
+  }
+}
+
+py::dtype numpy_dtype(DType d) {
+  static py::dtype* f64 = new py::dtype(py::dtype::of<double>());
+  static py::dtype* f32 = new py::dtype(py::dtype::of<float>());
+  return d == DType::f64 ? *f64 : *f32;
+}
+
+namespace {
+py::array make_array(DType d, const Shape& s, void* data, py::handle base) {
+  std::vector<py::ssize_t> shape, strides;
+  const py::ssize_t item = py::ssize_t(itemsize(d));
+  if (s.ndim == 1) {
+    shape = {s.cols};
+    strides = {item};
+  } else if (s.ndim == 2) {
+    shape = {s.rows, s.cols};
+    strides = {s.cols * item, item};
+  }
+  return py::array(numpy_dtype(d), shape, strides, data, base);
+}
+}  // namespace
+
+py::array view_of(const NodeRef& n) {
+  py::capsule base(new NodeRef(n), [](void* p) { delete static_cast<NodeRef*>(p); });
+  py::array a = make_array(n->dtype, n->shape, n->data, base);
+  py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return a;
+}
+
+py::array owned_array(const Val& v) {
+  if (v.unique()) {
+    Buffer* b = v.buffer();
+    b->ref();
+    py::capsule base(b, [](void* p) { static_cast<Buffer*>(p)->unref(); });
+    return make_array(v.dtype(), v.shape(), v.data(), base);
+  }
+  py::array a = make_array(v.dtype(), v.shape(), nullptr, py::handle());
+  std::memcpy(a.mutable_data(), v.data(), std::size_t(v.shape().size()) * itemsize(v.dtype()));
+  return a;
+}
+
+}  // namespace matgrad::py_bind
+
+PYBIND11_MODULE(_core, m) {
+  using namespace matgrad::py_bind;
+  m.doc() = "matgrad's C++ engine (bindings only; use the matgrad package)";
+  m.attr("__version__") = MATGRAD_VERSION;
+  g_linalg_error = py::object(py::module_::import("numpy.linalg").attr("LinAlgError")).release().ptr();
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const matgrad::ShapeError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const matgrad::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const matgrad::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const matgrad::LinAlgError& e) {
+      PyErr_SetString(g_linalg_error, e.what());
+    } catch (const matgrad::GraphError& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+  bind_tensor(m);
+  bind_ops(m);
+  bind_transforms(m);
+}
