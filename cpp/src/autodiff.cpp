@@ -4,6 +4,7 @@
 
 #include "ops/registry.hpp"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,15 +20,83 @@ namespace {
 //    VJP for the parents that are useful, sums each cotangent back to the parent's shape and
 //    adds it to the parent's adjoint (fan-out is summed there). Adjoints of intermediate
 //    nodes are dropped as soon as they have been propagated.
-struct Walk {
-  std::vector<Node*> order;
-  struct Frame {
-    Node* n;
-    int i;
-  };
-  std::vector<Frame> stack;
+struct Frame {
+  Node* n;
+  int i;
+};
 
-  explicit Walk(Node* root) {
+// Per-thread scratch vectors, reused across sweeps (a small sweep should not pay for a dozen
+// allocations). A sweep started while another runs on the same thread gets its own.
+template <class T>
+struct Scratch {
+  std::vector<Node*> order;
+  std::vector<Frame> stack;
+  std::vector<T> adj, in, dx;
+  std::vector<char> target, useful, needs;
+  bool busy = false;
+};
+
+template <class T>
+Scratch<T>* acquire_scratch(std::unique_ptr<Scratch<T>>& own) {
+  thread_local Scratch<T> shared;
+  Scratch<T>* s = &shared;
+  if (s->busy) {
+    own.reset(new Scratch<T>());
+    s = own.get();
+  }
+  s->busy = true;
+  return s;
+}
+
+template <class Alg>
+typename Alg::T fit(Alg& alg, typename Alg::T v, const Node& p) {
+  if (!alg.shape(v).same_storage(p.shape)) v = alg.sum_to(v, p.shape);
+  if (alg.shape(v).ndim != p.shape.ndim) v = alg.reshape(v, p.shape);
+  if (alg.dtype(v) != p.dtype) v = alg.cast(v, p.dtype);
+  return v;
+}
+
+inline VjpValFn vjp_of(const OpDef& d, ValueAlg*) { return d.vjp_value; }
+inline VjpGraphFn vjp_of(const OpDef& d, GraphAlg*) { return d.vjp_graph; }
+
+template <class Alg>
+struct Sweep {
+  using T = typename Alg::T;
+  Alg alg;
+  std::unique_ptr<Scratch<T>> own;
+  Scratch<T>& sc;
+  std::vector<Node*>& order;
+  std::vector<T>& adj;
+  std::vector<char>& target;
+
+  // targets == nullptr: every leaf and every retains_grad node is a target (backward()).
+  Sweep(Node* root, T seed, const std::vector<NodeRef>* targets)
+      : sc(*acquire_scratch<T>(own)), order(sc.order), adj(sc.adj), target(sc.target) {
+    try {
+      run(root, std::move(seed), targets);
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  ~Sweep() { release(); }
+  Sweep(const Sweep&) = delete;
+  Sweep& operator=(const Sweep&) = delete;
+
+  void release() {
+    if (!sc.busy) return;
+    for (Node* n : order) n->mark = 0;
+    for (Frame& f : sc.stack) f.n->mark = 0;
+    order.clear();
+    sc.stack.clear();
+    adj.clear();
+    sc.in.clear();
+    sc.dx.clear();
+    sc.busy = false;
+  }
+
+  void walk(Node* root) {
+    auto& stack = sc.stack;
     root->mark = -1;
     stack.push_back({root, 0});
     while (!stack.empty()) {
@@ -46,36 +115,9 @@ struct Walk {
       }
     }
   }
-  ~Walk() {
-    for (Node* n : order) n->mark = 0;
-    for (Frame& f : stack) f.n->mark = 0;
-  }
-  Walk(const Walk&) = delete;
-  Walk& operator=(const Walk&) = delete;
-};
 
-template <class Alg>
-typename Alg::T fit(Alg& alg, typename Alg::T v, const Node& p) {
-  if (!alg.shape(v).same_storage(p.shape)) v = alg.sum_to(v, p.shape);
-  if (alg.shape(v).ndim != p.shape.ndim) v = alg.reshape(v, p.shape);
-  if (alg.dtype(v) != p.dtype) v = alg.cast(v, p.dtype);
-  return v;
-}
-
-inline VjpValFn vjp_of(const OpDef& d, ValueAlg*) { return d.vjp_value; }
-inline VjpGraphFn vjp_of(const OpDef& d, GraphAlg*) { return d.vjp_graph; }
-
-template <class Alg>
-struct Sweep {
-  using T = typename Alg::T;
-  Alg alg;
-  Walk walk;
-  std::vector<T> adj;
-  std::vector<char> target;
-
-  // targets == nullptr: every leaf and every retains_grad node is a target (backward()).
-  Sweep(Node* root, T seed, const std::vector<NodeRef>* targets) : walk(root) {
-    const auto& order = walk.order;
+  void run(Node* root, T seed, const std::vector<NodeRef>* targets) {
+    walk(root);
     const std::size_t N = order.size();
     target.assign(N, 0);
     if (targets) {
@@ -84,7 +126,8 @@ struct Sweep {
     } else {
       for (std::size_t i = 0; i < N; ++i) target[i] = order[i]->is_leaf() || order[i]->retains_grad;
     }
-    std::vector<char> useful(N, 0);
+    auto& useful = sc.useful;
+    useful.assign(N, 0);
     for (std::size_t i = 0; i < N; ++i) {
       char u = target[i];
       const Node* n = order[i];
@@ -96,8 +139,9 @@ struct Sweep {
     }
     adj.resize(N);
     adj[N - 1] = std::move(seed);
-    std::vector<T> in, dx;
-    std::vector<char> needs;
+    auto& in = sc.in;
+    auto& dx = sc.dx;
+    auto& needs = sc.needs;
     for (std::size_t i = N; i-- > 0;) {
       if (!useful[i] || !adj[i]) continue;
       Node* n = order[i];
@@ -180,8 +224,8 @@ void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
   if (!create_graph) {
     Sweep<ValueAlg> s(out.get(), value_seed(out, seed, "backward"), nullptr);
     GradMode off(false);
-    for (std::size_t i = 0; i < s.walk.order.size(); ++i) {
-      Node* n = s.walk.order[i];
+    for (std::size_t i = 0; i < s.order.size(); ++i) {
+      Node* n = s.order[i];
       if (!s.target[i] || !s.adj[i]) continue;
       NodeRef g = node_of(s.adj[i], *n);
       n->grad = n->grad ? apply(OpId::add, {n->grad, g}) : g;
@@ -189,8 +233,8 @@ void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
   } else {
     GradMode on(true);
     Sweep<GraphAlg> s(out.get(), graph_seed(out, seed, "backward"), nullptr);
-    for (std::size_t i = 0; i < s.walk.order.size(); ++i) {
-      Node* n = s.walk.order[i];
+    for (std::size_t i = 0; i < s.order.size(); ++i) {
+      Node* n = s.order[i];
       if (!s.target[i] || !s.adj[i]) continue;
       NodeRef g = fit(s.alg, s.adj[i], *n);
       n->grad = n->grad ? apply(OpId::add, {n->grad, g}) : g;

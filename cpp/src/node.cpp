@@ -93,7 +93,7 @@ void release_node(Node* n) {
 }
 
 NodeRef make_node(OpId op, Shape shape, DType dtype) {
-  Node* n = new Node();
+  Node* n = new Node;  // default-initialised: the inline storage is not zeroed
   n->op = op;
   n->shape = shape;
   n->dtype = dtype;
@@ -116,7 +116,7 @@ NodeRef make_leaf(const Val& v, bool requires_grad) {
 }
 
 NodeRef make_leaf_shared(Buffer* buf, void* data, Shape shape, DType dtype, bool requires_grad) {
-  Node* n = new Node();
+  Node* n = new Node;
   n->shape = shape;
   n->dtype = dtype;
   n->buf = buf;

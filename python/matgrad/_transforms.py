@@ -14,39 +14,15 @@ from ._core import Tensor
 ArgNums = Union[int, Sequence[int]]
 
 
-def _argnums(argnums: ArgNums, nargs: int, op: str) -> Tuple[Tuple[int, ...], bool]:
-    single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
+def _checked_argnums(argnums: ArgNums, op: str) -> Tuple[Tuple[int, ...], bool]:
+    single = isinstance(argnums, int) and not isinstance(argnums, bool)
+    nums = (argnums,) if single else tuple(argnums)  # type: ignore[arg-type]
     if not nums:
         raise ValueError(f"{op}: argnums is empty")
-    out = []
     for i in nums:
-        if not isinstance(i, int):
+        if not isinstance(i, int) or isinstance(i, bool):
             raise TypeError(f"{op}: argnums must be ints, got {type(i).__name__}")
-        j = i + nargs if i < 0 else i
-        if not 0 <= j < nargs:
-            raise ValueError(f"{op}: argnums {i} is out of range for {nargs} positional arguments")
-        out.append(j)
-    return tuple(out), single
-
-
-def _value_and_grad(f: Callable[..., Any], argnums: ArgNums, args: tuple, op: str):
-    nums, single = _argnums(argnums, len(args), op)
-    graph = False
-    for a in args:
-        if isinstance(a, Tensor):
-            graph = True
-            break
-    call = list(args)
-    inputs = []
-    for i in nums:
-        t = _core._diff_input(call[i], op)
-        call[i] = t
-        inputs.append(t)
-    out = _core._as_output(f(*call), op)
-    grads = _core._grad(out, inputs, None, graph, op)
-    g = grads[0] if single else tuple(grads)
-    return (out if graph else _core._to_numpy(out)), g
+    return nums, single
 
 
 def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
@@ -59,9 +35,12 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[...,
     ``argnums`` may be a tuple, giving a tuple of gradients.
     """
 
+    nums, single = _checked_argnums(argnums, "value_and_grad")
+    vg = _core._vg
+
     @functools.wraps(f)
     def value_and_grad_f(*args: Any) -> Any:
-        return _value_and_grad(f, argnums, args, "value_and_grad")
+        return vg(f, args, nums, single, True, "value_and_grad")
 
     return value_and_grad_f
 
@@ -73,9 +52,12 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     sum_j df/dx_j . dg_j/dx_i. See :func:`value_and_grad` for the conventions.
     """
 
+    nums, single = _checked_argnums(argnums, "grad")
+    vg = _core._vg
+
     @functools.wraps(f)
     def grad_f(*args: Any) -> Any:
-        return _value_and_grad(f, argnums, args, "grad")[1]
+        return vg(f, args, nums, single, False, "grad")
 
     return grad_f
 

@@ -52,21 +52,14 @@ OpId bin_op(Bin op) {
   return OpId::matmul;
 }
 
-// A module-level binary function: the first Tensor operand decides the weak-scalar dtype.
+}  // namespace
+
 NodeRef binary_fn(Bin op, py::handle x, py::handle y) {
   if (is_tensor(x)) return binop(op, NodeRef(tensor_ptr(x)), y, false);
   if (is_tensor(y)) return binop(op, NodeRef(tensor_ptr(y)), x, true);
   NodeRef xn = as_node(x, bin_name(op));
   return binop(op, xn, y, false);
 }
-
-template <OpId Op>
-void def_unary(py::module_& m, const char* name, const char* doc) {
-  m.def(
-      name, [](py::handle x) { return unary(Op, as_node(x, op_name(Op))); }, py::arg("x"), doc);
-}
-
-}  // namespace
 
 NodeRef binop(Bin op, const NodeRef& x, py::handle other, bool reflected) {
   const char* name = bin_name(op);
@@ -154,34 +147,6 @@ Shape parse_reshape(py::handle shape, const Shape& from) {
 }
 
 void bind_ops(py::module_& m) {
-  def_unary<OpId::neg>(m, "neg", "neg(x) = -x. d/dx: -G");
-  def_unary<OpId::exp>(m, "exp", "exp(x), elementwise. d/dx: G * exp(x)");
-  def_unary<OpId::log>(m, "log", "log(x) (natural), elementwise. d/dx: G / x");
-  def_unary<OpId::sin>(m, "sin", "sin(x), elementwise. d/dx: G * cos(x)");
-  def_unary<OpId::cos>(m, "cos", "cos(x), elementwise. d/dx: -G * sin(x)");
-  def_unary<OpId::tan>(m, "tan", "tan(x), elementwise. d/dx: G * (1 + tan(x)^2)");
-  def_unary<OpId::tanh>(m, "tanh", "tanh(x), elementwise. d/dx: G * (1 - tanh(x)^2)");
-  def_unary<OpId::sqrt>(m, "sqrt", "sqrt(x), elementwise. d/dx: G / (2 sqrt(x))");
-  def_unary<OpId::abs>(m, "abs", "|x|, elementwise. d/dx: G * sign(x) (0 at 0)");
-  def_unary<OpId::square>(m, "square", "x^2, elementwise. d/dx: 2 G x");
-  def_unary<OpId::sigmoid>(m, "sigmoid", "1 / (1 + exp(-x)), elementwise. d/dx: G * s (1 - s)");
-  def_unary<OpId::relu>(m, "relu", "max(x, 0), elementwise. d/dx: G * [x > 0] (0 at 0)");
-  def_unary<OpId::softplus>(m, "softplus", "log(1 + exp(x)), elementwise, stable. d/dx: G * sigmoid(x)");
-
-  auto def_bin = [&m](const char* name, Bin op, const char* doc) {
-    m.def(
-        name, [op](py::handle x, py::handle y) { return binary_fn(op, x, y); }, py::arg("x"), py::arg("y"), doc);
-  };
-  def_bin("add", Bin::add, "x + y with NumPy broadcasting. d/dx: G, d/dy: G (summed to each shape)");
-  def_bin("sub", Bin::sub, "x - y with broadcasting. d/dx: G, d/dy: -G");
-  def_bin("mul", Bin::mul, "x * y with broadcasting. d/dx: G * y, d/dy: G * x");
-  def_bin("div", Bin::div, "x / y with broadcasting. d/dx: G / y, d/dy: -G x / y^2");
-  def_bin("pow", Bin::pow, "x ** y with broadcasting. d/dx: G y x^(y-1), d/dy: G x^y log(x)");
-  def_bin("maximum", Bin::maximum, "elementwise max. Gradient to the larger; ties split equally");
-  def_bin("minimum", Bin::minimum, "elementwise min. Gradient to the smaller; ties split equally");
-  def_bin("matmul", Bin::matmul,
-          "x @ y (numpy.matmul for 0-D/1-D/2-D). d/dx: G y^T, d/dy: x^T G");
-
   m.def(
       "sum", [](py::handle x, py::handle axis) { return sum(as_node(x, "sum"), parse_axis(axis, "sum")); },
       py::arg("x"), py::arg("axis") = py::none(),

@@ -8,24 +8,22 @@
 
 namespace matgrad::py_bind {
 
+NodeRef diff_input(py::handle x, const char* op) {
+  if (is_tensor(x)) {
+    Node* n = tensor_ptr(x);
+    if (n->requires_grad) return alias(NodeRef(n));  // a fresh node in x's graph
+    return n->buf ? make_leaf_shared(n->buf, n->data, n->shape, n->dtype, true) : make_leaf(n->value(), true);
+  }
+  // Transforms never write their inputs: map the caller's array without copying.
+  return node_from_data(x, true, py::none(), op, /*map_always=*/true);
+}
+
 void bind_transforms(py::module_& m) {
   m.def("_set_grad_enabled", &set_grad_enabled, py::arg("on"));
   m.def("is_grad_enabled", &grad_enabled, "Whether ops record the graph (False inside mg.no_grad())");
 
-  m.def(
-      "_diff_input",
-      [](py::handle x, const char* op) -> NodeRef {
-        if (is_tensor(x)) {
-          Node* n = tensor_ptr(x);
-          if (n->requires_grad) return alias(NodeRef(n));  // a fresh node in x's graph
-          NodeRef d = n->buf ? make_leaf_shared(n->buf, n->data, n->shape, n->dtype, true)
-                             : make_leaf(n->value(), true);
-          return d;
-        }
-        // Transforms never write their inputs: map the caller's array without copying.
-        return node_from_data(x, true, py::none(), op, /*map_always=*/true);
-      },
-      py::arg("x"), py::arg("op") = "grad", "A node to differentiate against, standing for x");
+  m.def("_diff_input", &diff_input, py::arg("x"), py::arg("op") = "grad",
+        "A node to differentiate against, standing for x");
 
   m.def(
       "_as_output",

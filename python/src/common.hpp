@@ -56,6 +56,21 @@ int parse_axis(py::handle axis, const char* op);
 /// Target shape of a reshape: an int or a sequence of at most 2 ints, one of which may be -1.
 Shape parse_reshape(py::handle shape, const Shape& from);
 
+/// A module-level binary function: the first Tensor operand decides a weak scalar's dtype.
+NodeRef binary_fn(Bin op, py::handle x, py::handle y);
+/// The node a transform differentiates against, standing for argument x (see _diff_input).
+NodeRef diff_input(py::handle x, const char* op);
+
+/// A new Python Tensor owning n (fast path, Note [the hot call path]). Null on error.
+PyObject* wrap(NodeRef n);
+/// A NumPy array of v: a copy, or v's buffer handed over when `writable_owned` and nobody else
+/// holds it. Null on error.
+PyObject* new_array(const Val& v, bool writable_owned);
+/// Translate the exception in flight into the Python error (call inside catch (...)).
+void set_python_error();
+PyObject* linalg_error_type();
+
+void bind_fast(py::module_& m);
 void bind_tensor(py::module_& m);
 void bind_ops(py::module_& m);
 void bind_transforms(py::module_& m);

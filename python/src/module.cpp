@@ -42,6 +42,8 @@ Shape shape_of(const py::array& a) {
 
 }  // namespace
 
+PyObject* linalg_error_type() { return g_linalg_error; }
+
 double weak_scalar_value(py::handle h, const char* op) {
   double v = PyFloat_CheckExact(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : PyLong_AsDouble(h.ptr());
   if (v == -1.0 && PyErr_Occurred()) {
@@ -190,19 +192,12 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
-    } catch (const matgrad::ShapeError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    } catch (const matgrad::TypeError& e) {
-      PyErr_SetString(PyExc_TypeError, e.what());
-    } catch (const matgrad::IndexError& e) {
-      PyErr_SetString(PyExc_IndexError, e.what());
-    } catch (const matgrad::LinAlgError& e) {
-      PyErr_SetString(g_linalg_error, e.what());
-    } catch (const matgrad::GraphError& e) {
-      PyErr_SetString(PyExc_RuntimeError, e.what());
+    } catch (const matgrad::Error&) {
+      set_python_error();
     }
   });
   bind_tensor(m);
   bind_ops(m);
   bind_transforms(m);
+  bind_fast(m);
 }

@@ -151,7 +151,17 @@ MG_VJP_FN(vjp_rdiv_s) { c.dx[0] = a.neg(a.div(a.mul(c.g, c.out), c.in[0])); }
 
 template <class T> void fwd_pow_s(const KernelArgs& k) {
   const T s = T(k.attr.s);
-  unary_kernel<T>(k, [s](const auto& x) { return x.unaryExpr([s](T v) { return T(std::pow(v, s)); }); });
+  // Exact shortcuts (each correctly rounded, as pow should be); std::pow otherwise.
+  if (s == T(2))
+    unary_kernel<T>(k, [](const auto& x) { return x.square(); });
+  else if (s == T(1))
+    unary_kernel<T>(k, [](const auto& x) { return x; });
+  else if (s == T(0))
+    k.out.arr<T>().setOnes();
+  else if (s == T(-1))
+    unary_kernel<T>(k, [](const auto& x) { return x.inverse(); });
+  else
+    unary_kernel<T>(k, [s](const auto& x) { return x.unaryExpr([s](T v) { return T(std::pow(v, s)); }); });
 }
 // dX = G * s X^(s-1)
 MG_VJP_FN(vjp_pow_s) {

@@ -9,23 +9,6 @@ namespace matgrad {
 
 namespace {
 
-struct Table {
-  OpDef defs[static_cast<int>(OpId::count_)];
-  Table() {
-    defs[0].name = "leaf";
-    defs[0].arity = 0;
-    register_elementwise(defs);
-    register_reduction(defs);
-    register_shape(defs);
-    register_linalg(defs);
-  }
-};
-
-const Table& table() {
-  static const Table t;
-  return t;
-}
-
 // Small fixed arrays for the common case, a vector beyond.
 template <class T, int N = 4>
 struct SmallArray {
@@ -43,7 +26,25 @@ struct SmallArray {
 
 }  // namespace
 
-const OpDef& opdef(OpId op) { return table().defs[static_cast<int>(op)]; }
+OpDef g_opdefs[static_cast<int>(OpId::count_)];
+bool g_opdefs_ready = false;
+
+void init_opdefs() {
+  static const bool once = [] {
+    g_opdefs[0].name = "leaf";
+    g_opdefs[0].arity = 0;
+    register_elementwise(g_opdefs);
+    register_reduction(g_opdefs);
+    register_shape(g_opdefs);
+    register_linalg(g_opdefs);
+    return true;
+  }();
+  g_opdefs_ready = once;
+}
+
+namespace {
+const bool g_init_at_load = (init_opdefs(), true);
+}  // namespace
 const char* op_name(OpId op) { return opdef(op).name; }
 
 void fail_shapes(const char* op, const char* what, const Shape* in, int n) {

@@ -51,7 +51,13 @@ struct OpDef {
   VjpGraphFn vjp_graph = nullptr;
 };
 
-const OpDef& opdef(OpId op);
+extern OpDef g_opdefs[static_cast<int>(OpId::count_)];
+extern bool g_opdefs_ready;
+void init_opdefs();
+inline const OpDef& opdef(OpId op) {
+  if (!g_opdefs_ready) init_opdefs();
+  return g_opdefs[static_cast<int>(op)];
+}
 
 // Filled by one function per op family (called once, in order, by the registry).
 void register_elementwise(OpDef* table);

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+// Note [the hot call path]
+// pybind11's generic dispatch costs ~300 ns per call here and its instance registration
+// ~400 ns per new Tensor, several times the C++ work of a small op. The calls that programs
+// make per op therefore bypass it: the Tensor type's number slots (+ - * / ** @ unary -),
+// the elementwise module functions (METH_O / METH_FASTCALL) and value_and_grad's call. They
+// create result objects directly in pybind11's simple instance layout, unregistered (pybind11's
+// own dealloc handles such instances: it skips deregistration when the flag is clear). Every
+// other binding stays ordinary pybind11.
+#include "common.hpp"
+
+#include <cstring>
+#include <string>
+
+namespace matgrad::py_bind {
+
+namespace {
+bool g_fast_wrap = false;  // set once the instance layout has been checked
+destructor g_pybind11_dealloc = nullptr;
+
+// Tensor's tp_dealloc: the simple unregistered instances made by wrap() are freed here
+// directly; anything else (registered, subclassed, with keep-alive patients) goes to pybind11.
+void tensor_dealloc(PyObject* self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  PyTypeObject* type = Py_TYPE(self);
+  if (type != g_tensor_type || !inst->simple_layout || inst->simple_instance_registered || inst->has_patients) {
+    g_pybind11_dealloc(self);
+    return;
+  }
+  if (inst->weakrefs) PyObject_ClearWeakRefs(self);
+  if (inst->simple_holder_constructed) {
+    reinterpret_cast<NodeRef*>(&inst->simple_value_holder[1])->~NodeRef();
+    inst->simple_holder_constructed = false;
+  }
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+}  // namespace
+
+void set_python_error() {
+  try {
+    throw;
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const py::builtin_exception& e) {
+    e.set_error();
+  } catch (const ShapeError& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const TypeError& e) {
+    PyErr_SetString(PyExc_TypeError, e.what());
+  } catch (const IndexError& e) {
+    PyErr_SetString(PyExc_IndexError, e.what());
+  } catch (const LinAlgError& e) {
+    PyErr_SetString(linalg_error_type(), e.what());
+  } catch (const GraphError& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "matgrad: unknown C++ exception");
+  }
+}
+
+PyObject* wrap(NodeRef n) {
+  if (!g_fast_wrap) return py::cast(std::move(n)).release().ptr();
+  PyObject* self = g_tensor_type->tp_alloc(g_tensor_type, 0);
+  if (!self) return nullptr;
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  inst->simple_layout = true;
+  inst->simple_value_holder[0] = n.get();
+  new (&inst->simple_value_holder[1]) NodeRef(std::move(n));
+  inst->simple_holder_constructed = true;
+  inst->simple_instance_registered = false;
+  inst->owned = true;
+  return self;
+}
+
+namespace {
+
+PyObject* g_descr[2] = {nullptr, nullptr};
+
+void release_buffer_capsule(PyObject* cap) {
+  static_cast<Buffer*>(PyCapsule_GetPointer(cap, nullptr))->unref();
+}
+
+}  // namespace
+
+PyObject* new_array(const Val& v, bool writable_owned) {
+  auto& api = py::detail::npy_api::get();
+  const Shape& s = v.shape();
+  Py_intptr_t dims[2], strides[2];
+  const Py_intptr_t item = Py_intptr_t(itemsize(v.dtype()));
+  int nd = s.ndim;
+  if (nd == 1) {
+    dims[0] = s.cols;
+    strides[0] = item;
+  } else if (nd == 2) {
+    dims[0] = s.rows;
+    dims[1] = s.cols;
+    strides[0] = s.cols * item;
+    strides[1] = item;
+  }
+  PyObject* descr = g_descr[v.dtype() == DType::f64 ? 0 : 1];
+  Py_INCREF(descr);  // stolen below
+  const bool handover = writable_owned && v.unique();
+  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, dims, strides,
+                                            handover ? v.data() : nullptr,
+                                            py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                                                py::detail::npy_api::NPY_ARRAY_WRITEABLE_ |
+                                                py::detail::npy_api::NPY_ARRAY_ALIGNED_,
+                                            nullptr);
+  if (!arr) return nullptr;
+  if (handover) {
+    Buffer* b = v.buffer();
+    b->ref();
+    PyObject* cap = PyCapsule_New(b, nullptr, release_buffer_capsule);
+    if (!cap) {
+      b->unref();
+      Py_DECREF(arr);
+      return nullptr;
+    }
+    if (api.PyArray_SetBaseObject_(arr, cap) != 0) {  // steals cap
+      Py_DECREF(arr);
+      return nullptr;
+    }
+  } else {
+    std::memcpy(py::detail::array_proxy(arr)->data, v.data(), std::size_t(s.size()) * itemsize(v.dtype()));
+  }
+  return arr;
+}
+
+namespace {
+
+template <Bin Op>
+PyObject* nb_binary(PyObject* a, PyObject* b) {
+  try {
+    if (is_tensor(a)) return wrap(binop(Op, NodeRef(tensor_ptr(a)), b, false));
+    return wrap(binop(Op, NodeRef(tensor_ptr(b)), a, true));
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
+PyObject* nb_power(PyObject* a, PyObject* b, PyObject* mod) {
+  if (mod != Py_None) {
+    PyErr_SetString(PyExc_TypeError, "pow: a modulus is not supported");
+    return nullptr;
+  }
+  return nb_binary<Bin::pow>(a, b);
+}
+
+template <OpId Op>
+PyObject* nb_unary(PyObject* a) {
+  try {
+    return wrap(unary(Op, NodeRef(tensor_ptr(a))));
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
+PyObject* nb_positive(PyObject* a) {
+  Py_INCREF(a);
+  return a;
+}
+
+template <OpId Op>
+PyObject* fn_unary(PyObject*, PyObject* x) {
+  try {
+    return wrap(unary(Op, as_node(x, op_name(Op))));
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
+bool check_nargs(const char* name, Py_ssize_t n, Py_ssize_t want) {
+  if (n == want) return true;
+  PyErr_Format(PyExc_TypeError, "%s: takes %zd positional arguments but %zd were given", name, want, n);
+  return false;
+}
+
+template <Bin Op>
+PyObject* fn_binary(PyObject*, PyObject* const* args, Py_ssize_t n) {
+  static const char* names[] = {"add", "sub", "mul", "div", "pow", "matmul", "maximum", "minimum"};
+  if (!check_nargs(names[int(Op)], n, 2)) return nullptr;
+  try {
+    return wrap(binary_fn(Op, args[0], args[1]));
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
+// _vg(f, args, argnums, single, with_value, op): value_and_grad / grad in one C++ call.
+PyObject* fn_vg(PyObject*, PyObject* const* a, Py_ssize_t n) {
+  if (!check_nargs("_vg", n, 6)) return nullptr;
+  PyObject* f = a[0];
+  PyObject* args = a[1];
+  PyObject* nums = a[2];
+  const bool single = PyObject_IsTrue(a[3]);
+  const bool with_value = PyObject_IsTrue(a[4]);
+  const char* op = PyUnicode_AsUTF8(a[5]);
+  if (!op || !PyTuple_Check(args) || !PyTuple_Check(nums)) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_vg: bad arguments");
+    return nullptr;
+  }
+  try {
+    const Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    bool graph = false;
+    for (Py_ssize_t i = 0; i < nargs; ++i) graph = graph || is_tensor(PyTuple_GET_ITEM(args, i));
+    py::tuple call(nargs);
+    for (Py_ssize_t i = 0; i < nargs; ++i) {
+      PyObject* x = PyTuple_GET_ITEM(args, i);
+      Py_INCREF(x);
+      PyTuple_SET_ITEM(call.ptr(), i, x);
+    }
+    const Py_ssize_t nn = PyTuple_GET_SIZE(nums);
+    std::vector<NodeRef> inputs;
+    inputs.reserve(nn);
+    for (Py_ssize_t k = 0; k < nn; ++k) {
+      Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(nums, k));
+      if (i == -1 && PyErr_Occurred()) throw py::error_already_set();
+      if (i < 0) i += nargs;
+      if (i < 0 || i >= nargs)
+        throw TypeError(std::string(op) + ": argnums " + std::to_string(i) + " is out of range for " +
+                        std::to_string(nargs) + " positional arguments");
+      NodeRef x = diff_input(PyTuple_GET_ITEM(args, i), op);
+      PyObject* t = wrap(x);
+      if (!t) throw py::error_already_set();
+      PyObject* old = PyTuple_GET_ITEM(call.ptr(), i);
+      PyTuple_SET_ITEM(call.ptr(), i, t);
+      Py_DECREF(old);
+      inputs.push_back(std::move(x));
+    }
+    py::object res = py::reinterpret_steal<py::object>(PyObject_Call(f, call.ptr(), nullptr));
+    if (!res) throw py::error_already_set();
+    NodeRef out = is_tensor(res.ptr()) ? NodeRef(tensor_ptr(res.ptr())) : as_node(res.ptr(), op);
+    const Shape& s = out->shape;
+    if (!(s.ndim == 0 || (s.ndim == 2 && s.rows == 1 && s.cols == 1)))
+      throw ShapeError(std::string(op) + ": the function's output has shape " + s.str() +
+                       "; it must be a scalar (shape () or (1, 1))");
+    py::object grads;
+    auto pack = [&](std::vector<PyObject*>& items) -> py::object {
+      for (PyObject* p : items)
+        if (!p) {
+          for (PyObject* q : items) Py_XDECREF(q);
+          throw py::error_already_set();
+        }
+      if (single) return py::reinterpret_steal<py::object>(items[0]);
+      py::tuple t(items.size());
+      for (std::size_t k = 0; k < items.size(); ++k) PyTuple_SET_ITEM(t.ptr(), k, items[k]);
+      return std::move(t);
+    };
+    std::vector<PyObject*> items;
+    py::object value;
+    if (graph) {
+      for (NodeRef& g : grad_nodes(out, inputs)) items.push_back(wrap(std::move(g)));
+      grads = pack(items);
+      value = is_tensor(res.ptr()) ? res : py::reinterpret_steal<py::object>(wrap(out));
+    } else {
+      for (const Val& g : grad_values(out, inputs)) items.push_back(new_array(g, true));
+      grads = pack(items);
+      if (with_value) {
+        value = py::reinterpret_steal<py::object>(new_array(out->value(), false));
+        if (!value) throw py::error_already_set();
+      }
+    }
+    if (!with_value) return grads.release().ptr();
+    return py::make_tuple(value, grads).release().ptr();
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
+PyMethodDef g_methods[] = {
+    {"neg", (PyCFunction)fn_unary<OpId::neg>, METH_O, "neg(x) = -x. d/dx: -G"},
+    {"exp", (PyCFunction)fn_unary<OpId::exp>, METH_O, "exp(x), elementwise. d/dx: G * exp(x)"},
+    {"log", (PyCFunction)fn_unary<OpId::log>, METH_O, "log(x) (natural), elementwise. d/dx: G / x"},
+    {"sin", (PyCFunction)fn_unary<OpId::sin>, METH_O, "sin(x), elementwise. d/dx: G * cos(x)"},
+    {"cos", (PyCFunction)fn_unary<OpId::cos>, METH_O, "cos(x), elementwise. d/dx: -G * sin(x)"},
+    {"tan", (PyCFunction)fn_unary<OpId::tan>, METH_O, "tan(x), elementwise. d/dx: G * (1 + tan(x)^2)"},
+    {"tanh", (PyCFunction)fn_unary<OpId::tanh>, METH_O, "tanh(x), elementwise. d/dx: G * (1 - tanh(x)^2)"},
+    {"sqrt", (PyCFunction)fn_unary<OpId::sqrt>, METH_O, "sqrt(x), elementwise. d/dx: G / (2 sqrt(x))"},
+    {"abs", (PyCFunction)fn_unary<OpId::abs>, METH_O, "|x|, elementwise. d/dx: G * sign(x) (0 at 0)"},
+    {"square", (PyCFunction)fn_unary<OpId::square>, METH_O, "x^2, elementwise. d/dx: 2 G x"},
+    {"sigmoid", (PyCFunction)fn_unary<OpId::sigmoid>, METH_O,
+     "1 / (1 + exp(-x)), elementwise. d/dx: G * s (1 - s), s = sigmoid(x)"},
+    {"relu", (PyCFunction)fn_unary<OpId::relu>, METH_O, "max(x, 0), elementwise. d/dx: G * [x > 0] (0 at 0)"},
+    {"softplus", (PyCFunction)fn_unary<OpId::softplus>, METH_O,
+     "log(1 + exp(x)), elementwise, overflow-free. d/dx: G * sigmoid(x)"},
+    {"add", (PyCFunction)(void (*)())fn_binary<Bin::add>, METH_FASTCALL,
+     "add(x, y) = x + y with NumPy broadcasting. d/dx: G, d/dy: G (each summed back to its shape)"},
+    {"sub", (PyCFunction)(void (*)())fn_binary<Bin::sub>, METH_FASTCALL,
+     "sub(x, y) = x - y with broadcasting. d/dx: G, d/dy: -G"},
+    {"mul", (PyCFunction)(void (*)())fn_binary<Bin::mul>, METH_FASTCALL,
+     "mul(x, y) = x * y with broadcasting. d/dx: G * y, d/dy: G * x"},
+    {"div", (PyCFunction)(void (*)())fn_binary<Bin::div>, METH_FASTCALL,
+     "div(x, y) = x / y with broadcasting. d/dx: G / y, d/dy: -G x / y^2"},
+    {"pow", (PyCFunction)(void (*)())fn_binary<Bin::pow>, METH_FASTCALL,
+     "pow(x, y) = x ** y with broadcasting. d/dx: G y x^(y-1), d/dy: G x^y log(x)"},
+    {"maximum", (PyCFunction)(void (*)())fn_binary<Bin::maximum>, METH_FASTCALL,
+     "maximum(x, y), elementwise. The gradient goes to the larger; ties split it equally"},
+    {"minimum", (PyCFunction)(void (*)())fn_binary<Bin::minimum>, METH_FASTCALL,
+     "minimum(x, y), elementwise. The gradient goes to the smaller; ties split it equally"},
+    {"matmul", (PyCFunction)(void (*)())fn_binary<Bin::matmul>, METH_FASTCALL,
+     "matmul(x, y) = x @ y (numpy.matmul for 1-D and 2-D). d/dx: G y^T, d/dy: x^T G"},
+    {"_vg", (PyCFunction)(void (*)())fn_vg, METH_FASTCALL, "value_and_grad's call (internal)"},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+void bind_fast(py::module_& m) {
+  g_descr[0] = numpy_dtype(DType::f64).release().ptr();
+  g_descr[1] = numpy_dtype(DType::f32).release().ptr();
+
+  // Check that pybind11 gives Tensor the simple instance layout that wrap() writes.
+  {
+    py::object probe = py::cast(full(Shape::scalar(), DType::f64, 0.0));
+    auto* inst = reinterpret_cast<py::detail::instance*>(probe.ptr());
+    g_fast_wrap = inst->simple_layout && inst->simple_value_holder[0] != nullptr;
+  }
+
+  if (g_fast_wrap) {
+    g_pybind11_dealloc = g_tensor_type->tp_dealloc;
+    g_tensor_type->tp_dealloc = tensor_dealloc;
+  }
+
+  auto* ht = reinterpret_cast<PyHeapTypeObject*>(g_tensor_type);
+  PyNumberMethods& nb = ht->as_number;
+  nb.nb_add = nb_binary<Bin::add>;
+  nb.nb_subtract = nb_binary<Bin::sub>;
+  nb.nb_multiply = nb_binary<Bin::mul>;
+  nb.nb_true_divide = nb_binary<Bin::div>;
+  nb.nb_matrix_multiply = nb_binary<Bin::matmul>;
+  nb.nb_power = nb_power;
+  nb.nb_negative = nb_unary<OpId::neg>;
+  nb.nb_absolute = nb_unary<OpId::abs>;
+  nb.nb_positive = nb_positive;
+  g_tensor_type->tp_as_number = &nb;
+  PyType_Modified(g_tensor_type);
+
+  py::str modname = m.attr("__name__");
+  for (PyMethodDef* d = g_methods; d->ml_name; ++d) {
+    PyObject* fn = PyCFunction_NewEx(d, nullptr, modname.ptr());
+    if (!fn) throw py::error_already_set();
+    m.add_object(d->ml_name, py::reinterpret_steal<py::object>(fn), /*overwrite=*/true);
+  }
+}
+
+}  // namespace matgrad::py_bind
