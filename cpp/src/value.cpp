@@ -54,10 +54,9 @@ Pool& pool() {
 }
 
 int class_of(std::size_t bytes) {
-  std::size_t total = bytes + kHeader;
-  int c = kMinClass;
-  while ((std::size_t(1) << c) < total) ++c;
-  return c;
+  const std::size_t total = bytes + kHeader;  // >= 64
+  const int c = 64 - __builtin_clzll(total - 1);  // ceil(log2(total))
+  return c < kMinClass ? kMinClass : c;
 }
 
 }  // namespace

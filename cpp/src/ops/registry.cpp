@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "registry.hpp"
 
-#include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -9,16 +9,16 @@ namespace matgrad {
 
 namespace {
 
-// Small fixed arrays for the common case, a vector beyond.
+// Fixed arrays for the usual arity, a heap array beyond.
 template <class T, int N = 4>
 struct SmallArray {
-  std::array<T, N> inl;
-  std::vector<T> heap;
+  T inl[N];
+  std::unique_ptr<T[]> heap;
   T* p;
-  explicit SmallArray(int n) : p(inl.data()) {
+  explicit SmallArray(int n) : p(inl) {
     if (n > N) {
-      heap.resize(n);
-      p = heap.data();
+      heap.reset(new T[n]);
+      p = heap.get();
     }
   }
   T& operator[](int i) { return p[i]; }
