@@ -4,6 +4,7 @@
 
 #include "ops/registry.hpp"
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -193,7 +194,13 @@ Val value_seed(const NodeRef& out, const NodeRef& seed, const char* op) {
     throw ShapeError(std::string(op) + ": cotangent of shape " + seed->shape.str() +
                      " does not match output of shape " + out->shape.str());
   Val v = seed->value();
-  if (seed->dtype != out->dtype) v = ValueAlg().cast(v, out->dtype);
+  if (seed->dtype != out->dtype) return ValueAlg().cast(v, out->dtype);
+  if (seed->buf && seed->buf->size_class < 0) {
+    // The cotangent maps the caller's memory: gradients must not alias it.
+    Val own = Val::empty(v.shape(), v.dtype());
+    std::memcpy(own.data(), v.data(), std::size_t(v.shape().size()) * itemsize(v.dtype()));
+    return own;
+  }
   return v;
 }
 
@@ -207,6 +214,10 @@ NodeRef graph_seed(const NodeRef& out, const NodeRef& seed, const char* op) {
   if (seed->shape != out->shape)
     throw ShapeError(std::string(op) + ": cotangent of shape " + seed->shape.str() +
                      " does not match output of shape " + out->shape.str());
+  if (seed->dtype == out->dtype && seed->buf && seed->buf->size_class < 0) {
+    // The cotangent maps the caller's memory: gradients must not alias it.
+    return make_leaf(seed->value(), false);
+  }
   return cast(seed, out->dtype);
 }
 

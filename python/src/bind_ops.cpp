@@ -87,29 +87,38 @@ NodeRef binop(Bin op, const NodeRef& x, py::handle other, bool reflected) {
   return binary(bin_op(op), a, b);
 }
 
-int parse_axis(py::handle axis, const char* op) {
-  if (axis.is_none()) return kAxisNone;
-  if (!PyLong_Check(axis.ptr()) || PyBool_Check(axis.ptr()))
-    throw TypeError(std::string(op) + ": axis must be None or an int, got " + Py_TYPE(axis.ptr())->tp_name);
-  long v = PyLong_AsLong(axis.ptr());
-  if (v == -1 && PyErr_Occurred()) {
+namespace {
+// An integer argument (anything with __index__) as long long; huge values raise ValueError.
+long long as_integer(py::handle h, const char* op, const char* what, const std::string& range_note = "is out of range") {
+  if (PyBool_Check(h.ptr()) || PyFloat_Check(h.ptr()))
+    throw TypeError(std::string(op) + ": " + what + " must be an integer, got " + Py_TYPE(h.ptr())->tp_name);
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
+  if (!i) {
     PyErr_Clear();
-    v = 1 << 20;
+    throw TypeError(std::string(op) + ": " + what + " must be an integer, got " + Py_TYPE(h.ptr())->tp_name);
   }
-  if (v < -2 || v > 1) v = (v < 0 ? -1000 : 999);  // out of range for any shape: the op reports it
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+  if (overflow)
+    throw ShapeError(std::string(op) + ": " + what + " " + py::str(i).cast<std::string>() + " " + range_note);
+  return v;
+}
+}  // namespace
+
+int parse_axis(py::handle axis, const char* op, const Shape& s) {
+  if (axis.is_none()) return kAxisNone;
+  const long long v = as_integer(axis, op, "axis", "is out of bounds for shape " + s.str());
+  if (v < -s.ndim || v >= s.ndim)
+    throw ShapeError(std::string(op) + ": axis " + std::to_string(v) + " is out of bounds for shape " + s.str());
   return static_cast<int>(v);
 }
 
 Shape parse_reshape(py::handle shape, const Shape& from) {
   std::vector<long long> dims;
   if (PyLong_Check(shape.ptr())) {
-    dims.push_back(shape.cast<long long>());
+    dims.push_back(as_integer(shape, "reshape", "shape entry", "is out of range (reshaping shape " + from.str() + ")"));
   } else if (py::isinstance<py::sequence>(shape) && !PyUnicode_Check(shape.ptr())) {
-    for (py::handle d : shape) {
-      if (!PyLong_Check(d.ptr()) && !py::hasattr(d, "__index__"))
-        throw TypeError("reshape: shape entries must be ints, got " + std::string(Py_TYPE(d.ptr())->tp_name));
-      dims.push_back(py::int_(py::reinterpret_borrow<py::object>(d)).cast<long long>());
-    }
+    for (py::handle d : shape) dims.push_back(as_integer(d, "reshape", "shape entry", "is out of range (reshaping shape " + from.str() + ")"));
   } else {
     throw TypeError("reshape: shape must be an int or a tuple of ints, got " +
                     std::string(Py_TYPE(shape.ptr())->tp_name));
@@ -148,11 +157,19 @@ Shape parse_reshape(py::handle shape, const Shape& from) {
 
 void bind_ops(py::module_& m) {
   m.def(
-      "sum", [](py::handle x, py::handle axis) { return sum(as_node(x, "sum"), parse_axis(axis, "sum")); },
+      "sum",
+      [](py::handle x, py::handle axis) {
+        NodeRef n = as_node(x, "sum");
+        return sum(n, parse_axis(axis, "sum", n->shape));
+      },
       py::arg("x"), py::arg("axis") = py::none(),
       "Sum over axis (None, 0, 1, -1, -2), no keepdims. d/dx: G broadcast back over the axis");
   m.def(
-      "mean", [](py::handle x, py::handle axis) { return mean(as_node(x, "mean"), parse_axis(axis, "mean")); },
+      "mean",
+      [](py::handle x, py::handle axis) {
+        NodeRef n = as_node(x, "mean");
+        return mean(n, parse_axis(axis, "mean", n->shape));
+      },
       py::arg("x"), py::arg("axis") = py::none(),
       "Mean over axis (None, 0, 1, -1, -2). d/dx: G / n broadcast back over the axis");
   m.def(

@@ -77,7 +77,7 @@ void bind_tensor(py::module_& m) {
               n.grad = NodeRef();
               return;
             }
-            NodeRef gn = as_node(g, "grad", n.dtype);
+            NodeRef gn = cast(as_node(g, "grad", n.dtype), n.dtype);  // a gradient has its tensor's dtype
             if (gn->shape != n.shape)
               throw ShapeError("grad: shape " + gn->shape.str() + " does not match the tensor's shape " +
                                n.shape.str());
@@ -141,10 +141,11 @@ void bind_tensor(py::module_& m) {
            })
       .def_property_readonly("T", [](Node& self) { return transpose(NodeRef(&self)); }, "The transpose")
       .def(
-          "sum", [](Node& self, py::handle axis) { return sum(NodeRef(&self), parse_axis(axis, "sum")); },
+          "sum", [](Node& self, py::handle axis) { return sum(NodeRef(&self), parse_axis(axis, "sum", self.shape)); },
           py::arg("axis") = py::none())
       .def(
-          "mean", [](Node& self, py::handle axis) { return mean(NodeRef(&self), parse_axis(axis, "mean")); },
+          "mean",
+          [](Node& self, py::handle axis) { return mean(NodeRef(&self), parse_axis(axis, "mean", self.shape)); },
           py::arg("axis") = py::none())
       .def("reshape",
            [](Node& self, py::args shape) {

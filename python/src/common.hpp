@@ -51,8 +51,9 @@ py::array owned_array(const Val& v);
 /// as attributes and everything else converted by as_node.
 enum class Bin { add, sub, mul, div, pow, matmul, maximum, minimum };
 NodeRef binop(Bin op, const NodeRef& x, py::handle other, bool reflected);
-/// Axis argument: None or an int.
-int parse_axis(py::handle axis, const char* op);
+/// Axis argument for a reduction of shape s: None or an integer (anything with __index__),
+/// checked against s (the error names the axis given).
+int parse_axis(py::handle axis, const char* op, const Shape& s);
 /// Target shape of a reshape: an int or a sequence of at most 2 ints, one of which may be -1.
 Shape parse_reshape(py::handle shape, const Shape& from);
 

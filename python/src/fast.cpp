@@ -222,12 +222,16 @@ PyObject* fn_vg(PyObject*, PyObject* const* a, Py_ssize_t n) {
     std::vector<NodeRef> inputs;
     inputs.reserve(nn);
     for (Py_ssize_t k = 0; k < nn; ++k) {
-      Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(nums, k));
+      PyObject* num = PyTuple_GET_ITEM(nums, k);
+      int overflow = 0;
+      long long i = PyLong_AsLongLongAndOverflow(num, &overflow);
       if (i == -1 && PyErr_Occurred()) throw py::error_already_set();
+      const long long given = i;
       if (i < 0) i += nargs;
-      if (i < 0 || i >= nargs)
-        throw TypeError(std::string(op) + ": argnums " + std::to_string(i) + " is out of range for " +
-                        std::to_string(nargs) + " positional arguments");
+      if (overflow || i < 0 || i >= nargs)
+        throw ShapeError(std::string(op) + ": argnums " +
+                         (overflow ? py::str(num).cast<std::string>() : std::to_string(given)) +
+                         " is out of range for " + std::to_string(nargs) + " positional arguments");
       NodeRef x = diff_input(PyTuple_GET_ITEM(args, i), op);
       PyObject* t = wrap(x);
       if (!t) throw py::error_already_set();

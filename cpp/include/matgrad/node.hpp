@@ -58,6 +58,7 @@ enum class OpId : std::uint16_t {
   // elementwise, binary, broadcasting
   add, sub, mul, div, pow, maximum, minimum,
   max_weight, min_weight,  // tie-splitting masks for maximum/minimum (zero derivative)
+  xlogy,                   // x * log(y), 0 where x == 0 (the y-derivative of pow)
   // reductions
   sum, mean,
   // shape

@@ -3,6 +3,7 @@
 #include "registry.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace matgrad {
 
@@ -52,11 +53,31 @@ template <class T> void fwd_neg(const KernelArgs& k) { unary_kernel<T>(k, [](con
 // dX = -G
 MG_VJP_FN(vjp_neg) { c.dx[0] = a.neg(c.g); }
 
-template <class T> void fwd_exp(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.exp(); }); }
+// Eigen's vectorised exp and log are accurate to an ulp or so in the normal range but clamp
+// where the result or the argument is subnormal; those elements are redone with std::exp/log.
+template <class T> void fwd_exp(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.exp(); });
+  const T lo = std::log(std::numeric_limits<T>::min());  // below: subnormal or zero results
+  auto x = k.in[0].arr<T>();
+  if ((x < lo).any()) {
+    T* o = k.out.ptr<T>();
+    for (Eigen::Index i = 0; i < x.size(); ++i)
+      if (x[i] < lo) o[i] = std::exp(x[i]);
+  }
+}
 // dX = G * exp(X)
 MG_VJP_FN(vjp_exp) { c.dx[0] = a.mul(c.g, c.out); }
 
-template <class T> void fwd_log(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.log(); }); }
+template <class T> void fwd_log(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.log(); });
+  const T tiny = std::numeric_limits<T>::min();  // below: subnormal arguments
+  auto x = k.in[0].arr<T>();
+  if (((x < tiny) && (x > T(0))).any()) {
+    T* o = k.out.ptr<T>();
+    for (Eigen::Index i = 0; i < x.size(); ++i)
+      if (x[i] < tiny && x[i] > T(0)) o[i] = std::log(x[i]);
+  }
+}
 // dX = G / X
 MG_VJP_FN(vjp_log) { c.dx[0] = a.div(c.g, c.in[0]); }
 
@@ -95,7 +116,7 @@ template <class T> void fwd_sigmoid(const KernelArgs& k) {
 MG_VJP_FN(vjp_sigmoid) { c.dx[0] = a.mul(c.g, a.mul(c.out, a.rsub_s(c.out, 1.0))); }
 
 template <class T> void fwd_relu(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return (x > T(0)).select(x, T(0)); });
+  unary_kernel<T>(k, [](const auto& x) { return (x < T(0)).select(T(0), x); });  // NaN stays NaN
 }
 // dX = G * [X > 0]   (relu'(0) = 0)
 MG_VJP_FN(vjp_relu) { c.dx[0] = a.mul(c.g, a.step(c.in[0])); }
@@ -174,8 +195,11 @@ template <class T> void fwd_rpow_s(const KernelArgs& k) {
   const T s = T(k.attr.s);
   unary_kernel<T>(k, [s](const auto& x) { return x.unaryExpr([s](T v) { return T(std::pow(s, v)); }); });
 }
-// dX = G * s^X log(s)
-MG_VJP_FN(vjp_rpow_s) { c.dx[0] = a.mul(c.g, a.mul_s(c.out, std::log(c.node.attr.s))); }
+// dX = G * s^X log(s)   (s = 0: 0^X is constant 0 for X > 0, so the gradient is 0)
+MG_VJP_FN(vjp_rpow_s) {
+  if (c.node.attr.s == 0.0) return;
+  c.dx[0] = a.mul(c.g, a.mul_s(c.out, std::log(c.node.attr.s)));
+}
 
 // ---- binary, broadcasting (the engine sums each cotangent back to its input's shape) ----
 
@@ -228,10 +252,22 @@ template <class T> void fwd_pow(const KernelArgs& k) {
     return x.binaryExpr(y, [](T u, T v) { return T(std::pow(u, v)); });
   });
 }
-// dX = G * Y X^(Y-1), dY = G * X^Y log(X)
+// dX = G * Y X^(Y-1), dY = G * xlogy(X^Y, X)   (0 where X^Y = 0)
 MG_VJP_FN(vjp_pow) {
   if (c.needs[0]) c.dx[0] = a.mul(c.g, a.mul(c.in[1], a.pow(c.in[0], a.add_s(c.in[1], -1.0))));
-  if (c.needs[1]) c.dx[1] = a.mul(c.g, a.mul(c.out, a.log(c.in[0])));
+  if (c.needs[1]) c.dx[1] = a.mul(c.g, a.xlogy(c.out, c.in[0]));
+}
+
+Shape bcast_shape_xlogy(const Attr&, const Shape* in, int) { return broadcast_shapes("xlogy", in[0], in[1]); }
+template <class T> void fwd_xlogy(const KernelArgs& k) {
+  binary_kernel<T>(k, [](const auto& x, const auto& y) {
+    return x.binaryExpr(y, [](T u, T v) { return u == T(0) ? T(0) : u * std::log(v); });
+  });
+}
+// dX = G * log(Y), dY = G * X / Y
+MG_VJP_FN(vjp_xlogy) {
+  if (c.needs[0]) c.dx[0] = a.mul(c.g, a.log(c.in[1]));
+  if (c.needs[1]) c.dx[1] = a.div(a.mul(c.g, c.in[0]), c.in[1]);
 }
 
 template <class T> void fwd_maximum(const KernelArgs& k) {
@@ -309,6 +345,7 @@ void register_elementwise(OpDef* t) {
   MG_VJP(def(OpId::pow, "pow", 2, bcast_shape_pow, MG_FWD(fwd_pow)), vjp_pow);
   MG_VJP(def(OpId::maximum, "maximum", 2, bcast_shape_maximum, MG_FWD(fwd_maximum)), vjp_maximum);
   MG_VJP(def(OpId::minimum, "minimum", 2, bcast_shape_minimum, MG_FWD(fwd_minimum)), vjp_minimum);
+  MG_VJP(def(OpId::xlogy, "xlogy", 2, bcast_shape_xlogy, MG_FWD(fwd_xlogy)), vjp_xlogy);
   def(OpId::max_weight, "max_weight", 2, bcast_shape_maximum, MG_FWD(fwd_max_weight));
   def(OpId::min_weight, "min_weight", 2, bcast_shape_minimum, MG_FWD(fwd_min_weight));
 }

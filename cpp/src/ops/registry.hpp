@@ -110,6 +110,7 @@ class AlgebraBase {
   T mul_s(const T& x, double s) { return op(OpId::mul_s, {x}, scalar(s)); }
   T rsub_s(const T& x, double s) { return op(OpId::rsub_s, {x}, scalar(s)); }
   T pow_s(const T& x, double s) { return op(OpId::pow_s, {x}, scalar(s)); }
+  T xlogy(const T& x, const T& y) { return op(OpId::xlogy, {x, y}); }
   T exp(const T& x) { return op(OpId::exp, {x}); }
   T log(const T& x) { return op(OpId::log, {x}); }
   T sin(const T& x) { return op(OpId::sin, {x}); }
