@@ -264,9 +264,9 @@ template <class T> void fwd_xlogy(const KernelArgs& k) {
     return x.binaryExpr(y, [](T u, T v) { return u == T(0) ? T(0) : u * std::log(v); });
   });
 }
-// dX = G * log(Y), dY = G * X / Y
+// dX = G * xlogy([X != 0], Y), dY = G * X / Y   (as PyTorch: no -inf * 0 where X = 0)
 MG_VJP_FN(vjp_xlogy) {
-  if (c.needs[0]) c.dx[0] = a.mul(c.g, a.log(c.in[1]));
+  if (c.needs[0]) c.dx[0] = a.mul(c.g, a.xlogy(a.op(OpId::abs, {a.sign(c.in[0])}), c.in[1]));
   if (c.needs[1]) c.dx[1] = a.div(a.mul(c.g, c.in[0]), c.in[1]);
 }
 

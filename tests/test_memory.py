@@ -1,0 +1,251 @@
+"""Graphs free themselves: flat RSS over many eager iterations, and deep chains without recursion.
+
+Each check runs in a fresh interpreter: the measurement is not disturbed by pytest, and a
+stack overflow or abort is a failed test instead of a dead test run. The deep-chain children
+run with a 2 MB stack limit, so any recursion proportional to the graph depth crashes them.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+PRELUDE = """
+import gc, json, os
+import numpy as np
+import matgrad as mg
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+"""
+
+
+def run(code: str, stack_bytes: int | None = None, timeout: float = 240.0) -> dict:
+    def limit_stack():
+        if stack_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_STACK, (stack_bytes, stack_bytes))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit_stack,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"child process failed with return code {proc.returncode} (negative: killed by signal)\n"
+        f"stdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+MB = 1 << 20
+
+
+def test_eager_build_and_backward_keeps_rss_flat():
+    out = run(
+        """
+        rng = np.random.default_rng(0)
+        W = rng.standard_normal((8, 8))
+        small = rng.standard_normal(3)
+        data = rng.standard_normal((8, 8))
+
+        def step(i):
+            x = mg.tensor(data, requires_grad=True)
+            s = mg.tensor(small, requires_grad=True)
+            h = mg.tanh(x @ W) * 0.5 + mg.exp(-mg.square(x))
+            y = mg.sum(h * h) + mg.sum(mg.sin(s) * s) + mg.mean(x, axis=0).sum()
+            y.backward()
+            return x.grad, s.grad
+
+        for i in range(10_000):  # warm-up: pools and caches reach their steady state
+            step(i)
+        gc.collect()
+        before = rss()
+        for i in range(100_000):
+            gx, gs = step(i)
+        gc.collect()
+        after = rss()
+        ok = bool(np.all(np.isfinite(np.asarray(gx))))
+        print(json.dumps({"before": before, "after": after, "finite": ok}))
+        """
+    )
+    growth = out["after"] - out["before"]
+    assert out["finite"]
+    assert growth < 20 * MB, f"RSS grew by {growth / MB:.1f} MB over 100,000 iterations"
+
+
+def test_transforms_and_higher_order_keep_rss_flat():
+    out = run(
+        """
+        rng = np.random.default_rng(1)
+        x0 = rng.standard_normal((6, 6))
+
+        def f(x):
+            return mg.sum(mg.sigmoid(x @ x) * x)
+
+        def step():
+            g = mg.grad(f)(x0)
+            h = mg.grad(lambda z: mg.sum(mg.grad(f)(z) * z))(x0)
+            x = mg.tensor(x0, requires_grad=True)
+            f(x).backward(create_graph=True)
+            gg = x.grad
+            x.grad = None
+            mg.sum(gg * gg).backward()
+            with mg.no_grad():
+                f(mg.tensor(x0, requires_grad=True))
+            return g, h
+
+        for _ in range(2_000):
+            step()
+        gc.collect()
+        before = rss()
+        for _ in range(20_000):
+            step()
+        gc.collect()
+        after = rss()
+        print(json.dumps({"before": before, "after": after}))
+        """
+    )
+    growth = out["after"] - out["before"]
+    assert growth < 20 * MB, f"RSS grew by {growth / MB:.1f} MB over 20,000 iterations of transforms"
+
+
+def test_dropped_large_graphs_give_memory_back():
+    """A graph holding ~280 MB of values, once dropped (and the pool trimmed), gives it back."""
+    out = run(
+        """
+        gc.collect()
+        base = rss()
+        x = mg.tensor(np.ones((400, 400)), requires_grad=True)  # 1.28 MB per value
+        y = x
+        for _ in range(70):
+            y = mg.sin(y) * 0.5 + x
+        peak = rss()
+        mg.sum(y).backward()
+        del x, y
+        gc.collect()
+        mg._core._pool_trim()
+        after = rss()
+        print(json.dumps({"base": base, "peak": peak, "after": after}))
+        """
+    )
+    assert out["peak"] - out["base"] > 200 * MB, out  # the graph really was big
+    assert out["after"] - out["base"] < 40 * MB, (
+        f"{(out['after'] - out['base']) / MB:.0f} MB still resident after dropping the graph"
+    )
+
+
+CHAIN = 10**6
+
+
+@pytest.mark.parametrize("kind", ["mul_scalar", "add_tensor", "unary"])
+def test_million_node_chain_builds_differentiates_and_frees(kind):
+    out = run(
+        f"""
+        import math
+        n = {CHAIN}
+        x = mg.tensor(0.5, requires_grad=True)
+        c = mg.tensor(1e-7)
+        y = x
+        if "{kind}" == "mul_scalar":
+            for _ in range(n):
+                y = y * 1.0000001
+            want_value = 0.5 * 1.0000001 ** n
+            want_grad = 1.0000001 ** n
+        elif "{kind}" == "add_tensor":
+            for _ in range(n):
+                y = y + c
+            want_value = 0.5 + n * 1e-7
+            want_grad = 1.0
+        else:
+            for _ in range(n):
+                y = mg.neg(y)
+            want_value = 0.5
+            want_grad = 1.0
+        value = float(y.numpy())
+        y.backward()
+        grad = float(np.asarray(x.grad))
+        g2 = float(mg.grad(lambda t: t)(1.0))  # the engine still works afterwards
+        del y
+        gc.collect()
+        # dropping the last reference freed the chain iteratively; a fresh chain is fine too
+        z = x
+        for _ in range(1000):
+            z = z * 1.0
+        z.backward()
+        print(json.dumps({{"value": value, "want_value": want_value, "grad": grad,
+                          "want_grad": want_grad, "g2": g2}}))
+        """,
+        stack_bytes=2 * MB,
+    )
+    assert out["value"] == pytest.approx(out["want_value"], rel=1e-9)
+    assert out["grad"] == pytest.approx(out["want_grad"], rel=1e-9)
+    assert out["g2"] == 1.0
+
+
+def test_million_node_chain_through_the_grad_transform():
+    out = run(
+        f"""
+        def f(x):
+            for _ in range({CHAIN}):
+                x = x * 1.0000001
+            return x
+        g = float(mg.grad(f)(0.5))
+        print(json.dumps({{"g": g, "want": 1.0000001 ** {CHAIN}}}))
+        """,
+        stack_bytes=2 * MB,
+    )
+    assert out["g"] == pytest.approx(out["want"], rel=1e-9)
+
+
+def test_deep_chain_with_create_graph_differentiates_twice():
+    out = run(
+        """
+        n = 200_000
+        x = mg.tensor(0.3, requires_grad=True)
+        y = x
+        for _ in range(n):
+            y = y * 1.000001 + 0.0
+        y = y * y  # y = (a x)^2 with a = 1.000001**n
+        y.backward(create_graph=True)
+        g = x.grad
+        x.grad = None
+        g.backward()
+        a = 1.000001 ** n
+        print(json.dumps({"g": float(np.asarray(g)), "want_g": 2 * a * a * 0.3,
+                          "h": float(np.asarray(x.grad)), "want_h": 2 * a * a}))
+        del g, y
+        """,
+        stack_bytes=2 * MB,
+    )
+    assert out["g"] == pytest.approx(out["want_g"], rel=1e-8)
+    assert out["h"] == pytest.approx(out["want_h"], rel=1e-8)
+
+
+def test_wide_fan_out_graph():
+    """One input used 10^5 times: adjoints summed, no per-edge recursion."""
+    out = run(
+        """
+        x = mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        terms = [x * float(i % 7) for i in range(100_000)]
+        total = terms[0]
+        for t in terms[1:]:
+            total = total + t
+        del terms
+        mg.sum(total).backward()
+        want = float(sum(i % 7 for i in range(100_000)))
+        print(json.dumps({"g": np.asarray(x.grad).tolist(), "want": want}))
+        """,
+        stack_bytes=2 * MB,
+    )
+    assert out["g"] == [out["want"], out["want"]]

@@ -1,0 +1,857 @@
+"""The op registry of the test suite: every public op, checked the same way.
+
+Each Case is one way of calling an op (a function, an operator, a reflected operator with a
+Python scalar or a NumPy array, a method) with an in-domain input generator per argument and
+a NumPy reference forward. The tests below walk the whole table, so no op ships unchecked:
+
+* value == NumPy reference (shape, NEP 50 dtype, numbers), float64 and float32;
+* gradient vs central differences and the dot-product VJP test (gradcheck.gradcheck);
+* float32: value and gradient with float32 tolerances, gradient dtype float32;
+* hypothesis-drawn shapes (0-D, (1,), (n,), 1x1, 1xn, nx1, mxn, broadcasting pairs) plus a
+  fixed list of named shapes and broadcasting pairs;
+* create_graph=True gives the first-order gradient bit for bit;
+* second order: Hessian-vector products via backward(create_graph=True) and grad(grad(f)),
+  and f'' of every elementwise op via mg.grad(mg.grad(f)), against central differences of
+  the first derivative.
+
+A separate test checks that the table covers every op name in matgrad.__all__.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import zlib
+from typing import Any, Callable
+
+import matgrad as mg
+import numpy as np
+import pytest
+from gradcheck import (
+    F32,
+    F64,
+    SEEDS,
+    TOLS,
+    assert_close,
+    broadcast_pairs,
+    check_create_graph_bitwise,
+    check_second_order,
+    directional_derivative,
+    gradcheck,
+    matmul_pairs,
+    reshape_targets,
+    shapes,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+# ---- in-domain input generators ----
+# Every generator keeps x +- 2 * FD_STEP * t (|t| <= 1) inside the smooth domain: log/sqrt
+# inputs positive, pow bases positive, abs/relu/division away from 0, tan away from its
+# poles, maximum/minimum operands never closer than 0.15 (away from the kink).
+
+
+def real(rng, shape):
+    return np.asarray(rng.uniform(-2.0, 2.0, size=shape))
+
+
+def positive(rng, shape):
+    return np.asarray(rng.uniform(0.5, 2.0, size=shape))
+
+
+def nonzero(rng, shape):
+    return np.asarray(rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 2.0, size=shape))
+
+
+def small(rng, shape):
+    return np.asarray(rng.uniform(-1.2, 1.2, size=shape))
+
+
+def grid_lo(rng, shape):
+    """k/2 + jitter: never within 0.15 of a grid_hi value (nor of 0.25 / -0.25)."""
+    return np.asarray(rng.integers(-4, 5, size=shape) * 0.5 + rng.uniform(-0.05, 0.05, size=shape))
+
+
+def grid_hi(rng, shape):
+    return np.asarray(rng.integers(-4, 4, size=shape) * 0.5 + 0.25 + rng.uniform(-0.05, 0.05, size=shape))
+
+
+# ---- the registry ----
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str  # unique test id
+    op: str  # the public op (a name in matgrad.__all__) this case exercises
+    fn: Callable[..., Any]  # matgrad side
+    ref: Callable[..., Any]  # NumPy reference
+    domains: tuple  # one input generator per argument
+    shapes: Any  # hypothesis strategy -> tuple of argument shapes
+    diff: tuple | None = None  # which arguments are Tensors (the rest stay NumPy arrays)
+    operators: tuple = ()  # Tensor dunder methods this case exercises
+    elementwise: bool = False  # one Tensor argument, elementwise: f'' is checked pointwise
+    kwargs: Callable[[Any, tuple], dict] | None = None  # extra op arguments drawn per example
+
+    @property
+    def arity(self) -> int:
+        return len(self.domains)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ONE = shapes().map(lambda s: (s,))
+PAIR = broadcast_pairs()
+MATMUL = matmul_pairs()
+
+
+def sigmoid_ref(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softplus_ref(x):
+    return np.logaddexp(0, x)
+
+
+def relu_ref(x):
+    return np.maximum(x, 0)
+
+
+UNARY = [
+    ("neg", np.negative, real),
+    ("exp", np.exp, real),
+    ("log", np.log, positive),
+    ("sin", np.sin, real),
+    ("cos", np.cos, real),
+    ("tan", np.tan, small),
+    ("tanh", np.tanh, real),
+    ("sqrt", np.sqrt, positive),
+    ("abs", np.abs, nonzero),
+    ("square", np.square, real),
+    ("sigmoid", sigmoid_ref, real),
+    ("relu", relu_ref, nonzero),
+    ("softplus", softplus_ref, real),
+]
+
+BINARY = [
+    ("add", np.add, (real, real)),
+    ("sub", np.subtract, (real, real)),
+    ("mul", np.multiply, (real, real)),
+    ("div", np.divide, (real, nonzero)),
+    ("pow", np.power, (positive, real)),
+    ("maximum", np.maximum, (grid_lo, grid_hi)),
+    ("minimum", np.minimum, (grid_lo, grid_hi)),
+]
+
+CASES: list = []
+
+
+def add(*cases: Case) -> None:
+    CASES.extend(cases)
+
+
+for _name, _ref, _dom in UNARY:
+    add(Case(_name, _name, getattr(mg, _name), _ref, (_dom,), ONE, elementwise=True))
+
+for _name, _ref, _doms in BINARY:
+    add(Case(_name, _name, getattr(mg, _name), _ref, _doms, PAIR))
+
+# Scalar operands (Python scalars are weak: they never change the dtype), as operators and
+# through the module functions, plain and reflected.
+S = 1.5
+add(
+    Case("-x", "neg", lambda x: -x, np.negative, (real,), ONE, operators=("__neg__",), elementwise=True),
+    Case(
+        "abs(x)", "abs", lambda x: abs(x), np.abs, (nonzero,), ONE, operators=("__abs__",), elementwise=True
+    ),
+    Case(
+        "x+s", "add", lambda x: x + S, lambda x: x + S, (real,), ONE, operators=("__add__",), elementwise=True
+    ),
+    Case(
+        "s+x",
+        "add",
+        lambda x: S + x,
+        lambda x: S + x,
+        (real,),
+        ONE,
+        operators=("__radd__",),
+        elementwise=True,
+    ),
+    Case(
+        "x+int",
+        "add",
+        lambda x: x + 2,
+        lambda x: x + 2,
+        (real,),
+        ONE,
+        operators=("__add__",),
+        elementwise=True,
+    ),
+    Case(
+        "x-s", "sub", lambda x: x - S, lambda x: x - S, (real,), ONE, operators=("__sub__",), elementwise=True
+    ),
+    Case(
+        "s-x",
+        "sub",
+        lambda x: S - x,
+        lambda x: S - x,
+        (real,),
+        ONE,
+        operators=("__rsub__",),
+        elementwise=True,
+    ),
+    Case(
+        "x*s", "mul", lambda x: x * S, lambda x: x * S, (real,), ONE, operators=("__mul__",), elementwise=True
+    ),
+    Case(
+        "s*x",
+        "mul",
+        lambda x: S * x,
+        lambda x: S * x,
+        (real,),
+        ONE,
+        operators=("__rmul__",),
+        elementwise=True,
+    ),
+    Case(
+        "int*x",
+        "mul",
+        lambda x: 3 * x,
+        lambda x: 3 * x,
+        (real,),
+        ONE,
+        operators=("__rmul__",),
+        elementwise=True,
+    ),
+    Case(
+        "x/s",
+        "div",
+        lambda x: x / S,
+        lambda x: x / S,
+        (real,),
+        ONE,
+        operators=("__truediv__",),
+        elementwise=True,
+    ),
+    Case(
+        "s/x",
+        "div",
+        lambda x: S / x,
+        lambda x: S / x,
+        (nonzero,),
+        ONE,
+        operators=("__rtruediv__",),
+        elementwise=True,
+    ),
+    Case(
+        "x**2.5",
+        "pow",
+        lambda x: x**2.5,
+        lambda x: x**2.5,
+        (positive,),
+        ONE,
+        operators=("__pow__",),
+        elementwise=True,
+    ),
+    Case(
+        "x**3", "pow", lambda x: x**3, lambda x: x**3, (real,), ONE, operators=("__pow__",), elementwise=True
+    ),
+    Case(
+        "x**2", "pow", lambda x: x**2, lambda x: x**2, (real,), ONE, operators=("__pow__",), elementwise=True
+    ),
+    Case(
+        "x**-1.5",
+        "pow",
+        lambda x: x**-1.5,
+        lambda x: x**-1.5,
+        (positive,),
+        ONE,
+        operators=("__pow__",),
+        elementwise=True,
+    ),
+    # pow's exact shortcuts (exponent 0, 1, 2, -1) and their neighbours
+    Case(
+        "x**0", "pow", lambda x: x**0, lambda x: x**0, (real,), ONE, operators=("__pow__",), elementwise=True
+    ),
+    Case(
+        "x**1", "pow", lambda x: x**1, lambda x: x**1, (real,), ONE, operators=("__pow__",), elementwise=True
+    ),
+    Case(
+        "x**-1",
+        "pow",
+        lambda x: x**-1,
+        lambda x: x**-1.0,
+        (nonzero,),
+        ONE,
+        operators=("__pow__",),
+        elementwise=True,
+    ),
+    Case(
+        "x**-2",
+        "pow",
+        lambda x: x**-2,
+        lambda x: x**-2.0,
+        (nonzero,),
+        ONE,
+        operators=("__pow__",),
+        elementwise=True,
+    ),
+    Case("pow(x,1.0)", "pow", lambda x: mg.pow(x, 1.0), lambda x: x**1.0, (real,), ONE, elementwise=True),
+    Case(
+        "x**0.5",
+        "pow",
+        lambda x: x**0.5,
+        lambda x: x**0.5,
+        (positive,),
+        ONE,
+        operators=("__pow__",),
+        elementwise=True,
+    ),
+    Case(
+        "1.7**x",
+        "pow",
+        lambda x: 1.7**x,
+        lambda x: 1.7**x,
+        (real,),
+        ONE,
+        operators=("__rpow__",),
+        elementwise=True,
+    ),
+    Case("add(x,s)", "add", lambda x: mg.add(x, S), lambda x: x + S, (real,), ONE, elementwise=True),
+    Case("add(s,x)", "add", lambda x: mg.add(S, x), lambda x: S + x, (real,), ONE, elementwise=True),
+    Case("sub(x,s)", "sub", lambda x: mg.sub(x, S), lambda x: x - S, (real,), ONE, elementwise=True),
+    Case("sub(s,x)", "sub", lambda x: mg.sub(S, x), lambda x: S - x, (real,), ONE, elementwise=True),
+    Case("mul(s,x)", "mul", lambda x: mg.mul(S, x), lambda x: S * x, (real,), ONE, elementwise=True),
+    Case("div(x,s)", "div", lambda x: mg.div(x, S), lambda x: x / S, (real,), ONE, elementwise=True),
+    Case("div(s,x)", "div", lambda x: mg.div(S, x), lambda x: S / x, (nonzero,), ONE, elementwise=True),
+    Case("pow(x,2.5)", "pow", lambda x: mg.pow(x, 2.5), lambda x: x**2.5, (positive,), ONE, elementwise=True),
+    Case("pow(x,3)", "pow", lambda x: mg.pow(x, 3), lambda x: x**3, (real,), ONE, elementwise=True),
+    Case("pow(1.7,x)", "pow", lambda x: mg.pow(1.7, x), lambda x: 1.7**x, (real,), ONE, elementwise=True),
+    Case(
+        "maximum(x,s)",
+        "maximum",
+        lambda x: mg.maximum(x, 0.25),
+        lambda x: np.maximum(x, 0.25),
+        (grid_lo,),
+        ONE,
+        elementwise=True,
+    ),
+    Case(
+        "minimum(s,x)",
+        "minimum",
+        lambda x: mg.minimum(0.25, x),
+        lambda x: np.minimum(0.25, x),
+        (grid_lo,),
+        ONE,
+        elementwise=True,
+    ),
+    # NumPy scalars are strong (NEP 50): np.float64 promotes a float32 tensor to float64.
+    Case(
+        "f64scalar*x",
+        "mul",
+        lambda x: np.float64(S) * x,
+        lambda x: np.float64(S) * x,
+        (real,),
+        ONE,
+        operators=("__rmul__",),
+        elementwise=True,
+    ),
+    Case(
+        "x*f64scalar",
+        "mul",
+        lambda x: x * np.float64(S),
+        lambda x: x * np.float64(S),
+        (real,),
+        ONE,
+        operators=("__mul__",),
+        elementwise=True,
+    ),
+    Case(
+        "x+f32scalar",
+        "add",
+        lambda x: x + np.float32(S),
+        lambda x: x + np.float32(S),
+        (real,),
+        ONE,
+        operators=("__add__",),
+        elementwise=True,
+    ),
+)
+
+# Tensor (op) Tensor operators.
+add(
+    Case("x+y", "add", lambda x, y: x + y, np.add, (real, real), PAIR, operators=("__add__",)),
+    Case("x-y", "sub", lambda x, y: x - y, np.subtract, (real, real), PAIR, operators=("__sub__",)),
+    Case("x*y", "mul", lambda x, y: x * y, np.multiply, (real, real), PAIR, operators=("__mul__",)),
+    Case("x/y", "div", lambda x, y: x / y, np.divide, (real, nonzero), PAIR, operators=("__truediv__",)),
+    Case("x**y", "pow", lambda x, y: x**y, np.power, (positive, real), PAIR, operators=("__pow__",)),
+    Case("x@y", "matmul", lambda x, y: x @ y, np.matmul, (real, real), MATMUL, operators=("__matmul__",)),
+)
+
+# NumPy arrays on either side (ndarray (op) Tensor reaches the Tensor's reflected method since
+# Tensor sets __array_ufunc__ = None). The NumPy operand is data (not differentiated).
+CONST_LEFT = (False, True)
+CONST_RIGHT = (True, False)
+add(
+    Case("a+x", "add", lambda a, x: a + x, np.add, (real, real), PAIR, CONST_LEFT, ("__radd__",)),
+    Case("a-x", "sub", lambda a, x: a - x, np.subtract, (real, real), PAIR, CONST_LEFT, ("__rsub__",)),
+    Case("a*x", "mul", lambda a, x: a * x, np.multiply, (real, real), PAIR, CONST_LEFT, ("__rmul__",)),
+    Case("a/x", "div", lambda a, x: a / x, np.divide, (real, nonzero), PAIR, CONST_LEFT, ("__rtruediv__",)),
+    Case("a**x", "pow", lambda a, x: a**x, np.power, (positive, real), PAIR, CONST_LEFT, ("__rpow__",)),
+    Case("a@x", "matmul", lambda a, x: a @ x, np.matmul, (real, real), MATMUL, CONST_LEFT, ("__rmatmul__",)),
+    Case("x+a", "add", lambda x, a: x + a, np.add, (real, real), PAIR, CONST_RIGHT, ("__add__",)),
+    Case("x-a", "sub", lambda x, a: x - a, np.subtract, (real, real), PAIR, CONST_RIGHT, ("__sub__",)),
+    Case("x*a", "mul", lambda x, a: x * a, np.multiply, (real, real), PAIR, CONST_RIGHT, ("__mul__",)),
+    Case("x/a", "div", lambda x, a: x / a, np.divide, (real, nonzero), PAIR, CONST_RIGHT, ("__truediv__",)),
+    Case("x**a", "pow", lambda x, a: x**a, np.power, (positive, real), PAIR, CONST_RIGHT, ("__pow__",)),
+    Case("x@a", "matmul", lambda x, a: x @ a, np.matmul, (real, real), MATMUL, CONST_RIGHT, ("__matmul__",)),
+    Case("add(a,x)", "add", lambda a, x: mg.add(a, x), np.add, (real, real), PAIR, CONST_LEFT),
+    Case("pow(x,a)", "pow", lambda x, a: mg.pow(x, a), np.power, (positive, real), PAIR, CONST_RIGHT),
+    Case(
+        "maximum(a,x)",
+        "maximum",
+        lambda a, x: mg.maximum(a, x),
+        np.maximum,
+        (grid_lo, grid_hi),
+        PAIR,
+        CONST_LEFT,
+    ),
+    Case("matmul(x,a)", "matmul", lambda x, a: mg.matmul(x, a), np.matmul, (real, real), MATMUL, CONST_RIGHT),
+)
+
+# Reductions: axis None, 0, 1, -1, -2 (no keepdims), as functions and methods.
+
+
+def _reduce_method(x, name, axis):
+    return getattr(x, name)(axis=axis)
+
+
+for _ax in (None, 0, 1, -1, -2):
+    _min_ndim = 0 if _ax is None else (1 if _ax in (0, -1) else 2)
+    _shapes = shapes(min_ndim=_min_ndim).map(lambda s: (s,))
+    for _red, _npf in (("sum", np.sum), ("mean", np.mean)):
+        add(
+            Case(
+                f"{_red}(axis={_ax})",
+                _red,
+                functools.partial(getattr(mg, _red), axis=_ax),
+                functools.partial(_npf, axis=_ax),
+                (real,),
+                _shapes,
+            ),
+            Case(
+                f"x.{_red}(axis={_ax})",
+                _red,
+                functools.partial(_reduce_method, name=_red, axis=_ax),
+                functools.partial(_npf, axis=_ax),
+                (real,),
+                _shapes,
+            ),
+        )
+add(
+    Case("x.sum()", "sum", lambda x: x.sum(), np.sum, (real,), ONE),
+    Case("x.mean()", "mean", lambda x: x.mean(), np.mean, (real,), ONE),
+)
+
+add(
+    Case("matmul", "matmul", mg.matmul, np.matmul, (real, real), MATMUL),
+    Case("transpose", "transpose", mg.transpose, np.transpose, (real,), ONE),
+    Case("x.T", "transpose", lambda x: x.T, np.transpose, (real,), ONE),
+)
+
+
+def _reshape_kwargs(data, arg_shapes):
+    return {"shape": data.draw(st.sampled_from(reshape_targets(arg_shapes[0])), label="target")}
+
+
+add(
+    Case(
+        "reshape",
+        "reshape",
+        lambda x, shape: mg.reshape(x, shape),
+        lambda x, shape: np.reshape(x, shape),
+        (real,),
+        ONE,
+        kwargs=_reshape_kwargs,
+    ),
+    Case(
+        "x.reshape(shape)",
+        "reshape",
+        lambda x, shape: x.reshape(shape),
+        lambda x, shape: np.reshape(x, shape),
+        (real,),
+        ONE,
+        kwargs=_reshape_kwargs,
+    ),
+    Case(
+        "x.reshape(*shape)",
+        "reshape",
+        lambda x, shape: x.reshape(*shape) if shape else x.reshape(()),
+        lambda x, shape: np.reshape(x, shape),
+        (real,),
+        ONE,
+        kwargs=_reshape_kwargs,
+    ),
+)
+
+BY_NAME = {c.name: c for c in CASES}
+assert len(BY_NAME) == len(CASES), "duplicate case names"
+ELEMENTWISE = [c for c in CASES if c.elementwise]
+
+# Names in matgrad.__all__ that are not ops (constructors, transforms, switches, metadata).
+NON_OPS = {
+    "Tensor",
+    "tensor",
+    "no_grad",
+    "is_grad_enabled",
+    "grad",
+    "value_and_grad",
+    "check_grad",
+    "jacobian",
+    "hessian",
+    "vjp",
+    "jvp",
+    "compile",
+    "__version__",
+}
+# Every Tensor operator that computes a value.
+OPERATORS = {
+    "__neg__",
+    "__abs__",
+    "__add__",
+    "__radd__",
+    "__sub__",
+    "__rsub__",
+    "__mul__",
+    "__rmul__",
+    "__truediv__",
+    "__rtruediv__",
+    "__pow__",
+    "__rpow__",
+    "__matmul__",
+    "__rmatmul__",
+}
+
+
+def test_registry_covers_every_public_op():
+    public_ops = {name for name in mg.__all__ if name not in NON_OPS}
+    covered = {c.op for c in CASES}
+    missing = public_ops - covered
+    assert not missing, f"public ops with no registry entry (add one to CASES): {sorted(missing)}"
+    stale = covered - set(mg.__all__)
+    assert not stale, f"registry entries for names not in matgrad.__all__: {sorted(stale)}"
+    for name in public_ops:
+        assert callable(getattr(mg, name)), name
+
+
+def test_registry_covers_every_operator():
+    covered = {o for c in CASES for o in c.operators}
+    assert OPERATORS <= covered, f"operators with no registry entry: {sorted(OPERATORS - covered)}"
+    for name in OPERATORS:
+        assert hasattr(mg.Tensor, name), name
+
+
+def draw_case(case: Case, data):
+    """Draw shapes, a seed and (if any) extra arguments; return (fn, ref, args, diff)."""
+    arg_shapes = data.draw(case.shapes, label="shapes")
+    rng = np.random.default_rng(data.draw(SEEDS, label="seed"))
+    args = [dom(rng, s) for dom, s in zip(case.domains, arg_shapes)]
+    fn, ref = case.fn, case.ref
+    if case.kwargs is not None:
+        kw = case.kwargs(data, arg_shapes)
+        fn, ref = functools.partial(fn, **kw), functools.partial(ref, **kw)
+    return fn, ref, args, case.diff, rng
+
+
+ALL = pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+
+
+@ALL
+@given(data=st.data())
+def test_value_and_gradient_float64(case, data):
+    fn, ref, args, diff, rng = draw_case(case, data)
+    gradcheck(fn, ref, args, diff, F64, rng, what=case.name)
+
+
+@ALL
+@given(data=st.data())
+def test_value_and_gradient_float32(case, data):
+    fn, ref, args, diff, rng = draw_case(case, data)
+    gradcheck(fn, ref, args, diff, F32, rng, what=case.name)
+
+
+@ALL
+@given(data=st.data())
+def test_create_graph_gradient_is_bitwise_first_order(case, data):
+    fn, _, args, diff, rng = draw_case(case, data)
+    for dtype in (F64, F32):
+        check_create_graph_bitwise(fn, args, diff, dtype, rng, what=f"{case.name} ({dtype})")
+
+
+@ALL
+@given(data=st.data())
+def test_second_order_hvp(case, data):
+    fn, _, args, diff, rng = draw_case(case, data)
+    check_second_order(fn, args, diff, rng, what=case.name)
+
+
+# ---- fixed shapes, so the named edge cases are always exercised (not only when drawn) ----
+
+UNARY_SHAPES = [(), (1,), (5,), (1, 1), (1, 5), (5, 1), (3, 4)]
+BROADCAST_PAIRS = [
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((3, 4), (3, 1)),
+    ((3, 4), (1, 4)),
+    ((3, 4), ()),
+    ((3,), (3, 1)),
+    ((1, 4), (3, 1)),
+    ((), (3,)),
+    ((1, 1), (3, 4)),
+    ((1,), (3, 4)),
+    ((), ()),
+    ((1,), (1, 1)),
+    ((4,), (1,)),
+    ((2, 1), (1,)),
+]
+MATMUL_SHAPES = [
+    ((3, 4), (4, 2)),
+    ((4,), (4, 2)),
+    ((3, 4), (4,)),
+    ((4,), (4,)),
+    ((1, 1), (1, 1)),
+    ((1, 3), (3, 1)),
+    ((3, 1), (1, 3)),
+    ((1,), (1, 5)),
+]
+
+
+def fixed_inputs(case: Case):
+    """All the named shapes that apply to the case, as argument-shape tuples."""
+    if case.shapes is MATMUL:
+        return MATMUL_SHAPES
+    if case.arity == 2:
+        return BROADCAST_PAIRS + [(b, a) for a, b in BROADCAST_PAIRS]
+    name = case.name
+    if "axis=1" in name or "axis=-2" in name:
+        return [(s,) for s in UNARY_SHAPES if len(s) == 2]
+    if "axis=0" in name or "axis=-1" in name:
+        return [(s,) for s in UNARY_SHAPES if len(s) >= 1]
+    return [(s,) for s in UNARY_SHAPES]
+
+
+FIXED = [
+    pytest.param(case, arg_shapes, id=f"{case.name}-{'-'.join(map(str, arg_shapes))}")
+    for case in CASES
+    if case.kwargs is None
+    for arg_shapes in fixed_inputs(case)
+]
+
+
+@pytest.mark.parametrize("case, arg_shapes", FIXED)
+def test_named_shapes(case, arg_shapes):
+    rng = np.random.default_rng(zlib.crc32(f"{case.name}{arg_shapes}".encode()))
+    args = [dom(rng, s) for dom, s in zip(case.domains, arg_shapes)]
+    for dtype in (F64, F32):
+        gradcheck(case.fn, case.ref, args, case.diff, dtype, rng, what=f"{case.name} {arg_shapes}")
+    check_create_graph_bitwise(case.fn, args, case.diff, F64, rng, what=case.name)
+
+
+@pytest.mark.parametrize("target", [(12,), (3, 4), (4, 3), (-1,), (2, -1), (-1, 6), (1, 12), (12, 1)])
+@pytest.mark.parametrize("source", [(12,), (3, 4), (1, 12), (12, 1)])
+def test_reshape_named_shapes(source, target):
+    rng = np.random.default_rng(7)
+    x = real(rng, source)
+    for case in ("reshape", "x.reshape(shape)", "x.reshape(*shape)"):
+        c = BY_NAME[case]
+        fn = functools.partial(c.fn, shape=target)
+        ref = functools.partial(c.ref, shape=target)
+        for dtype in (F64, F32):
+            gradcheck(fn, ref, [x], None, dtype, rng, what=f"{case} {source}->{target}")
+
+
+# ---- second derivatives of every elementwise op, pointwise ----
+
+
+def first_derivative(case: Case):
+    """x -> f'(x) elementwise, by matgrad's first-order gradient of sum(f(x))."""
+    return mg.grad(lambda x: mg.sum(case.fn(x)))
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE, ids=[c.name for c in ELEMENTWISE])
+@given(shape=shapes(), seed=SEEDS)
+def test_second_derivative_elementwise(case, shape, seed):
+    """f'' via mg.grad(mg.grad(f)) equals central differences of f' (float64)."""
+    tol = TOLS[F64]
+    rng = np.random.default_rng(seed)
+    x = case.domains[0](rng, shape)
+    fprime = first_derivative(case)
+    want = directional_derivative(lambda xs: fprime(xs[0]), [x], [np.ones(x.shape)])
+
+    # Vectorised: d/dx sum(f'(x)) = f''(x) elementwise.
+    got = mg.grad(lambda z: mg.sum(mg.grad(lambda u: mg.sum(case.fn(u)))(z)))(x)
+    assert isinstance(got, np.ndarray) and got.shape == x.shape and got.dtype == np.float64
+    assert_close(got, want, tol.grad_rtol, tol.grad_atol, f"{case.name}: f'' (vector)")
+
+    # Pointwise on 0-D inputs: grad(grad(f)) of a scalar function.
+    for i, x0 in enumerate(x.reshape(-1)[:4]):
+        g2 = mg.grad(mg.grad(case.fn))(float(x0))
+        assert isinstance(g2, np.ndarray) and g2.shape == ()
+        assert_close(g2, np.reshape(want, -1)[i], tol.grad_rtol, tol.grad_atol, f"{case.name}: f''({x0})")
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE, ids=[c.name for c in ELEMENTWISE])
+def test_third_derivative_elementwise(case):
+    """grad(grad(grad(f))) against central differences of f'' (nesting goes on)."""
+    tol = TOLS[F64]
+    x = case.domains[0](np.random.default_rng(3), (3,))
+    f2 = mg.grad(mg.grad(case.fn))
+    for x0 in x:
+        want = directional_derivative(lambda xs: f2(float(xs[0])), [np.asarray(x0)], [np.asarray(1.0)])
+        got = mg.grad(mg.grad(mg.grad(case.fn)))(float(x0))
+        assert_close(got, want, tol.grad_rtol, tol.grad_atol, f"{case.name}: f'''({x0})")
+
+
+# ---- mixed dtypes: float32 with float64 gives float64; each gradient keeps its input's dtype ----
+
+BINARY_CASES = [c for c in CASES if c.arity == 2]
+
+
+@pytest.mark.parametrize("case", BINARY_CASES, ids=[c.name for c in BINARY_CASES])
+@given(data=st.data(), f32_first=st.booleans())
+def test_mixed_float32_float64(case, data, f32_first):
+    fn, ref, args, diff, rng = draw_case(case, data)
+    diff = diff or (True, True)
+    dtypes = (F32, F64) if f32_first else (F64, F32)
+    args = [a.astype(d) for a, d in zip(args, dtypes)]
+    call = [mg.tensor(a, requires_grad=True) if d else a for a, d in zip(args, diff)]
+    out = fn(*call)
+    want = np.asarray(ref(*args))
+    assert out.dtype == want.dtype == F64, (out.dtype, want.dtype)
+    tol = TOLS[F32]  # one operand only carries float32 precision
+    assert_close(out.numpy(), ref(*[a.astype(F64) for a in args]), tol.value_rtol, tol.value_atol, case.name)
+    cot = rng.uniform(-1, 1, out.shape)
+    out.backward(cot)
+    for t, a in zip(call, args):
+        if isinstance(t, mg.Tensor):
+            assert t.grad.dtype == a.dtype and t.grad.shape == a.shape, case.name
+
+
+# ---- what the transforms hand back is the caller's own: no aliasing of inputs or of each other ----
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_transform_results_are_independent_arrays(case):
+    rng = np.random.default_rng(zlib.crc32(case.name.encode()))
+    arg_shapes = MATMUL_SHAPES[0] if case.shapes is MATMUL else [(3, 4)] * case.arity
+    if "axis" in case.name or case.kwargs is not None:
+        arg_shapes = [(3, 4)]
+    fn = functools.partial(case.fn, shape=(4, 3)) if case.kwargs else case.fn
+    args = [dom(rng, s) for dom, s in zip(case.domains, arg_shapes)]
+    keep = [a.copy() for a in args]
+    diff = case.diff or (True,) * case.arity
+    idx = [i for i, d in enumerate(diff) if d]
+
+    def f(*dargs):
+        full = list(args)
+        for i, v in zip(idx, dargs):
+            full[i] = v
+        return mg.sum(fn(*full))
+
+    v, gs = mg.value_and_grad(f, argnums=tuple(range(len(idx))))(*[args[i] for i in idx])
+    outs = [v, *gs]
+    for k, o in enumerate(outs):
+        assert type(o) is np.ndarray and o.flags.writeable, case.name
+        for a in args:
+            assert not np.shares_memory(o, a), f"{case.name}: result {k} aliases an input"
+        for o2 in outs[k + 1 :]:
+            assert not np.shares_memory(o, o2), f"{case.name}: two results alias each other"
+    first = [o.copy() for o in outs]
+    for o in outs:
+        o[...] = 12345.0  # the caller's to overwrite
+    v2, gs2 = mg.value_and_grad(f, argnums=tuple(range(len(idx))))(*[args[i] for i in idx])
+    for a, b in zip(first, [v2, *gs2]):
+        np.testing.assert_array_equal(a, b)
+    for a, k in zip(args, keep):
+        np.testing.assert_array_equal(a, k)
+
+
+# ---- DESIGN.md conventions at kinks and special points ----
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_kink_conventions(dtype, create_graph):
+    """abs'(0) = relu'(0) = 0; ties in maximum/minimum split the gradient equally."""
+
+    def grads(f, *args):
+        leaves = [mg.tensor(np.asarray(a, dtype=dtype), requires_grad=True) for a in args]
+        mg.sum(f(*leaves)).backward(create_graph=create_graph)
+        return [np.asarray(t.grad) for t in leaves]
+
+    zeros = np.array([0.0, -0.0, 1.0, -1.0])
+    np.testing.assert_array_equal(grads(mg.abs, zeros)[0], [0.0, 0.0, 1.0, -1.0])
+    np.testing.assert_array_equal(grads(mg.relu, zeros)[0], [0.0, 0.0, 1.0, 0.0])
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
+    gx, gy = grads(mg.maximum, x, y)
+    np.testing.assert_array_equal(gx, [0.5, 0.0, 1.0])
+    np.testing.assert_array_equal(gy, [0.5, 1.0, 0.0])
+    gx, gy = grads(mg.minimum, x, y)
+    np.testing.assert_array_equal(gx, [0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(gy, [0.5, 0.0, 1.0])
+    (g,) = grads(lambda a: mg.maximum(a, a), x)
+    np.testing.assert_array_equal(g, [1.0, 1.0, 1.0])
+    # ties against a broadcast operand: each of the 2 rows contributes 1/2 to the tie
+    gx, gc = grads(mg.maximum, x, np.array([[2.0], [2.0]]))
+    np.testing.assert_array_equal(gx, [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(gc, [[1.5], [1.5]])
+    (g,) = grads(lambda a: mg.maximum(a, 2.0), x)
+    np.testing.assert_array_equal(g, [0.0, 0.5, 1.0])
+    for g in grads(mg.maximum, x, y) + grads(mg.abs, zeros):
+        assert g.dtype == dtype
+
+
+@pytest.mark.parametrize("form", ["pow(0.0, y)", "0.0 ** y", "zeros ** y"])
+def test_pow_zero_base_exponent_gradient(form):
+    # Regression: 0 * log(0) gave NaN. 0**y is the constant 0 for y > 0 (JAX/PyTorch give 0).
+    y = np.array([0.5, 1.0, 2.0, 3.5])
+    f = {
+        "pow(0.0, y)": lambda t: mg.pow(0.0, t),
+        "0.0 ** y": lambda t: 0.0**t,
+        "zeros ** y": lambda t: mg.tensor(np.zeros(4)) ** t,
+    }[form]
+    np.testing.assert_array_equal(mg.grad(lambda t: mg.sum(f(t)))(y), np.zeros(4))
+
+
+def test_pow_at_zero_base_with_positive_exponent():
+    """d/dx x**y at x = 0: y x^(y-1) = 0 for y > 1 (and x**2, x**3 shortcuts alike)."""
+    x = np.zeros(3)
+    for f, want in (
+        (lambda t: t**2, 0.0),
+        (lambda t: t**3, 0.0),
+        (lambda t: t**2.5, 0.0),
+        (lambda t: t**1, 1.0),
+    ):
+        np.testing.assert_array_equal(mg.grad(lambda t, f=f: mg.sum(f(t)))(x), np.full(3, want))
+    gx = mg.grad(lambda t: mg.sum(t ** np.array([2.0, 3.0, 1.5])))(x)
+    np.testing.assert_array_equal(gx, [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("form", ["0.0 ** y", "zeros ** y"])
+def test_pow_zero_base_exponent_second_derivative(form):
+    """d2/dy2 0**y = 0 for y > 0 (0**y is the constant 0 there).
+
+    Regression: the VJP of xlogy(x**y, x) w.r.t. its first operand was G * log(x) = -inf,
+    times d(x**y)/dy = 0, giving NaN for a Tensor base of zeros.
+    """
+    y = np.array([0.5, 2.0, 3.5])
+    zeros = mg.tensor(np.zeros(3))
+    f = (lambda u: 0.0**u) if form == "0.0 ** y" else (lambda u: zeros**u)
+    got = mg.grad(lambda t: mg.sum(mg.grad(lambda u: mg.sum(f(u)))(t)))(y)
+    np.testing.assert_array_equal(got, np.zeros(3))
+
+
+def test_pow_zero_base_mixed_second_derivative():
+    """d/dx (d/dy x**y) = y x^(y-1) log x + x^(y-1) -> 0 as x -> 0 for y > 1."""
+    got = mg.grad(lambda x: mg.sum(mg.grad(lambda u: mg.sum(x**u))(np.array([2.0, 3.0]))))(np.zeros(2))
+    np.testing.assert_array_equal(got, [0.0, 0.0])
