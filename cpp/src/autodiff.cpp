@@ -195,8 +195,9 @@ Val value_seed(const NodeRef& out, const NodeRef& seed, const char* op) {
                      " does not match output of shape " + out->shape.str());
   Val v = seed->value();
   if (seed->dtype != out->dtype) return ValueAlg().cast(v, out->dtype);
-  if (seed->buf && seed->buf->size_class < 0) {
-    // The cotangent maps the caller's memory: gradients must not alias it.
+  if (!seed->buf || seed->buf->size_class < 0) {
+    // The cotangent lives inside its node or maps the caller's memory: gradients that pass
+    // it through must neither outlive it nor alias it, so the sweep starts from a copy.
     Val own = Val::empty(v.shape(), v.dtype());
     std::memcpy(own.data(), v.data(), std::size_t(v.shape().size()) * itemsize(v.dtype()));
     return own;
