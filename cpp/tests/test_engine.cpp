@@ -625,5 +625,27 @@ TEST(Threads, IndependentGraphsOnTwoThreadsGiveTheSameGradients) {
   EXPECT_EQ(results[0], results[1]);
 }
 
+// ---- Note [multiple outputs]: a packed node's outputs, used or not, share one cotangent ----
+
+TEST(MultipleOutputs, OutputsOfOnePackedNodeDifferentiateTogether) {
+  Var x = leaf(S(3), DType::f64, {1, 2, 3});
+  Var y = leaf(S(2), DType::f64, {4, 5});
+  Var p = matgrad::pack({matgrad::sin(x), matgrad::exp(y)});  // one node, two outputs
+  ASSERT_EQ(p->shape, S(5));
+  Var a = matgrad::unpack(p, 0, S(3));
+  Var b = matgrad::unpack(p, 3, S(2));
+  // f = sum(a * a) + sum(b): df/dx = 2 sin x cos x, df/dy = exp y
+  Var f = matgrad::sum(a * a) + matgrad::sum(b);
+  auto g = matgrad::grad_values(f, {x, y});
+  for (int i = 0; i < 3; ++i)
+    EXPECT_DOUBLE_EQ(g[0].ptr<double>()[i], 2 * std::sin(i + 1.0) * std::cos(i + 1.0));
+  for (int i = 0; i < 2; ++i) EXPECT_DOUBLE_EQ(g[1].ptr<double>()[i], std::exp(4.0 + i));
+  // Only one output used: the other gets a zero cotangent, its input a zero gradient.
+  auto g2 = matgrad::grad_values(matgrad::sum(b), {x, y});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(g2[0].ptr<double>()[i], 0.0);
+  // Out-of-range unpacks are shape errors naming the op.
+  EXPECT_THROW(matgrad::unpack(p, 4, S(2)), matgrad::ShapeError);
+}
+
 }  // namespace
 }  // namespace mgtest

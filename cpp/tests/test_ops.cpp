@@ -342,6 +342,33 @@ std::vector<OpCase> all_cases() {
   cs.push_back({"alias_m3x4", OpId::alias, {S(3, 4)}, {}, [](V v) { return matgrad::alias(v[0]); },
                 ref_unary([](double x) { return x; })});
 
+  // Note [multiple outputs]: pack / unpack / embed.
+  cs.push_back({"pack_m2x3_v4_s", OpId::pack, {S(2, 3), S(4), S()}, {},
+                [](V v) { return matgrad::pack({v[0], v[1], v[2]}); },
+                [](const std::vector<Input>& in) {
+                  Input out{S(0), {}};
+                  for (const Input& x : in) out.data.insert(out.data.end(), x.data.begin(), x.data.end());
+                  out.shape = S(std::int64_t(out.data.size()));
+                  return out;
+                }});
+  cs.push_back({"unpack_v10_at3_m2x2", OpId::unpack, {S(10)}, {},
+                [](V v) { return matgrad::unpack(v[0], 3, S(2, 2)); },
+                [](const std::vector<Input>& in) {
+                  return Input{S(2, 2), std::vector<double>(in[0].data.begin() + 3, in[0].data.begin() + 7)};
+                }});
+  cs.push_back({"embed_m2x2_at3_v10", OpId::embed, {S(2, 2)}, {},
+                [](V v) {
+                  matgrad::Attr a;
+                  a.offset = 3;
+                  a.shape = S(10);
+                  return matgrad::apply(OpId::embed, {v[0]}, a);
+                },
+                [](const std::vector<Input>& in) {
+                  Input out{S(10), std::vector<double>(10, 0.0)};
+                  std::copy(in[0].data.begin(), in[0].data.end(), out.data.begin() + 3);
+                  return out;
+                }});
+
   struct M {
     const char* name;
     Shape a, b;

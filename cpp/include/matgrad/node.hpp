@@ -63,6 +63,7 @@ enum class OpId : std::uint16_t {
   sum, mean,
   // shape
   transpose, reshape, broadcast_to, sum_to, cast, alias,
+  pack, unpack, embed,  // several values as one node (Note [multiple outputs])
   // linear algebra
   matmul,
   count_
@@ -78,7 +79,8 @@ struct Attr {
   bool ta = false;         ///< matmul: transpose the left operand
   bool tb = false;         ///< matmul: transpose the right operand
   DType dtype = DType::f64;  ///< cast: target dtype
-  Shape shape{};           ///< reshape/broadcast_to/sum_to: target shape
+  Shape shape{};           ///< reshape/broadcast_to/sum_to/unpack/embed: target shape
+  std::int64_t offset = 0;  ///< unpack/embed: element offset into the packed value
 };
 
 /// Per-op saved state computed by a forward kernel for its VJP (e.g. a factorization).
@@ -90,6 +92,14 @@ struct Node;
 inline void intrusive_ref(Node* n);
 inline void intrusive_unref(Node* n);
 using NodeRef = Ref<Node>;
+
+// Note [multiple outputs]
+// An op with several results (slogdet's sign and log|det|, a factorization and what is computed
+// from it) writes them, one after the other, into the single packed 1-D value of its node, and
+// each result is an `unpack` node (offset + shape) of it. The VJP of unpack is `embed` (the
+// cotangent placed at its offset in zeros), so the cotangents of all the outputs a program uses
+// sum into one packed cotangent, which the op's own VJP unpacks: the sweep and the two VJP
+// algebras need nothing special. `pack` builds such a node from separate values.
 
 /// A node of the graph: x_i = g_i(parents). Its value is computed when it is created (eager).
 /// Leaves (op == leaf) have no parents. Values of at most kInlineBytes live inside the node.

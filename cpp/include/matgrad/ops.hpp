@@ -6,6 +6,7 @@
 #include <matgrad/node.hpp>
 
 #include <initializer_list>
+#include <vector>
 
 namespace matgrad {
 
@@ -36,6 +37,11 @@ NodeRef cast(const NodeRef& x, DType d);
 NodeRef broadcast_to(const NodeRef& x, Shape s);
 /// A node equal to x with x as its only parent (a fresh handle to differentiate against).
 NodeRef alias(const NodeRef& x);
+
+/// Several values as one packed 1-D node (Note [multiple outputs] in node.hpp).
+NodeRef pack(const std::vector<NodeRef>& xs);
+/// The value of shape s stored at element `offset` of a packed 1-D node.
+NodeRef unpack(const NodeRef& packed, std::int64_t offset, Shape s);
 
 /// The constant filled with v.
 NodeRef full(Shape s, DType d, double v);

@@ -194,6 +194,18 @@ NodeRef broadcast_to(const NodeRef& x, Shape s) {
 
 NodeRef alias(const NodeRef& x) { return apply(OpId::alias, {x}); }
 
+NodeRef pack(const std::vector<NodeRef>& xs) {
+  if (xs.empty()) throw ShapeError("pack: needs at least one value");
+  return apply(OpId::pack, xs.data(), static_cast<int>(xs.size()));
+}
+
+NodeRef unpack(const NodeRef& packed, std::int64_t offset, Shape s) {
+  Attr a;
+  a.offset = offset;
+  a.shape = s;
+  return apply(OpId::unpack, {packed}, a);
+}
+
 NodeRef full(Shape s, DType d, double v) {
   NodeRef n = make_node(OpId::leaf, s, d);
   if (d == DType::f64)

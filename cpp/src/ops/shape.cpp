@@ -100,6 +100,66 @@ Shape same_shape(const Attr&, const Shape* in, int) { return in[0]; }
 // dX = G
 MG_VJP_FN(vjp_alias) { c.dx[0] = c.g; }
 
+// ---- Note [multiple outputs]: pack, unpack, embed ----
+
+Shape pack_shape(const Attr&, const Shape* in, int n) {
+  std::int64_t total = 0;
+  for (int i = 0; i < n; ++i) total += in[i].size();
+  return Shape::vector(total);
+}
+template <class T> void fwd_pack(const KernelArgs& k) {
+  T* o = k.out.ptr<T>();
+  for (int i = 0; i < k.n; ++i) {
+    const std::int64_t m = k.in[i].shape().size();
+    std::memcpy(o, k.in[i].data(), sizeof(T) * std::size_t(m));
+    o += m;
+  }
+}
+// dX_i = unpack(G, offset_i, shape(X_i))
+MG_VJP_FN(vjp_pack) {
+  Attr at;
+  for (int i = 0; i < c.n; ++i) {
+    at.shape = a.shape(c.in[i]);
+    if (c.needs[i]) c.dx[i] = a.op(OpId::unpack, {c.g}, at);
+    at.offset += at.shape.size();
+  }
+}
+
+Shape unpack_shape(const Attr& a, const Shape* in, int) {
+  if (in[0].ndim != 1 || a.offset < 0 || a.shape.size() < 0 || a.offset + a.shape.size() > in[0].size())
+    throw ShapeError("unpack: " + std::to_string(a.shape.size()) + " elements at offset " +
+                     std::to_string(a.offset) + " do not fit in a packed value of shape " + in[0].str());
+  return a.shape;
+}
+template <class T> void fwd_unpack(const KernelArgs& k) {
+  std::memcpy(k.out.data(), k.in[0].ptr<T>() + k.attr.offset, sizeof(T) * std::size_t(k.out.shape().size()));
+}
+// dX = embed(G, offset, shape(X))
+MG_VJP_FN(vjp_unpack) {
+  Attr at;
+  at.offset = c.node.attr.offset;
+  at.shape = a.shape(c.in[0]);
+  c.dx[0] = a.op(OpId::embed, {c.g}, at);
+}
+
+Shape embed_shape(const Attr& a, const Shape* in, int) {
+  if (a.shape.ndim != 1 || a.offset < 0 || a.offset + in[0].size() > a.shape.size())
+    throw ShapeError("embed: shape " + in[0].str() + " at offset " + std::to_string(a.offset) +
+                     " does not fit in shape " + a.shape.str());
+  return a.shape;
+}
+template <class T> void fwd_embed(const KernelArgs& k) {
+  k.out.arr<T>().setZero();
+  std::memcpy(k.out.ptr<T>() + k.attr.offset, k.in[0].data(), sizeof(T) * std::size_t(k.in[0].shape().size()));
+}
+// dX = unpack(G, offset, shape(X))
+MG_VJP_FN(vjp_embed) {
+  Attr at;
+  at.offset = c.node.attr.offset;
+  at.shape = a.shape(c.in[0]);
+  c.dx[0] = a.op(OpId::unpack, {c.g}, at);
+}
+
 }  // namespace
 
 void register_shape(OpDef* t) {
@@ -119,6 +179,11 @@ void register_shape(OpDef* t) {
   cast.dtype = cast_dtype;
   MG_VJP(cast, vjp_cast);
   MG_VJP(def(OpId::alias, "alias", same_shape, MG_FWD(fwd_copy)), vjp_alias);
+  OpDef& pack = def(OpId::pack, "pack", pack_shape, MG_FWD(fwd_pack));
+  pack.arity = -1;
+  MG_VJP(pack, vjp_pack);
+  MG_VJP(def(OpId::unpack, "unpack", unpack_shape, MG_FWD(fwd_unpack)), vjp_unpack);
+  MG_VJP(def(OpId::embed, "embed", embed_shape, MG_FWD(fwd_embed)), vjp_embed);
 }
 
 }  // namespace matgrad
