@@ -19,7 +19,7 @@ first (float64: rtol 1e-9, atol 1e-11 x max|ref|; float32: rtol 2e-3, atol 2e-4 
 Ratios are against the numpy closed form of the same run; the later target for matgrad is
 within 1.05x of it (reported now, not enforced).
 
-Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/venv/bin/python bench/network.py [--threads 2]
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/network.py [--threads 2]
 """
 from __future__ import annotations
 

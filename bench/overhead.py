@@ -21,7 +21,7 @@ Targets (matgrad / torch eager, median time ratio from this run; lower is better
   W1 <= 1/4, W2 <= 1/3; the aim is <= 1/5 for both. Printed as PASS/MISS for both matgrad
   paths; a MISS does not fail the process, a wrong answer does.
 
-Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/venv/bin/python bench/overhead.py
+Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/overhead.py
 """
 from __future__ import annotations
 
