@@ -28,6 +28,8 @@ struct Frame {
 
 // Per-thread scratch vectors, reused across sweeps (a small sweep should not pay for a dozen
 // allocations). A sweep started while another runs on the same thread gets its own.
+constexpr std::size_t kKeepScratch = std::size_t(1) << 16;  // nodes
+
 template <class T>
 struct Scratch {
   std::vector<Node*> order;
@@ -93,6 +95,13 @@ struct Sweep {
     adj.clear();
     sc.in.clear();
     sc.dx.clear();
+    if (order.capacity() > kKeepScratch) {  // do not keep a huge sweep's memory for ever
+      std::vector<Node*>().swap(order);
+      std::vector<Frame>().swap(sc.stack);
+      std::vector<T>().swap(adj);
+      std::vector<char>().swap(target);
+      std::vector<char>().swap(sc.useful);
+    }
     sc.busy = false;
   }
 
@@ -110,8 +119,8 @@ struct Sweep {
         }
       } else {
         Node* n = f.n;
+        order.push_back(n);  // before the pop: if it throws, release() still finds n
         stack.pop_back();
-        order.push_back(n);
         n->mark = static_cast<int>(order.size());
       }
     }

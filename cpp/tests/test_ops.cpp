@@ -395,6 +395,13 @@ std::vector<OpCase> all_cases() {
                   {{-2.0, 2.0}, {0.3, 2.0}}, [](V v) { return matgrad::binary(OpId::xlogy, v[0], v[1]); },
                   ref_binary([](double x, double y) { return x == 0 ? 0.0 : x * std::log(y); })});
 
+  // mask_nz(s, v) = v where s != 0, else 0 (the x-derivative of pow; constant in s)
+  for (const auto& p : {std::make_pair(S(3, 4), S(3, 4)), std::make_pair(S(4), S(3, 4)), std::make_pair(S(), S(5))})
+    cs.push_back({"mask_nz_" + shape_tag(p.first) + "_" + shape_tag(p.second), OpId::mask_nz,
+                  {p.first, p.second}, {{0.5, 2.0}, {-2.0, 2.0}},
+                  [](V v) { return matgrad::binary(OpId::mask_nz, v[0], v[1]); },
+                  ref_binary([](double s, double v) { return s == 0 ? 0.0 : v; })});
+
   // Values larger than a node's inline storage (128 bytes): pooled buffers in the forward
   // kernels and in the VJPs.
   for (const OpId op : {OpId::add, OpId::mul, OpId::div, OpId::maximum}) {

@@ -63,15 +63,24 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
 
 
 class no_grad(contextlib.ContextDecorator):
-    """Context manager (and decorator) in which ops record no graph: results are constants."""
+    """Context manager (and decorator) in which ops record no graph: results are constants.
+
+    Transforms (grad, value_and_grad, ...) still differentiate inside it.
+    """
+
+    def __init__(self) -> None:
+        self._prev: list = []
+
+    def _recreate_cm(self) -> "no_grad":  # each decorated call gets its own state
+        return no_grad()
 
     def __enter__(self) -> "no_grad":
-        self._prev = _core.is_grad_enabled()
+        self._prev.append(_core.is_grad_enabled())
         _core._set_grad_enabled(False)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _core._set_grad_enabled(self._prev)
+        _core._set_grad_enabled(self._prev.pop())
 
 
 def check_grad(

@@ -57,8 +57,9 @@ OpId bin_op(Bin op) {
 NodeRef binary_fn(Bin op, py::handle x, py::handle y) {
   if (is_tensor(x)) return binop(op, NodeRef(tensor_ptr(x)), y, false);
   if (is_tensor(y)) return binop(op, NodeRef(tensor_ptr(y)), x, true);
-  NodeRef xn = as_node(x, bin_name(op));
-  return binop(op, xn, y, false);
+  // A weak Python scalar takes the other operand's dtype (NEP 50), whichever side it is on.
+  if (is_weak_scalar(x) && !is_weak_scalar(y)) return binop(op, as_node(y, bin_name(op)), x, true);
+  return binop(op, as_node(x, bin_name(op)), y, false);
 }
 
 NodeRef binop(Bin op, const NodeRef& x, py::handle other, bool reflected) {
@@ -135,10 +136,8 @@ Shape parse_reshape(py::handle shape, const Shape& from) {
   for (std::size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] == -1 && unknown < 0) {
       unknown = int(i);
-    } else if (dims[i] < 0) {
+    } else if (dims[i] < 0 || __builtin_mul_overflow(known, dims[i], &known)) {
       throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
-    } else {
-      known *= dims[i];
     }
   }
   if (unknown >= 0) {

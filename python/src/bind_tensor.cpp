@@ -16,9 +16,10 @@ double single_value(const Node& n, const char* what) {
   return n.dtype == DType::f64 ? *static_cast<double*>(n.data) : double(*static_cast<float*>(n.data));
 }
 
-// Give a leaf its own copy of memory it maps from elsewhere (before it may be updated in place).
+// Give a leaf its own copy of memory it maps from elsewhere or shares with other tensors
+// (before it may be updated in place).
 void own_storage(Node& n) {
-  if (!n.buf || n.buf->size_class >= 0) return;
+  if (!n.buf || (n.buf->size_class >= 0 && n.buf->rc == 1)) return;
   const std::size_t bytes = std::size_t(n.shape.size()) * itemsize(n.dtype);
   Buffer* old = n.buf;
   void* src = n.data;
@@ -39,11 +40,6 @@ void own_storage(Node& n) {
 NodeRef detached(const Node& n) {
   if (n.buf) return make_leaf_shared(n.buf, n.data, n.shape, n.dtype, false);
   return make_leaf(n.value(), false);
-}
-
-template <Bin Op, bool Reflected>
-NodeRef op_method(Node& self, py::handle other) {
-  return binop(Op, NodeRef(&self), other, Reflected);
 }
 
 }  // namespace
@@ -77,7 +73,9 @@ void bind_tensor(py::module_& m) {
               n.grad = NodeRef();
               return;
             }
-            NodeRef gn = cast(as_node(g, "grad", n.dtype), n.dtype);  // a gradient has its tensor's dtype
+            // Its own copy (never the caller's memory), in the tensor's dtype.
+            NodeRef gn = cast(as_node(g, "grad", n.dtype), n.dtype);
+            gn = make_leaf(gn->value(), false);
             if (gn->shape != n.shape)
               throw ShapeError("grad: shape " + gn->shape.str() + " does not match the tensor's shape " +
                                n.shape.str());
@@ -152,21 +150,7 @@ void bind_tensor(py::module_& m) {
              py::handle s = shape.size() == 1 ? shape[0] : py::handle(shape);
              return reshape(NodeRef(&self), parse_reshape(s, self.shape));
            })
-      .def("__neg__", [](Node& self) { return unary(OpId::neg, NodeRef(&self)); })
-      .def("__pos__", [](Node& self) { return NodeRef(&self); })
-      .def("__abs__", [](Node& self) { return unary(OpId::abs, NodeRef(&self)); })
-      .def("__add__", &op_method<Bin::add, false>, py::is_operator())
-      .def("__radd__", &op_method<Bin::add, true>, py::is_operator())
-      .def("__sub__", &op_method<Bin::sub, false>, py::is_operator())
-      .def("__rsub__", &op_method<Bin::sub, true>, py::is_operator())
-      .def("__mul__", &op_method<Bin::mul, false>, py::is_operator())
-      .def("__rmul__", &op_method<Bin::mul, true>, py::is_operator())
-      .def("__truediv__", &op_method<Bin::div, false>, py::is_operator())
-      .def("__rtruediv__", &op_method<Bin::div, true>, py::is_operator())
-      .def("__pow__", &op_method<Bin::pow, false>, py::is_operator())
-      .def("__rpow__", &op_method<Bin::pow, true>, py::is_operator())
-      .def("__matmul__", &op_method<Bin::matmul, false>, py::is_operator())
-      .def("__rmatmul__", &op_method<Bin::matmul, true>, py::is_operator());
+      ;  // operators: Tensor's number slots, set in fast.cpp (Note [the hot call path])
 
   m.def(
       "tensor",

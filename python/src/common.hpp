@@ -36,7 +36,10 @@ double weak_scalar_value(py::handle h, const char* op);
 /// Python scalars become 0-D constants of `weak_dtype`. Raises TypeError/ValueError naming op.
 NodeRef as_node(py::handle h, const char* op, DType weak_dtype = DType::f64);
 /// A leaf from array-like data (the rules of mg.tensor).
-NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always = false);
+/// `operand`: the data is an operand of a binary op, where NumPy 2 keeps float32 for bool and
+/// integer arrays of at most 16 bits (they become float32 here; float64 otherwise).
+NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always = false,
+                       bool operand = false);
 /// Parse a dtype argument (None -> nullptr result).
 bool parse_dtype(py::handle dtype, DType& out, const char* op);
 
@@ -44,8 +47,6 @@ py::tuple shape_tuple(const Shape& s);
 py::dtype numpy_dtype(DType d);
 /// A read-only NumPy view of the node's value that keeps the node alive.
 py::array view_of(const NodeRef& n);
-/// A writable NumPy array the caller owns (hands over the buffer when nothing else uses it).
-py::array owned_array(const Val& v);
 
 /// The binary operators: x op other (reflected: other op x), with weak Python scalars kept
 /// as attributes and everything else converted by as_node.

@@ -133,10 +133,26 @@ PyObject* new_array(const Val& v, bool writable_owned) {
 
 namespace {
 
+// Operands matgrad converts (or refuses with its own error); anything else is another
+// library's type, which gets its chance through NotImplemented (its __radd__ etc.).
+bool is_operand(PyObject* o) {
+  if (PyFloat_Check(o) || PyLong_Check(o) || PyList_Check(o) || PyTuple_Check(o) || PyUnicode_Check(o) ||
+      PyBytes_Check(o) || PyComplex_Check(o) || o == Py_None)
+    return true;
+  auto& api = py::detail::npy_api::get();
+  if (api.PyArray_Check_(o)) return true;
+  if (PyObject_HasAttrString(reinterpret_cast<PyObject*>(Py_TYPE(o)), "__array__")) return true;
+  static PyObject* generic = py::object(py::module_::import("numpy").attr("generic")).release().ptr();
+  return PyObject_IsInstance(o, generic) == 1;
+}
+
 template <Bin Op>
 PyObject* nb_binary(PyObject* a, PyObject* b) {
   try {
-    if (is_tensor(a)) return wrap(binop(Op, NodeRef(tensor_ptr(a)), b, false));
+    const bool left = is_tensor(a);
+    PyObject* other = left ? b : a;
+    if (!is_tensor(other) && !is_operand(other)) Py_RETURN_NOTIMPLEMENTED;
+    if (left) return wrap(binop(Op, NodeRef(tensor_ptr(a)), b, false));
     return wrap(binop(Op, NodeRef(tensor_ptr(b)), a, true));
   } catch (...) {
     set_python_error();
@@ -166,6 +182,38 @@ PyObject* nb_positive(PyObject* a) {
   Py_INCREF(a);
   return a;
 }
+
+// The operators as methods too (Tensor.__add__ ...), through the same slot functions.
+template <Bin Op>
+PyObject* m_binary(PyObject* self, PyObject* other) {
+  return nb_binary<Op>(self, other);
+}
+template <Bin Op>
+PyObject* m_rbinary(PyObject* self, PyObject* other) {
+  return nb_binary<Op>(other, self);
+}
+template <PyObject* (*F)(PyObject*)>
+PyObject* m_unary(PyObject* self, PyObject*) {
+  return F(self);
+}
+
+PyMethodDef g_operator_methods[] = {
+    {"__add__", (PyCFunction)m_binary<Bin::add>, METH_O, "self + other"},
+    {"__radd__", (PyCFunction)m_rbinary<Bin::add>, METH_O, "other + self"},
+    {"__sub__", (PyCFunction)m_binary<Bin::sub>, METH_O, "self - other"},
+    {"__rsub__", (PyCFunction)m_rbinary<Bin::sub>, METH_O, "other - self"},
+    {"__mul__", (PyCFunction)m_binary<Bin::mul>, METH_O, "self * other"},
+    {"__rmul__", (PyCFunction)m_rbinary<Bin::mul>, METH_O, "other * self"},
+    {"__truediv__", (PyCFunction)m_binary<Bin::div>, METH_O, "self / other"},
+    {"__rtruediv__", (PyCFunction)m_rbinary<Bin::div>, METH_O, "other / self"},
+    {"__pow__", (PyCFunction)m_binary<Bin::pow>, METH_O, "self ** other"},
+    {"__rpow__", (PyCFunction)m_rbinary<Bin::pow>, METH_O, "other ** self"},
+    {"__matmul__", (PyCFunction)m_binary<Bin::matmul>, METH_O, "self @ other"},
+    {"__rmatmul__", (PyCFunction)m_rbinary<Bin::matmul>, METH_O, "other @ self"},
+    {"__neg__", (PyCFunction)m_unary<nb_unary<OpId::neg>>, METH_NOARGS, "-self"},
+    {"__abs__", (PyCFunction)m_unary<nb_unary<OpId::abs>>, METH_NOARGS, "abs(self)"},
+    {"__pos__", (PyCFunction)m_unary<nb_positive>, METH_NOARGS, "+self (self)"},
+    {nullptr, nullptr, 0, nullptr}};
 
 template <OpId Op>
 PyObject* fn_unary(PyObject*, PyObject* x) {
@@ -209,17 +257,29 @@ PyObject* fn_vg(PyObject*, PyObject* const* a, Py_ssize_t n) {
     return nullptr;
   }
   try {
+    GradMode record(true);  // transforms differentiate even inside mg.no_grad()
     const Py_ssize_t nargs = PyTuple_GET_SIZE(args);
     bool graph = false;
     for (Py_ssize_t i = 0; i < nargs; ++i) graph = graph || is_tensor(PyTuple_GET_ITEM(args, i));
+    // f sees Tensors: plain arrays and numbers are wrapped (as constants unless differentiated).
     py::tuple call(nargs);
+    static PyObject* generic = py::object(py::module_::import("numpy").attr("generic")).release().ptr();
     for (Py_ssize_t i = 0; i < nargs; ++i) {
       PyObject* x = PyTuple_GET_ITEM(args, i);
-      Py_INCREF(x);
-      PyTuple_SET_ITEM(call.ptr(), i, x);
+      PyObject* item = nullptr;
+      if (!is_tensor(x) && (PyFloat_Check(x) || (PyLong_Check(x) && !PyBool_Check(x)) ||
+                            py::detail::npy_api::get().PyArray_Check_(x) || PyObject_IsInstance(x, generic) == 1)) {
+        item = wrap(as_node(x, op));
+        if (!item) throw py::error_already_set();
+      } else {
+        Py_INCREF(x);
+        item = x;
+      }
+      PyTuple_SET_ITEM(call.ptr(), i, item);
     }
     const Py_ssize_t nn = PyTuple_GET_SIZE(nums);
     std::vector<NodeRef> inputs;
+    std::vector<long long> seen;  // argument index of each input (a repeated index shares its node)
     inputs.reserve(nn);
     for (Py_ssize_t k = 0; k < nn; ++k) {
       PyObject* num = PyTuple_GET_ITEM(nums, k);
@@ -232,6 +292,15 @@ PyObject* fn_vg(PyObject*, PyObject* const* a, Py_ssize_t n) {
         throw ShapeError(std::string(op) + ": argnums " +
                          (overflow ? py::str(num).cast<std::string>() : std::to_string(given)) +
                          " is out of range for " + std::to_string(nargs) + " positional arguments");
+      bool repeated = false;
+      for (std::size_t q = 0; q < seen.size(); ++q)
+        if (seen[q] == i) {
+          inputs.push_back(inputs[q]);
+          repeated = true;
+          break;
+        }
+      seen.push_back(i);
+      if (repeated) continue;
       NodeRef x = diff_input(PyTuple_GET_ITEM(args, i), op);
       PyObject* t = wrap(x);
       if (!t) throw py::error_already_set();
@@ -333,6 +402,11 @@ void bind_fast(py::module_& m) {
     g_pybind11_dealloc = g_tensor_type->tp_dealloc;
     g_tensor_type->tp_dealloc = tensor_dealloc;
   }
+  // Tensor() / Tensor.__new__ would make an instance with no node behind it.
+  g_tensor_type->tp_new = [](PyTypeObject*, PyObject*, PyObject*) -> PyObject* {
+    PyErr_SetString(PyExc_TypeError, "Tensor: create tensors with mg.tensor(data, requires_grad=False, dtype=None)");
+    return nullptr;
+  };
 
   auto* ht = reinterpret_cast<PyHeapTypeObject*>(g_tensor_type);
   PyNumberMethods& nb = ht->as_number;
@@ -346,6 +420,16 @@ void bind_fast(py::module_& m) {
   nb.nb_absolute = nb_unary<OpId::abs>;
   nb.nb_positive = nb_positive;
   g_tensor_type->tp_as_number = &nb;
+  // Method forms of the operators, written into the type's dict directly so that the slots
+  // above stay in place (setattr would point them back at generic method lookups).
+  for (PyMethodDef* d = g_operator_methods; d->ml_name; ++d) {
+    PyObject* descr = PyDescr_NewMethod(g_tensor_type, d);
+    if (!descr || PyDict_SetItemString(g_tensor_type->tp_dict, d->ml_name, descr) != 0) {
+      Py_XDECREF(descr);
+      throw py::error_already_set();
+    }
+    Py_DECREF(descr);
+  }
   PyType_Modified(g_tensor_type);
 
   py::str modname = m.attr("__name__");

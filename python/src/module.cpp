@@ -67,7 +67,8 @@ bool parse_dtype(py::handle dtype, DType& out, const char* op) {
   return true;
 }
 
-NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always) {
+NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always,
+                       bool operand) {
   DType want = DType::f64;
   bool forced = parse_dtype(dtype, want, op);
   if (is_weak_scalar(h)) {
@@ -99,7 +100,9 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
   if (a.ndim() > 2)
     throw ShapeError(std::string(op) + ": arrays of more than 2 dimensions are not supported (got shape " +
                      shape_str(a) + ")");
-  if (!forced) want = (kind == 'f' && a.itemsize() <= 4) ? DType::f32 : DType::f64;
+  if (!forced)
+    want = ((kind == 'f' && a.itemsize() <= 4) || (operand && kind != 'f' && a.itemsize() <= 2)) ? DType::f32
+                                                                                                 : DType::f64;
   const Shape s = shape_of(a);
   const py::dtype np_want = numpy_dtype(want);
   const bool exact = a.dtype().equal(np_want) && (a.flags() & py::array::c_style) &&
@@ -128,7 +131,7 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
 NodeRef as_node(py::handle h, const char* op, DType weak_dtype) {
   if (is_tensor(h)) return NodeRef(tensor_ptr(h));
   if (is_weak_scalar(h)) return full(Shape::scalar(), weak_dtype, weak_scalar_value(h, op));
-  return node_from_data(h, false, py::none(), op);
+  return node_from_data(h, false, py::none(), op, false, /*operand=*/true);
 }
 
 py::tuple shape_tuple(const Shape& s) {
@@ -164,21 +167,13 @@ py::array make_array(DType d, const Shape& s, void* data, py::handle base) {
 }  // namespace
 
 py::array view_of(const NodeRef& n) {
-  py::capsule base(new NodeRef(n), [](void* p) { delete static_cast<NodeRef*>(p); });
+  // The base owns the memory itself: a buffer reference when there is one (the node may later
+  // move to other storage, e.g. when a leaf starts requiring grad), else the node (inline data).
+  py::capsule base = n->buf ? py::capsule(n->buf, [](void* p) { static_cast<Buffer*>(p)->unref(); })
+                            : py::capsule(new NodeRef(n), [](void* p) { delete static_cast<NodeRef*>(p); });
+  if (n->buf) n->buf->ref();
   py::array a = make_array(n->dtype, n->shape, n->data, base);
   py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
-  return a;
-}
-
-py::array owned_array(const Val& v) {
-  if (v.unique()) {
-    Buffer* b = v.buffer();
-    b->ref();
-    py::capsule base(b, [](void* p) { static_cast<Buffer*>(p)->unref(); });
-    return make_array(v.dtype(), v.shape(), v.data(), base);
-  }
-  py::array a = make_array(v.dtype(), v.shape(), nullptr, py::handle());
-  std::memcpy(a.mutable_data(), v.data(), std::size_t(v.shape().size()) * itemsize(v.dtype()));
   return a;
 }
 

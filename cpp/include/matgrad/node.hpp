@@ -59,6 +59,7 @@ enum class OpId : std::uint16_t {
   add, sub, mul, div, pow, maximum, minimum,
   max_weight, min_weight,  // tie-splitting masks for maximum/minimum (zero derivative)
   xlogy,                   // x * log(y), 0 where x == 0 (the y-derivative of pow)
+  mask_nz,                 // mask_nz(s, v) = v where s != 0, else 0 (the x-derivative of pow)
   // reductions
   sum, mean,
   // shape

@@ -31,6 +31,11 @@ struct Shape {
   static Shape matrix(std::int64_t r, std::int64_t c) { return {r, c, 2}; }
 
   std::int64_t size() const { return rows * cols; }
+  /// False when a dimension is negative or the element count (or its bytes) overflows.
+  bool representable() const {
+    std::int64_t n = 0;
+    return rows >= 0 && cols >= 0 && !__builtin_mul_overflow(rows, cols, &n) && n <= (std::int64_t(1) << 59);
+  }
   bool same_storage(const Shape& o) const { return rows == o.rows && cols == o.cols; }
   bool operator==(const Shape& o) const { return same_storage(o) && ndim == o.ndim; }
   bool operator!=(const Shape& o) const { return !(*this == o); }

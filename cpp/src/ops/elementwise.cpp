@@ -252,10 +252,20 @@ template <class T> void fwd_pow(const KernelArgs& k) {
     return x.binaryExpr(y, [](T u, T v) { return T(std::pow(u, v)); });
   });
 }
-// dX = G * Y X^(Y-1), dY = G * xlogy(X^Y, X)   (0 where X^Y = 0)
+// dX = G * Y X^(Y-1)   (0 where Y = 0, as for x ** 0), dY = G * xlogy(X^Y, X)   (0 where X^Y = 0)
 MG_VJP_FN(vjp_pow) {
-  if (c.needs[0]) c.dx[0] = a.mul(c.g, a.mul(c.in[1], a.pow(c.in[0], a.add_s(c.in[1], -1.0))));
+  if (c.needs[0])
+    c.dx[0] = a.mul(c.g, a.op(OpId::mask_nz, {c.in[1], a.mul(c.in[1], a.pow(c.in[0], a.add_s(c.in[1], -1.0)))}));
   if (c.needs[1]) c.dx[1] = a.mul(c.g, a.xlogy(c.out, c.in[0]));
+}
+
+Shape bcast_shape_mask_nz(const Attr&, const Shape* in, int) { return broadcast_shapes("mask_nz", in[0], in[1]); }
+template <class T> void fwd_mask_nz(const KernelArgs& k) {
+  binary_kernel<T>(k, [](const auto& s, const auto& v) { return (s == T(0)).select(T(0), v); });
+}
+// dS = none (piecewise constant in S), dV = mask_nz(S, G)
+MG_VJP_FN(vjp_mask_nz) {
+  if (c.needs[1]) c.dx[1] = a.op(OpId::mask_nz, {c.in[0], c.g});
 }
 
 Shape bcast_shape_xlogy(const Attr&, const Shape* in, int) { return broadcast_shapes("xlogy", in[0], in[1]); }
@@ -346,6 +356,7 @@ void register_elementwise(OpDef* t) {
   MG_VJP(def(OpId::maximum, "maximum", 2, bcast_shape_maximum, MG_FWD(fwd_maximum)), vjp_maximum);
   MG_VJP(def(OpId::minimum, "minimum", 2, bcast_shape_minimum, MG_FWD(fwd_minimum)), vjp_minimum);
   MG_VJP(def(OpId::xlogy, "xlogy", 2, bcast_shape_xlogy, MG_FWD(fwd_xlogy)), vjp_xlogy);
+  MG_VJP(def(OpId::mask_nz, "mask_nz", 2, bcast_shape_mask_nz, MG_FWD(fwd_mask_nz)), vjp_mask_nz);
   def(OpId::max_weight, "max_weight", 2, bcast_shape_maximum, MG_FWD(fwd_max_weight));
   def(OpId::min_weight, "min_weight", 2, bcast_shape_minimum, MG_FWD(fwd_min_weight));
 }

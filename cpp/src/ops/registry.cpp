@@ -75,6 +75,10 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
 
 NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   const OpDef& d = opdef(op);
+  if ((d.arity >= 0 && n != d.arity) || n < 1 || n > 65535)
+    throw TypeError(std::string(d.name ? d.name : "apply") + ": takes " +
+                    (d.arity >= 0 ? std::to_string(d.arity) : std::string("1 to 65535")) + " inputs, got " +
+                    std::to_string(n));
   SmallArray<Shape> shapes(n);
   SmallArray<Val> vals(n);
   bool rg = false;
@@ -88,6 +92,7 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
     rg = rg || x.requires_grad;
   }
   Shape s = d.shape(attr, shapes.p, n);
+  if (!s.representable()) fail_shapes(d.name, "give a result too large to represent", shapes.p, n);
   DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[0]->dtype;
   NodeRef out = make_node(op, s, dt);
   Node& o = *out;

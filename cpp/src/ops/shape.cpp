@@ -25,7 +25,7 @@ template <class T> void fwd_transpose(const KernelArgs& k) {
 MG_VJP_FN(vjp_transpose) { c.dx[0] = a.transpose(c.g); }
 
 Shape reshape_shape(const Attr& a, const Shape* in, int) {
-  if (a.shape.size() != in[0].size() || a.shape.rows < 0 || a.shape.cols < 0) {
+  if (!a.shape.representable() || a.shape.size() != in[0].size()) {
     throw ShapeError("reshape: cannot reshape array of shape " + in[0].str() + " into shape " + a.shape.str());
   }
   return a.shape;
