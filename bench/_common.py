@@ -551,3 +551,14 @@ def write_json(path, payload):
         with open(path, "w") as fh:
             fh.write(text + "\n")
         log(f"wrote {path}")
+
+
+def run_script(ap, worker, parent) -> None:
+    """Parse the command line (with the common options) and run as parent or worker."""
+    add_common_args(ap)
+    argv = sys.argv[1:]
+    args = finish_args(ap.parse_args(argv))
+    if args._worker:
+        worker(args)
+    else:
+        parent(args, argv)

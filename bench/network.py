@@ -183,13 +183,7 @@ def main():
     ap.add_argument("--malloc-check", action="store_true",
                     help="also run f64 1T with glibc's default malloc thresholds, each system alone in a fresh "
                          "process (diagnostic)")
-    C.add_common_args(ap)
-    argv = sys.argv[1:]
-    args = C.finish_args(ap.parse_args(argv))
-    if args._worker:
-        worker(args)
-    else:
-        parent(args, argv)
+    C.run_script(ap, worker, parent)
 
 
 if __name__ == "__main__":

@@ -220,13 +220,7 @@ def parent(args, argv):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=None, help="comma list of workloads: W1,W2 (default both)")
-    C.add_common_args(ap)
-    argv = sys.argv[1:]
-    args = C.finish_args(ap.parse_args(argv))
-    if args._worker:
-        worker(args)
-    else:
-        parent(args, argv)
+    C.run_script(ap, worker, parent)
 
 
 if __name__ == "__main__":
