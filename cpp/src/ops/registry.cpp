@@ -141,11 +141,14 @@ void ValueAlg::accumulate(Val& slot, Val&& v) {
 
 NodeRef unary(OpId op, const NodeRef& x) { return apply(op, {x}); }
 
-NodeRef binary(OpId op, const NodeRef& x, const NodeRef& y) {
-  if (x->dtype == y->dtype) return apply(op, {x, y});
-  if (x->dtype == DType::f32) return apply(op, {cast(x, DType::f64), y});
-  return apply(op, {x, cast(y, DType::f64)});
+// float32 with float64 gives float64 (the float32 side is cast).
+static NodeRef binary_promoted(OpId op, const NodeRef& x, const NodeRef& y, const Attr& a) {
+  if (x->dtype == y->dtype) return apply(op, {x, y}, a);
+  if (x->dtype == DType::f32) return apply(op, {cast(x, DType::f64), y}, a);
+  return apply(op, {x, cast(y, DType::f64)}, a);
 }
+
+NodeRef binary(OpId op, const NodeRef& x, const NodeRef& y) { return binary_promoted(op, x, y, Attr{}); }
 
 NodeRef scalar_op(OpId op, const NodeRef& x, double s) {
   Attr a;
@@ -169,11 +172,7 @@ NodeRef matmul(const NodeRef& x, const NodeRef& y, bool ta, bool tb) {
   Attr a;
   a.ta = ta && x->shape.ndim == 2;  // transposing a vector is the identity (as in NumPy)
   a.tb = tb && y->shape.ndim == 2;
-  if (x->dtype != y->dtype) {
-    if (x->dtype == DType::f32) return apply(OpId::matmul, {cast(x, DType::f64), y}, a);
-    return apply(OpId::matmul, {x, cast(y, DType::f64)}, a);
-  }
-  return apply(OpId::matmul, {x, y}, a);
+  return binary_promoted(OpId::matmul, x, y, a);
 }
 
 NodeRef transpose(const NodeRef& x) { return apply(OpId::transpose, {x}); }
