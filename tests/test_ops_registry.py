@@ -453,8 +453,20 @@ add(
     Case("x.mean()", "mean", lambda x: x.mean(), np.mean, (real,), ONE),
 )
 
+@st.composite
+def _dot_pairs(draw):
+    """np.dot operands: the matmul pairs, or a 0-D operand with any shape (elementwise)."""
+    if draw(st.booleans()):
+        return draw(MATMUL)
+    other = draw(shapes())
+    return ((), other) if draw(st.booleans()) else (other, ())
+
+
 add(
     Case("matmul", "matmul", mg.matmul, np.matmul, (real, real), MATMUL),
+    Case("dot", "dot", mg.dot, np.dot, (real, real), _dot_pairs()),
+    Case("outer", "outer", mg.outer, np.outer, (real, real), st.tuples(shapes(), shapes())),
+    Case("trace", "trace", mg.trace, np.trace, (real,), shapes(min_ndim=2).map(lambda s: (s,))),
     Case("transpose", "transpose", mg.transpose, np.transpose, (real,), ONE),
     Case("x.T", "transpose", lambda x: x.T, np.transpose, (real,), ONE),
 )
@@ -630,6 +642,10 @@ def fixed_inputs(case: Case):
     """All the named shapes that apply to the case, as argument-shape tuples."""
     if case.shapes is MATMUL:
         return MATMUL_SHAPES
+    if case.op == "dot":
+        return MATMUL_SHAPES + [((), (3, 4)), ((3,), ()), ((), ())]
+    if case.op == "trace":
+        return [(s,) for s in UNARY_SHAPES if len(s) == 2]
     if case.arity == 2:
         return BROADCAST_PAIRS + [(b, a) for a, b in BROADCAST_PAIRS]
     name = case.name
@@ -743,7 +759,7 @@ def test_mixed_float32_float64(case, data, f32_first):
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_transform_results_are_independent_arrays(case):
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
-    arg_shapes = MATMUL_SHAPES[0] if case.shapes is MATMUL else [(3, 4)] * case.arity
+    arg_shapes = MATMUL_SHAPES[0] if case.shapes is MATMUL or case.op == "dot" else [(3, 4)] * case.arity
     if "axis" in case.name or case.kwargs is not None:
         arg_shapes = [(3, 4)]
     fn = functools.partial(case.fn, shape=(4, 3)) if case.kwargs else case.fn

@@ -389,6 +389,30 @@ std::vector<OpCase> all_cases() {
                   [ta, tb](V v) { return matgrad::matmul(v[0], v[1], ta, tb); }, ref_matmul(ta, tb)});
   }
 
+  // trace (np.trace: the diagonal's sum, any 2-D shape) and eye_scale (g I, its VJP)
+  for (const Shape& s : {S(3, 3), S(2, 4), S(4, 1), S(1, 1)})
+    cs.push_back({"trace_" + shape_tag(s), OpId::trace, {s}, {}, [](V v) { return matgrad::trace(v[0]); },
+                  [](const std::vector<Input>& in) {
+                    const Input& x = in[0];
+                    double t = 0;
+                    for (std::int64_t i = 0; i < std::min(x.shape.rows, x.shape.cols); ++i)
+                      t += x.data[std::size_t(i * x.shape.cols + i)];
+                    return Input{S(), {t}};
+                  }});
+  for (const Shape& to : {S(3, 3), S(2, 4)})
+    cs.push_back({"eye_scale_to_" + shape_tag(to), OpId::eye_scale, {S()}, {},
+                  [to](V v) {
+                    matgrad::Attr a;
+                    a.shape = to;
+                    return matgrad::apply(OpId::eye_scale, {v[0]}, a);
+                  },
+                  [to](const std::vector<Input>& in) {
+                    Input out{to, std::vector<double>(std::size_t(to.size()), 0.0)};
+                    for (std::int64_t i = 0; i < std::min(to.rows, to.cols); ++i)
+                      out.data[std::size_t(i * to.cols + i)] = in[0].data[0];
+                    return out;
+                  }});
+
   // xlogy(x, y) = x log y, 0 where x = 0 (the y-derivative of pow)
   for (const auto& p : {std::make_pair(S(3, 4), S(3, 4)), std::make_pair(S(3, 4), S(4)), std::make_pair(S(), S(5))})
     cs.push_back({"xlogy_" + shape_tag(p.first) + "_" + shape_tag(p.second), OpId::xlogy, {p.first, p.second},

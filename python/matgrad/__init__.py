@@ -18,6 +18,7 @@ from ._core import (
     add,
     cos,
     div,
+    dot,
     exp,
     is_grad_enabled,
     log,
@@ -27,6 +28,7 @@ from ._core import (
     minimum,
     mul,
     neg,
+    outer,
     pow,
     relu,
     reshape,
@@ -40,6 +42,7 @@ from ._core import (
     tan,
     tanh,
     tensor,
+    trace,
     transpose,
 )
 from ._transforms import check_grad, grad, no_grad, value_and_grad
@@ -80,6 +83,9 @@ __all__ = [
     "reshape",
     # linear algebra
     "matmul",
+    "dot",
+    "outer",
+    "trace",
     # transforms
     "grad",
     "value_and_grad",

@@ -172,6 +172,21 @@ void bind_ops(py::module_& m) {
       py::arg("x"), py::arg("axis") = py::none(),
       "Mean over axis (None, 0, 1, -1, -2). d/dx: G / n broadcast back over the axis");
   m.def(
+      "trace", [](py::handle x) { return trace(as_node(x, "trace")); }, py::arg("x"),
+      "np.trace of a 2-D x (the sum of its diagonal). d/dx: G I");
+  m.def(
+      "dot",
+      [](py::handle x, py::handle y) {
+        if (is_weak_scalar(x) || is_weak_scalar(y)) return binary_fn(Bin::mul, x, y);
+        return dot(as_node(x, "dot"), as_node(y, "dot"));
+      },
+      py::arg("x"), py::arg("y"),
+      "np.dot for 0-D/1-D/2-D (x . y for vectors, matmul otherwise, a 0-D operand multiplies). "
+      "d/dx: G y^T, d/dy: x^T G");
+  m.def(
+      "outer", [](py::handle x, py::handle y) { return outer(as_node(x, "outer"), as_node(y, "outer")); },
+      py::arg("x"), py::arg("y"), "np.outer: (x.ravel())_i (y.ravel())_j. d/dx_i: sum_j G_ij y_j, d/dy_j: sum_i G_ij x_i");
+  m.def(
       "transpose", [](py::handle x) { return transpose(as_node(x, "transpose")); }, py::arg("x"),
       "x^T (identity for 0-D and 1-D). d/dx: G^T");
   m.def(

@@ -66,7 +66,8 @@ enum class OpId : std::uint16_t {
   transpose, reshape, broadcast_to, sum_to, cast, alias,
   pack, unpack, embed,  // several values as one node (Note [multiple outputs])
   // linear algebra
-  matmul,
+  matmul, trace,
+  eye_scale,  // g * I of a given shape (the VJP of trace)
   count_
 };
 

@@ -31,6 +31,12 @@ NodeRef scalar_op(OpId op, const NodeRef& x, double s);
 NodeRef sum(const NodeRef& x, int axis = kAxisNone);
 NodeRef mean(const NodeRef& x, int axis = kAxisNone);
 NodeRef matmul(const NodeRef& x, const NodeRef& y, bool ta = false, bool tb = false);
+/// np.trace of a 2-D x: the sum of its diagonal.
+NodeRef trace(const NodeRef& x);
+/// np.dot for 0-D/1-D/2-D operands (a 0-D operand multiplies elementwise).
+NodeRef dot(const NodeRef& x, const NodeRef& y);
+/// np.outer: flatten both, then x_i y_j.
+NodeRef outer(const NodeRef& x, const NodeRef& y);
 NodeRef transpose(const NodeRef& x);
 NodeRef reshape(const NodeRef& x, Shape s);
 NodeRef cast(const NodeRef& x, DType d);

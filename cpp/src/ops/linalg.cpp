@@ -88,6 +88,30 @@ MG_VJP_FN(vjp_matmul) {
   }
 }
 
+Shape trace_shape(const Attr&, const Shape* in, int) {
+  if (in[0].ndim != 2) fail_shapes("trace", "is not 2-D (trace needs a matrix)", in, 1);
+  return Shape::scalar();
+}
+template <class T> void fwd_trace(const KernelArgs& k) { k.out.ptr<T>()[0] = k.in[0].mat<T>().diagonal().sum(); }
+// dX = G I
+MG_VJP_FN(vjp_trace) {
+  Attr at;
+  at.shape = a.shape(c.in[0]);
+  c.dx[0] = a.op(OpId::eye_scale, {c.g}, at);
+}
+
+Shape eye_scale_shape(const Attr& a, const Shape* in, int) {
+  if (in[0].size() != 1 || a.shape.ndim != 2) fail_shapes("eye_scale", "is not a scalar", in, 1);
+  return a.shape;
+}
+template <class T> void fwd_eye_scale(const KernelArgs& k) {
+  auto o = k.out.mat<T>();
+  o.setZero();
+  o.diagonal().setConstant(k.in[0].ptr<T>()[0]);
+}
+// dG = tr(G')   (G' the cotangent of g I)
+MG_VJP_FN(vjp_eye_scale) { c.dx[0] = a.reshape(a.trace(c.g), a.shape(c.in[0])); }
+
 }  // namespace
 
 void register_linalg(OpDef* t) {
@@ -97,6 +121,16 @@ void register_linalg(OpDef* t) {
   m.shape = matmul_shape;
   m.forward = MG_FWD(fwd_matmul);
   MG_VJP(m, vjp_matmul);
+  OpDef& tr = t[static_cast<int>(OpId::trace)];
+  tr.name = "trace";
+  tr.shape = trace_shape;
+  tr.forward = MG_FWD(fwd_trace);
+  MG_VJP(tr, vjp_trace);
+  OpDef& e = t[static_cast<int>(OpId::eye_scale)];
+  e.name = "eye_scale";
+  e.shape = eye_scale_shape;
+  e.forward = MG_FWD(fwd_eye_scale);
+  MG_VJP(e, vjp_eye_scale);
 }
 
 }  // namespace matgrad

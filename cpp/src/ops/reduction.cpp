@@ -27,16 +27,19 @@ Shape reduce_shape(const Attr& a, const Shape* in, int) {
 }
 
 template <class T>
-void reduce_sum(const KernelArgs& k, T scale_div) {
+void reduce_sum(const KernelArgs& k, double scale_div) {
+  using A = typename Accum<T>::type;
   const Val& x = k.in[0];
   int ax = normalize_axis("sum", k.attr.axis, x.shape());
   T* o = k.out.ptr<T>();
+  const A d = A(scale_div);
   if (ax == kAxisNone) {
-    o[0] = x.arr<T>().sum() / scale_div;
+    o[0] = T(x.arr<T>().template cast<A>().sum() / d);
   } else if (ax == 0) {
-    MapMat<T>(o, 1, x.shape().cols) = x.mat<T>().colwise().sum() / scale_div;
+    MapMat<T>(o, 1, x.shape().cols) = (x.mat<T>().template cast<A>().colwise().sum() / d).template cast<T>();
   } else {
-    Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(o, x.shape().rows) = x.mat<T>().rowwise().sum() / scale_div;
+    Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(o, x.shape().rows) =
+        (x.mat<T>().template cast<A>().rowwise().sum() / d).template cast<T>();
   }
 }
 
@@ -46,9 +49,9 @@ std::int64_t reduced_count(const Attr& a, const Shape& s) {
   return ax == 0 ? s.rows : s.cols;
 }
 
-template <class T> void fwd_sum(const KernelArgs& k) { reduce_sum<T>(k, T(1)); }
+template <class T> void fwd_sum(const KernelArgs& k) { reduce_sum<T>(k, 1.0); }
 template <class T> void fwd_mean(const KernelArgs& k) {
-  reduce_sum<T>(k, T(reduced_count(k.attr, k.in[0].shape())));
+  reduce_sum<T>(k, double(reduced_count(k.attr, k.in[0].shape())));
 }
 
 // The cotangent of a reduction spread back over the reduced axis.

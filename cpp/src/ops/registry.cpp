@@ -177,6 +177,25 @@ NodeRef matmul(const NodeRef& x, const NodeRef& y, bool ta, bool tb) {
 
 NodeRef transpose(const NodeRef& x) { return apply(OpId::transpose, {x}); }
 
+NodeRef trace(const NodeRef& x) { return apply(OpId::trace, {x}); }
+
+NodeRef dot(const NodeRef& x, const NodeRef& y) {
+  const Shape& a = x->shape;
+  const Shape& b = y->shape;
+  if (a.ndim == 0 || b.ndim == 0) return binary(OpId::mul, x, y);
+  const std::int64_t inner_b = b.ndim == 1 ? b.cols : b.rows;
+  if (a.cols != inner_b) {
+    Shape s[2] = {a, b};
+    fail_shapes("dot", "are not aligned", s, 2);
+  }
+  return matmul(x, y);
+}
+
+NodeRef outer(const NodeRef& x, const NodeRef& y) {
+  // x_i y_j as a broadcast product of a column and a row: no sums, so exactly NumPy's values.
+  return binary(OpId::mul, reshape(x, Shape::matrix(x->shape.size(), 1)), reshape(y, Shape::matrix(1, y->shape.size())));
+}
+
 NodeRef reshape(const NodeRef& x, Shape s) {
   Attr a;
   a.shape = s;

@@ -65,6 +65,11 @@ void register_reduction(OpDef* table);
 void register_shape(OpDef* table);
 void register_linalg(OpDef* table);
 
+/// The type sums of T accumulate in: float32 sums run in double, so their result is the
+/// correctly rounded sum in nearly every case (NumPy's pairwise float32 sums are not).
+template <class T> struct Accum { using type = T; };
+template <> struct Accum<float> { using type = double; };
+
 /// Dispatch a kernel template on the output dtype.
 #define MG_FWD(fn)                                       \
   [](const KernelArgs& k) {                              \
@@ -120,6 +125,7 @@ class AlgebraBase {
   T sign(const T& x) { return op(OpId::sign, {x}); }
   T step(const T& x) { return op(OpId::step, {x}); }
   T transpose(const T& x) { return op(OpId::transpose, {x}); }
+  T trace(const T& x) { return op(OpId::trace, {x}); }
   T cast(const T& x, DType d) {
     Attr a;
     a.dtype = d;

@@ -67,16 +67,17 @@ Shape sum_to_shape(const Attr& a, const Shape* in, int) {
 template <class T> void fwd_sum_to(const KernelArgs& k) {
   const Shape& x = k.in[0].shape();
   const Shape& s = k.out.shape();
+  using A = typename Accum<T>::type;
   auto in = k.in[0].mat<T>();
   auto out = k.out.mat<T>();
   if (x.rows == s.rows && x.cols == s.cols)
     out = in;
   else if (x.rows == s.rows)
-    out = in.rowwise().sum();
+    out = in.template cast<A>().rowwise().sum().template cast<T>();
   else if (x.cols == s.cols)
-    out = in.colwise().sum();
+    out = in.template cast<A>().colwise().sum().template cast<T>();
   else
-    out(0, 0) = in.sum();
+    out(0, 0) = T(in.template cast<A>().sum());
 }
 // dX = G broadcast back to shape(X)
 MG_VJP_FN(vjp_sum_to) { c.dx[0] = a.broadcast_to(c.g, a.shape(c.in[0])); }
