@@ -41,10 +41,6 @@ void init_opdefs() {
   }();
   g_opdefs_ready = once;
 }
-
-namespace {
-const bool g_init_at_load = (init_opdefs(), true);
-}  // namespace
 const char* op_name(OpId op) { return opdef(op).name; }
 
 void fail_shapes(const char* op, const char* what, const Shape* in, int n) {
