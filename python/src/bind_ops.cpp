@@ -196,6 +196,131 @@ void bind_ops(py::module_& m) {
         return reshape(n, parse_reshape(shape, n->shape));
       },
       py::arg("x"), py::arg("shape"), "C-order reshape (one -1 allowed). d/dx: reshape(G, x.shape)");
+
+  // ---- matrix calculus ----
+  m.def(
+      "det", [](py::handle x) { return det(as_node(x, "det")); }, py::arg("x"),
+      "det(X) of a square matrix (0 when X is singular). d/dX: G adj(X)^T = G det(X) X^-T");
+  m.def(
+      "logdet", [](py::handle x) { return logdet(as_node(x, "logdet")); }, py::arg("x"),
+      "log|det X| (-inf when X is singular). d/dX: G X^-T");
+  m.def(
+      "slogdet",
+      [](py::handle x) {
+        auto r = slogdet(as_node(x, "slogdet"));
+        return py::make_tuple(py::reinterpret_steal<py::object>(wrap(r.first)),
+                              py::reinterpret_steal<py::object>(wrap(r.second)));
+      },
+      py::arg("x"), "(sign, log|det X|) as np.linalg.slogdet. d/dX of log|det X|: G X^-T; the sign is constant");
+  m.def(
+      "inv", [](py::handle x) { return inv(as_node(x, "inv")); }, py::arg("x"),
+      "X^-1 (LinAlgError when X is singular). d/dX: -X^-T G X^-T");
+  m.def(
+      "solve", [](py::handle a, py::handle b) { return solve(as_node(a, "solve"), as_node(b, "solve")); },
+      py::arg("a"), py::arg("b"),
+      "Z = A^-1 B as np.linalg.solve (b of shape (n,) or (n, k)). d/dB: A^-T G, d/dA: -(A^-T G) Z^T");
+  m.def(
+      "cholesky", [](py::handle x) { return cholesky(as_node(x, "cholesky")); }, py::arg("x"),
+      "The lower L with X = L L^T (the lower triangle of X is read). "
+      "d/dX: sym(L^-T tril_half(L^T tril(G)) L^-1)");
+  m.def(
+      "norm", [](py::handle x) { return norm(as_node(x, "norm")); }, py::arg("x"),
+      "Frobenius norm (2-norm of a vector). d/dX: G X / ||X|| (0 at X = 0)");
+  m.def(
+      "quad_form",
+      [](py::handle x, py::handle b) { return quad_form(as_node(x, "quad_form"), as_node(b, "quad_form")); },
+      py::arg("x"), py::arg("B"),
+      "x^T B x (x of shape (n,); X^T B X for X of shape (n, k)). d/dx: (B + B^T) x G, d/dB: G x x^T");
+  m.def(
+      "logsumexp",
+      [](py::handle x, py::handle axis) {
+        NodeRef n = as_node(x, "logsumexp");
+        return logsumexp(n, parse_axis(axis, "logsumexp", n->shape));
+      },
+      py::arg("x"), py::arg("axis") = py::none(),
+      "log(sum(exp(x))) over axis, computed stably. d/dx: G softmax(x) along the axis");
+  m.def(
+      "max",
+      [](py::handle x, py::handle axis) {
+        NodeRef n = as_node(x, "max");
+        return max(n, parse_axis(axis, "max", n->shape));
+      },
+      py::arg("x"), py::arg("axis") = py::none(),
+      "The largest element over axis (NaN if one is). d/dx: G at the maximum; ties split it equally");
+  m.def(
+      "where",
+      [](py::handle mask, py::handle a, py::handle b) {
+        NodeRef m = is_tensor(mask) ? NodeRef(tensor_ptr(mask)) : as_node(mask, "where");
+        // a weak Python scalar takes the other operand's dtype (NEP 50)
+        NodeRef na, nb;
+        if (is_weak_scalar(a) && !is_weak_scalar(b)) {
+          nb = as_node(b, "where");
+          na = as_node(a, "where", nb->dtype);
+        } else {
+          na = as_node(a, "where");
+          nb = as_node(b, "where", na->dtype);
+        }
+        return where(m, na, nb);
+      },
+      py::arg("mask"), py::arg("a"), py::arg("b"),
+      "a where mask else b (NumPy broadcasting; the mask is not differentiated). "
+      "d/da: G where mask, d/db: G elsewhere");
+  auto node_list = [](py::handle seq, const char* op) {
+    if (is_tensor(seq) || !py::isinstance<py::sequence>(seq) || PyUnicode_Check(seq.ptr()))
+      throw TypeError(std::string(op) + ": expects a list or tuple of arrays, got " + Py_TYPE(seq.ptr())->tp_name);
+    std::vector<NodeRef> xs;
+    for (py::handle h : seq) xs.push_back(as_node(h, op));
+    return xs;
+  };
+  auto int_axis = [](py::handle axis, const char* op) {
+    if (PyBool_Check(axis.ptr()) || !PyLong_Check(axis.ptr()))
+      throw TypeError(std::string(op) + ": axis must be an integer, got " + Py_TYPE(axis.ptr())->tp_name);
+    long v = PyLong_AsLong(axis.ptr());
+    if (v == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      throw ShapeError(std::string(op) + ": axis is out of range");
+    }
+    if (v < -3 || v > 2) throw ShapeError(std::string(op) + ": axis " + std::to_string(v) + " is out of bounds");
+    return static_cast<int>(v);
+  };
+  m.def(
+      "concatenate",
+      [node_list, int_axis](py::handle xs, py::handle axis) {
+        return concatenate(node_list(xs, "concatenate"), int_axis(axis, "concatenate"));
+      },
+      py::arg("xs"), py::arg("axis") = 0,
+      "np.concatenate of 1-D or 2-D arrays along axis. d/dx_i: the block of G where x_i was placed");
+  m.def(
+      "stack",
+      [node_list, int_axis](py::handle xs, py::handle axis) {
+        return stack(node_list(xs, "stack"), int_axis(axis, "stack"));
+      },
+      py::arg("xs"), py::arg("axis") = 0,
+      "np.stack of 0-D or 1-D arrays of one shape (the result has at most 2 dimensions). "
+      "d/dx_i: the slice of G for x_i");
+  m.def(
+      "diag",
+      [](py::handle x, long long k) { return diag(as_node(x, "diag"), k); }, py::arg("x"), py::arg("k") = 0,
+      "np.diag: the k-th diagonal of a matrix, or the square matrix with vector x on its k-th diagonal. "
+      "d/dx: the adjoint placement (diagonal of G, or G's k-th diagonal)");
+  m.def("_block", [](py::handle x, std::int64_t r0, std::int64_t c0, std::int64_t rows, std::int64_t cols,
+                     py::tuple shape) {
+    NodeRef n = as_node(x, "index");
+    NodeRef b = block(n, r0, c0, Shape::matrix(rows, cols));
+    return reshape(b, parse_reshape(shape, b->shape));
+  });
+  m.def("_gather", [](py::handle x, py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> idx) {
+    NodeRef n = as_node(x, "index");
+    const std::int64_t* p = idx.data();
+    std::vector<std::int64_t> flat(p, p + idx.size());
+    Shape s = idx.ndim() == 0 ? Shape::scalar()
+              : idx.ndim() == 1 ? Shape::vector(idx.shape(0))
+                                : Shape::matrix(idx.shape(0), idx.shape(1));
+    if (idx.ndim() > 2) throw ShapeError("index: the result would have " + std::to_string(idx.ndim()) +
+                                         " dimensions (at most 2 are supported)");
+    return gather(n, flat, s);
+  });
+  m.def("_lu_count", &lu_factorizations, "LU factorizations computed by this thread (for tests)");
 }
 
 }  // namespace matgrad::py_bind

@@ -60,14 +60,24 @@ enum class OpId : std::uint16_t {
   max_weight, min_weight,  // tie-splitting masks for maximum/minimum (zero derivative)
   xlogy,                   // x * log(y), 0 where x == 0 (the y-derivative of pow)
   mask_nz,                 // mask_nz(s, v) = v where s != 0, else 0 (the x-derivative of pow)
+  where,  // where(mask, a, b): mask a 0/1 constant of the dtype of a and b
   // reductions
-  sum, mean,
+  sum, mean, logsumexp, max,
+  max_weight_axis,  // (x == max) / count along the axis (the VJP weights of max; zero derivative)
   // shape
   transpose, reshape, broadcast_to, sum_to, cast, alias,
   pack, unpack, embed,  // several values as one node (Note [multiple outputs])
+  concat,               // concatenate along axis 0 or 1
+  block, unblock,       // x[r0:r0+h, c0:c0+w] and its adjoint (zeros around g)
+  gather, scatter_add,  // out.flat[k] = x.flat[idx[k]] and its adjoint (idx: an index input)
+  diag_part, diag_embed,  // np.diag both ways (offset k in attr.offset)
   // linear algebra
   matmul, trace,
   eye_scale,  // g * I of a given shape (the VJP of trace)
+  det, logdet, slogdet, inv, solve, cholesky, norm, quad_form,
+  adj_t,    // the transposed adjugate det(X) X^-T, also at singular X (the VJP of det)
+  trsolve,  // op(L)^-1 B for lower-triangular L, op = transpose when attr.ta (cholesky's VJP)
+  tril,     // the lower triangle, its diagonal scaled by attr.s (cholesky's VJP)
   count_
 };
 
@@ -82,12 +92,18 @@ struct Attr {
   bool tb = false;         ///< matmul: transpose the right operand
   DType dtype = DType::f64;  ///< cast: target dtype
   Shape shape{};           ///< reshape/broadcast_to/sum_to/unpack/embed: target shape
-  std::int64_t offset = 0;  ///< unpack/embed: element offset into the packed value
+  std::int64_t offset = 0;  ///< unpack/embed: element offset; block/unblock: first row; diag: k
+  std::int64_t offset2 = 0;  ///< block/unblock: first column
 };
 
 /// Per-op saved state computed by a forward kernel for its VJP (e.g. a factorization).
 struct OpState {
   virtual ~OpState() = default;
+};
+
+/// A factorization of a node's value (Note [shared factorizations] in ops/linalg.cpp).
+struct Factor {
+  virtual ~Factor() = default;
 };
 
 struct Node;
@@ -123,6 +139,7 @@ struct Node {
   NodeRef parents_inline[kInlineParents];
   std::unique_ptr<NodeRef[]> parents_heap;  ///< when nparents > kInlineParents
   std::unique_ptr<OpState> state;
+  std::shared_ptr<const Factor> factor;  ///< the LU of this node's value, once an op needed it
   NodeRef grad;  ///< accumulated gradient (leaves and retain_grad nodes)
   alignas(64) unsigned char inline_data[kInlineBytes];
 

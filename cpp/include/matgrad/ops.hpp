@@ -6,6 +6,7 @@
 #include <matgrad/node.hpp>
 
 #include <initializer_list>
+#include <utility>
 #include <vector>
 
 namespace matgrad {
@@ -51,5 +52,38 @@ NodeRef unpack(const NodeRef& packed, std::int64_t offset, Shape s);
 
 /// The constant filled with v.
 NodeRef full(Shape s, DType d, double v);
+
+// ---- matrix calculus (issue 3) ----
+/// det, log|det|, (sign, log|det|), inverse and solve of one matrix node share one LU
+/// (Note [shared factorizations] in ops/linalg.cpp).
+NodeRef det(const NodeRef& x);
+NodeRef logdet(const NodeRef& x);
+/// (sign, log|det x|) as two unpack nodes of one slogdet node.
+std::pair<NodeRef, NodeRef> slogdet(const NodeRef& x);
+NodeRef inv(const NodeRef& x);
+/// np.linalg.solve: a (n, n), b (n,) or (n, k).
+NodeRef solve(const NodeRef& a, const NodeRef& b);
+/// The lower Cholesky factor (the lower triangle of x is read, as NumPy).
+NodeRef cholesky(const NodeRef& x);
+/// Frobenius norm (2-norm of a vector).
+NodeRef norm(const NodeRef& x);
+/// x^T B x (x (n,): a scalar; x (n, k): the (k, k) matrix x^T B x).
+NodeRef quad_form(const NodeRef& x, const NodeRef& b);
+NodeRef logsumexp(const NodeRef& x, int axis = kAxisNone);
+NodeRef max(const NodeRef& x, int axis = kAxisNone);
+/// a where mask != 0, else b (broadcasting all three; the mask is not differentiated).
+NodeRef where(const NodeRef& mask, const NodeRef& a, const NodeRef& b);
+NodeRef concatenate(const std::vector<NodeRef>& xs, int axis = 0);
+/// np.stack of 0-D or 1-D operands of one shape (axis 0 or 1 / -1 for 1-D).
+NodeRef stack(const std::vector<NodeRef>& xs, int axis = 0);
+/// np.diag: the k-th diagonal of a matrix, or the matrix with vector x on its k-th diagonal.
+NodeRef diag(const NodeRef& x, std::int64_t k = 0);
+/// x[r0:r0+rows, c0:c0+cols] of x's storage, labelled with shape s (s.size() == rows * cols).
+NodeRef block(const NodeRef& x, std::int64_t r0, std::int64_t c0, Shape s);
+/// out.flat[i] = x.flat[flat_index[i]] with out of shape s; indices are checked.
+NodeRef gather(const NodeRef& x, const std::vector<std::int64_t>& flat_index, Shape s);
+
+/// How many LU factorizations this thread has computed (shared ones count once).
+std::int64_t lu_factorizations();
 
 }  // namespace matgrad

@@ -313,6 +313,34 @@ MG_VJP_FN(vjp_minimum) {
   if (c.needs[1]) c.dx[1] = a.mul(c.g, a.rsub_s(w, 1.0));
 }
 
+// ---- where(mask, a, b): mask is a 0/1 constant of the dtype of a and b ----
+Shape where_shape(const Attr&, const Shape* in, int) {
+  Shape ab = broadcast_shapes("where", in[1], in[2]);
+  Shape s[3] = {in[0], in[1], in[2]};
+  try {
+    return broadcast_shapes("where", in[0], ab);
+  } catch (const ShapeError&) {
+    fail_shapes("where", "(mask, a, b) cannot be broadcast together", s, 3);
+  }
+}
+template <class T> void fwd_where(const KernelArgs& k) {
+  const Shape& so = k.out.shape();
+  const Shape *sm = &k.in[0].shape(), *sa = &k.in[1].shape(), *sb = &k.in[2].shape();
+  const T *pm = k.in[0].ptr<T>(), *pa = k.in[1].ptr<T>(), *pb = k.in[2].ptr<T>();
+  T* po = k.out.ptr<T>();
+  auto at = [](const Shape* s, const T* p, std::int64_t r, std::int64_t c) {
+    return p[(s->rows == 1 ? 0 : r * s->cols) + (s->cols == 1 ? 0 : c)];
+  };
+  for (std::int64_t r = 0; r < so.rows; ++r)
+    for (std::int64_t c = 0; c < so.cols; ++c)
+      po[r * so.cols + c] = at(sm, pm, r, c) != T(0) ? at(sa, pa, r, c) : at(sb, pb, r, c);
+}
+// dA = G where mask, dB = G where not mask (each summed back to its shape)
+MG_VJP_FN(vjp_where) {
+  if (c.needs[1]) c.dx[1] = a.mask_nz(c.in[0], c.g);
+  if (c.needs[2]) c.dx[2] = a.mask_nz(a.rsub_s(c.in[0], 1.0), c.g);
+}
+
 }  // namespace
 
 void register_elementwise(OpDef* t) {
@@ -322,6 +350,7 @@ void register_elementwise(OpDef* t) {
     d.arity = arity;
     d.shape = shape;
     d.forward = fwd;
+    d.batch = arity == 1 ? BatchKind::unary : BatchKind::binary;
     return d;
   };
   MG_VJP(def(OpId::neg, "neg", 1, same_shape, MG_FWD(fwd_neg)), vjp_neg);
@@ -359,6 +388,9 @@ void register_elementwise(OpDef* t) {
   MG_VJP(def(OpId::mask_nz, "mask_nz", 2, bcast_shape_mask_nz, MG_FWD(fwd_mask_nz)), vjp_mask_nz);
   def(OpId::max_weight, "max_weight", 2, bcast_shape_maximum, MG_FWD(fwd_max_weight));
   def(OpId::min_weight, "min_weight", 2, bcast_shape_minimum, MG_FWD(fwd_min_weight));
+  OpDef& w = def(OpId::where, "where", 3, where_shape, MG_FWD(fwd_where));
+  w.batch = BatchKind::generic;
+  MG_VJP(w, vjp_where);
 }
 
 }  // namespace matgrad

@@ -1,7 +1,16 @@
 // SPDX-License-Identifier: MIT
-// Linear algebra: matmul with transpose flags (numpy.matmul semantics for 1-D operands).
+// Linear algebra: matmul with transpose flags (numpy.matmul semantics for 1-D operands), trace,
+// the LU family (det, logdet, slogdet, inv, solve) sharing one factorization, cholesky, norm,
+// quad_form.
 #include "registry.hpp"
 
+#include <Eigen/Cholesky>
+#include <Eigen/LU>
+#include <Eigen/SVD>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <string>
 
 namespace matgrad {
@@ -112,7 +121,347 @@ template <class T> void fwd_eye_scale(const KernelArgs& k) {
 // dG = tr(G')   (G' the cotangent of g I)
 MG_VJP_FN(vjp_eye_scale) { c.dx[0] = a.reshape(a.trace(c.g), a.shape(c.in[0])); }
 
+// ---- Note [shared factorizations] ----
+// det, logdet, slogdet, inv and solve of one matrix node, and their VJPs, share one
+// partial-pivoting LU: the first kernel that needs it keeps it on the input node
+// (Node::factor), and every later kernel given that node reuses it (VJPs reach it through
+// on_node). The factor lives as long as the node. A node over external memory (a caller's
+// NumPy array, mapped without a copy) could change under it, so its factor records a hash of
+// the values and is recomputed when they no longer match. The thread-local counter
+// lu_factorizations() makes the sharing testable. The inverse is kept with the factor once
+// computed (the forward of inv and the VJPs of det/logdet use the same X^-1).
+template <class T>
+struct LUFactor : Factor {
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  Eigen::PartialPivLU<M> lu;
+  bool singular = false;  ///< an exactly zero pivot (Eigen does not report it)
+  std::uint64_t hash = 0;
+  mutable RowMat<T> inverse;  ///< X^-1 once some kernel computed it (empty before)
+};
+
+thread_local std::int64_t t_lu_count = 0;
+
+std::uint64_t hash_values(const Val& x) {
+  const auto* p = static_cast<const unsigned char*>(x.data());
+  const std::size_t n = std::size_t(x.shape().size()) * itemsize(x.dtype());
+  std::uint64_t h[4] = {0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull, 0x27D4EB2F165667C5ull};
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int l = 0; l < 4; ++l) {
+      std::uint64_t w;
+      std::memcpy(&w, p + i + 8 * l, 8);
+      h[l] = (h[l] ^ w) * 0x100000001B3ull;
+      h[l] ^= h[l] >> 29;
+    }
+  std::uint64_t r = h[0] ^ (h[1] << 1) ^ (h[2] << 2) ^ (h[3] << 3) ^ n;
+  for (; i < n; ++i) r = (r ^ p[i]) * 0x100000001B3ull;
+  return r;
+}
+
+void check_square(const char* op, const Shape& s) {
+  if (s.ndim != 2 || s.rows != s.cols) fail_shapes(op, "is not a square matrix", &s, 1);
+}
+Shape square_to_scalar(const char* op, const Shape* in) {
+  check_square(op, in[0]);
+  return Shape::scalar();
+}
+
+template <class T>
+std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
+  Node* xn = k.nodes ? k.nodes[i] : nullptr;
+  const Val& x = k.in[i];
+  const bool external = xn && xn->buf && xn->buf->size_class < 0;
+  if (xn && xn->factor) {
+    auto f = std::dynamic_pointer_cast<const LUFactor<T>>(xn->factor);
+    if (f && (!external || f->hash == hash_values(x))) return f;
+  }
+  auto f = std::make_shared<LUFactor<T>>();
+  const std::int64_t n = x.shape().rows;
+  if (n > 0) f->lu.compute(x.mat<T>());
+  ++t_lu_count;
+  for (std::int64_t j = 0; j < n; ++j)
+    if (f->lu.matrixLU()(j, j) == T(0)) f->singular = true;
+  if (external) f->hash = hash_values(x);
+  if (xn) xn->factor = f;
+  return f;
+}
+
+[[noreturn]] void fail_singular(const char* op, const Shape& s) {
+  throw LinAlgError(std::string(op) + ": matrix of shape " + s.str() + " is singular");
+}
+
+template <class T>
+const RowMat<T>& inverse_of(const LUFactor<T>& f, const char* op, const Shape& s) {
+  if (f.singular) fail_singular(op, s);
+  if (f.inverse.rows() != s.rows) {
+    if (s.rows == 0)
+      f.inverse.resize(0, 0);
+    else
+      f.inverse = f.lu.inverse();
+  }
+  return f.inverse;
+}
+
+// ---- det ----
+Shape det_shape(const Attr&, const Shape* in, int) { return square_to_scalar("det", in); }
+template <class T> void fwd_det(const KernelArgs& k) {
+  auto f = lu_of<T>(k, 0);
+  k.out.ptr<T>()[0] = k.in[0].shape().rows == 0 ? T(1) : (f->singular ? T(0) : f->lu.determinant());
+}
+// dX = G adj(X)^T  (= G det(X) X^-T when X is invertible; the adjugate keeps it finite when not)
+MG_VJP_FN(vjp_det) {
+  c.dx[0] = a.mul(c.g, a.on_node(OpId::adj_t, *c.node.parent(0), {}));
+}
+
+// adj_t(X) = adj(X)^T. Invertible: det(X) X^-T. Singular (X = U S V^T): det(U) det(V) U adj(S) V^T,
+// adj(S) = diag(prod_{j != i} s_j), which is 0 unless rank(X) = n - 1.
+Shape adj_t_shape(const Attr&, const Shape* in, int) {
+  check_square("adj_t", in[0]);
+  return in[0];
+}
+template <class T> void fwd_adj_t(const KernelArgs& k) {
+  auto f = lu_of<T>(k, 0);
+  auto out = k.out.mat<T>();
+  const std::int64_t n = k.in[0].shape().rows;
+  if (n == 0) return;
+  if (!f->singular) {
+    out = f->lu.determinant() * inverse_of(*f, "adj_t", k.in[0].shape()).transpose();
+    return;
+  }
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  Eigen::JacobiSVD<M> svd(M(k.in[0].mat<T>()), Eigen::ComputeFullU | Eigen::ComputeFullV);
+  const auto& sv = svd.singularValues();
+  Eigen::Matrix<T, Eigen::Dynamic, 1> adj(n);
+  for (std::int64_t i = 0; i < n; ++i) {
+    T p = 1;
+    for (std::int64_t j = 0; j < n; ++j)
+      if (j != i) p *= sv(j);
+    adj(i) = p;
+  }
+  const T sign = Eigen::PartialPivLU<M>(svd.matrixU()).determinant() * Eigen::PartialPivLU<M>(svd.matrixV()).determinant();
+  out = (sign * (svd.matrixU() * adj.asDiagonal() * svd.matrixV().transpose())).eval();
+}
+// A = det X^-T:  dX = <H, A> X^-T - A H^T X^-T  (X invertible)
+MG_VJP_FN(vjp_adj_t) {
+  auto xit = a.transpose(a.on_node(OpId::inv, *c.node.parent(0), {}));
+  auto s = a.op(OpId::sum, {a.mul(c.g, c.out)});
+  c.dx[0] = a.sub(a.mul(s, xit), a.matmul(a.matmul(c.out, c.g, false, true), xit, false, false));
+}
+
+// ---- logdet, slogdet ----
+template <class T>
+void sign_logabs(const LUFactor<T>& f, std::int64_t n, T& sign, T& logabs) {
+  using A = typename Accum<T>::type;
+  if (n == 0) {
+    sign = 1;
+    logabs = 0;
+    return;
+  }
+  if (f.singular) {
+    sign = 0;
+    logabs = -std::numeric_limits<T>::infinity();
+    return;
+  }
+  A acc = 0;
+  T sg = f.lu.permutationP().determinant();
+  const auto& lu = f.lu.matrixLU();
+  for (std::int64_t j = 0; j < n; ++j) {
+    const T u = lu(j, j);
+    if (u < 0) sg = -sg;
+    acc += std::log(A(std::abs(u)));
+  }
+  sign = sg;
+  logabs = T(acc);
+}
+Shape logdet_shape(const Attr&, const Shape* in, int) { return square_to_scalar("logdet", in); }
+template <class T> void fwd_logdet(const KernelArgs& k) {
+  T sign, la;
+  sign_logabs(*lu_of<T>(k, 0), k.in[0].shape().rows, sign, la);
+  k.out.ptr<T>()[0] = la;
+}
+// log|det X|:  dX = G X^-T
+MG_VJP_FN(vjp_logdet) {
+  c.dx[0] = a.mul(c.g, a.transpose(a.on_node(OpId::inv, *c.node.parent(0), {})));
+}
+Shape slogdet_shape(const Attr&, const Shape* in, int) {
+  check_square("slogdet", in[0]);
+  return Shape::vector(2);
+}
+template <class T> void fwd_slogdet(const KernelArgs& k) {
+  T* o = k.out.ptr<T>();
+  sign_logabs(*lu_of<T>(k, 0), k.in[0].shape().rows, o[0], o[1]);
+}
+// (sign, log|det X|) packed:  dX = G[1] X^-T  (the sign is piecewise constant)
+MG_VJP_FN(vjp_slogdet) {
+  auto g1 = a.unpack(c.g, 1, Shape::scalar());
+  c.dx[0] = a.mul(g1, a.transpose(a.on_node(OpId::inv, *c.node.parent(0), {})));
+}
+
+// ---- inv ----
+Shape inv_shape(const Attr&, const Shape* in, int) {
+  check_square("inv", in[0]);
+  return in[0];
+}
+template <class T> void fwd_inv(const KernelArgs& k) {
+  if (k.in[0].shape().rows == 0) return;
+  auto f = lu_of<T>(k, 0);
+  k.out.mat<T>() = inverse_of(*f, "inv", k.in[0].shape());
+}
+// Y = X^-1:  dX = -Y^T G Y^T
+MG_VJP_FN(vjp_inv) { c.dx[0] = a.neg(a.matmul(a.matmul(c.out, c.g, true, false), c.out, false, true)); }
+
+// ---- solve ----
+// solve(A, B): A Z = B (attr.ta: A^T Z = B), B of shape (n,) or (n, k) as np.linalg.solve.
+Shape solve_shape(const Attr&, const Shape* in, int) {
+  const Shape& A = in[0];
+  const Shape& B = in[1];
+  if (A.ndim != 2 || A.rows != A.cols) fail_shapes("solve", "are not valid: the first is not a square matrix", in, 2);
+  const std::int64_t n = B.ndim == 1 ? B.cols : B.rows;
+  if (B.ndim == 0 || n != A.rows) fail_shapes("solve", "are not aligned", in, 2);
+  return B;
+}
+template <class T> void fwd_solve(const KernelArgs& k) {
+  const Shape& bs = k.in[1].shape();
+  const std::int64_t n = k.in[0].shape().rows;
+  const std::int64_t m = bs.ndim == 1 ? 1 : bs.cols;
+  if (n == 0 || m == 0) return;
+  auto f = lu_of<T>(k, 0);
+  if (f->singular)
+    throw LinAlgError("solve: matrix of shape " + k.in[0].shape().str() + " is singular (right-hand side of shape " +
+                      bs.str() + ")");
+  MapMat<T> B(k.in[1].ptr<T>(), n, m);
+  MapMat<T> Z(k.out.ptr<T>(), n, m);
+  if (k.attr.ta)
+    Z = f->lu.transpose().solve(B);
+  else
+    Z = f->lu.solve(B);
+}
+// Z = A^-1 B:  dB = A^-T G, dA = -dB Z^T.   Z = A^-T B:  dB = A^-1 G, dA = -Z dB^T
+MG_VJP_FN(vjp_solve) {
+  const bool ta = c.node.attr.ta;
+  Attr at;
+  at.ta = !ta;
+  auto dB = a.on_node(OpId::solve, *c.node.parent(0), {c.g}, at);
+  if (c.needs[1]) c.dx[1] = dB;
+  if (c.needs[0]) {
+    const Shape& bs = a.shape(c.in[1]);
+    const Shape m = bs.ndim == 1 ? Shape::matrix(bs.cols, 1) : bs;
+    auto d2 = a.reshape(dB, m), z2 = a.reshape(c.out, m);
+    c.dx[0] = a.neg(ta ? a.matmul(z2, d2, false, true) : a.matmul(d2, z2, false, true));
+  }
+}
+
+// ---- cholesky ----
+Shape cholesky_shape(const Attr&, const Shape* in, int) {
+  check_square("cholesky", in[0]);
+  return in[0];
+}
+template <class T> void fwd_cholesky(const KernelArgs& k) {
+  const Shape& s = k.in[0].shape();
+  if (s.rows == 0) return;
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  Eigen::LLT<M, Eigen::Lower> llt(M(k.in[0].mat<T>()));
+  if (llt.info() != Eigen::Success)
+    throw LinAlgError("cholesky: matrix of shape " + s.str() + " is not positive definite");
+  k.out.mat<T>() = llt.matrixL().toDenseMatrix();
+}
+// X = L L^T (lower triangle read):  N = L^-T tril_half(L^T tril(G)) L^-1, dX = (N + N^T) / 2
+MG_VJP_FN(vjp_cholesky) {
+  const auto& L = c.out;
+  auto P = a.tril(a.matmul(L, a.tril(c.g, 1.0), true, false), 0.5);
+  Attr up;
+  up.ta = true;
+  auto Q = a.op(OpId::trsolve, {L, P}, up);                         // L^-T P
+  auto N = a.transpose(a.op(OpId::trsolve, {L, a.transpose(Q)}, up));  // Q L^-1
+  c.dx[0] = a.mul_s(a.add(N, a.transpose(N)), 0.5);
+}
+
+// trsolve(L, B) = op(L)^-1 B, L lower triangular (its upper part is not read)
+Shape trsolve_shape(const Attr&, const Shape* in, int) {
+  if (in[0].ndim != 2 || in[0].rows != in[0].cols || in[1].ndim != 2 || in[1].rows != in[0].rows)
+    fail_shapes("trsolve", "are not aligned", in, 2);
+  return in[1];
+}
+template <class T> void fwd_trsolve(const KernelArgs& k) {
+  auto L = k.in[0].mat<T>();
+  auto out = k.out.mat<T>();
+  if (out.size() == 0) return;
+  out = k.in[1].mat<T>();
+  if (k.attr.ta)
+    L.template triangularView<Eigen::Lower>().transpose().solveInPlace(out);
+  else
+    L.template triangularView<Eigen::Lower>().solveInPlace(out);
+}
+// Z = L^-1 B:  dB = L^-T G, dL = -tril(dB Z^T).   Z = L^-T B:  dB = L^-1 G, dL = -tril(Z dB^T)
+MG_VJP_FN(vjp_trsolve) {
+  const bool ta = c.node.attr.ta;
+  Attr at;
+  at.ta = !ta;
+  auto dB = a.op(OpId::trsolve, {c.in[0], c.g}, at);
+  if (c.needs[1]) c.dx[1] = dB;
+  if (c.needs[0]) c.dx[0] = a.neg(a.tril(ta ? a.matmul(c.out, dB, false, true) : a.matmul(dB, c.out, false, true), 1.0));
+}
+
+// tril(X, s): the lower triangle with the diagonal scaled by s (self-adjoint: dX = tril(G, s))
+Shape tril_shape(const Attr&, const Shape* in, int) {
+  if (in[0].ndim != 2) fail_shapes("tril", "is not 2-D", in, 1);
+  return in[0];
+}
+template <class T> void fwd_tril(const KernelArgs& k) {
+  auto x = k.in[0].mat<T>();
+  auto o = k.out.mat<T>();
+  const T s = T(k.attr.s);
+  for (Eigen::Index i = 0; i < o.rows(); ++i)
+    for (Eigen::Index j = 0; j < o.cols(); ++j) o(i, j) = j < i ? x(i, j) : (j == i ? s * x(i, j) : T(0));
+}
+MG_VJP_FN(vjp_tril) { c.dx[0] = a.tril(c.g, c.node.attr.s); }
+
+// ---- norm ----
+Shape norm_shape(const Attr&, const Shape*, int) { return Shape::scalar(); }
+template <class T> void fwd_norm(const KernelArgs& k) {
+  using A = typename Accum<T>::type;
+  k.out.ptr<T>()[0] = T(std::sqrt(k.in[0].arr<T>().template cast<A>().square().sum()));
+}
+// y = ||X||:  dX = G X / y, and 0 where y = 0
+MG_VJP_FN(vjp_norm) { c.dx[0] = a.mul(c.in[0], a.mask_nz(c.out, a.div(c.g, c.out))); }
+
+// ---- quad_form ----
+// quad_form(x, B) = x^T B x (x of shape (n,): a scalar; X of shape (n, k): the (k, k) X^T B X)
+Shape quad_form_shape(const Attr&, const Shape* in, int) {
+  const Shape& x = in[0];
+  const Shape& B = in[1];
+  if (B.ndim != 2 || B.rows != B.cols) fail_shapes("quad_form", "are not valid: the second is not a square matrix", in, 2);
+  const std::int64_t n = x.ndim == 1 ? x.cols : x.rows;
+  if (x.ndim == 0 || n != B.rows) fail_shapes("quad_form", "are not aligned", in, 2);
+  return x.ndim == 1 ? Shape::scalar() : Shape::matrix(x.cols, x.cols);
+}
+template <class T> void fwd_quad_form(const KernelArgs& k) {
+  const Shape& xs = k.in[0].shape();
+  const std::int64_t n = xs.ndim == 1 ? xs.cols : xs.rows, m = xs.ndim == 1 ? 1 : xs.cols;
+  MapMat<T> X(k.in[0].ptr<T>(), n, m);
+  auto B = k.in[1].mat<T>();
+  MapMat<T> O(k.out.ptr<T>(), m, m);
+  RowMat<T> BX = B * X;
+  O.noalias() = X.transpose() * BX;
+}
+// Y = X^T B X:  dX = B X G^T + B^T X G,  dB = X G X^T
+MG_VJP_FN(vjp_quad_form) {
+  const Shape xs = a.shape(c.in[0]);
+  const Shape m = xs.ndim == 1 ? Shape::matrix(xs.cols, 1) : xs;
+  const Shape gm = Shape::matrix(m.cols, m.cols);
+  auto X = a.reshape(c.in[0], m);
+  auto G = a.reshape(c.g, gm);
+  auto XG = a.matmul(X, G, false, false);
+  if (c.needs[0]) {
+    auto BX = a.matmul(c.in[1], X, false, false);
+    c.dx[0] = a.reshape(a.add(a.matmul(BX, G, false, true), a.matmul(c.in[1], XG, true, false)), xs);
+  }
+  if (c.needs[1]) c.dx[1] = a.matmul(XG, X, false, true);
+}
+
 }  // namespace
+
+std::int64_t lu_factorizations() { return t_lu_count; }
 
 void register_linalg(OpDef* t) {
   OpDef& m = t[static_cast<int>(OpId::matmul)];
@@ -120,6 +469,7 @@ void register_linalg(OpDef* t) {
   m.arity = 2;
   m.shape = matmul_shape;
   m.forward = MG_FWD(fwd_matmul);
+  m.batch = BatchKind::matmul;
   MG_VJP(m, vjp_matmul);
   OpDef& tr = t[static_cast<int>(OpId::trace)];
   tr.name = "trace";
@@ -131,6 +481,25 @@ void register_linalg(OpDef* t) {
   e.shape = eye_scale_shape;
   e.forward = MG_FWD(fwd_eye_scale);
   MG_VJP(e, vjp_eye_scale);
+  auto def = [t](OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) -> OpDef& {
+    OpDef& d = t[static_cast<int>(id)];
+    d.name = name;
+    d.arity = arity;
+    d.shape = shape;
+    d.forward = fwd;
+    return d;
+  };
+  MG_VJP(def(OpId::det, "det", 1, det_shape, MG_FWD(fwd_det)), vjp_det);
+  MG_VJP(def(OpId::adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)), vjp_adj_t);
+  MG_VJP(def(OpId::logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet)), vjp_logdet);
+  MG_VJP(def(OpId::slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet)), vjp_slogdet);
+  MG_VJP(def(OpId::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)), vjp_inv);
+  MG_VJP(def(OpId::solve, "solve", 2, solve_shape, MG_FWD(fwd_solve)), vjp_solve);
+  MG_VJP(def(OpId::cholesky, "cholesky", 1, cholesky_shape, MG_FWD(fwd_cholesky)), vjp_cholesky);
+  MG_VJP(def(OpId::trsolve, "trsolve", 2, trsolve_shape, MG_FWD(fwd_trsolve)), vjp_trsolve);
+  MG_VJP(def(OpId::tril, "tril", 1, tril_shape, MG_FWD(fwd_tril)), vjp_tril);
+  MG_VJP(def(OpId::norm, "norm", 1, norm_shape, MG_FWD(fwd_norm)), vjp_norm);
+  MG_VJP(def(OpId::quad_form, "quad_form", 2, quad_form_shape, MG_FWD(fwd_quad_form)), vjp_quad_form);
 }
 
 }  // namespace matgrad

@@ -2,6 +2,8 @@
 // Reductions over one axis or all of them (NumPy semantics, no keepdims).
 #include "registry.hpp"
 
+#include <cmath>
+#include <limits>
 #include <string>
 
 namespace matgrad {
@@ -71,8 +73,98 @@ MG_VJP_FN(vjp_mean) {
   c.dx[0] = expand(a, a.op(OpId::div_s, {c.g}, a.scalar(double(reduced_count(c.node.attr, x)))), c.node.attr, x);
 }
 
+// Apply f(first, count, stride) -> result to every reduced slice of x (row-major storage):
+// axis None: one slice of all elements; axis 0: each column; axis 1: each row.
+template <class T, class F>
+void for_slices(const Val& x, int ax, T* out, F f) {
+  const Shape& s = x.shape();
+  const T* p = x.ptr<T>();
+  if (ax == kAxisNone)
+    out[0] = f(p, s.size(), std::int64_t(1));
+  else if (ax == 0)
+    for (std::int64_t j = 0; j < s.cols; ++j) out[j] = f(p + j, s.rows, s.cols);
+  else
+    for (std::int64_t i = 0; i < s.rows; ++i) out[i] = f(p + i * s.cols, s.cols, std::int64_t(1));
+}
+
+// The largest element of a slice; NaN if one is NaN (as np.max).
+template <class T>
+T slice_max(const T* p, std::int64_t n, std::int64_t st) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T v = p[i * st];
+    if (std::isnan(v)) return v;
+    if (v > m) m = v;
+  }
+  return m;
+}
+
+template <const char* Name>
+Shape nonempty_reduce_shape(const Attr& a, const Shape* in, int n) {
+  Shape out = reduce_shape<Name>(a, in, n);
+  int ax = normalize_axis(Name, a.axis, in[0]);
+  const std::int64_t len = ax == kAxisNone ? in[0].size() : (ax == 0 ? in[0].rows : in[0].cols);
+  if (len == 0 && out.size() > 0)
+    fail_shapes(Name, "has a zero-size axis to reduce (the maximum has no identity)", in, 1);
+  return out;
+}
+
+// logsumexp: m + log(sum exp(x - m)) with m the slice maximum (-inf for an empty slice or all
+// -inf; +inf or NaN when one is)
+template <class T> void fwd_logsumexp(const KernelArgs& k) {
+  using A = typename Accum<T>::type;
+  for_slices<T>(k.in[0], normalize_axis("logsumexp", k.attr.axis, k.in[0].shape()), k.out.ptr<T>(),
+                [](const T* p, std::int64_t n, std::int64_t st) {
+                  const T m = slice_max(p, n, st);
+                  if (!std::isfinite(m)) return m;
+                  A acc = 0;
+                  for (std::int64_t i = 0; i < n; ++i) acc += std::exp(A(p[i * st]) - A(m));
+                  return T(A(m) + std::log(acc));
+                });
+}
+// dX = G exp(X - y)  (the softmax along the axis), G and y spread back over the axis
+MG_VJP_FN(vjp_logsumexp) {
+  const Shape& x = a.shape(c.in[0]);
+  const Attr& at = c.node.attr;
+  c.dx[0] = a.mul(expand(a, c.g, at, x), a.exp(a.sub(c.in[0], expand(a, c.out, at, x))));
+}
+
+template <class T> void fwd_max(const KernelArgs& k) {
+  for_slices<T>(k.in[0], normalize_axis("max", k.attr.axis, k.in[0].shape()), k.out.ptr<T>(), slice_max<T>);
+}
+// dX = G w, w = (X == max) / (number of ties) along the axis
+MG_VJP_FN(vjp_max) {
+  const Shape& x = a.shape(c.in[0]);
+  auto w = a.op(OpId::max_weight_axis, {c.in[0], c.out}, c.node.attr);
+  c.dx[0] = a.mul(w, expand(a, c.g, c.node.attr, x));
+}
+
+// max_weight_axis(x, y): 1 / ties where x equals the slice's maximum y (NaN equals NaN), else 0
+Shape max_weight_axis_shape(const Attr&, const Shape* in, int) { return in[0]; }
+template <class T> void fwd_max_weight_axis(const KernelArgs& k) {
+  const Shape& s = k.in[0].shape();
+  const int ax = normalize_axis("max", k.attr.axis, s);
+  const T* x = k.in[0].ptr<T>();
+  const T* y = k.in[1].ptr<T>();
+  T* o = k.out.ptr<T>();
+  auto hit = [](T v, T m) { return v == m || (std::isnan(v) && std::isnan(m)); };
+  auto slice = [&](std::int64_t first, std::int64_t n, std::int64_t st, T m) {
+    std::int64_t ties = 0;
+    for (std::int64_t i = 0; i < n; ++i) ties += hit(x[first + i * st], m);
+    for (std::int64_t i = 0; i < n; ++i) o[first + i * st] = hit(x[first + i * st], m) ? T(1) / T(ties) : T(0);
+  };
+  if (ax == kAxisNone)
+    slice(0, s.size(), 1, y[0]);
+  else if (ax == 0)
+    for (std::int64_t j = 0; j < s.cols; ++j) slice(j, s.rows, s.cols, y[j]);
+  else
+    for (std::int64_t i = 0; i < s.rows; ++i) slice(i * s.cols, s.cols, 1, y[i]);
+}
+
 constexpr char kSum[] = "sum";
 constexpr char kMean[] = "mean";
+constexpr char kLogsumexp[] = "logsumexp";
+constexpr char kMax[] = "max";
 
 }  // namespace
 
@@ -87,6 +179,21 @@ void register_reduction(OpDef* t) {
   m.shape = reduce_shape<kMean>;
   m.forward = MG_FWD(fwd_mean);
   MG_VJP(m, vjp_mean);
+  OpDef& l = t[static_cast<int>(OpId::logsumexp)];
+  l.name = kLogsumexp;
+  l.shape = reduce_shape<kLogsumexp>;
+  l.forward = MG_FWD(fwd_logsumexp);
+  MG_VJP(l, vjp_logsumexp);
+  OpDef& x = t[static_cast<int>(OpId::max)];
+  x.name = kMax;
+  x.shape = nonempty_reduce_shape<kMax>;
+  x.forward = MG_FWD(fwd_max);
+  MG_VJP(x, vjp_max);
+  OpDef& w = t[static_cast<int>(OpId::max_weight_axis)];
+  w.name = "max_weight_axis";
+  w.arity = 2;
+  w.shape = max_weight_axis_shape;
+  w.forward = MG_FWD(fwd_max_weight_axis);  // zero derivative: no VJP
 }
 
 }  // namespace matgrad

@@ -77,24 +77,34 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
                     std::to_string(n));
   SmallArray<Shape> shapes(n);
   SmallArray<Val> vals(n);
+  SmallArray<Node*> nodes(n);
   bool rg = false;
+  const DType dt0 = in[d.index_input == 0 ? 1 : 0]->dtype;
   for (int i = 0; i < n; ++i) {
     const Node& x = *in[i];
-    if (x.dtype != in[0]->dtype)
-      throw TypeError(std::string(d.name) + ": inputs have different dtypes " + dtype_name(in[0]->dtype) +
-                      " and " + dtype_name(x.dtype));
+    nodes[i] = in[i].get();
+    if (i == d.index_input) {
+      if (x.requires_grad)
+        throw TypeError(std::string(d.name) + ": the index input cannot require a gradient");
+      shapes[i] = x.shape;
+      vals[i] = Val(x.data, x.shape, x.dtype);
+      continue;
+    }
+    if (x.dtype != dt0)
+      throw TypeError(std::string(d.name) + ": inputs have different dtypes " + dtype_name(dt0) + " and " +
+                      dtype_name(x.dtype));
     shapes[i] = x.shape;
     vals[i] = Val(x.data, x.shape, x.dtype);  // borrowed: the inputs outlive the kernel
     rg = rg || x.requires_grad;
   }
   Shape s = d.shape(attr, shapes.p, n);
   if (!s.representable()) fail_shapes(d.name, "give a result too large to represent", shapes.p, n);
-  DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[0]->dtype;
+  DType dt = d.dtype ? d.dtype(attr, nullptr, n) : dt0;
   NodeRef out = make_node(op, s, dt);
   Node& o = *out;
   o.attr = attr;
   Val ov(o.data, s, dt);
-  d.forward(KernelArgs{attr, vals.p, n, ov, &o.state});
+  d.forward(KernelArgs{attr, vals.p, n, ov, &o.state, nodes.p});
   if (rg && d.vjp_value && grad_enabled()) {
     o.requires_grad = true;
     o.nparents = static_cast<std::uint16_t>(n);
@@ -108,16 +118,39 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   return out;
 }
 
-Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr) {
+Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr, Node* const* nodes) {
   const OpDef& d = opdef(op);
   SmallArray<Shape> shapes(n);
   for (int i = 0; i < n; ++i) shapes[i] = in[i].shape();
   Shape s = d.shape(attr, shapes.p, n);
-  DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[0].dtype();
+  DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[d.index_input == 0 ? 1 : 0].dtype();
   Val out = Val::empty(s, dt);
   std::unique_ptr<OpState> state;
-  d.forward(KernelArgs{attr, in, n, out, &state});
+  d.forward(KernelArgs{attr, in, n, out, &state, nodes});
   return out;
+}
+
+Val ValueAlg::on_node(OpId op, const Node& xn, std::initializer_list<Val> rest, const Attr& attr) {
+  const int n = 1 + static_cast<int>(rest.size());
+  SmallArray<Val> in(n);
+  SmallArray<Node*> nodes(n);
+  in[0] = xn.value();
+  nodes[0] = const_cast<Node*>(&xn);
+  int i = 1;
+  for (const Val& v : rest) {
+    nodes[i] = nullptr;
+    in[i++] = v;
+  }
+  return apply(op, in.p, n, attr, nodes.p);
+}
+
+NodeRef GraphAlg::on_node(OpId op, const Node& xn, std::initializer_list<NodeRef> rest, const Attr& attr) {
+  const int n = 1 + static_cast<int>(rest.size());
+  SmallArray<NodeRef> in(n);
+  in[0] = NodeRef(const_cast<Node*>(&xn));
+  int i = 1;
+  for (const NodeRef& v : rest) in[i++] = v;
+  return matgrad::apply(op, in.p, n, attr);
 }
 
 void ValueAlg::accumulate(Val& slot, Val&& v) {
@@ -223,6 +256,91 @@ NodeRef unpack(const NodeRef& packed, std::int64_t offset, Shape s) {
   a.offset = offset;
   a.shape = s;
   return apply(OpId::unpack, {packed}, a);
+}
+
+NodeRef det(const NodeRef& x) { return apply(OpId::det, {x}); }
+NodeRef logdet(const NodeRef& x) { return apply(OpId::logdet, {x}); }
+std::pair<NodeRef, NodeRef> slogdet(const NodeRef& x) {
+  NodeRef p = apply(OpId::slogdet, {x});
+  return {unpack(p, 0, Shape::scalar()), unpack(p, 1, Shape::scalar())};
+}
+NodeRef inv(const NodeRef& x) { return apply(OpId::inv, {x}); }
+NodeRef solve(const NodeRef& a, const NodeRef& b) { return binary_promoted(OpId::solve, a, b, Attr{}); }
+NodeRef cholesky(const NodeRef& x) { return apply(OpId::cholesky, {x}); }
+NodeRef norm(const NodeRef& x) { return apply(OpId::norm, {x}); }
+NodeRef quad_form(const NodeRef& x, const NodeRef& b) { return binary_promoted(OpId::quad_form, x, b, Attr{}); }
+NodeRef logsumexp(const NodeRef& x, int axis) {
+  Attr a;
+  a.axis = axis;
+  return apply(OpId::logsumexp, {x}, a);
+}
+NodeRef max(const NodeRef& x, int axis) {
+  Attr a;
+  a.axis = axis;
+  return apply(OpId::max, {x}, a);
+}
+NodeRef where(const NodeRef& mask, const NodeRef& a, const NodeRef& b) {
+  const DType d = a->dtype == DType::f64 || b->dtype == DType::f64 ? DType::f64 : DType::f32;
+  NodeRef m = mask->dtype == d ? mask : make_leaf(ValueAlg().cast(mask->value(), d), false);
+  if (mask->requires_grad) m = make_leaf(m->value(), false);  // the mask is never differentiated
+  return apply(OpId::where, {m, cast(a, d), cast(b, d)});
+}
+NodeRef concatenate(const std::vector<NodeRef>& xs, int axis) {
+  if (xs.empty()) throw ShapeError("concatenate: needs at least one array");
+  DType d = DType::f32;
+  for (const NodeRef& x : xs)
+    if (x->dtype == DType::f64) d = DType::f64;
+  std::vector<NodeRef> in;
+  in.reserve(xs.size());
+  for (const NodeRef& x : xs) in.push_back(cast(x, d));
+  Attr a;
+  a.axis = axis;
+  return apply(OpId::concat, in.data(), static_cast<int>(in.size()), a);
+}
+NodeRef stack(const std::vector<NodeRef>& xs, int axis) {
+  if (xs.empty()) throw ShapeError("stack: needs at least one array");
+  const Shape s = xs[0]->shape;
+  for (const NodeRef& x : xs)
+    if (x->shape != s)
+      throw ShapeError("stack: all input arrays must have the same shape, got " + s.str() + " and " + x->shape.str());
+  if (s.ndim == 2)
+    throw ShapeError("stack: stacking arrays of shape " + s.str() + " gives 3 dimensions (at most 2 are supported)");
+  if (axis < -(s.ndim + 1) || axis > s.ndim)
+    throw ShapeError("stack: axis " + std::to_string(axis) + " is out of bounds for stacking arrays of shape " + s.str());
+  if (axis < 0) axis += s.ndim + 1;
+  std::vector<NodeRef> parts;
+  parts.reserve(xs.size());
+  if (s.ndim == 0) {
+    for (const NodeRef& x : xs) parts.push_back(reshape(x, Shape::vector(1)));
+    return concatenate(parts, 0);
+  }
+  const Shape each = axis == 0 ? Shape::matrix(1, s.cols) : Shape::matrix(s.cols, 1);
+  for (const NodeRef& x : xs) parts.push_back(reshape(x, each));
+  return concatenate(parts, axis);
+}
+NodeRef diag(const NodeRef& x, std::int64_t k) {
+  Attr a;
+  a.offset = k;
+  if (x->shape.ndim == 2) return apply(OpId::diag_part, {x}, a);
+  if (x->shape.ndim != 1) fail_shapes("diag", "is not valid: diag takes a 1-D or 2-D array", &x->shape, 1);
+  const std::int64_t n = x->shape.cols + (k < 0 ? -k : k);
+  a.shape = Shape::matrix(n, n);
+  return apply(OpId::diag_embed, {x}, a);
+}
+NodeRef block(const NodeRef& x, std::int64_t r0, std::int64_t c0, Shape s) {
+  Attr a;
+  a.offset = r0;
+  a.offset2 = c0;
+  a.shape = s;
+  return apply(OpId::block, {x}, a);
+}
+NodeRef gather(const NodeRef& x, const std::vector<std::int64_t>& flat_index, Shape s) {
+  if (!s.representable() || s.size() != static_cast<std::int64_t>(flat_index.size()))
+    throw ShapeError("gather: " + std::to_string(flat_index.size()) + " indices do not fill shape " + s.str());
+  NodeRef idx = make_node(OpId::leaf, s, DType::f64);
+  double* p = static_cast<double*>(idx->data);
+  for (std::size_t i = 0; i < flat_index.size(); ++i) p[i] = static_cast<double>(flat_index[i]);
+  return apply(OpId::gather, {x, idx});
 }
 
 NodeRef full(Shape s, DType d, double v) {

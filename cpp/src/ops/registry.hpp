@@ -18,6 +18,9 @@ struct KernelArgs {
   int n;
   const Val& out;
   std::unique_ptr<OpState>* state;  ///< where to keep state for the VJP (may be null)
+  /// The input nodes when the op runs on a graph (entries may be null; the array may be null):
+  /// lets linear-algebra kernels share a factorization kept on the input node.
+  Node* const* nodes = nullptr;
 };
 
 /// Everything a VJP sees. `dx[i]` is left empty for a zero cotangent or when !needs[i].
@@ -34,12 +37,23 @@ struct VjpCtx {
 
 class ValueAlg;
 class GraphAlg;
+class BatchAlg;
+struct BVal;
 
 using ShapeFn = Shape (*)(const Attr&, const Shape* in, int n);
 using DTypeFn = DType (*)(const Attr&, const DType* in, int n);
 using ForwardFn = void (*)(const KernelArgs&);
 using VjpValFn = void (*)(ValueAlg&, VjpCtx<Val>&);
 using VjpGraphFn = void (*)(GraphAlg&, VjpCtx<NodeRef>&);
+using VjpBatchFn = void (*)(BatchAlg&, VjpCtx<BVal>&);
+
+/// How an op runs on a batch of values (Note [batched sweeps] in autodiff_batch.cpp).
+enum class BatchKind : std::uint8_t {
+  generic,  ///< one kernel call per batch member
+  unary,    ///< elementwise in one input: one call on the whole (k, n) batch
+  binary,   ///< elementwise with broadcasting: one call, the other operand broadcast over rows
+  matmul,   ///< one GEMM for the batch
+};
 
 struct OpDef {
   const char* name = nullptr;
@@ -49,6 +63,10 @@ struct OpDef {
   ForwardFn forward = nullptr;
   VjpValFn vjp_value = nullptr;  ///< null: zero derivative (piecewise constant ops)
   VjpGraphFn vjp_graph = nullptr;
+  VjpBatchFn vjp_batch = nullptr;
+  BatchKind batch = BatchKind::generic;
+  /// Input holding element indices (any dtype, never differentiated), or -1.
+  int index_input = -1;
 };
 
 extern OpDef g_opdefs[static_cast<int>(OpId::count_)];
@@ -85,6 +103,7 @@ template <> struct Accum<float> { using type = double; };
   do {                                   \
     (def).vjp_value = &fn<ValueAlg>;     \
     (def).vjp_graph = &fn<GraphAlg>;     \
+    (def).vjp_batch = &fn<BatchAlg>;     \
   } while (0)
 
 // Note [one VJP, two algebras]
@@ -137,6 +156,14 @@ class AlgebraBase {
     a.tb = tb;
     return op(OpId::matmul, {x, y}, a);
   }
+  T tril(const T& x, double diag) { return op(OpId::tril, {x}, scalar(diag)); }
+  T mask_nz(const T& m, const T& v) { return op(OpId::mask_nz, {m, v}); }
+  T unpack(const T& x, std::int64_t offset, Shape s) {
+    Attr a;
+    a.offset = offset;
+    a.shape = s;
+    return op(OpId::unpack, {x}, a);
+  }
   T broadcast_to(const T& x, Shape s) {
     if (self().shape(x) == s) return x;
     Attr a;
@@ -155,7 +182,10 @@ class AlgebraBase {
 class ValueAlg : public AlgebraBase<ValueAlg, Val> {
  public:
   using T = Val;
-  Val apply(OpId o, const Val* in, int n, const Attr& a);
+  Val apply(OpId o, const Val* in, int n, const Attr& a, Node* const* nodes = nullptr);
+  /// op(x, rest...) where x is the value of node `xn`: the kernel may reuse a factorization
+  /// kept on xn (Note [shared factorizations]).
+  Val on_node(OpId o, const Node& xn, std::initializer_list<Val> rest, const Attr& a = {});
   static const Shape& shape(const Val& x) { return x.shape(); }
   static DType dtype(const Val& x) { return x.dtype(); }
   Val reshape(const Val& x, Shape s) { return x.relabel(s); }
@@ -170,12 +200,36 @@ class GraphAlg : public AlgebraBase<GraphAlg, NodeRef> {
  public:
   using T = NodeRef;
   NodeRef apply(OpId o, const NodeRef* in, int n, const Attr& a) { return matgrad::apply(o, in, n, a); }
+  NodeRef on_node(OpId o, const Node& xn, std::initializer_list<NodeRef> rest, const Attr& a = {});
   static const Shape& shape(const NodeRef& x) { return x->shape; }
   static DType dtype(const NodeRef& x) { return x->dtype; }
   NodeRef reshape(const NodeRef& x, Shape s) { return x->shape == s ? x : matgrad::reshape(x, s); }
   NodeRef input(const Node& p) { return NodeRef(const_cast<Node*>(&p)); }
   NodeRef output(const Node& n) { return NodeRef(const_cast<Node*>(&n)); }
   void accumulate(NodeRef& slot, NodeRef&& v) { slot = slot ? matgrad::apply(OpId::add, {slot, v}) : std::move(v); }
+};
+
+/// A value of the batched sweep: k == 0 an ordinary value of shape s; k > 0 a batch of k values
+/// of shape s stored as the rows of a (k, s.size()) matrix.
+struct BVal {
+  Val v;
+  std::int64_t k = 0;
+  Shape s{};
+  explicit operator bool() const { return bool(v); }
+};
+
+/// Batches of cotangents: k reverse sweeps in one (Note [batched sweeps]).
+class BatchAlg : public AlgebraBase<BatchAlg, BVal> {
+ public:
+  using T = BVal;
+  BVal apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* nodes = nullptr);
+  BVal on_node(OpId o, const Node& xn, std::initializer_list<BVal> rest, const Attr& a = {});
+  static const Shape& shape(const BVal& x) { return x.s; }
+  static DType dtype(const BVal& x) { return x.v.dtype(); }
+  BVal reshape(const BVal& x, Shape s) { return BVal{x.k ? x.v : x.v.relabel(s), x.k, s}; }
+  BVal input(const Node& p) { return BVal{p.value(), 0, p.shape}; }
+  BVal output(const Node& n) { return BVal{n.value(), 0, n.shape}; }
+  void accumulate(BVal& slot, BVal&& v);
 };
 
 // Shape-rule helpers shared by the op families.
