@@ -4,6 +4,7 @@
 
 #include "ops/registry.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -61,6 +62,7 @@ typename Alg::T fit(Alg& alg, typename Alg::T v, const Node& p) {
 
 inline VjpValFn vjp_of(const OpDef& d, ValueAlg*) { return d.vjp_value; }
 inline VjpGraphFn vjp_of(const OpDef& d, GraphAlg*) { return d.vjp_graph; }
+inline VjpBatchFn vjp_of(const OpDef& d, BatchAlg*) { return d.vjp_batch; }
 
 template <class Alg>
 struct Sweep {
@@ -236,7 +238,129 @@ NodeRef node_of(const Val& v, const Node& like) {
   return make_leaf(v.relabel(like.shape), false);
 }
 
+// The largest value (in elements) among the nodes that lead from root to a requires_grad leaf:
+// the size of the biggest adjoint a batched sweep can hold per seed.
+std::int64_t largest_node(Node* root) {
+  std::vector<Node*> stack{root}, seen;
+  std::int64_t most = 0;
+  root->mark = -2;
+  seen.push_back(root);
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    most = std::max(most, n->shape.size());
+    for (int i = 0; i < n->nparents; ++i) {
+      Node* p = n->parent(i).get();
+      if (p->requires_grad && p->mark == 0) {
+        p->mark = -2;
+        seen.push_back(p);
+        stack.push_back(p);
+      }
+    }
+  }
+  for (Node* n : seen) n->mark = 0;
+  return most;
+}
+
+constexpr std::int64_t kBatchElements = std::int64_t(1) << 22;  // per batched value
+
+// Rows `first`.. of the identity of size n, as a batch of k seeds of shape s.
+BVal basis(std::int64_t first, std::int64_t k, std::int64_t n, Shape s, DType d) {
+  Val v = Val::filled(Shape::matrix(k, n), d, 0.0);
+  for (std::int64_t b = 0; b < k; ++b) {
+    if (d == DType::f64)
+      v.ptr<double>()[b * n + first + b] = 1.0;
+    else
+      v.ptr<float>()[b * n + first + b] = 1.0f;
+  }
+  return BVal{v, k, s};
+}
+
+// Copy a batched adjoint (k rows of size n) into rows [first, first + k) of J (or, transposed,
+// into its columns).
+void put_rows(const Val& J, const BVal& a, std::int64_t first, bool transposed) {
+  const std::int64_t k = a.k ? a.k : 1;
+  const std::int64_t n = a.s.size();
+  Val src = a.v.dtype() == J.dtype() ? a.v : ValueAlg().cast(a.v, J.dtype());
+  auto copy = [&](auto tag) {
+    using T = decltype(tag);
+    MapMat<T> S(src.ptr<T>(), a.k ? k : 1, n);
+    auto M = J.mat<T>();
+    for (std::int64_t b = 0; b < k; ++b) {
+      const auto row = S.row(a.k ? b : 0);  // an unbatched adjoint is the same for every seed
+      if (transposed)
+        M.col(first + b) = row.transpose();
+      else
+        M.row(first + b) = row;
+    }
+  };
+  if (J.dtype() == DType::f64)
+    copy(double{});
+  else
+    copy(float{});
+}
+
 }  // namespace
+
+std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>& inputs) {
+  const std::int64_t m = out->shape.size();
+  std::int64_t total = 0;
+  std::vector<Val> J;
+  for (const NodeRef& x : inputs) {
+    total += x->shape.size();
+    J.push_back(Val::filled(Shape::matrix(m, x->shape.size()), x->dtype, 0.0));
+  }
+  if (!out->requires_grad || m == 0 || total == 0) return J;
+  if (m <= total) {  // reverse: one sweep per output element, in batches
+    const std::int64_t k_max = std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(out.get())));
+    for (std::int64_t first = 0; first < m; first += k_max) {
+      const std::int64_t k = std::min(k_max, m - first);
+      Sweep<BatchAlg> s(out.get(), basis(first, k, m, out->shape, out->dtype), &inputs);
+      for (std::size_t i = 0; i < inputs.size(); ++i)
+        if (const BVal* a = s.adjoint(inputs[i].get())) put_rows(J[i], *a, first, false);
+    }
+    return J;
+  }
+  // forward: one sweep per input element over the linear map u -> J^T u (the VJP as a graph),
+  // whose VJP is u' -> J u' (Note [batched sweeps])
+  NodeRef u = make_leaf(Val::filled(out->shape, out->dtype, 0.0), true);
+  std::vector<NodeRef> gs = grad_nodes(out, inputs, u);
+  const std::vector<NodeRef> target{u};
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const NodeRef& g = gs[i];
+    const std::int64_t n = inputs[i]->shape.size();
+    if (!g->requires_grad || n == 0) continue;
+    const std::int64_t k_max = std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(g.get())));
+    for (std::int64_t first = 0; first < n; first += k_max) {
+      const std::int64_t k = std::min(k_max, n - first);
+      Sweep<BatchAlg> s(g.get(), basis(first, k, n, g->shape, g->dtype), &target);
+      if (const BVal* a = s.adjoint(u.get())) put_rows(J[i], *a, first, true);
+    }
+  }
+  return J;
+}
+
+std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs) {
+  GradMode on(true);
+  const std::int64_t m = out->shape.size();
+  std::vector<std::vector<NodeRef>> rows(inputs.size());
+  for (std::int64_t j = 0; j < m && out->requires_grad; ++j) {
+    NodeRef seed = full(out->shape, out->dtype, 0.0);
+    if (out->dtype == DType::f64)
+      static_cast<double*>(seed->data)[j] = 1.0;
+    else
+      static_cast<float*>(seed->data)[j] = 1.0f;
+    std::vector<NodeRef> g = grad_nodes(out, inputs, seed);
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      rows[i].push_back(reshape(g[i], Shape::matrix(1, inputs[i]->shape.size())));
+  }
+  std::vector<NodeRef> res;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const Shape s = Shape::matrix(m, inputs[i]->shape.size());
+    res.push_back(rows[i].empty() ? full(s, inputs[i]->dtype, 0.0) : concatenate(rows[i], 0));
+  }
+  return res;
+}
 
 void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
   if (!out->requires_grad)

@@ -1,4 +1,5 @@
-"""Function transforms: grad, value_and_grad, check_grad, and the no_grad switch."""
+"""Function transforms: grad, value_and_grad, jacobian, hessian, vjp, jvp, check_grad, and the
+no_grad switch."""
 
 from __future__ import annotations
 
@@ -60,6 +61,117 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
         return vg(f, args, nums, single, False, "grad")
 
     return grad_f
+
+
+def _placed(block: Any, out_shape: tuple, in_shape: tuple, graph: bool) -> Any:
+    """A Jacobian block (out.size, in.size) given its full shape out_shape + in_shape: NumPy
+    results always; Tensor results when that has at most 2 dimensions (else the C-order
+    matricisation stays, as DESIGN.md says)."""
+    full = tuple(out_shape) + tuple(in_shape)
+    if not graph:
+        return block.reshape(full)
+    return _core.reshape(block, full) if len(full) <= 2 else block
+
+
+def jacobian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
+    """Return a function computing the Jacobian of ``f`` w.r.t. ``args[argnums]``.
+
+    ``jacobian(f)(X)`` has shape ``f(X).shape + X.shape``: for a matrix function of a matrix, the
+    4-D ``J[i, j, k, l] = d f(X)_ij / d X_kl``. matgrad runs reverse sweeps (one per output
+    element) or forward sweeps (one per input element), whichever are fewer, all of a batch at
+    once in C++ (a batch of cotangents turns each matmul VJP into one GEMM). NumPy in, NumPy out;
+    with a Tensor argument the result is a Tensor connected to the graph (so ``jacobian(grad(f))``
+    works), given as the ``(f(X).size, X.size)`` matricisation when the full rank exceeds 2.
+    """
+
+    nums, single = _checked_argnums(argnums, "jacobian")
+
+    @functools.wraps(f)
+    def jacobian_f(*args: Any) -> Any:
+        out, ins, graph = _core._trace(f, args, nums, "jacobian")
+        blocks = (_core._jacobian_nodes if graph else _core._jacobian_values)(out, list(ins))
+        res = tuple(_placed(b, out.shape, x.shape, graph) for b, x in zip(blocks, ins))
+        return res[0] if single else res
+
+    return jacobian_f
+
+
+def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
+    """Return a function computing the Hessian of scalar ``f`` w.r.t. ``args[argnums]``.
+
+    ``hessian(f)(x)`` has shape ``x.shape + x.shape``: the Jacobian of the gradient. The gradient
+    is built once as a graph (reverse mode), then differentiated by batched sweeps over that
+    graph, as :func:`jacobian` does. With a tuple ``argnums`` the result is the nested tuple of
+    blocks ``H[i][j] = d^2 f / d args[i] d args[j]``.
+    """
+
+    nums, single = _checked_argnums(argnums, "hessian")
+
+    @functools.wraps(f)
+    def hessian_f(*args: Any) -> Any:
+        out, ins, graph = _core._trace(f, args, nums, "hessian")
+        if out.size != 1:
+            raise ValueError(
+                f"hessian: the function's output has shape {out.shape}; it must be a scalar (shape () or (1, 1))"
+            )
+        grads = _core._grad_nodes(out, list(ins), None)
+        jac = _core._jacobian_nodes if graph else _core._jacobian_values
+        rows = []
+        for g, xi in zip(grads, ins):
+            blocks = jac(g, list(ins))
+            rows.append(tuple(_placed(b, xi.shape, xj.shape, graph) for b, xj in zip(blocks, ins)))
+        return rows[0][0] if single else tuple(rows)
+
+    return hessian_f
+
+
+def vjp(f: Callable[..., Any], *primals: Any) -> Tuple[Any, Callable[[Any], Tuple[Any, ...]]]:
+    """Return ``(f(*primals), vjp_fun)``; ``vjp_fun(cotangent)`` gives the tuple of
+    ``cotangent . df/dprimal_i``, one per primal (each of its primal's shape).
+
+    The graph is recorded once; each ``vjp_fun`` call is one reverse sweep.
+    """
+
+    if not primals:
+        raise ValueError("vjp: needs at least one primal")
+    nums = tuple(range(len(primals)))
+    out, ins, graph = _core._trace(f, primals, nums, "vjp")
+    inputs = list(ins)
+
+    def vjp_fun(cotangent: Any) -> Tuple[Any, ...]:
+        fn = _core._grad_nodes if graph or isinstance(cotangent, Tensor) else _core._grad_values
+        return tuple(fn(out, inputs, cotangent))
+
+    return (out if graph else np.array(out.numpy())), vjp_fun
+
+
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Tuple[Any, Any]:
+    """Forward mode: return ``(f(*primals), sum_i df/dprimal_i . tangents[i])``.
+
+    Computed as the VJP of the VJP: the reverse sweep with a cotangent u is the linear map
+    u -> J^T u, recorded as a graph; its own VJP with cotangent v is J v. So every op's VJP
+    serves forward mode too, and jvp nests (grad of a jvp, jvp of a grad).
+    """
+
+    primals, tangents = tuple(primals), tuple(tangents)
+    if not primals or len(primals) != len(tangents):
+        raise ValueError(f"jvp: got {len(primals)} primals and {len(tangents)} tangents; they must match (at least one)")
+    nums = tuple(range(len(primals)))
+    out, ins, graph = _core._trace(f, primals, nums, "jvp")
+    ts = []
+    for k, (x, t) in enumerate(zip(ins, tangents)):
+        tt = t if isinstance(t, Tensor) else _core.tensor(t, dtype=x.dtype)
+        if tt.shape != x.shape:
+            raise ValueError(f"jvp: tangent {k} has shape {tt.shape} but its primal has shape {x.shape}")
+        ts.append(tt)
+    graph = graph or any(isinstance(t, Tensor) for t in tangents)
+    u = _core.tensor(np.zeros(out.shape, dtype=out.dtype), requires_grad=True)
+    gs = _core._grad_nodes(out, list(ins), u)  # J_i^T u
+    s = _core.sum(gs[0] * ts[0])
+    for g, t in zip(gs[1:], ts[1:]):
+        s = s + _core.sum(g * t)  # <J^T u, v> = <u, J v>
+    tangent_out = (_core._grad_nodes if graph else _core._grad_values)(s, [u], None)[0]
+    return (out if graph else np.array(out.numpy())), tangent_out
 
 
 class no_grad(contextlib.ContextDecorator):

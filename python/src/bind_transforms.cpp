@@ -22,6 +22,40 @@ void bind_transforms(py::module_& m) {
   m.def("_set_grad_enabled", &set_grad_enabled, py::arg("on"));
   m.def("is_grad_enabled", &grad_enabled, "Whether ops record the graph (False inside mg.no_grad())");
 
+  // The sweeps behind jacobian, hessian, vjp and jvp (python/matgrad/_transforms.py).
+  auto nodes_of = [](const std::vector<Node*>& xs) {
+    std::vector<NodeRef> r;
+    for (Node* x : xs) r.emplace_back(x);
+    return r;
+  };
+  auto seed_of = [](py::handle seed, const Node& out) -> NodeRef {
+    if (seed.is_none()) return nullptr;
+    return is_tensor(seed) ? NodeRef(tensor_ptr(seed)) : as_node(seed, "vjp", out.dtype);
+  };
+  m.def("_grad_values", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed) {
+    NodeRef o(out);
+    std::vector<Val> g = grad_values(o, nodes_of(xs), seed_of(seed, *out));
+    py::list r;
+    for (const Val& v : g) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
+    return r;
+  });
+  m.def("_grad_nodes", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed) {
+    NodeRef o(out);
+    py::list r;
+    for (NodeRef& g : grad_nodes(o, nodes_of(xs), seed_of(seed, *out))) r.append(py::reinterpret_steal<py::object>(wrap(std::move(g))));
+    return r;
+  });
+  m.def("_jacobian_values", [nodes_of](Node* out, const std::vector<Node*>& xs) {
+    py::list r;
+    for (const Val& v : jacobian_values(NodeRef(out), nodes_of(xs))) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
+    return r;
+  });
+  m.def("_jacobian_nodes", [nodes_of](Node* out, const std::vector<Node*>& xs) {
+    py::list r;
+    for (NodeRef& v : jacobian_nodes(NodeRef(out), nodes_of(xs))) r.append(py::reinterpret_steal<py::object>(wrap(std::move(v))));
+    return r;
+  });
+
   m.def("_pool_cached_bytes", &pool_cached_bytes);
   m.def("_pool_trim", &pool_trim);
 }

@@ -243,75 +243,120 @@ PyObject* fn_binary(PyObject*, PyObject* const* args, Py_ssize_t n) {
   }
 }
 
+// f(*args) with args[argnums] replaced by fresh differentiable nodes (a repeated index shares
+// its node) and plain arrays and numbers wrapped as constants: what every transform traces.
+struct Traced {
+  NodeRef out;
+  std::vector<NodeRef> inputs;
+  bool graph = false;  ///< a positional argument is a Tensor: results stay connected Tensors
+  py::object res;      ///< f's return value
+};
+
+Traced trace_call(PyObject* f, PyObject* args, PyObject* nums, const char* op) {
+  Traced t;
+  const Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+  for (Py_ssize_t i = 0; i < nargs; ++i) t.graph = t.graph || is_tensor(PyTuple_GET_ITEM(args, i));
+  // f sees Tensors: plain arrays and numbers are wrapped (as constants unless differentiated).
+  py::tuple call(nargs);
+  static PyObject* generic = py::object(py::module_::import("numpy").attr("generic")).release().ptr();
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    PyObject* x = PyTuple_GET_ITEM(args, i);
+    PyObject* item = nullptr;
+    if (!is_tensor(x) && (PyFloat_Check(x) || (PyLong_Check(x) && !PyBool_Check(x)) ||
+                          py::detail::npy_api::get().PyArray_Check_(x) || PyObject_IsInstance(x, generic) == 1)) {
+      item = wrap(as_node(x, op));
+      if (!item) throw py::error_already_set();
+    } else {
+      Py_INCREF(x);
+      item = x;
+    }
+    PyTuple_SET_ITEM(call.ptr(), i, item);
+  }
+  const Py_ssize_t nn = PyTuple_GET_SIZE(nums);
+  std::vector<NodeRef>& inputs = t.inputs;
+  std::vector<long long> seen;  // argument index of each input (a repeated index shares its node)
+  inputs.reserve(nn);
+  for (Py_ssize_t k = 0; k < nn; ++k) {
+    PyObject* num = PyTuple_GET_ITEM(nums, k);
+    int overflow = 0;
+    long long i = PyLong_AsLongLongAndOverflow(num, &overflow);
+    if (i == -1 && PyErr_Occurred()) throw py::error_already_set();
+    const long long given = i;
+    if (i < 0) i += nargs;
+    if (overflow || i < 0 || i >= nargs)
+      throw ShapeError(std::string(op) + ": argnums " +
+                       (overflow ? py::str(num).cast<std::string>() : std::to_string(given)) +
+                       " is out of range for " + std::to_string(nargs) + " positional arguments");
+    bool repeated = false;
+    for (std::size_t q = 0; q < seen.size(); ++q)
+      if (seen[q] == i) {
+        inputs.push_back(inputs[q]);
+        repeated = true;
+        break;
+      }
+    seen.push_back(i);
+    if (repeated) continue;
+    NodeRef x = diff_input(PyTuple_GET_ITEM(args, i), op);
+    PyObject* w = wrap(x);
+    if (!w) throw py::error_already_set();
+    PyObject* old = PyTuple_GET_ITEM(call.ptr(), i);
+    PyTuple_SET_ITEM(call.ptr(), i, w);
+    Py_DECREF(old);
+    inputs.push_back(std::move(x));
+  }
+  t.res = py::reinterpret_steal<py::object>(PyObject_Call(f, call.ptr(), nullptr));
+  if (!t.res) throw py::error_already_set();
+  t.out = is_tensor(t.res.ptr()) ? NodeRef(tensor_ptr(t.res.ptr())) : as_node(t.res.ptr(), op);
+  return t;
+}
+
+bool transform_args(PyObject* args, PyObject* nums, const char* op) {
+  if (!op || !PyTuple_Check(args) || !PyTuple_Check(nums)) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "transform: bad arguments");
+    return false;
+  }
+  return true;
+}
+
+// _trace(f, args, argnums, op) -> (out Tensor, tuple of input Tensors, graph): the transforms
+// written in Python (jacobian, hessian, vjp, jvp) start here. Records even inside no_grad.
+PyObject* fn_trace(PyObject*, PyObject* const* a, Py_ssize_t n) {
+  if (!check_nargs("_trace", n, 4)) return nullptr;
+  const char* op = PyUnicode_AsUTF8(a[3]);
+  if (!transform_args(a[1], a[2], op)) return nullptr;
+  try {
+    GradMode record(true);
+    Traced t = trace_call(a[0], a[1], a[2], op);
+    py::tuple ins(t.inputs.size());
+    for (std::size_t k = 0; k < t.inputs.size(); ++k) {
+      PyObject* w = wrap(t.inputs[k]);
+      if (!w) throw py::error_already_set();
+      PyTuple_SET_ITEM(ins.ptr(), k, w);
+    }
+    py::object out = is_tensor(t.res.ptr()) ? t.res : py::reinterpret_steal<py::object>(wrap(t.out));
+    if (!out) throw py::error_already_set();
+    return py::make_tuple(out, ins, py::bool_(t.graph)).release().ptr();
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
 // _vg(f, args, argnums, single, with_value, op): value_and_grad / grad in one C++ call.
 PyObject* fn_vg(PyObject*, PyObject* const* a, Py_ssize_t n) {
   if (!check_nargs("_vg", n, 6)) return nullptr;
   PyObject* f = a[0];
-  PyObject* args = a[1];
-  PyObject* nums = a[2];
   const bool single = PyObject_IsTrue(a[3]);
   const bool with_value = PyObject_IsTrue(a[4]);
   const char* op = PyUnicode_AsUTF8(a[5]);
-  if (!op || !PyTuple_Check(args) || !PyTuple_Check(nums)) {
-    if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_vg: bad arguments");
-    return nullptr;
-  }
+  if (!transform_args(a[1], a[2], op)) return nullptr;
   try {
     GradMode record(true);  // transforms differentiate even inside mg.no_grad()
-    const Py_ssize_t nargs = PyTuple_GET_SIZE(args);
-    bool graph = false;
-    for (Py_ssize_t i = 0; i < nargs; ++i) graph = graph || is_tensor(PyTuple_GET_ITEM(args, i));
-    // f sees Tensors: plain arrays and numbers are wrapped (as constants unless differentiated).
-    py::tuple call(nargs);
-    static PyObject* generic = py::object(py::module_::import("numpy").attr("generic")).release().ptr();
-    for (Py_ssize_t i = 0; i < nargs; ++i) {
-      PyObject* x = PyTuple_GET_ITEM(args, i);
-      PyObject* item = nullptr;
-      if (!is_tensor(x) && (PyFloat_Check(x) || (PyLong_Check(x) && !PyBool_Check(x)) ||
-                            py::detail::npy_api::get().PyArray_Check_(x) || PyObject_IsInstance(x, generic) == 1)) {
-        item = wrap(as_node(x, op));
-        if (!item) throw py::error_already_set();
-      } else {
-        Py_INCREF(x);
-        item = x;
-      }
-      PyTuple_SET_ITEM(call.ptr(), i, item);
-    }
-    const Py_ssize_t nn = PyTuple_GET_SIZE(nums);
-    std::vector<NodeRef> inputs;
-    std::vector<long long> seen;  // argument index of each input (a repeated index shares its node)
-    inputs.reserve(nn);
-    for (Py_ssize_t k = 0; k < nn; ++k) {
-      PyObject* num = PyTuple_GET_ITEM(nums, k);
-      int overflow = 0;
-      long long i = PyLong_AsLongLongAndOverflow(num, &overflow);
-      if (i == -1 && PyErr_Occurred()) throw py::error_already_set();
-      const long long given = i;
-      if (i < 0) i += nargs;
-      if (overflow || i < 0 || i >= nargs)
-        throw ShapeError(std::string(op) + ": argnums " +
-                         (overflow ? py::str(num).cast<std::string>() : std::to_string(given)) +
-                         " is out of range for " + std::to_string(nargs) + " positional arguments");
-      bool repeated = false;
-      for (std::size_t q = 0; q < seen.size(); ++q)
-        if (seen[q] == i) {
-          inputs.push_back(inputs[q]);
-          repeated = true;
-          break;
-        }
-      seen.push_back(i);
-      if (repeated) continue;
-      NodeRef x = diff_input(PyTuple_GET_ITEM(args, i), op);
-      PyObject* t = wrap(x);
-      if (!t) throw py::error_already_set();
-      PyObject* old = PyTuple_GET_ITEM(call.ptr(), i);
-      PyTuple_SET_ITEM(call.ptr(), i, t);
-      Py_DECREF(old);
-      inputs.push_back(std::move(x));
-    }
-    py::object res = py::reinterpret_steal<py::object>(PyObject_Call(f, call.ptr(), nullptr));
-    if (!res) throw py::error_already_set();
-    NodeRef out = is_tensor(res.ptr()) ? NodeRef(tensor_ptr(res.ptr())) : as_node(res.ptr(), op);
+    Traced t = trace_call(f, a[1], a[2], op);
+    const NodeRef& out = t.out;
+    const std::vector<NodeRef>& inputs = t.inputs;
+    const bool graph = t.graph;
+    py::object& res = t.res;
     const Shape& s = out->shape;
     if (!(s.ndim == 0 || (s.ndim == 2 && s.rows == 1 && s.cols == 1)))
       throw ShapeError(std::string(op) + ": the function's output has shape " + s.str() +
@@ -383,6 +428,7 @@ PyMethodDef g_methods[] = {
     {"matmul", (PyCFunction)(void (*)())fn_binary<Bin::matmul>, METH_FASTCALL,
      "matmul(x, y) = x @ y (numpy.matmul for 1-D and 2-D). d/dx: G y^T, d/dy: x^T G"},
     {"_vg", (PyCFunction)(void (*)())fn_vg, METH_FASTCALL, "value_and_grad's call (internal)"},
+    {"_trace", (PyCFunction)(void (*)())fn_trace, METH_FASTCALL, "the transforms' traced call (internal)"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -22,4 +22,13 @@ std::vector<Val> grad_values(const NodeRef& out, const std::vector<NodeRef>& inp
 std::vector<NodeRef> grad_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs,
                                 const NodeRef& seed = nullptr);
 
+/// The Jacobians d out / d inputs[k], each as an (out.size(), inputs[k].size()) matrix of
+/// inputs[k]'s dtype (C-order flattening on both sides). Reverse sweeps (one per output element)
+/// or forward sweeps (one per input element), whichever are fewer, run in batches
+/// (Note [batched sweeps]).
+std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>& inputs);
+
+/// The same Jacobians as graph nodes (differentiable again; one sweep per output element).
+std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs);
+
 }  // namespace matgrad

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: MIT
+// The batched algebra: the VJPs run on k cotangents at once (jacobian, hessian).
+#include "registry.hpp"
+
+#include <cstring>
+#include <string>
+
+namespace matgrad {
+
+// Note [batched sweeps]
+// A Jacobian needs one reverse sweep per output element (or one forward sweep per input
+// element). Run one at a time, every VJP of a sweep is a call per seed: a matmul VJP becomes k
+// small GEMMs. The batched sweep runs the same generic VJPs (Note [one VJP, two algebras]) with
+// a third algebra whose values are either ordinary values (k == 0: things computed from the
+// primal values only, such as X^-1 in the VJP of logdet) or batches of k values of one shape,
+// stored as the rows of a (k, size) matrix (everything that depends on the cotangent, which a
+// VJP is linear in). Each op runs on a batch in one of four ways (OpDef::batch):
+//   unary    elementwise ops see the (k, size) matrix as one value: one kernel call;
+//   binary   the batched operand is (k, size), the other is broadcast to the sample shape and
+//            seen as a (1, size) row, which the broadcasting kernel spreads over the k rows;
+//   matmul   a batch on the left is a stack of k row blocks: one GEMM; a batch on the right is
+//            laid side by side (one copy), one GEMM, and copied back;
+//   generic  one kernel call per batch member (cheap ops and factorization solves).
+
+namespace {
+
+template <class T, int N = 4>
+struct Small {
+  T inl[N];
+  std::unique_ptr<T[]> heap;
+  T* p;
+  explicit Small(int n) : p(inl) {
+    if (n > N) {
+      heap.reset(new T[n]);
+      p = heap.get();
+    }
+  }
+  T& operator[](int i) { return p[i]; }
+};
+
+Val sample(const BVal& x, std::int64_t b) {
+  if (!x.k) return x.v;
+  const std::size_t bytes = std::size_t(x.s.size()) * itemsize(x.v.dtype());
+  return Val(static_cast<char*>(x.v.data()) + std::size_t(b) * bytes, x.s, x.v.dtype());
+}
+
+BVal generic(const OpDef& d, const BVal* in, int n, const Attr& a, Node* const* nodes, std::int64_t k, Shape os,
+             DType dt) {
+  Val out = Val::empty(Shape::matrix(k, os.size()), dt);
+  const std::size_t ob = std::size_t(os.size()) * itemsize(dt);
+  Small<Val> vals(n);
+  for (std::int64_t b = 0; b < k; ++b) {
+    for (int i = 0; i < n; ++i) vals[i] = sample(in[i], b);
+    Val o(static_cast<char*>(out.data()) + std::size_t(b) * ob, os, dt);
+    std::unique_ptr<OpState> st;
+    d.forward(KernelArgs{a, vals.p, n, o, &st, nodes});
+  }
+  return BVal{out, k, os};
+}
+
+// Note [matmul of vectors] (linalg.cpp): the 2-D view of each operand.
+struct Dims {
+  std::int64_t r, c;
+};
+Dims view_dims(const Shape& s, bool left) {
+  if (s.ndim == 1) return left ? Dims{1, s.cols} : Dims{s.cols, 1};
+  return {s.rows, s.cols};
+}
+
+template <class T>
+BVal batched_matmul(const BVal* in, const Attr& a, std::int64_t k, Shape os) {
+  const Dims xd = view_dims(in[0].s, true), yd = view_dims(in[1].s, false);
+  const bool ta = a.ta && in[0].s.ndim == 2, tb = a.tb && in[1].s.ndim == 2;
+  const std::int64_t m = ta ? xd.c : xd.r, q = tb ? yd.r : yd.c, inner = ta ? xd.r : xd.c;
+  Val out = Val::empty(Shape::matrix(k, os.size()), dtype_of<T>::value);
+  if (in[0].k) {  // left batch, not transposed: stacked rows, one GEMM
+    MapMat<T> X(in[0].v.ptr<T>(), k * xd.r, xd.c);
+    MapMat<T> Y(in[1].v.ptr<T>(), yd.r, yd.c);
+    MapMat<T> O(out.ptr<T>(), k * m, q);
+    if (tb)
+      O.noalias() = X * Y.transpose();
+    else
+      O.noalias() = X * Y;
+    return BVal{out, k, os};
+  }
+  MapMat<T> X(in[0].v.ptr<T>(), xd.r, xd.c);
+  const T* y = in[1].v.ptr<T>();
+  if (!tb) {  // O_b = op(X) Y_b: Y_b side by side, one GEMM, blocks back
+    RowMat<T> P(inner, k * q), R(m, k * q);
+    for (std::int64_t b = 0; b < k; ++b) P.middleCols(b * q, q) = CMapMat<T>(y + b * inner * q, inner, q);
+    if (ta)
+      R.noalias() = X.transpose() * P;
+    else
+      R.noalias() = X * P;
+    for (std::int64_t b = 0; b < k; ++b) MapMat<T>(out.ptr<T>() + b * m * q, m, q) = R.middleCols(b * q, q);
+  } else {  // O_b = op(X) Y_b^T, O_b^T = Y_b op(X)^T: stacked Y_b, one GEMM, each block transposed
+    CMapMat<T> Ys(y, k * q, inner);
+    RowMat<T> R(k * q, m);
+    if (ta)
+      R.noalias() = Ys * X;
+    else
+      R.noalias() = Ys * X.transpose();
+    for (std::int64_t b = 0; b < k; ++b)
+      MapMat<T>(out.ptr<T>() + b * m * q, m, q) = R.middleRows(b * q, q).transpose();
+  }
+  return BVal{out, k, os};
+}
+
+}  // namespace
+
+BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* nodes) {
+  const OpDef& d = opdef(o);
+  std::int64_t k = 0;
+  int batched = 0;
+  for (int i = 0; i < n; ++i)
+    if (in[i].k) {
+      k = in[i].k;
+      ++batched;
+    }
+  if (!k) {
+    Small<Val> vals(n);
+    for (int i = 0; i < n; ++i) vals[i] = in[i].v;
+    Val r = ValueAlg().apply(o, vals.p, n, a, nodes);
+    return BVal{r, 0, r.shape()};
+  }
+  Small<Shape> ss(n);
+  for (int i = 0; i < n; ++i) ss[i] = in[i].s;
+  const Shape os = d.shape(a, ss.p, n);
+  const DType dt = d.dtype ? d.dtype(a, nullptr, n) : in[d.index_input == 0 ? 1 : 0].v.dtype();
+  switch (d.batch) {
+    case BatchKind::unary: {
+      Val out = Val::empty(in[0].v.shape(), dt);
+      std::unique_ptr<OpState> st;
+      d.forward(KernelArgs{a, &in[0].v, 1, out, &st, nullptr});
+      return BVal{out, k, os};
+    }
+    case BatchKind::binary: {
+      Val ops[2];
+      for (int i = 0; i < 2; ++i) {
+        if (in[i].k) {
+          ops[i] = in[i].s.same_storage(os) ? in[i].v : [&] {
+            Attr ba;
+            ba.shape = os;
+            return apply(OpId::broadcast_to, &in[i], 1, ba).v;
+          }();
+        } else {
+          Val u = in[i].v;
+          if (!u.shape().same_storage(os)) u = ValueAlg().broadcast_to(u, os);
+          ops[i] = u.relabel(Shape::matrix(1, os.size()));
+        }
+      }
+      Val out = Val::empty(Shape::matrix(k, os.size()), dt);
+      std::unique_ptr<OpState> st;
+      d.forward(KernelArgs{a, ops, 2, out, &st, nullptr});
+      return BVal{out, k, os};
+    }
+    case BatchKind::matmul:
+      if (batched == 1 && !(in[0].k && a.ta && in[0].s.ndim == 2))
+        return dt == DType::f64 ? batched_matmul<double>(in, a, k, os) : batched_matmul<float>(in, a, k, os);
+      break;
+    case BatchKind::generic:
+      break;
+  }
+  return generic(d, in, n, a, nodes, k, os, dt);
+}
+
+BVal BatchAlg::on_node(OpId o, const Node& xn, std::initializer_list<BVal> rest, const Attr& a) {
+  const int n = 1 + static_cast<int>(rest.size());
+  Small<BVal> in(n);
+  Small<Node*> nodes(n);
+  in[0] = input(xn);
+  nodes[0] = const_cast<Node*>(&xn);
+  int i = 1;
+  for (const BVal& v : rest) {
+    nodes[i] = nullptr;
+    in[i++] = v;
+  }
+  return apply(o, in.p, n, a, nodes.p);
+}
+
+void BatchAlg::accumulate(BVal& slot, BVal&& v) {
+  if (!slot) {
+    slot = std::move(v);
+  } else if (slot.k && slot.k == v.k && slot.v.unique() && slot.s.same_storage(v.s) && slot.v.dtype() == v.v.dtype()) {
+    if (slot.v.dtype() == DType::f64)
+      slot.v.arr<double>() += v.v.arr<double>();
+    else
+      slot.v.arr<float>() += v.v.arr<float>();
+  } else {
+    slot = add(slot, v);
+  }
+}
+
+}  // namespace matgrad
