@@ -53,3 +53,19 @@ def test_main_help_lists_the_subcommands():
 def test_example_runs(example):
     r = run(str(ROOT / "examples" / example))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_readme_matrix_calculus_table_cites_existing_tests():
+    """Every test the README's identity table names exists (the table stays true)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    table = readme.split("## Matrix calculus", 1)[1].split("\n## ", 1)[0]
+    cited = set(re.findall(r"`(test_[a-z0-9_]+)`", table))
+    assert len(cited) > 30
+    defined = set()
+    for path in (root / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_[a-z0-9_]+)\(", path.read_text(), re.M))
+    assert cited <= defined, f"README cites tests that do not exist: {sorted(cited - defined)}"
