@@ -23,6 +23,7 @@ T52 = mg.tensor(np.ones((5, 2)))
 T3 = mg.tensor(np.ones(3))
 T4 = mg.tensor(np.ones(4))
 L3 = mg.tensor(np.ones(3), requires_grad=True)
+SING = np.array([[1.0, 2.0], [2.0, 4.0]])  # exactly singular: LU meets a zero pivot
 
 
 def leaf(shape):
@@ -166,6 +167,491 @@ CASES = [
     ("bool of vector", lambda: bool(T3), ValueError, "bool", [(3,)]),
     ("set grad wrong shape", lambda: setattr(leaf(3), "grad", np.ones(4)), ValueError, "grad", [(4,), (3,)]),
     ("backward of a constant", lambda: (T3 * 2.0).sum().backward(), RuntimeError, "backward", []),
+    # ---- matrix-calculus ops (det logdet slogdet inv solve cholesky quad_form) ----
+    ("det non-square", lambda: mg.det(np.ones((2, 3))), ValueError, "det", [(2, 3)]),
+    ("logdet non-square", lambda: mg.logdet(np.ones((2, 3))), ValueError, "logdet", [(2, 3)]),
+    ("slogdet non-square", lambda: mg.slogdet(np.ones((2, 3))), ValueError, "slogdet", [(2, 3)]),
+    ("inv non-square", lambda: mg.inv(np.ones((2, 3))), ValueError, "inv", [(2, 3)]),
+    ("cholesky non-square", lambda: mg.cholesky(np.ones((3, 2))), ValueError, "cholesky", [(3, 2)]),
+    ("inv non-square leaf", lambda: mg.inv(leaf((2, 3))), ValueError, "inv", [(2, 3)]),
+    ("det 1-D", lambda: mg.det(np.ones(3)), ValueError, "det", [(3,)]),
+    ("det (1,)", lambda: mg.det(np.ones(1)), ValueError, "det", [(1,)]),
+    ("det 0-D", lambda: mg.det(2.0), ValueError, "det", [()]),
+    ("logdet 1-D", lambda: mg.logdet(T3), ValueError, "logdet", [(3,)]),
+    ("logdet 0-D", lambda: mg.logdet(np.ones(())), ValueError, "logdet", [()]),
+    ("slogdet 1-D", lambda: mg.slogdet(np.ones(3)), ValueError, "slogdet", [(3,)]),
+    ("slogdet 0-D", lambda: mg.slogdet(2.0), ValueError, "slogdet", [()]),
+    ("inv 1-D", lambda: mg.inv(L3), ValueError, "inv", [(3,)]),
+    ("inv 0-D", lambda: mg.inv(2.0), ValueError, "inv", [()]),
+    ("cholesky 1-D", lambda: mg.cholesky(np.ones(3)), ValueError, "cholesky", [(3,)]),
+    ("cholesky 0-D", lambda: mg.cholesky(2.0), ValueError, "cholesky", [()]),
+    ("det 3-D", lambda: mg.det(np.ones((2, 2, 2))), ValueError, "det", [(2, 2, 2)]),
+    ("det complex", lambda: mg.det(np.eye(2, dtype=complex)), TypeError, "det", [(2, 2)]),
+    ("inv str", lambda: mg.inv("abc"), TypeError, "inv", []),
+    ("solve b misaligned", lambda: mg.solve(np.eye(3), np.ones(4)), ValueError, "solve", [(3, 3), (4,)]),
+    (
+        "solve 2-D b misaligned",
+        lambda: mg.solve(np.eye(3), np.ones((4, 2))),
+        ValueError,
+        "solve",
+        [(3, 3), (4, 2)],
+    ),
+    (
+        "solve A non-square",
+        lambda: mg.solve(np.ones((3, 2)), np.ones(3)),
+        ValueError,
+        "solve",
+        [(3, 2), (3,)],
+    ),
+    ("solve A 1-D", lambda: mg.solve(np.ones(2), np.ones(2)), ValueError, "solve", [(2,)]),
+    ("solve A 0-D", lambda: mg.solve(2.0, np.ones(2)), ValueError, "solve", [(), (2,)]),
+    ("solve b 0-D", lambda: mg.solve(np.eye(2), 2.0), ValueError, "solve", [(2, 2), ()]),
+    ("solve b 0-D array", lambda: mg.solve(leaf((2, 2)), np.ones(())), ValueError, "solve", [(2, 2), ()]),
+    ("solve b 3-D", lambda: mg.solve(np.eye(2), np.ones((2, 2, 2))), ValueError, "solve", [(2, 2, 2)]),
+    ("solve b complex", lambda: mg.solve(np.eye(2), np.ones(2, complex)), TypeError, "solve", [(2,)]),
+    ("inv singular", lambda: mg.inv(SING), np.linalg.LinAlgError, "inv", [(2, 2)]),
+    ("inv zeros", lambda: mg.inv(np.zeros((2, 2))), np.linalg.LinAlgError, "inv", [(2, 2)]),
+    ("inv zero 1x1", lambda: mg.inv(np.zeros((1, 1))), np.linalg.LinAlgError, "inv", [(1, 1)]),
+    (
+        "inv singular 3x3",
+        lambda: mg.inv(np.arange(9.0).reshape(3, 3)),
+        np.linalg.LinAlgError,
+        "inv",
+        [(3, 3)],
+    ),
+    ("inv singular float32", lambda: mg.inv(SING.astype(np.float32)), np.linalg.LinAlgError, "inv", [(2, 2)]),
+    (
+        "inv singular leaf",
+        lambda: mg.inv(mg.tensor(SING, requires_grad=True)),
+        np.linalg.LinAlgError,
+        "inv",
+        [(2, 2)],
+    ),
+    (
+        "inv singular under grad",
+        lambda: mg.grad(lambda a: mg.sum(mg.inv(a)))(SING),
+        np.linalg.LinAlgError,
+        "inv",
+        [(2, 2)],
+    ),
+    ("solve singular", lambda: mg.solve(SING, np.ones(2)), np.linalg.LinAlgError, "solve", [(2, 2), (2,)]),
+    (
+        "solve zeros 2-D b",
+        lambda: mg.solve(np.zeros((2, 2)), np.ones((2, 3))),
+        np.linalg.LinAlgError,
+        "solve",
+        [(2, 2), (2, 3)],
+    ),
+    (
+        "solve singular leaf",
+        lambda: mg.solve(mg.tensor(SING, requires_grad=True), L3[:2]),
+        np.linalg.LinAlgError,
+        "solve",
+        [(2, 2), (2,)],
+    ),
+    (
+        "solve singular under jacobian",
+        lambda: mg.jacobian(lambda a: mg.solve(a, np.ones(2)))(SING),
+        np.linalg.LinAlgError,
+        "solve",
+        [(2, 2)],
+    ),
+    (
+        "cholesky indefinite",
+        lambda: mg.cholesky(np.array([[1.0, 2.0], [2.0, 1.0]])),
+        np.linalg.LinAlgError,
+        "cholesky",
+        [(2, 2)],
+    ),
+    (
+        "cholesky negative definite",
+        lambda: mg.cholesky(-np.eye(3)),
+        np.linalg.LinAlgError,
+        "cholesky",
+        [(3, 3)],
+    ),
+    ("cholesky zeros", lambda: mg.cholesky(np.zeros((2, 2))), np.linalg.LinAlgError, "cholesky", [(2, 2)]),
+    ("cholesky singular PSD", lambda: mg.cholesky(SING), np.linalg.LinAlgError, "cholesky", [(2, 2)]),
+    (
+        "cholesky indefinite under grad",
+        lambda: mg.grad(lambda a: mg.sum(mg.cholesky(a)))(-np.eye(2)),
+        np.linalg.LinAlgError,
+        "cholesky",
+        [(2, 2)],
+    ),
+    (
+        "quad_form misaligned",
+        lambda: mg.quad_form(np.ones(3), np.eye(2)),
+        ValueError,
+        "quad_form",
+        [(3,), (2, 2)],
+    ),
+    (
+        "quad_form 2-D x misaligned",
+        lambda: mg.quad_form(np.ones((2, 2)), np.eye(3)),
+        ValueError,
+        "quad_form",
+        [(2, 2), (3, 3)],
+    ),
+    (
+        "quad_form B non-square",
+        lambda: mg.quad_form(np.ones(3), np.ones((3, 2))),
+        ValueError,
+        "quad_form",
+        [(3,), (3, 2)],
+    ),
+    ("quad_form B 1-D", lambda: mg.quad_form(T3, np.ones(3)), ValueError, "quad_form", [(3,), (3,)]),
+    ("quad_form x 0-D", lambda: mg.quad_form(2.0, np.eye(2)), ValueError, "quad_form", [(), (2, 2)]),
+    (
+        "quad_form complex",
+        lambda: mg.quad_form(np.ones(2), np.eye(2, dtype=complex)),
+        TypeError,
+        "quad_form",
+        [],
+    ),
+    # ---- logsumexp, max ----
+    ("logsumexp axis 2", lambda: mg.logsumexp(np.ones((2, 3)), axis=2), ValueError, "logsumexp", [(2, 3)]),
+    ("logsumexp axis -3", lambda: mg.logsumexp(np.ones((2, 3)), axis=-3), ValueError, "logsumexp", [(2, 3)]),
+    ("logsumexp axis 1 of 1-D", lambda: mg.logsumexp(T3, axis=1), ValueError, "logsumexp", [(3,)]),
+    ("logsumexp axis 0 of 0-D", lambda: mg.logsumexp(2.0, axis=0), ValueError, "logsumexp", [()]),
+    ("logsumexp axis float", lambda: mg.logsumexp(np.ones((2, 3)), axis=1.0), TypeError, "logsumexp", []),
+    ("logsumexp complex", lambda: mg.logsumexp(np.ones(2, complex)), TypeError, "logsumexp", [(2,)]),
+    ("max axis 2", lambda: mg.max(np.ones((2, 3)), axis=2), ValueError, "max", [(2, 3)]),
+    ("max axis -3 leaf", lambda: mg.max(leaf((2, 3)), axis=-3), ValueError, "max", [(2, 3)]),
+    ("max axis 1 of 1-D", lambda: mg.max(np.ones(3), axis=1), ValueError, "max", [(3,)]),
+    ("max axis 0 of 0-D", lambda: mg.max(2.0, axis=0), ValueError, "max", [()]),
+    ("max axis 2**70", lambda: mg.max(np.ones((2, 3)), axis=2**70), ValueError, "max", [(2, 3)]),
+    ("max axis str", lambda: mg.max(np.ones((2, 3)), axis="0"), TypeError, "max", []),
+    ("max empty", lambda: mg.max(np.zeros(0)), ValueError, "max", [(0,)]),
+    ("max empty 2-D", lambda: mg.max(np.zeros((0, 3))), ValueError, "max", [(0, 3)]),
+    ("max empty 2-D axis 0", lambda: mg.max(np.zeros((0, 3)), axis=0), ValueError, "max", [(0, 3)]),
+    ("max empty 2-D axis -1", lambda: mg.max(np.zeros((3, 0)), axis=-1), ValueError, "max", [(3, 0)]),
+    ("max empty leaf", lambda: mg.max(leaf(0)), ValueError, "max", [(0,)]),
+    # ---- where ----
+    (
+        "where a vs b",
+        lambda: mg.where(np.ones(3, bool), np.ones(4), np.ones(3)),
+        ValueError,
+        "where",
+        [(4,), (3,)],
+    ),
+    (
+        "where mask vs a, b",
+        lambda: mg.where(np.ones(4, bool), np.ones((2, 3)), np.ones((2, 3))),
+        ValueError,
+        "where",
+        [(4,), (2, 3)],
+    ),
+    (
+        "where three shapes",
+        lambda: mg.where(np.ones((2, 1), bool), np.ones(3), np.ones(4)),
+        ValueError,
+        "where",
+        [(2, 1), (3,), (4,)],
+    ),
+    (
+        "where 2-D",
+        lambda: mg.where(np.ones((2, 3), bool), leaf((3, 2)), 1.0),
+        ValueError,
+        "where",
+        [(2, 3), (3, 2)],
+    ),
+    (
+        "where 3-D mask",
+        lambda: mg.where(np.ones((2, 2, 2), bool), 1.0, 0.0),
+        ValueError,
+        "where",
+        [(2, 2, 2)],
+    ),
+    ("where str mask", lambda: mg.where("ab", np.ones(2), 1.0), TypeError, "where", []),
+    (
+        "where complex",
+        lambda: mg.where(np.ones(2, bool), np.ones(2, complex), 1.0),
+        TypeError,
+        "where",
+        [(2,)],
+    ),
+    # ---- concatenate, stack, diag ----
+    (
+        "concatenate mismatch",
+        lambda: mg.concatenate([np.ones((2, 3)), np.ones((2, 4))]),
+        ValueError,
+        "concatenate",
+        [(2, 3), (2, 4)],
+    ),
+    (
+        "concatenate mismatch axis 1",
+        lambda: mg.concatenate([np.ones((2, 3)), leaf((3, 3))], axis=1),
+        ValueError,
+        "concatenate",
+        [(2, 3), (3, 3)],
+    ),
+    (
+        "concatenate ranks",
+        lambda: mg.concatenate([np.ones((2, 3)), np.ones(3)]),
+        ValueError,
+        "concatenate",
+        [(2, 3), (3,)],
+    ),
+    ("concatenate 0-D", lambda: mg.concatenate([np.ones(()), np.ones(())]), ValueError, "concatenate", [()]),
+    ("concatenate floats", lambda: mg.concatenate([1.0, 2.0]), ValueError, "concatenate", [()]),
+    ("concatenate 1-D and 0-D", lambda: mg.concatenate([T3, 1.0]), ValueError, "concatenate", [(3,), ()]),
+    ("concatenate a Tensor", lambda: mg.concatenate(T34), TypeError, "concatenate", []),
+    ("concatenate an ndarray", lambda: mg.concatenate(np.ones((3, 4))), TypeError, "concatenate", []),
+    ("concatenate None", lambda: mg.concatenate(None), TypeError, "concatenate", []),
+    ("concatenate [None]", lambda: mg.concatenate([None, np.ones(2)]), TypeError, "concatenate", []),
+    ("concatenate empty", lambda: mg.concatenate([]), ValueError, "concatenate", []),
+    (
+        "concatenate axis 2",
+        lambda: mg.concatenate([np.ones((2, 3)), np.ones((2, 3))], axis=2),
+        ValueError,
+        "concatenate",
+        [(2, 3)],
+    ),
+    ("concatenate 3-D", lambda: mg.concatenate([np.ones((2, 2, 2))]), ValueError, "concatenate", [(2, 2, 2)]),
+    ("stack shapes", lambda: mg.stack([np.ones(3), np.ones(4)]), ValueError, "stack", [(3,), (4,)]),
+    ("stack 1-D and 0-D", lambda: mg.stack([L3, 1.0]), ValueError, "stack", [(3,), ()]),
+    ("stack 2-D", lambda: mg.stack([np.ones((2, 2)), np.ones((2, 2))]), ValueError, "stack", [(2, 2)]),
+    (
+        "stack 2-D leaves",
+        lambda: mg.stack([leaf((1, 3)), leaf((1, 3))], axis=1),
+        ValueError,
+        "stack",
+        [(1, 3)],
+    ),
+    ("stack empty", lambda: mg.stack([]), ValueError, "stack", []),
+    ("stack a Tensor", lambda: mg.stack(T34), TypeError, "stack", []),
+    ("stack an ndarray", lambda: mg.stack(np.ones((3, 4))), TypeError, "stack", []),
+    ("stack axis 2", lambda: mg.stack([np.ones(3), np.ones(3)], axis=2), ValueError, "stack", [(3,)]),
+    ("diag 0-D", lambda: mg.diag(2.0), ValueError, "diag", [()]),
+    ("diag 0-D array", lambda: mg.diag(np.ones(())), ValueError, "diag", [()]),
+    ("diag 3-D", lambda: mg.diag(np.ones((2, 2, 2))), ValueError, "diag", [(2, 2, 2)]),
+    ("diag k float", lambda: mg.diag(np.ones(3), k=1.0), TypeError, "diag", []),
+    ("diag k 2**70", lambda: mg.diag(np.ones(2), k=2**70), ValueError, "diag", [(2,)]),
+    # ---- indexing ----
+    ("index row out of range", lambda: T34[3], IndexError, "index", [(3, 4)]),
+    ("index row -4", lambda: T34[-4], IndexError, "index", [(3, 4)]),
+    ("index column out of range", lambda: T34[:, 4], IndexError, "index", [(3, 4)]),
+    ("index vector out of range", lambda: T3[3], IndexError, "index", [(3,)]),
+    ("index leaf out of range", lambda: L3[-4], IndexError, "index", [(3,)]),
+    ("index np.int64 out of range", lambda: T3[np.int64(7)], IndexError, "index", [(3,)]),
+    ("index array out of range", lambda: T3[np.array([0, 5])], IndexError, "index", [(3,)]),
+    ("index list out of range", lambda: L3[[0, 3]], IndexError, "index", [(3,)]),
+    ("index too many", lambda: T34[0, 0, 0], IndexError, "index", [(3, 4)]),
+    ("index too many 1-D", lambda: T3[0, 0], IndexError, "index", [(3,)]),
+    ("index 0-D", lambda: mg.tensor(2.0)[0], IndexError, "index", [()]),
+    ("index 0-D slice", lambda: mg.tensor(2.0, requires_grad=True)[:], IndexError, "index", [()]),
+    ("index bool wrong length", lambda: T3[np.array([True, False])], IndexError, "index", [(3,)]),
+    ("index float", lambda: T3[1.0], IndexError, "index", [(3,)]),
+    ("index step 0", lambda: T3[::0], ValueError, "index", [(3,)]),
+    ("index None 2-D", lambda: T34[None, :, :], ValueError, "index", [(1, 3, 4), (3, 4)]),
+    ("index None 2-D short", lambda: T34[None], ValueError, "index", [(1, 3, 4), (3, 4)]),
+    ("index None None 1-D", lambda: L3[None, :, None], ValueError, "index", [(1, 3, 1), (3,)]),
+    (
+        "index 2-D int array",
+        lambda: T34[np.array([[0, 1], [1, 0]])],
+        ValueError,
+        "index",
+        [(2, 2, 4), (3, 4)],
+    ),
+    # ---- jacobian, hessian, vjp, jvp ----
+    (
+        "hessian non-scalar",
+        lambda: mg.hessian(lambda x: x * 2.0)(np.ones(3)),
+        ValueError,
+        "hessian",
+        [(3,)],
+    ),
+    (
+        "hessian (2, 2) output",
+        lambda: mg.hessian(lambda x: x @ x)(np.ones((2, 2))),
+        ValueError,
+        "hessian",
+        [(2, 2)],
+    ),
+    ("hessian (1,) output", lambda: mg.hessian(lambda x: x * 2.0)(np.ones(1)), ValueError, "hessian", [(1,)]),
+    (
+        "hessian complex",
+        lambda: mg.hessian(lambda x: mg.sum(x))(np.ones(2, complex)),
+        TypeError,
+        "hessian",
+        [(2,)],
+    ),
+    (
+        "jacobian 3-D",
+        lambda: mg.jacobian(lambda x: x)(np.ones((2, 2, 2))),
+        ValueError,
+        "jacobian",
+        [(2, 2, 2)],
+    ),
+    ("jacobian str output", lambda: mg.jacobian(lambda x: "a")(np.ones(3)), TypeError, "jacobian", []),
+    ("jacobian tuple output", lambda: mg.jacobian(lambda x: (x, x))(np.ones(3)), TypeError, "jacobian", []),
+    (
+        "jacobian list output",
+        lambda: mg.jacobian(lambda x: [mg.sum(x), mg.sum(x * x)])(np.ones(3)),
+        TypeError,
+        "jacobian",
+        [],
+    ),
+    (
+        "hessian list output",
+        lambda: mg.hessian(lambda x: [mg.sum(x * x * x)])(np.ones(2)),
+        TypeError,
+        "hessian",
+        [],
+    ),
+    ("vjp tuple output", lambda: mg.vjp(lambda x: (x, x), np.ones(3)), TypeError, "vjp", []),
+    (
+        "jvp tuple output",
+        lambda: mg.jvp(lambda x: (x, x * 2.0), (np.ones(3),), (np.ones(3),)),
+        TypeError,
+        "jvp",
+        [],
+    ),
+    (
+        "jacobian argnums 3",
+        lambda: mg.jacobian(lambda x: x, argnums=3)(np.ones(3)),
+        ValueError,
+        "jacobian",
+        [],
+    ),
+    (
+        "jacobian argnums -2",
+        lambda: mg.jacobian(lambda x: x, argnums=-2)(np.ones(3)),
+        ValueError,
+        "jacobian",
+        [],
+    ),
+    (
+        "jacobian argnums (0, 5)",
+        lambda: mg.jacobian(lambda x, y: x, argnums=(0, 5))(np.ones(3), np.ones(3)),
+        ValueError,
+        "jacobian",
+        [],
+    ),
+    (
+        "jacobian argnums empty",
+        lambda: mg.jacobian(lambda x: x, argnums=())(np.ones(3)),
+        ValueError,
+        "jacobian",
+        [],
+    ),
+    ("jacobian argnums float", lambda: mg.jacobian(lambda x: x, argnums=0.5), TypeError, "jacobian", []),
+    ("jacobian argnums None", lambda: mg.jacobian(lambda x: x, argnums=None), TypeError, "jacobian", []),
+    (
+        "hessian argnums 3",
+        lambda: mg.hessian(lambda x: mg.sum(x), argnums=3)(np.ones(3)),
+        ValueError,
+        "hessian",
+        [],
+    ),
+    ("hessian argnums str", lambda: mg.hessian(lambda x: mg.sum(x), argnums="0"), TypeError, "hessian", []),
+    (
+        "jvp fewer tangents",
+        lambda: mg.jvp(lambda x, y: x * y, (np.ones(3), np.ones(3)), (np.ones(3),)),
+        ValueError,
+        "jvp",
+        [],
+    ),
+    (
+        "jvp more tangents",
+        lambda: mg.jvp(lambda x: x, (np.ones(3),), (np.ones(3), np.ones(3))),
+        ValueError,
+        "jvp",
+        [],
+    ),
+    ("jvp no primals", lambda: mg.jvp(lambda: 1.0, (), ()), ValueError, "jvp", []),
+    (
+        "jvp tangent shape",
+        lambda: mg.jvp(lambda x: x * 2.0, (np.ones(3),), (np.ones(4),)),
+        ValueError,
+        "jvp",
+        [(4,), (3,)],
+    ),
+    (
+        "jvp tangent rank",
+        lambda: mg.jvp(lambda x: x * 2.0, (np.ones(3),), (np.ones((1, 3)),)),
+        ValueError,
+        "jvp",
+        [(1, 3), (3,)],
+    ),
+    (
+        "jvp Tensor tangent shape",
+        lambda: mg.jvp(lambda x: x * 2.0, (np.ones(3),), (T4,)),
+        ValueError,
+        "jvp",
+        [(4,), (3,)],
+    ),
+    ("jvp tangent str", lambda: mg.jvp(lambda x: x * 2.0, (np.ones(3),), ("abc",)), TypeError, "jvp", []),
+    (
+        "jvp tangent complex",
+        lambda: mg.jvp(lambda x: x * 2.0, (np.ones(3),), (np.ones(3, complex),)),
+        TypeError,
+        "jvp",
+        [(3,)],
+    ),
+    ("jvp primals a float", lambda: mg.jvp(lambda x: x, 1.0, 1.0), TypeError, "jvp", []),
+    # An ndarray (or Tensor) instead of a tuple would be split into its rows: refused, not reinterpreted.
+    (
+        "jvp primals an ndarray",
+        lambda: mg.jvp(lambda x: x * 2.0, np.ones(1), np.ones(1)),
+        TypeError,
+        "jvp",
+        [],
+    ),
+    ("jvp primals a Tensor", lambda: mg.jvp(lambda x: x * 2.0, T34, T34), TypeError, "jvp", []),
+    ("vjp no primals", lambda: mg.vjp(lambda: 1.0), ValueError, "vjp", []),
+    ("vjp complex primal", lambda: mg.vjp(lambda x: x, np.ones(2, complex)), TypeError, "vjp", [(2,)]),
+    (
+        "vjp_fun cotangent shape",
+        lambda: mg.vjp(lambda x: x * 2.0, np.ones(3))[1](np.ones(4)),
+        ValueError,
+        "vjp",
+        [(4,), (3,)],
+    ),
+    (
+        "vjp_fun cotangent rank",
+        lambda: mg.vjp(lambda x: x * 2.0, np.ones(3))[1](np.ones((1, 3))),
+        ValueError,
+        "vjp",
+        [(1, 3), (3,)],
+    ),
+    (
+        "vjp_fun cotangent transposed",
+        lambda: mg.vjp(lambda x: x * 2.0, np.ones((2, 3)))[1](np.ones((3, 2))),
+        ValueError,
+        "vjp",
+        [(3, 2), (2, 3)],
+    ),
+    (
+        "vjp_fun 0-D cotangent",
+        lambda: mg.vjp(lambda x: x * 2.0, np.ones(3))[1](1.0),
+        ValueError,
+        "vjp",
+        [(), (3,)],
+    ),
+    (
+        "vjp_fun vector cotangent of scalar",
+        lambda: mg.vjp(lambda x: mg.sum(x), np.ones(3))[1](np.ones(3)),
+        ValueError,
+        "vjp",
+        [(3,), ()],
+    ),
+    (
+        "vjp_fun Tensor cotangent shape",
+        lambda: mg.vjp(lambda x: x * 2.0, L3)[1](T4),
+        ValueError,
+        "vjp",
+        [(4,), (3,)],
+    ),
+    (
+        "vjp_fun None cotangent",
+        lambda: mg.vjp(lambda x: x * 2.0, np.ones(3))[1](None),
+        ValueError,
+        "vjp",
+        [(3,)],
+    ),
+    ("vjp_fun str cotangent", lambda: mg.vjp(lambda x: x * 2.0, np.ones(3))[1]("abc"), TypeError, "vjp", []),
 ]
 
 
@@ -187,8 +673,8 @@ def test_axis_error_names_the_axis_given(axis):
     assert f"axis {axis} " in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize("transform", ["grad", "value_and_grad"])
-@pytest.mark.parametrize("argnums", [3, -4, (0, 5)])
+@pytest.mark.parametrize("transform", ["grad", "value_and_grad", "jacobian", "hessian"])
+@pytest.mark.parametrize("argnums", [3, -4, (0, 5), 2**70])
 def test_argnums_out_of_range_is_a_value_error(transform, argnums):
     # Regression: an int of the right type but out of range used to raise TypeError.
     with pytest.raises((ValueError, IndexError)) as info:
@@ -202,6 +688,83 @@ def test_axis_accepts_numpy_integers(red):
     x = np.arange(6.0).reshape(2, 3)
     got = getattr(mg, red)(x, axis=np.int64(1)).numpy()
     np.testing.assert_allclose(got, getattr(np, red)(x, axis=1), rtol=1e-15)
+
+
+@pytest.mark.parametrize("op", ["logsumexp", "max"])
+@pytest.mark.parametrize("axis", [2, 5, -3, 2**70, -(2**70)])
+def test_axis_error_of_new_reductions_names_the_axis_given(op, axis):
+    with pytest.raises(ValueError) as info:
+        getattr(mg, op)(np.ones((2, 3)), axis=axis)
+    msg = str(info.value)
+    assert msg.startswith(op + ":") and f"axis {axis} " in msg and "(2, 3)" in msg, msg
+
+
+@pytest.mark.parametrize("op", ["concatenate", "stack"])
+@pytest.mark.parametrize("axis", [2, -3, 2**70])
+def test_axis_error_of_joins_names_the_axis_given(op, axis):
+    with pytest.raises(ValueError) as info:
+        getattr(mg, op)([np.ones((2, 3)) if op == "concatenate" else np.ones(3)] * 2, axis=axis)
+    msg = str(info.value)
+    assert msg.startswith(op + ":") and f"axis {axis} " in msg, msg
+
+
+@pytest.mark.parametrize(
+    "label, got, want",
+    [
+        ("max", lambda a: mg.max(a, axis=np.int64(1)), lambda a: np.max(a, axis=1)),
+        ("logsumexp", lambda a: mg.logsumexp(a, axis=np.int64(-1)), lambda a: np.log(np.exp(a).sum(axis=-1))),
+        ("concatenate", lambda a: mg.concatenate([a, a], axis=np.int64(1)), lambda a: np.concatenate([a, a], axis=1)),
+        ("stack", lambda a: mg.stack([a[0], a[1]], axis=np.int64(1)), lambda a: np.stack([a[0], a[1]], axis=1)),
+        ("diag", lambda a: mg.diag(a, k=np.int64(1)), lambda a: np.diag(a, k=1)),
+    ],
+    ids=["max", "logsumexp", "concatenate", "stack", "diag"],
+)
+def test_new_ops_accept_numpy_integer_axes(label, got, want):
+    # As for sum and mean (test_axis_accepts_numpy_integers): any __index__ int is an axis.
+    a = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(got(a).numpy(), want(a), rtol=1e-15, err_msg=label)
+
+
+SINGULAR = {
+    "rank 1": [[1.0, 2.0], [2.0, 4.0]],
+    "zeros": [[0.0, 0.0], [0.0, 0.0]],
+    "zero 1x1": [[0.0]],
+    "zero column": [[1.0, 0.0, 2.0], [3.0, 0.0, 4.0], [5.0, 0.0, 6.0]],
+    "repeated row": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [1.0, 2.0, 3.0]],
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(SINGULAR))
+def test_det_of_a_singular_matrix_is_exactly_zero(name, dtype):
+    """DESIGN.md: det of a singular matrix is 0 (no error); logdet is -inf, slogdet (0, -inf)."""
+    a = np.array(SINGULAR[name], dtype=dtype)
+    for x in (a, mg.tensor(a, requires_grad=True)):
+        d = mg.det(x).numpy()
+        assert d.shape == () and d.dtype == dtype and d == 0.0, (name, d)
+        assert mg.logdet(x).numpy() == -np.inf, name
+        sign, logabs = mg.slogdet(x)
+        assert (float(np.asarray(sign)), float(np.asarray(logabs))) == (0.0, -np.inf), name
+    value, g = mg.value_and_grad(mg.det)(a)  # the singular det is no error under a transform either
+    assert value == 0.0 and g.shape == a.shape and np.all(np.isfinite(g)), (name, value, g)
+
+
+@pytest.mark.parametrize(
+    "label, thunk",
+    [
+        ("inv", lambda: mg.inv(SING)),
+        ("solve", lambda: mg.solve(SING, np.ones(2))),
+        ("cholesky", lambda: mg.cholesky(-np.eye(2))),
+        ("inv leaf", lambda: mg.inv(mg.tensor(SING, requires_grad=True))),
+    ],
+)
+def test_singular_raises_numpys_own_linalgerror(label, thunk):
+    # numpy.linalg.LinAlgError itself, so `except np.linalg.LinAlgError` and numpy-style code work.
+    with pytest.raises(np.linalg.LinAlgError) as info:
+        thunk()
+    assert type(info.value) is np.linalg.LinAlgError, type(info.value)
+    assert mg.is_grad_enabled()
+    np.testing.assert_allclose(mg.inv(np.eye(2) * 2.0).numpy(), np.eye(2) / 2.0)  # still usable afterwards
 
 
 def test_state_is_sane_after_errors():

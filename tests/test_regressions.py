@@ -147,3 +147,18 @@ def test_plain_arguments_reach_f_as_tensors():
     g = mg.grad(f)(np.ones((2, 2)), np.eye(2), 2.0)
     np.testing.assert_array_equal(g, 2 * np.eye(2))
     assert seen == [(mg.Tensor, mg.Tensor, mg.Tensor)]
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200, 1e-310])
+def test_det_gradient_when_det_under_or_overflows(scale):
+    """Regression: det(X) X^-T gave 0 or NaN when det(X) is not representable but X is
+    invertible; the transposed adjugate is finite (here diag(scale, scale))."""
+    X = np.diag([scale, scale])
+    np.testing.assert_allclose(mg.grad(mg.det)(X), np.diag([scale, scale]), rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("transform", ["grad", "jacobian", "hessian"])
+def test_a_function_returning_a_tuple_is_refused_not_silently_zero(transform):
+    """Regression: a tuple or list of Tensors became a constant and the derivative came out 0."""
+    with pytest.raises(TypeError, match=f"^{transform}: the function must return one Tensor"):
+        getattr(mg, transform)(lambda x: [mg.sum(x * x)])(np.ones(3))

@@ -387,8 +387,9 @@ void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
   }
 }
 
-std::vector<Val> grad_values(const NodeRef& out, const std::vector<NodeRef>& inputs, const NodeRef& seed) {
-  Val sv = value_seed(out, seed, "grad");
+std::vector<Val> grad_values(const NodeRef& out, const std::vector<NodeRef>& inputs, const NodeRef& seed,
+                             const char* op) {
+  Val sv = value_seed(out, seed, op);
   std::vector<Val> res;
   res.reserve(inputs.size());
   auto zeros = [](const Node& x) { return Val::filled(x.shape, x.dtype, 0.0); };
@@ -404,9 +405,10 @@ std::vector<Val> grad_values(const NodeRef& out, const std::vector<NodeRef>& inp
   return res;
 }
 
-std::vector<NodeRef> grad_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs, const NodeRef& seed) {
+std::vector<NodeRef> grad_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs, const NodeRef& seed,
+                                const char* op) {
   GradMode on(true);
-  NodeRef sv = graph_seed(out, seed, "grad");
+  NodeRef sv = graph_seed(out, seed, op);
   std::vector<NodeRef> res;
   res.reserve(inputs.size());
   if (!out->requires_grad) {

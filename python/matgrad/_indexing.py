@@ -24,6 +24,8 @@ def _basic(key: Any, shape: Tuple[int, ...]) -> Optional[tuple]:
     spans = []  # (start, length, keeps_axis)
     for part, n in zip(parts, shape):
         if isinstance(part, slice):
+            if part.step == 0:
+                raise ValueError(f"index: slice step cannot be zero (tensor of shape {shape})")
             start, stop, step = part.indices(n)
             if step != 1:
                 return None
@@ -49,6 +51,8 @@ def getitem(x: "_core.Tensor", key: Any) -> "_core.Tensor":
     """``x[key]`` as a node of the graph (NumPy indexing rules; results of at most 2-D)."""
     shape = tuple(x.shape)
     if len(shape) == 0:
+        if (isinstance(key, tuple) and not key) or key is Ellipsis:
+            return _core.reshape(x, ())  # as NumPy: x[()] and x[...] of a 0-D array
         raise IndexError("index: too many indices for a 0-D tensor of shape ()")
     block = _basic(key, shape)
     if block is not None:

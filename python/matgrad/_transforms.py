@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
+from collections.abc import Iterable
 from typing import Any, Callable, Sequence, Tuple, Union
 
 import numpy as np
@@ -15,15 +17,25 @@ from ._core import Tensor
 ArgNums = Union[int, Sequence[int]]
 
 
+def _as_argnum(i: Any, op: str) -> int:
+    if isinstance(i, (bool, np.bool_)):
+        raise TypeError(f"{op}: argnums must be ints, got {type(i).__name__}")
+    try:
+        return operator.index(i)
+    except TypeError:
+        raise TypeError(f"{op}: argnums must be ints, got {type(i).__name__}") from None
+
+
 def _checked_argnums(argnums: ArgNums, op: str) -> Tuple[Tuple[int, ...], bool]:
-    single = isinstance(argnums, int) and not isinstance(argnums, bool)
-    nums = (argnums,) if single else tuple(argnums)  # type: ignore[arg-type]
+    single = hasattr(argnums, "__index__") and not isinstance(argnums, (bool, np.bool_))
+    if single:
+        return (_as_argnum(argnums, op),), True
+    if isinstance(argnums, (str, bytes)) or not isinstance(argnums, Iterable):
+        raise TypeError(f"{op}: argnums must be an int or a tuple of ints, got {type(argnums).__name__}")
+    nums = tuple(_as_argnum(i, op) for i in argnums)
     if not nums:
         raise ValueError(f"{op}: argnums is empty")
-    for i in nums:
-        if not isinstance(i, int) or isinstance(i, bool):
-            raise TypeError(f"{op}: argnums must be ints, got {type(i).__name__}")
-    return nums, single
+    return nums, False
 
 
 def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
@@ -110,11 +122,11 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     @functools.wraps(f)
     def hessian_f(*args: Any) -> Any:
         out, ins, graph = _core._trace(f, args, nums, "hessian")
-        if out.size != 1:
+        if out.shape not in ((), (1, 1)):
             raise ValueError(
                 f"hessian: the function's output has shape {out.shape}; it must be a scalar (shape () or (1, 1))"
             )
-        grads = _core._grad_nodes(out, list(ins), None)
+        grads = _core._grad_nodes(out, list(ins), None, "hessian")
         jac = _core._jacobian_nodes if graph else _core._jacobian_values
         rows = []
         for g, xi in zip(grads, ins):
@@ -140,7 +152,7 @@ def vjp(f: Callable[..., Any], *primals: Any) -> Tuple[Any, Callable[[Any], Tupl
 
     def vjp_fun(cotangent: Any) -> Tuple[Any, ...]:
         fn = _core._grad_nodes if graph or isinstance(cotangent, Tensor) else _core._grad_values
-        return tuple(fn(out, inputs, cotangent))
+        return tuple(fn(out, inputs, cotangent, "vjp"))
 
     return (out if graph else np.array(out.numpy())), vjp_fun
 
@@ -153,6 +165,9 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     serves forward mode too, and jvp nests (grad of a jvp, jvp of a grad).
     """
 
+    for what, seq in (("primals", primals), ("tangents", tangents)):
+        if not isinstance(seq, (tuple, list)):
+            raise TypeError(f"jvp: {what} must be a tuple or list (one entry per argument of f), got {type(seq).__name__}")
     primals, tangents = tuple(primals), tuple(tangents)
     if not primals or len(primals) != len(tangents):
         raise ValueError(f"jvp: got {len(primals)} primals and {len(tangents)} tangents; they must match (at least one)")
@@ -160,17 +175,20 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
     out, ins, graph = _core._trace(f, primals, nums, "jvp")
     ts = []
     for k, (x, t) in enumerate(zip(ins, tangents)):
-        tt = t if isinstance(t, Tensor) else _core.tensor(t, dtype=x.dtype)
+        try:
+            tt = t if isinstance(t, Tensor) else _core.tensor(t, dtype=x.dtype)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"jvp: tangent {k}: {e}") from None
         if tt.shape != x.shape:
             raise ValueError(f"jvp: tangent {k} has shape {tt.shape} but its primal has shape {x.shape}")
         ts.append(tt)
     graph = graph or any(isinstance(t, Tensor) for t in tangents)
     u = _core.tensor(np.zeros(out.shape, dtype=out.dtype), requires_grad=True)
-    gs = _core._grad_nodes(out, list(ins), u)  # J_i^T u
+    gs = _core._grad_nodes(out, list(ins), u, "jvp")  # J_i^T u
     s = _core.sum(gs[0] * ts[0])
     for g, t in zip(gs[1:], ts[1:]):
         s = s + _core.sum(g * t)  # <J^T u, v> = <u, J v>
-    tangent_out = (_core._grad_nodes if graph else _core._grad_values)(s, [u], None)[0]
+    tangent_out = (_core._grad_nodes if graph else _core._grad_values)(s, [u], None, "jvp")[0]
     return (out if graph else np.array(out.numpy())), tangent_out
 
 

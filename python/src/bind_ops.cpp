@@ -266,20 +266,15 @@ void bind_ops(py::module_& m) {
       "a where mask else b (NumPy broadcasting; the mask is not differentiated). "
       "d/da: G where mask, d/db: G elsewhere");
   auto node_list = [](py::handle seq, const char* op) {
-    if (is_tensor(seq) || !py::isinstance<py::sequence>(seq) || PyUnicode_Check(seq.ptr()))
+    if (is_tensor(seq) || py::isinstance<py::array>(seq) || !py::isinstance<py::sequence>(seq) ||
+        PyUnicode_Check(seq.ptr()))
       throw TypeError(std::string(op) + ": expects a list or tuple of arrays, got " + Py_TYPE(seq.ptr())->tp_name);
     std::vector<NodeRef> xs;
     for (py::handle h : seq) xs.push_back(as_node(h, op));
     return xs;
   };
   auto int_axis = [](py::handle axis, const char* op) {
-    if (PyBool_Check(axis.ptr()) || !PyLong_Check(axis.ptr()))
-      throw TypeError(std::string(op) + ": axis must be an integer, got " + Py_TYPE(axis.ptr())->tp_name);
-    long v = PyLong_AsLong(axis.ptr());
-    if (v == -1 && PyErr_Occurred()) {
-      PyErr_Clear();
-      throw ShapeError(std::string(op) + ": axis is out of range");
-    }
+    const long long v = as_integer(axis, op, "axis", "is out of bounds");
     if (v < -3 || v > 2) throw ShapeError(std::string(op) + ": axis " + std::to_string(v) + " is out of bounds");
     return static_cast<int>(v);
   };
@@ -300,7 +295,14 @@ void bind_ops(py::module_& m) {
       "d/dx_i: the slice of G for x_i");
   m.def(
       "diag",
-      [](py::handle x, long long k) { return diag(as_node(x, "diag"), k); }, py::arg("x"), py::arg("k") = 0,
+      [](py::handle x, py::handle k) {
+        NodeRef n = as_node(x, "diag");
+        const long long kk = as_integer(k, "diag", "k", "is out of range for shape " + n->shape.str());
+        if (kk > (1LL << 40) || kk < -(1LL << 40))
+          throw ShapeError("diag: k " + std::to_string(kk) + " is out of range for shape " + n->shape.str());
+        return diag(n, kk);
+      },
+      py::arg("x"), py::arg("k") = 0,
       "np.diag: the k-th diagonal of a matrix, or the square matrix with vector x on its k-th diagonal. "
       "d/dx: the adjoint placement (diagonal of G, or G's k-th diagonal)");
   m.def("_block", [](py::handle x, std::int64_t r0, std::int64_t c0, std::int64_t rows, std::int64_t cols,

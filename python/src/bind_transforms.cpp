@@ -28,21 +28,24 @@ void bind_transforms(py::module_& m) {
     for (Node* x : xs) r.emplace_back(x);
     return r;
   };
-  auto seed_of = [](py::handle seed, const Node& out) -> NodeRef {
+  auto seed_of = [](py::handle seed, const Node& out, const std::string& op) -> NodeRef {
     if (seed.is_none()) return nullptr;
-    return is_tensor(seed) ? NodeRef(tensor_ptr(seed)) : as_node(seed, "vjp", out.dtype);
+    return is_tensor(seed) ? NodeRef(tensor_ptr(seed)) : as_node(seed, op.c_str(), out.dtype);
   };
-  m.def("_grad_values", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed) {
+  m.def("_grad_values", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed,
+                                            const std::string& op) {
     NodeRef o(out);
-    std::vector<Val> g = grad_values(o, nodes_of(xs), seed_of(seed, *out));
+    std::vector<Val> g = grad_values(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str());
     py::list r;
     for (const Val& v : g) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
     return r;
   });
-  m.def("_grad_nodes", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed) {
+  m.def("_grad_nodes", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed,
+                                           const std::string& op) {
     NodeRef o(out);
     py::list r;
-    for (NodeRef& g : grad_nodes(o, nodes_of(xs), seed_of(seed, *out))) r.append(py::reinterpret_steal<py::object>(wrap(std::move(g))));
+    for (NodeRef& g : grad_nodes(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str()))
+      r.append(py::reinterpret_steal<py::object>(wrap(std::move(g))));
     return r;
   });
   m.def("_jacobian_values", [nodes_of](Node* out, const std::vector<Node*>& xs) {

@@ -306,6 +306,9 @@ Traced trace_call(PyObject* f, PyObject* args, PyObject* nums, const char* op) {
   }
   t.res = py::reinterpret_steal<py::object>(PyObject_Call(f, call.ptr(), nullptr));
   if (!t.res) throw py::error_already_set();
+  if (!is_tensor(t.res.ptr()) && (PyList_Check(t.res.ptr()) || PyTuple_Check(t.res.ptr())))
+    throw TypeError(std::string(op) + ": the function must return one Tensor (or a constant array), got a " +
+                    Py_TYPE(t.res.ptr())->tp_name + "; differentiate each output separately");
   t.out = is_tensor(t.res.ptr()) ? NodeRef(tensor_ptr(t.res.ptr())) : as_node(t.res.ptr(), op);
   return t;
 }

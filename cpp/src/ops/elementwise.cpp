@@ -315,12 +315,10 @@ MG_VJP_FN(vjp_minimum) {
 
 // ---- where(mask, a, b): mask is a 0/1 constant of the dtype of a and b ----
 Shape where_shape(const Attr&, const Shape* in, int) {
-  Shape ab = broadcast_shapes("where", in[1], in[2]);
-  Shape s[3] = {in[0], in[1], in[2]};
   try {
-    return broadcast_shapes("where", in[0], ab);
+    return broadcast_shapes("where", in[0], broadcast_shapes("where", in[1], in[2]));
   } catch (const ShapeError&) {
-    fail_shapes("where", "(mask, a, b) cannot be broadcast together", s, 3);
+    fail_shapes("where", "(mask, a, b) cannot be broadcast together", in, 3);
   }
 }
 template <class T> void fwd_where(const KernelArgs& k) {

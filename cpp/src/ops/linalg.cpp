@@ -213,8 +213,9 @@ MG_VJP_FN(vjp_det) {
   c.dx[0] = a.mul(c.g, a.on_node(OpId::adj_t, *c.node.parent(0), {}));
 }
 
-// adj_t(X) = adj(X)^T. Invertible: det(X) X^-T. Singular (X = U S V^T): det(U) det(V) U adj(S) V^T,
-// adj(S) = diag(prod_{j != i} s_j), which is 0 unless rank(X) = n - 1.
+// adj_t(X) = adj(X)^T. Invertible: det(X) X^-T. Singular, or det(X) not representable
+// (X = U S V^T): det(U) det(V) U adj(S) V^T, adj(S) = diag(prod_{j != i} s_j), which is 0 unless
+// rank(X) >= n - 1.
 Shape adj_t_shape(const Attr&, const Shape* in, int) {
   check_square("adj_t", in[0]);
   return in[0];
@@ -224,10 +225,12 @@ template <class T> void fwd_adj_t(const KernelArgs& k) {
   auto out = k.out.mat<T>();
   const std::int64_t n = k.in[0].shape().rows;
   if (n == 0) return;
-  if (!f->singular) {
-    out = f->lu.determinant() * inverse_of(*f, "adj_t", k.in[0].shape()).transpose();
+  const T d = f->singular ? T(0) : f->lu.determinant();
+  if (d != T(0) && std::isfinite(d)) {
+    out = d * inverse_of(*f, "adj_t", k.in[0].shape()).transpose();
     return;
   }
+  // singular, or det under/overflows although X is invertible: the SVD form stays finite
   using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   Eigen::JacobiSVD<M> svd(M(k.in[0].mat<T>()), Eigen::ComputeFullU | Eigen::ComputeFullV);
   const auto& sv = svd.singularValues();
