@@ -135,3 +135,17 @@ def test_results_are_numpy_for_numpy_inputs_and_tensors_for_tensors():
     assert isinstance(out, mg.Tensor) and isinstance(t, mg.Tensor)
     out, fun = mg.vjp(mg.sin, x)
     assert type(out) is np.ndarray and type(fun(x)[0]) is np.ndarray
+
+
+def test_jvp_of_a_grad_is_a_hessian_vector_product():
+    A = rng.standard_normal((4, 4))
+    x, v = rng.standard_normal(4), rng.standard_normal(4)
+
+    def f(x):
+        return 0.5 * mg.quad_form(x, A) + mg.logsumexp(x)
+
+    _, hv = mg.jvp(mg.grad(f), (x,), (v,))
+    np.testing.assert_allclose(hv, mg.hessian(f)(x) @ v, rtol=1e-13, atol=1e-15)
+    # with a Tensor primal the tangent is a graph: d/dx (grad f(x) . v) = 0.5 (A + A^T) v for f = 0.5 x^T A x
+    g = mg.grad(lambda x: mg.jvp(lambda y: 0.5 * mg.quad_form(y, A), (x,), (v,))[1])(x)
+    np.testing.assert_allclose(g, 0.5 * (A + A.T) @ v, rtol=1e-13, atol=1e-15)

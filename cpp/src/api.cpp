@@ -18,4 +18,23 @@ std::vector<Eigen::MatrixXd> grad(const Var& f, const std::vector<Var>& xs) {
   return out;
 }
 
+std::vector<Eigen::MatrixXd> jacobian(const Var& f, const std::vector<Var>& xs) {
+  std::vector<Eigen::MatrixXd> out;
+  for (const Val& j : jacobian_values(f, xs)) out.push_back(to_double(j));
+  return out;
+}
+
+std::vector<std::vector<Eigen::MatrixXd>> hessian(const Var& f, const std::vector<Var>& xs) {
+  std::vector<std::vector<Eigen::MatrixXd>> out;
+  for (const auto& row : hessian_values(f, xs)) {
+    out.emplace_back();
+    for (const Val& h : row) out.back().push_back(to_double(h));
+  }
+  return out;
+}
+
+Eigen::MatrixXd jvp(const Var& f, const std::vector<Var>& xs, const std::vector<Var>& tangents) {
+  return to_double(jvp_values(f, xs, tangents));
+}
+
 }  // namespace matgrad

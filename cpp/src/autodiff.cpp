@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace matgrad {
@@ -338,6 +339,50 @@ std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>&
     }
   }
   return J;
+}
+
+std::vector<std::vector<Val>> hessian_values(const NodeRef& out, const std::vector<NodeRef>& inputs) {
+  if (out->shape.size() != 1)
+    throw ShapeError("hessian: the function's output has shape " + out->shape.str() + "; it must be a scalar");
+  std::vector<NodeRef> grads = grad_nodes(out, inputs, nullptr, "hessian");
+  std::vector<std::vector<Val>> h;
+  h.reserve(grads.size());
+  for (const NodeRef& g : grads) h.push_back(jacobian_values(g, inputs));
+  return h;
+}
+
+namespace {
+// s(u) = <J^T u, v> = <u, J v> for a zero leaf u of out's shape: d s / d u is the JVP.
+std::pair<NodeRef, NodeRef> jvp_pairing(const NodeRef& out, const std::vector<NodeRef>& inputs,
+                                        const std::vector<NodeRef>& tangents) {
+  if (tangents.size() != inputs.size())
+    throw ShapeError("jvp: got " + std::to_string(inputs.size()) + " inputs and " + std::to_string(tangents.size()) +
+                     " tangents");
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    if (tangents[i]->shape != inputs[i]->shape)
+      throw ShapeError("jvp: tangent " + std::to_string(i) + " has shape " + tangents[i]->shape.str() +
+                       " but its input has shape " + inputs[i]->shape.str());
+  GradMode on(true);
+  NodeRef u = make_leaf(Val::filled(out->shape, out->dtype, 0.0), true);
+  std::vector<NodeRef> gs = grad_nodes(out, inputs, u, "jvp");  // J_i^T u
+  NodeRef s;
+  for (std::size_t i = 0; i < gs.size(); ++i) {
+    NodeRef term = sum(binary(OpId::mul, gs[i], tangents[i]));  // <J_i^T u, v_i> = <u, J_i v_i>
+    s = s ? binary(OpId::add, s, term) : term;
+  }
+  return {s, u};
+}
+}  // namespace
+
+Val jvp_values(const NodeRef& out, const std::vector<NodeRef>& inputs, const std::vector<NodeRef>& tangents) {
+  auto su = jvp_pairing(out, inputs, tangents);
+  Val t = grad_values(su.first, {su.second}, nullptr, "jvp")[0];
+  return t.dtype() == out->dtype ? t : ValueAlg().cast(t, out->dtype);
+}
+
+NodeRef jvp_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs, const std::vector<NodeRef>& tangents) {
+  auto su = jvp_pairing(out, inputs, tangents);
+  return cast(grad_nodes(su.first, {su.second}, nullptr, "jvp")[0], out->dtype);
 }
 
 std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs) {

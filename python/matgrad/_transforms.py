@@ -126,12 +126,14 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
             raise ValueError(
                 f"hessian: the function's output has shape {out.shape}; it must be a scalar (shape () or (1, 1))"
             )
-        grads = _core._grad_nodes(out, list(ins), None, "hessian")
-        jac = _core._jacobian_nodes if graph else _core._jacobian_values
-        rows = []
-        for g, xi in zip(grads, ins):
-            blocks = jac(g, list(ins))
-            rows.append(tuple(_placed(b, xi.shape, xj.shape, graph) for b, xj in zip(blocks, ins)))
+        if graph:
+            grads = _core._grad_nodes(out, list(ins), None, "hessian")
+            blocks = [_core._jacobian_nodes(g, list(ins)) for g in grads]
+        else:
+            blocks = _core._hessian_values(out, list(ins))
+        rows = [
+            tuple(_placed(b, xi.shape, xj.shape, graph) for b, xj in zip(row, ins)) for row, xi in zip(blocks, ins)
+        ]
         return rows[0][0] if single else tuple(rows)
 
     return hessian_f
@@ -183,13 +185,9 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
             raise ValueError(f"jvp: tangent {k} has shape {tt.shape} but its primal has shape {x.shape}")
         ts.append(tt)
     graph = graph or any(isinstance(t, Tensor) for t in tangents)
-    u = _core.tensor(np.zeros(out.shape, dtype=out.dtype), requires_grad=True)
-    gs = _core._grad_nodes(out, list(ins), u, "jvp")  # J_i^T u
-    s = _core.sum(gs[0] * ts[0])
-    for g, t in zip(gs[1:], ts[1:]):
-        s = s + _core.sum(g * t)  # <J^T u, v> = <u, J v>
-    tangent_out = (_core._grad_nodes if graph else _core._grad_values)(s, [u], None, "jvp")[0]
-    return (out if graph else np.array(out.numpy())), tangent_out
+    if not graph:
+        return np.array(out.numpy()), _core._jvp_values(out, list(ins), ts)
+    return out, _core._jvp_nodes(out, list(ins), ts)
 
 
 class no_grad(contextlib.ContextDecorator):

@@ -53,6 +53,21 @@ void bind_transforms(py::module_& m) {
     for (const Val& v : jacobian_values(NodeRef(out), nodes_of(xs))) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
     return r;
   });
+  m.def("_hessian_values", [nodes_of](Node* out, const std::vector<Node*>& xs) {
+    py::list rows;
+    for (const auto& row : hessian_values(NodeRef(out), nodes_of(xs))) {
+      py::list r;
+      for (const Val& v : row) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
+      rows.append(r);
+    }
+    return rows;
+  });
+  m.def("_jvp_values", [nodes_of](Node* out, const std::vector<Node*>& xs, const std::vector<Node*>& ts) {
+    return py::reinterpret_steal<py::object>(new_array(jvp_values(NodeRef(out), nodes_of(xs), nodes_of(ts)), true));
+  });
+  m.def("_jvp_nodes", [nodes_of](Node* out, const std::vector<Node*>& xs, const std::vector<Node*>& ts) {
+    return py::reinterpret_steal<py::object>(wrap(jvp_nodes(NodeRef(out), nodes_of(xs), nodes_of(ts))));
+  });
   m.def("_jacobian_nodes", [nodes_of](Node* out, const std::vector<Node*>& xs) {
     py::list r;
     for (NodeRef& v : jacobian_nodes(NodeRef(out), nodes_of(xs))) r.append(py::reinterpret_steal<py::object>(wrap(std::move(v))));

@@ -31,4 +31,16 @@ std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>&
 /// The same Jacobians as graph nodes (differentiable again; one sweep per output element).
 std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs);
 
+/// The Hessian blocks H[i][j] = d^2 out / d inputs[i] d inputs[j] of a single-element out, each
+/// (inputs[i].size(), inputs[j].size()): the gradient recorded as a graph, then differentiated
+/// by batched sweeps (jacobian_values).
+std::vector<std::vector<Val>> hessian_values(const NodeRef& out, const std::vector<NodeRef>& inputs);
+
+/// Forward mode: sum_i d out / d inputs[i] . tangents[i], of out's shape. Computed as the VJP of
+/// the VJP: the reverse sweep with cotangent u is the linear map u -> J^T u, recorded as a
+/// graph, and its VJP with cotangent v is J v.
+Val jvp_values(const NodeRef& out, const std::vector<NodeRef>& inputs, const std::vector<NodeRef>& tangents);
+/// The same as a graph node (differentiable again: grad of a jvp).
+NodeRef jvp_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs, const std::vector<NodeRef>& tangents);
+
 }  // namespace matgrad

@@ -47,6 +47,15 @@ Eigen::MatrixXd value(const Var& v);
 /// Gradients of the single-element f with respect to each of xs, as float64 matrices.
 std::vector<Eigen::MatrixXd> grad(const Var& f, const std::vector<Var>& xs);
 
+/// Jacobians d f / d xs[k] as (f.size, xs[k].size) float64 matrices (C-order flattening).
+std::vector<Eigen::MatrixXd> jacobian(const Var& f, const std::vector<Var>& xs);
+
+/// Hessian blocks d^2 f / d xs[i] d xs[j] of the single-element f.
+std::vector<std::vector<Eigen::MatrixXd>> hessian(const Var& f, const std::vector<Var>& xs);
+
+/// Forward mode: sum_k d f / d xs[k] . tangents[k] (of f's storage shape).
+Eigen::MatrixXd jvp(const Var& f, const std::vector<Var>& xs, const std::vector<Var>& tangents);
+
 // Operators and functions on Vars (found by argument-dependent lookup).
 inline Var operator+(const Var& x, const Var& y) { return binary(OpId::add, x, y); }
 inline Var operator-(const Var& x, const Var& y) { return binary(OpId::sub, x, y); }
