@@ -647,5 +647,30 @@ TEST(MultipleOutputs, OutputsOfOnePackedNodeDifferentiateTogether) {
   EXPECT_THROW(matgrad::unpack(p, 4, S(2)), matgrad::ShapeError);
 }
 
+// The C++ API's transforms: jacobian, hessian and jvp on Eigen matrices.
+TEST(CppApi, JacobianHessianAndJvpMatchClosedForms) {
+  Eigen::MatrixXd Am(3, 3);
+  Am << 2, 1, 0, -1, 3, 1, 0.5, 0, 4;
+  Eigen::MatrixXd xm(1, 3);
+  xm << 0.3, -0.7, 1.1;
+  matgrad::Var x = matgrad::variable(xm);
+  matgrad::Var A = matgrad::constant(Am);
+  // y = A x^T (3 x 1): dy/dx = A
+  matgrad::Var y = matgrad::matmul(A, matgrad::transpose(x));
+  Eigen::MatrixXd J = matgrad::jacobian(y, {x})[0];
+  EXPECT_TRUE(all_close(J, Am, Tol{1e-15, 0}));
+  // f = 0.5 x A x^T + sum(sin x): H = (A + A^T) / 2 - diag(sin x)
+  matgrad::Var f = matgrad::sum(matgrad::matmul(x, y)) * 0.5 + matgrad::sum(sin(x));
+  Eigen::MatrixXd H = matgrad::hessian(f, {x})[0][0];
+  Eigen::MatrixXd Hw = 0.5 * (Am + Am.transpose());
+  for (int i = 0; i < 3; ++i) Hw(i, i) -= std::sin(xm(0, i));
+  EXPECT_TRUE(all_close(H, Hw, Tol{1e-14, 1e-15}));
+  // jvp of y along v: A v^T
+  Eigen::MatrixXd vm(1, 3);
+  vm << 1, 2, -1;
+  Eigen::MatrixXd t = matgrad::jvp(y, {x}, {matgrad::constant(vm)});
+  EXPECT_TRUE(all_close(t, Am * vm.transpose(), Tol{1e-15, 0}));
+}
+
 }  // namespace
 }  // namespace mgtest

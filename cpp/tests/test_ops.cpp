@@ -155,10 +155,139 @@ Ref ref_sum_to(Shape s) {  // sum over the axes that s broadcasts
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double sign(double x) { return double((x > 0) - (x < 0)); }
 
+// ---- closed forms for the matrix-calculus ops (cofactors, substitution: no LU, no Eigen solver) ----
+
+Eigen::MatrixXd mat2d(const Input& x) {  // a 1-D input as a column, a 0-D one as 1 x 1
+  if (x.shape.ndim == 2) return unflat(x.data, x.shape.rows, x.shape.cols);
+  return unflat(x.data, x.shape.size(), 1);
+}
+Input input_of(const Eigen::MatrixXd& m, Shape s) { return Input{s, flat(m)}; }
+
+// Laplace expansion along the first row (n <= 4 here); det of 0 x 0 is 1.
+double det_ref(const Eigen::MatrixXd& a) {
+  const Eigen::Index n = a.rows();
+  if (n == 0) return 1.0;
+  if (n == 1) return a(0, 0);
+  double d = 0;
+  for (Eigen::Index j = 0; j < n; ++j) {
+    Eigen::MatrixXd minor(n - 1, n - 1);
+    for (Eigen::Index r = 1; r < n; ++r)
+      for (Eigen::Index c = 0, cc = 0; c < n; ++c)
+        if (c != j) minor(r - 1, cc++) = a(r, c);
+    d += (j % 2 ? -1.0 : 1.0) * a(0, j) * det_ref(minor);
+  }
+  return d;
+}
+// The cofactor matrix C (C = adj(A)^T, A^-1 = C^T / det A).
+Eigen::MatrixXd cofactors(const Eigen::MatrixXd& a) {
+  const Eigen::Index n = a.rows();
+  Eigen::MatrixXd c(n, n);
+  if (n == 1) {
+    c(0, 0) = 1.0;
+    return c;
+  }
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = 0; j < n; ++j) {
+      Eigen::MatrixXd minor(n - 1, n - 1);
+      for (Eigen::Index r = 0, rr = 0; r < n; ++r) {
+        if (r == i) continue;
+        for (Eigen::Index k = 0, kk = 0; k < n; ++k)
+          if (k != j) minor(rr, kk++) = a(r, k);
+        ++rr;
+      }
+      c(i, j) = ((i + j) % 2 ? -1.0 : 1.0) * det_ref(minor);
+    }
+  return c;
+}
+Eigen::MatrixXd inv_ref(const Eigen::MatrixXd& a) { return cofactors(a).transpose() / det_ref(a); }
+Eigen::MatrixXd sym_ref(const Eigen::MatrixXd& a) { return 0.5 * (a + a.transpose()); }
+// Cholesky-Banachiewicz on the lower triangle.
+Eigen::MatrixXd chol_ref(const Eigen::MatrixXd& a) {
+  const Eigen::Index n = a.rows();
+  Eigen::MatrixXd l = Eigen::MatrixXd::Zero(n, n);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    double s = a(j, j);
+    for (Eigen::Index k = 0; k < j; ++k) s -= l(j, k) * l(j, k);
+    l(j, j) = std::sqrt(s);
+    for (Eigen::Index i = j + 1; i < n; ++i) {
+      double t = a(i, j);
+      for (Eigen::Index k = 0; k < j; ++k) t -= l(i, k) * l(j, k);
+      l(i, j) = t / l(j, j);
+    }
+  }
+  return l;
+}
+// The lower triangle, its diagonal scaled by s.
+Eigen::MatrixXd tril_ref(const Eigen::MatrixXd& a, double s) {
+  Eigen::MatrixXd o = Eigen::MatrixXd::Zero(a.rows(), a.cols());
+  for (Eigen::Index i = 0; i < a.rows(); ++i)
+    for (Eigen::Index j = 0; j <= std::min<Eigen::Index>(i, a.cols() - 1); ++j) o(i, j) = i == j ? s * a(i, j) : a(i, j);
+  return o;
+}
+
+// Reduce each slice of x (all elements for axis None or rank < 2; columns for axis 0; rows for
+// axis 1) with f, as numpy with no keepdims.
+Ref ref_reduce_with(int axis, std::function<double(const std::vector<double>&)> f) {
+  return [axis, f](const std::vector<Input>& in) {
+    const Input& x = in[0];
+    if (x.shape.ndim < 2 || axis == matgrad::kAxisNone) return Input{S(), {f(x.data)}};
+    const int ax = axis < 0 ? axis + 2 : axis;
+    const std::int64_t R = x.shape.rows, C = x.shape.cols;
+    Input out{S(ax == 0 ? C : R), {}};
+    for (std::int64_t o = 0; o < (ax == 0 ? C : R); ++o) {
+      std::vector<double> sl;
+      for (std::int64_t i = 0; i < (ax == 0 ? R : C); ++i)
+        sl.push_back(x.data[std::size_t(ax == 0 ? i * C + o : o * C + i)]);
+      out.data.push_back(f(sl));
+    }
+    return out;
+  };
+}
+double lse_ref(const std::vector<double>& v) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (double x : v) m = std::max(m, x);
+  double s = 0;
+  for (double x : v) s += std::exp(x - m);
+  return m + std::log(s);
+}
+double max_ref(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
+
+// ---- structured inputs ----
+
+// (n + 1) I + U(-1, 1): condition number below 3; the first row negated half the time (det < 0).
+Input wellcond(Rng& rng, const Shape& s) {
+  Input x = rng.input(s, -1.0, 1.0);
+  const std::int64_t n = s.rows;
+  for (std::int64_t i = 0; i < n; ++i) x.data[std::size_t(i * n + i)] += double(n + 1);
+  if (rng.uniform(0.0, 1.0) < 0.5)
+    for (std::int64_t j = 0; j < n; ++j) x.data[std::size_t(j)] = -x.data[std::size_t(j)];
+  return x;
+}
+// Symmetric positive definite: M M^T + n I, eigenvalues >= n.
+Input spd(Rng& rng, const Shape& s) {
+  const std::int64_t n = s.rows;
+  const Eigen::MatrixXd m = rng.matrix(n, n);
+  return Input{s, flat(m * m.transpose() + double(n) * Eigen::MatrixXd::Identity(n, n))};
+}
+// Distinct values at least 0.4 apart (the maximum and its position stay put under any FD step).
+Input spread(Rng& rng, const Shape& s) {
+  const std::size_t n = std::size_t(s.size());
+  std::vector<double> perm(n);
+  for (std::size_t i = 0; i < n; ++i) perm[i] = double(i);
+  for (std::size_t i = n; i > 1; --i) std::swap(perm[i - 1], perm[std::size_t(rng.uniform(0.0, double(i) - 1e-9))]);
+  Input x{s, {}};
+  for (double p : perm) x.data.push_back(p * 0.5 - double(n) / 4 + rng.uniform(-0.05, 0.05));
+  return x;
+}
+
 // ---- the table ----
+
+/// Draws a structured input of shape s (well-conditioned, SPD, well-separated values, ...).
+using Gen = Input (*)(Rng&, const Shape&);
 
 struct Dom {
   double lo = -2.0, hi = 2.0, gap = 0.0;
+  Gen gen = nullptr;  ///< when set, draws the input instead of U(lo, hi)
 };
 
 struct OpCase {
@@ -178,7 +307,7 @@ std::vector<Input> draw(const OpCase& c, std::uint32_t seed) {
   std::vector<Input> xs;
   for (std::size_t k = 0; k < c.shapes.size(); ++k) {
     const Dom d = c.doms.empty() ? Dom{} : c.doms[std::min(k, c.doms.size() - 1)];
-    xs.push_back(rng.input(c.shapes[k], d.lo, d.hi, d.gap));
+    xs.push_back(d.gen ? d.gen(rng, c.shapes[k]) : rng.input(c.shapes[k], d.lo, d.hi, d.gap));
   }
   return xs;
 }
@@ -469,6 +598,320 @@ std::vector<OpCase> all_cases() {
                 [](V v) { return v[0] + v[1]; }, ref_binary([](double x, double y) { return x + y; })});
   cs.push_back({"empty_matmul_m3x0_m0x2", OpId::matmul, {S(3, 0), S(0, 2)}, {},
                 [](V v) { return matgrad::matmul(v[0], v[1]); }, ref_matmul(false, false)});
+
+  // ---- matrix calculus (det, logdet, slogdet, inv, solve share one LU per node) ----
+  const Dom kWell{-1.0, 1.0, 0.0, wellcond};
+  const Dom kSpd{-1.0, 1.0, 0.0, spd};
+  const Dom kSpread{-1.0, 1.0, 0.0, spread};
+  const Dom kNonzero{-2.0, 2.0, 0.1};
+  for (const Shape& s : {S(1, 1), S(2, 2), S(3, 3), S(4, 4)}) {
+    const std::string t = shape_tag(s);
+    cs.push_back({"det_" + t, OpId::det, {s}, {kWell}, [](V v) { return matgrad::det(v[0]); },
+                  [](const std::vector<Input>& in) { return Input{S(), {det_ref(mat2d(in[0]))}}; }});
+    cs.push_back({"logdet_" + t, OpId::logdet, {s}, {kWell}, [](V v) { return matgrad::logdet(v[0]); },
+                  [](const std::vector<Input>& in) { return Input{S(), {std::log(std::abs(det_ref(mat2d(in[0]))))}}; }});
+    // the packed (sign, log|det|) node itself (the front end returns two unpacks of it)
+    cs.push_back({"slogdet_" + t, OpId::slogdet, {s}, {kWell}, [](V v) { return matgrad::apply(OpId::slogdet, {v[0]}); },
+                  [](const std::vector<Input>& in) {
+                    const double d = det_ref(mat2d(in[0]));
+                    return Input{S(2), {sign(d), std::log(std::abs(d))}};
+                  }});
+    cs.push_back({"inv_" + t, OpId::inv, {s}, {kWell}, [](V v) { return matgrad::inv(v[0]); },
+                  [s](const std::vector<Input>& in) { return input_of(inv_ref(mat2d(in[0])), s); }});
+    // adj_t(X) = adj(X)^T = det(X) X^-T, the VJP of det
+    cs.push_back({"adj_t_" + t, OpId::adj_t, {s}, {kWell}, [](V v) { return matgrad::apply(OpId::adj_t, {v[0]}); },
+                  [s](const std::vector<Input>& in) { return input_of(cofactors(mat2d(in[0])), s); }});
+    // cholesky reads the lower triangle and its VJP is symmetrised (a symmetric-matrix
+    // derivative): differentiate through sym(X) = (X + X^T) / 2 so that every entry of X is a
+    // free variable and central differences over all entries agree.
+    cs.push_back({"cholesky_sym_" + t, OpId::cholesky, {s}, {kSpd},
+                  [](V v) { return matgrad::cholesky((v[0] + matgrad::transpose(v[0])) * 0.5); },
+                  [s](const std::vector<Input>& in) { return input_of(chol_ref(sym_ref(mat2d(in[0]))), s); }});
+  }
+  // x^T x + n I: cholesky of a product (second derivatives through both factors)
+  cs.push_back({"cholesky_gram_m3x3", OpId::cholesky, {S(3, 3)}, {},
+                [](V v) {
+                  NodeRef eye = matgrad::apply(OpId::eye_scale, {matgrad::full(S(), v[0]->dtype, 3.0)},
+                                               [] { matgrad::Attr a; a.shape = S(3, 3); return a; }());
+                  return matgrad::cholesky(matgrad::matmul(v[0], v[0], false, true) + eye);
+                },
+                [](const std::vector<Input>& in) {
+                  const Eigen::MatrixXd x = mat2d(in[0]);
+                  return input_of(chol_ref(x * x.transpose() + 3.0 * Eigen::MatrixXd::Identity(3, 3)), S(3, 3));
+                }});
+  struct Sv {
+    Shape a, b;
+    bool ta;
+  };
+  for (const Sv& p : {Sv{S(3, 3), S(3), false}, Sv{S(3, 3), S(3, 2), false}, Sv{S(1, 1), S(1), false},
+                      Sv{S(2, 2), S(2, 1), false}, Sv{S(4, 4), S(4, 3), false}, Sv{S(3, 3), S(3, 2), true},
+                      Sv{S(3, 3), S(3), true}}) {
+    const bool ta = p.ta;
+    const Shape bs = p.b;
+    cs.push_back({std::string("solve_") + (ta ? "T_" : "") + shape_tag(p.a) + "_" + shape_tag(p.b), OpId::solve,
+                  {p.a, p.b}, {kWell, Dom{}},
+                  [ta](V v) {
+                    matgrad::Attr a;
+                    a.ta = ta;
+                    return ta ? matgrad::apply(OpId::solve, {v[0], v[1]}, a) : matgrad::solve(v[0], v[1]);
+                  },
+                  [ta, bs](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd ai = inv_ref(mat2d(in[0]));
+                    return input_of((ta ? Eigen::MatrixXd(ai.transpose()) : ai) * mat2d(in[1]), bs);
+                  }});
+  }
+  // trsolve(L, B) = op(L)^-1 B on the lower triangle of L (the upper part is not read: its
+  // gradient is zero, as its central difference)
+  for (const auto& p : {std::make_pair(S(3, 3), S(3, 2)), std::make_pair(S(1, 1), S(1, 3)), std::make_pair(S(4, 4), S(4, 4))})
+    for (bool ta : {false, true}) {
+      const Shape bs = p.second;
+      cs.push_back({std::string("trsolve_") + (ta ? "T_" : "") + shape_tag(p.first) + "_" + shape_tag(p.second),
+                    OpId::trsolve, {p.first, p.second}, {kWell, Dom{}},
+                    [ta](V v) {
+                      matgrad::Attr a;
+                      a.ta = ta;
+                      return matgrad::apply(OpId::trsolve, {v[0], v[1]}, a);
+                    },
+                    [ta, bs](const std::vector<Input>& in) {
+                      const Eigen::MatrixXd li = inv_ref(tril_ref(mat2d(in[0]), 1.0));
+                      return input_of((ta ? Eigen::MatrixXd(li.transpose()) : li) * mat2d(in[1]), bs);
+                    }});
+    }
+  for (const auto& p : {std::make_pair(S(3, 3), 1.0), std::make_pair(S(3, 3), 0.5), std::make_pair(S(3, 4), 0.5),
+                        std::make_pair(S(4, 2), 1.0), std::make_pair(S(1, 1), 0.5)}) {
+    const double sv = p.second;
+    const Shape s = p.first;
+    cs.push_back({"tril_" + shape_tag(s) + (sv == 1.0 ? "_s1" : "_s0p5"), OpId::tril, {s}, {},
+                  [sv](V v) {
+                    matgrad::Attr a;
+                    a.s = sv;
+                    return matgrad::apply(OpId::tril, {v[0]}, a);
+                  },
+                  [sv, s](const std::vector<Input>& in) { return input_of(tril_ref(mat2d(in[0]), sv), s); }});
+  }
+  for (const Shape& s : {S(3, 4), S(5), S(), S(1, 1)})
+    cs.push_back({"norm_" + shape_tag(s), OpId::norm, {s}, {kNonzero}, [](V v) { return matgrad::norm(v[0]); },
+                  [](const std::vector<Input>& in) {
+                    double q = 0;
+                    for (double x : in[0].data) q += x * x;
+                    return Input{S(), {std::sqrt(q)}};
+                  }});
+  for (const auto& p : {std::make_pair(S(3), S(3, 3)), std::make_pair(S(1), S(1, 1)), std::make_pair(S(3, 2), S(3, 3)),
+                        std::make_pair(S(4, 1), S(4, 4))}) {
+    const Shape xs = p.first;
+    cs.push_back({"quad_form_" + shape_tag(p.first) + "_" + shape_tag(p.second), OpId::quad_form, {p.first, p.second},
+                  {}, [](V v) { return matgrad::quad_form(v[0], v[1]); },
+                  [xs](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd x = mat2d(in[0]);
+                    const Eigen::MatrixXd q = x.transpose() * mat2d(in[1]) * x;
+                    return input_of(q, xs.ndim == 1 ? S() : S(q.rows(), q.cols()));
+                  }});
+  }
+
+  // ---- reductions: logsumexp, max (distinct values: no ties) ----
+  const std::pair<Shape, int> lse_axes[] = {{S(3, 4), none}, {S(3, 4), 0}, {S(3, 4), 1}, {S(3, 4), -1},
+                                            {S(3, 4), -2},   {S(5), none},  {S(5), 0},    {S(5), -1},
+                                            {S(), none},     {S(1, 4), 0},  {S(4, 1), 1}};
+  for (const auto& r : lse_axes) {
+    const int ax = r.second;
+    const std::string tag = shape_tag(r.first) + "_axis" + (ax == none ? std::string("None") : ax < 0 ? "m" + std::to_string(-ax) : std::to_string(ax));
+    cs.push_back({"logsumexp_" + tag, OpId::logsumexp, {r.first}, {}, [ax](V v) { return matgrad::logsumexp(v[0], ax); },
+                  ref_reduce_with(ax, lse_ref)});
+    cs.push_back({"max_" + tag, OpId::max, {r.first}, {kSpread}, [ax](V v) { return matgrad::max(v[0], ax); },
+                  ref_reduce_with(ax, max_ref)});
+  }
+  {  // large values away from 0: the shift by the maximum matters (exp(50) * 12 is fine, exp(800) is not)
+    cs.push_back({"logsumexp_shifted_m3x4_axis1", OpId::logsumexp, {S(3, 4)}, {Dom{700.0, 702.0}},
+                  [](V v) { return matgrad::logsumexp(v[0], 1); }, ref_reduce_with(1, lse_ref)});
+  }
+
+  // ---- where(mask, a, b): the mask is a constant (every third element false) ----
+  struct Wh {
+    Shape a, b, mask;
+  };
+  for (const Wh& w : {Wh{S(3, 4), S(3, 4), S(3, 4)}, Wh{S(3, 4), S(4), S(3, 4)}, Wh{S(3, 1), S(1, 4), S(3, 4)},
+                      Wh{S(), S(5), S(5)}, Wh{S(3, 4), S(3, 4), S(4)}, Wh{S(3, 4), S(), S(3, 1)}}) {
+    const Shape ms = w.mask;
+    auto mask_data = [ms] {
+      std::vector<double> m;
+      for (std::int64_t k = 0; k < ms.size(); ++k) m.push_back(k % 3 != 1 ? 1.0 : 0.0);
+      return m;
+    };
+    cs.push_back({"where_" + shape_tag(w.a) + "_" + shape_tag(w.b) + "_mask_" + shape_tag(ms), OpId::where, {w.a, w.b}, {},
+                  [ms, mask_data](V v) { return matgrad::where(leaf(ms, DType::f64, mask_data(), false), v[0], v[1]); },
+                  [ms, mask_data](const std::vector<Input>& in) {
+                    const Input m{ms, mask_data()};
+                    const Input ab = broadcast2(in[0], in[1], [](double, double) { return 0.0; });
+                    const Input out0 = broadcast2(m, ab, [](double, double) { return 0.0; });
+                    const Input a = ref_broadcast_to(out0.shape)({in[0]}), b = ref_broadcast_to(out0.shape)({in[1]});
+                    const Input mm = ref_broadcast_to(out0.shape)({m});
+                    Input out{out0.shape, {}};
+                    for (std::size_t k = 0; k < mm.data.size(); ++k) out.data.push_back(mm.data[k] != 0 ? a.data[k] : b.data[k]);
+                    return out;
+                  }});
+  }
+
+  // ---- concatenate / stack ----
+  struct Cc {
+    const char* name;
+    std::vector<Shape> shapes;
+    int axis;
+  };
+  const Cc concats[] = {
+      {"v3_v2", {S(3), S(2)}, 0},
+      {"v1_v1_axism1", {S(1), S(1)}, -1},
+      {"m2x3_m1x3_axis0", {S(2, 3), S(1, 3)}, 0},
+      {"m2x3_m1x3_axism2", {S(2, 3), S(1, 3)}, -2},
+      {"m3x2_m3x1_axism1", {S(3, 2), S(3, 1)}, -1},
+      {"m2x1_m2x3_m2x1_axis1", {S(2, 1), S(2, 3), S(2, 1)}, 1},
+      {"m2x2_alone_axis0", {S(2, 2)}, 0},
+      {"m5x4_m6x4_m7x4_m1x4_axis0", {S(5, 4), S(6, 4), S(7, 4), S(1, 4)}, 0},  // > 3 parents, > 128 bytes
+  };
+  for (const Cc& cc : concats) {
+    const int ax = cc.axis;
+    cs.push_back({std::string("concat_") + cc.name, OpId::concat, cc.shapes, {},
+                  [ax](V v) { return matgrad::concatenate(v, ax); },
+                  [ax](const std::vector<Input>& in) {
+                    const bool rows = in[0].shape.ndim == 2 && (ax == 0 || ax == -2);
+                    std::vector<Eigen::MatrixXd> ms;
+                    Eigen::Index R = 0, C = 0;
+                    for (const Input& x : in) {
+                      ms.push_back(x.shape.ndim == 2 ? mat2d(x) : unflat(x.data, 1, x.shape.cols));
+                      R = rows ? R + ms.back().rows() : ms.back().rows();
+                      C = rows ? ms.back().cols() : C + ms.back().cols();
+                    }
+                    Eigen::MatrixXd o(R, C);
+                    Eigen::Index at = 0;
+                    for (const Eigen::MatrixXd& m : ms) {
+                      if (rows)
+                        o.middleRows(at, m.rows()) = m;
+                      else
+                        o.middleCols(at, m.cols()) = m;
+                      at += rows ? m.rows() : m.cols();
+                    }
+                    return input_of(o, in[0].shape.ndim == 1 ? S(C) : S(R, C));
+                  }});
+  }
+  // np.stack ends in a concat of reshaped operands
+  cs.push_back({"concat_stack_0d_0d", OpId::concat, {S(), S()}, {}, [](V v) { return matgrad::stack(v, 0); },
+                [](const std::vector<Input>& in) { return Input{S(2), {in[0].data[0], in[1].data[0]}}; }});
+  for (int ax : {0, -1})
+    cs.push_back({std::string("concat_stack_v3_v3_axis") + (ax ? "m1" : "0"), OpId::concat, {S(3), S(3)}, {},
+                  [ax](V v) { return matgrad::stack(v, ax); },
+                  [ax](const std::vector<Input>& in) {
+                    Eigen::MatrixXd o(2, 3);
+                    o.row(0) = unflat(in[0].data, 1, 3);
+                    o.row(1) = unflat(in[1].data, 1, 3);
+                    return ax == 0 ? input_of(o, S(2, 3)) : input_of(o.transpose(), S(3, 2));
+                  }});
+
+  // ---- block / unblock: a window of the storage and its adjoint ----
+  struct Bl {
+    Shape x;
+    std::int64_t r0, c0;
+    Shape s;
+  };
+  for (const Bl& b : {Bl{S(4, 5), 1, 2, S(2, 3)}, Bl{S(3, 4), 2, 0, S(4)}, Bl{S(3, 4), 0, 3, S(3, 1)},
+                      Bl{S(5), 0, 1, S(3)}, Bl{S(3, 4), 1, 1, S()}, Bl{S(3, 4), 0, 0, S(3, 4)}}) {
+    const std::int64_t r0 = b.r0, c0 = b.c0;
+    const Shape s = b.s;
+    cs.push_back({"block_" + shape_tag(b.x) + "_at" + std::to_string(r0) + "_" + std::to_string(c0) + "_" + shape_tag(s),
+                  OpId::block, {b.x}, {}, [r0, c0, s](V v) { return matgrad::block(v[0], r0, c0, s); },
+                  [r0, c0, s](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd x = unflat(in[0].data, in[0].shape.rows, in[0].shape.cols);
+                    return input_of(x.block(r0, c0, s.rows, s.cols), s);
+                  }});
+  }
+  for (const Bl& b : {Bl{S(2, 3), 1, 2, S(4, 5)}, Bl{S(4), 2, 0, S(3, 4)}, Bl{S(3), 0, 1, S(5)}, Bl{S(), 1, 1, S(3, 4)}}) {
+    matgrad::Attr at;
+    at.offset = b.r0;
+    at.offset2 = b.c0;
+    at.shape = b.s;
+    cs.push_back({"unblock_" + shape_tag(b.x) + "_at" + std::to_string(b.r0) + "_" + std::to_string(b.c0) + "_in_" + shape_tag(b.s),
+                  OpId::unblock, {b.x}, {}, [at](V v) { return matgrad::apply(OpId::unblock, {v[0]}, at); },
+                  [at](const std::vector<Input>& in) {
+                    Eigen::MatrixXd o = Eigen::MatrixXd::Zero(at.shape.rows, at.shape.cols);
+                    o.block(at.offset, at.offset2, in[0].shape.rows, in[0].shape.cols) =
+                        unflat(in[0].data, in[0].shape.rows, in[0].shape.cols);
+                    return input_of(o, at.shape);
+                  }});
+  }
+
+  // ---- gather / scatter_add: flat indices in a float64 constant (repeats sum their cotangents) ----
+  struct Ga {
+    Shape x;
+    std::vector<std::int64_t> idx;
+    Shape s;
+  };
+  for (const Ga& g : {Ga{S(3, 4), {0, 5, 5, 11, 3, 7}, S(2, 3)}, Ga{S(5), {4, 0, 0, 2}, S(4)}, Ga{S(3, 4), {6}, S()},
+                      Ga{S(2, 2), {3, 2, 1, 0, 3, 3, 0}, S(7)}, Ga{S(), {0, 0, 0}, S(3, 1)}}) {
+    const std::vector<std::int64_t> idx = g.idx;
+    const Shape s = g.s;
+    cs.push_back({"gather_" + shape_tag(g.x) + "_to_" + shape_tag(s), OpId::gather, {g.x}, {},
+                  [idx, s](V v) { return matgrad::gather(v[0], idx, s); },
+                  [idx, s](const std::vector<Input>& in) {
+                    Input out{s, {}};
+                    for (std::int64_t k : idx) out.data.push_back(in[0].data[std::size_t(k)]);
+                    return out;
+                  }});
+  }
+  for (const Ga& g : {Ga{S(2, 3), {0, 5, 5, 11, 3, 7}, S(3, 4)}, Ga{S(4), {4, 0, 0, 2}, S(5)}, Ga{S(), {6}, S(3, 4)},
+                      Ga{S(7), {3, 2, 1, 0, 3, 3, 0}, S(2, 2)}}) {
+    std::vector<double> idx;
+    for (std::int64_t k : g.idx) idx.push_back(double(k));
+    const Shape gs = g.x;
+    matgrad::Attr at;
+    at.shape = g.s;
+    cs.push_back({"scatter_add_" + shape_tag(g.x) + "_into_" + shape_tag(g.s), OpId::scatter_add, {g.x}, {},
+                  [idx, gs, at](V v) { return matgrad::apply(OpId::scatter_add, {v[0], leaf(gs, DType::f64, idx, false)}, at); },
+                  [idx, at](const std::vector<Input>& in) {
+                    Input out{at.shape, std::vector<double>(std::size_t(at.shape.size()), 0.0)};
+                    for (std::size_t k = 0; k < idx.size(); ++k) out.data[std::size_t(idx[k])] += in[0].data[k];
+                    return out;
+                  }});
+  }
+
+  // ---- np.diag both ways (diag_part of a matrix, diag_embed of a vector), offset k ----
+  for (const auto& p : {std::make_pair(S(3, 4), 0), std::make_pair(S(3, 4), 1), std::make_pair(S(3, 4), -2),
+                        std::make_pair(S(4, 2), 0), std::make_pair(S(4, 2), -1), std::make_pair(S(1, 1), 0),
+                        std::make_pair(S(3, 4), 5)}) {
+    const std::int64_t k = p.second;
+    cs.push_back({"diag_part_" + shape_tag(p.first) + "_k" + (k < 0 ? "m" + std::to_string(-k) : std::to_string(k)),
+                  OpId::diag_part, {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
+                  [k](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd x = mat2d(in[0]);
+                    Input out{S(0), {}};
+                    for (Eigen::Index i = 0; i < x.rows(); ++i)
+                      if (i + k >= 0 && i + k < x.cols()) out.data.push_back(x(i, i + k));
+                    out.shape = S(std::int64_t(out.data.size()));
+                    return out;
+                  }});
+  }
+  for (const auto& p : {std::make_pair(S(3), 0), std::make_pair(S(3), 1), std::make_pair(S(3), -2), std::make_pair(S(1), 0)}) {
+    const std::int64_t k = p.second;
+    cs.push_back({"diag_embed_" + shape_tag(p.first) + "_k" + (k < 0 ? "m" + std::to_string(-k) : std::to_string(k)),
+                  OpId::diag_embed, {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
+                  [k](const std::vector<Input>& in) {
+                    const std::int64_t n = in[0].shape.cols + (k < 0 ? -k : k);
+                    Eigen::MatrixXd o = Eigen::MatrixXd::Zero(n, n);
+                    for (std::int64_t i = 0; i < in[0].shape.cols; ++i)
+                      o(k < 0 ? i - k : i, k > 0 ? i + k : i) = in[0].data[std::size_t(i)];
+                    return input_of(o, S(n, n));
+                  }});
+  }
+
+  // ---- empty matrices (NumPy: det of a 0 x 0 matrix is 1) ----
+  cs.push_back({"empty_det_m0x0", OpId::det, {S(0, 0)}, {}, [](V v) { return matgrad::det(v[0]); },
+                [](const std::vector<Input>&) { return Input{S(), {1.0}}; }});
+  cs.push_back({"empty_logdet_m0x0", OpId::logdet, {S(0, 0)}, {}, [](V v) { return matgrad::logdet(v[0]); },
+                [](const std::vector<Input>&) { return Input{S(), {0.0}}; }});
+  cs.push_back({"empty_inv_m0x0", OpId::inv, {S(0, 0)}, {}, [](V v) { return matgrad::inv(v[0]); },
+                [](const std::vector<Input>&) { return Input{S(0, 0), {}}; }});
+  cs.push_back({"empty_solve_m0x0_v0", OpId::solve, {S(0, 0), S(0)}, {}, [](V v) { return matgrad::solve(v[0], v[1]); },
+                [](const std::vector<Input>&) { return Input{S(0), {}}; }});
+  cs.push_back({"empty_solve_m3x3_m3x0", OpId::solve, {S(3, 3), S(3, 0)}, {kWell, Dom{}},
+                [](V v) { return matgrad::solve(v[0], v[1]); },
+                [](const std::vector<Input>&) { return Input{S(3, 0), {}}; }});
   return cs;
 }
 
@@ -521,6 +964,56 @@ TEST_P(OpTest, SecondOrderBackwardCreateGraphMatchesFiniteDifferences) {
   EXPECT_TRUE(check_grad(backward_grad_of(c().f), draw(c(), seed()), dt(), opts()));
 }
 
+// jacobian_values runs reverse sweeps when out.size() <= the inputs' total size and forward
+// sweeps otherwise (both batched, Note [batched sweeps]). Each case forces both: an unused
+// input of out.size() + 1 elements gives reverse sweeps, the output flattened and padded with
+// more constant zeros than there are input elements gives forward sweeps. Both must equal
+// jacobian_nodes (one unbatched reverse sweep per output element, as graph nodes).
+TEST_P(OpTest, JacobianReverseForwardAndNodesAgree) {
+  std::vector<Input> xs = draw(c(), seed());
+  for (Input& x : xs) x = round_to(x, dt());
+  std::vector<NodeRef> in;
+  std::int64_t total = 0;
+  for (const Input& x : xs) {
+    in.push_back(leaf(x, dt()));
+    total += x.shape.size();
+  }
+  NodeRef out = c().f(in);
+  const std::int64_t m = out->shape.size();
+
+  std::vector<NodeRef> in_rev = in;
+  in_rev.push_back(leaf(S(m + 1), dt(), std::vector<double>(std::size_t(m + 1), 0.5)));
+  const std::vector<Val> jr = matgrad::jacobian_values(out, in_rev);
+  NodeRef padded = matgrad::concatenate({matgrad::reshape(out, S(m)), matgrad::full(S(total + 1), out->dtype, 0.0)}, 0);
+  const std::vector<Val> jf = matgrad::jacobian_values(padded, in);
+  const std::vector<NodeRef> jn = matgrad::jacobian_nodes(out, in);
+  ASSERT_EQ(jr.size(), in.size() + 1);
+  ASSERT_EQ(jf.size(), in.size());
+  ASSERT_EQ(jn.size(), in.size());
+
+  for (std::size_t k = 0; k < in.size(); ++k) {
+    SCOPED_TRACE("input " + std::to_string(k));
+    const std::int64_t n = xs[k].shape.size();
+    ASSERT_EQ(jr[k].shape(), S(m, n));
+    ASSERT_EQ(jf[k].shape(), S(m + total + 1, n));
+    ASSERT_EQ(jn[k]->shape, S(m, n));
+    EXPECT_EQ(jr[k].dtype(), dt());
+    EXPECT_EQ(jf[k].dtype(), dt());
+    const std::vector<double> want = values(jn[k]);
+    double scale = 1.0;
+    for (double v : want) scale = std::max(scale, std::abs(v));
+    const Tol t = dt() == DType::f64 ? Tol{1e-10, 1e-12 * scale} : Tol{1e-4, 1e-5 * scale};
+    EXPECT_TRUE(all_close(values(jr[k]), want, t)) << "reverse sweeps vs jacobian_nodes";
+    std::vector<double> f = values(jf[k]);
+    const std::vector<double> pad(f.begin() + std::ptrdiff_t(m * n), f.end());
+    f.resize(std::size_t(m * n));
+    EXPECT_TRUE(all_close(f, want, t)) << "forward sweeps vs jacobian_nodes";
+    EXPECT_TRUE(all_close(pad, std::vector<double>(pad.size(), 0.0), Tol{0, 0})) << "rows of the constant padding";
+  }
+  EXPECT_TRUE(all_close(values(jr.back()), std::vector<double>(std::size_t(m * (m + 1)), 0.0), Tol{0, 0}))
+      << "the unused input";
+}
+
 INSTANTIATE_TEST_SUITE_P(Registry, OpTest,
                          ::testing::Combine(::testing::Range<std::size_t>(0, cases().size()),
                                             ::testing::Values(DType::f64, DType::f32)),
@@ -562,12 +1055,57 @@ TEST(ZeroDerivativeOps, ValuesAndNoEdges) {
     }
 }
 
+// max_weight_axis(x, m): 1 / (number of ties) where x equals the slice's maximum m along
+// attr.axis, else 0 (the VJP weights of max; zero derivative). Not elementwise: its own test.
+const OpId kZeroDerivAxis[] = {OpId::max_weight_axis};
+
+TEST(ZeroDerivativeOps, MaxWeightAxisSplitsTiesAlongTheAxis) {
+  const int none = matgrad::kAxisNone;
+  for (DType d : {DType::f64, DType::f32}) {
+    SCOPED_TRACE(dtype_str(d));
+    // Ties on purpose: 0.0 and -0.0 are equal; column 2 has a three-way tie.
+    const Input x{S(3, 3), {3.0, 0.0, 1.0, -1.0, -0.0, 1.0, 3.0, -2.0, 1.0}};
+    struct C {
+      int axis;
+      Input m;
+      std::vector<double> want;
+    };
+    const C cases_[] = {
+        {none, {S(), {3.0}}, {0.5, 0, 0, 0, 0, 0, 0.5, 0, 0}},
+        {0, {S(3), {3.0, 0.0, 1.0}}, {0.5, 0.5, 1.0 / 3, 0, 0.5, 1.0 / 3, 0.5, 0, 1.0 / 3}},
+        {1, {S(3), {3.0, 1.0, 3.0}}, {1, 0, 0, 0, 0, 1, 1, 0, 0}},
+        {-1, {S(3), {3.0, 1.0, 3.0}}, {1, 0, 0, 0, 0, 1, 1, 0, 0}},
+    };
+    for (const C& c : cases_) {
+      SCOPED_TRACE("axis " + std::to_string(c.axis));
+      NodeRef lx = leaf(x, d), lm = leaf(c.m, d);
+      matgrad::Attr a;
+      a.axis = c.axis;
+      NodeRef out = matgrad::apply(OpId::max_weight_axis, {lx, lm}, a);
+      EXPECT_FALSE(out->requires_grad);
+      EXPECT_EQ(out->nparents, 0);
+      EXPECT_EQ(out->shape, S(3, 3));
+      EXPECT_TRUE(all_close(values(out), c.want, value_tol(d)));
+      // the maximum computed by the engine gives the same weights
+      if (c.axis != none) {
+        NodeRef w = matgrad::apply(OpId::max_weight_axis, {lx, matgrad::max(lx, c.axis)}, a);
+        EXPECT_TRUE(all_close(values(w), c.want, value_tol(d)));
+      }
+    }
+    // max's gradient splits a tie equally (as np / torch.amax)
+    NodeRef lx = leaf(x, d);
+    auto g = matgrad::grad_values(matgrad::sum(matgrad::max(lx, 0)), {lx});
+    EXPECT_TRUE(all_close(values(g[0]), {0.5, 0.5, 1.0 / 3, 0, 0.5, 1.0 / 3, 0.5, 0, 1.0 / 3}, value_tol(d)));
+  }
+}
+
 // ---- the registry walk: every op has a case above ----
 
 TEST(Registry, EveryOpHasAGradientCase) {
   std::set<int> covered;
   for (const OpCase& c : cases()) covered.insert(int(c.op));
   for (const ZeroDerivCase& z : kZeroDeriv) covered.insert(int(z.op));
+  for (const OpId op : kZeroDerivAxis) covered.insert(int(op));
   for (int i = 1; i < int(OpId::count_); ++i) {
     const char* name = matgrad::op_name(OpId(i));
     ASSERT_NE(name, nullptr) << "op id " << i << " has no registry entry";
@@ -859,6 +1397,383 @@ TEST(DTypes, MixedApplyWithoutPromotionIsATypeError) {
     FAIL() << "expected matgrad::TypeError";
   } catch (const matgrad::TypeError& e) {
     EXPECT_EQ(std::string(e.what()).rfind("add: ", 0), 0u) << e.what();
+  }
+}
+
+
+// ---- Note [shared factorizations]: one LU per matrix node ----
+
+// X^-T, d/dX of det + sum(inv) + logdet + sum(solve(X, B)) + log|det| in closed form.
+Eigen::MatrixXd lu_family_grad(const Eigen::MatrixXd& X, const Eigen::MatrixXd& B) {
+  const Eigen::MatrixXd Xi = inv_ref(X), XiT = Xi.transpose();
+  const Eigen::MatrixXd ones_n = Eigen::MatrixXd::Ones(X.rows(), X.cols());
+  const Eigen::MatrixXd ones_b = Eigen::MatrixXd::Ones(B.rows(), B.cols());
+  const Eigen::MatrixXd Z = Xi * B;
+  return det_ref(X) * XiT              // det
+         - XiT * ones_n * XiT          // sum(X^-1)
+         + XiT                         // logdet
+         - XiT * ones_b * Z.transpose()  // sum(solve(X, B))
+         + XiT;                        // slogdet[1]
+}
+
+TEST(SharedLU, DetInvLogdetSlogdetSolveAndTheirBackwardFactorOnce) {
+  for (DType d : {DType::f64, DType::f32}) {
+    SCOPED_TRACE(dtype_str(d));
+    Rng rng(21);
+    const Input xi = round_to(wellcond(rng, S(4, 4)), d), bi = round_to(rng.input(S(4, 2)), d);
+    NodeRef x = leaf(xi, d), b = leaf(bi, d);
+    const std::int64_t before = matgrad::lu_factorizations();
+    NodeRef dt = matgrad::det(x), iv = matgrad::inv(x), ld = matgrad::logdet(x), sv = matgrad::solve(x, b);
+    NodeRef sl = matgrad::slogdet(x).second;
+    EXPECT_EQ(matgrad::lu_factorizations() - before, 1) << "forward";
+    NodeRef f = dt + matgrad::sum(iv) + ld + matgrad::sum(sv) + sl;
+    matgrad::backward(f);
+    EXPECT_EQ(matgrad::lu_factorizations() - before, 1) << "forward and backward";
+    ASSERT_TRUE(x->grad);
+    const Eigen::MatrixXd X = mat2d(xi), B = mat2d(bi);
+    const Tol t = d == DType::f64 ? Tol{1e-10, 1e-12} : Tol{1e-4, 1e-5};
+    EXPECT_TRUE(all_close(unflat(values(x->grad), 4, 4), lu_family_grad(X, B), t));
+    EXPECT_TRUE(all_close(unflat(values(b->grad), 4, 2), inv_ref(X).transpose() * Eigen::MatrixXd::Ones(4, 2), t));
+    // another node with the same values has its own factorization
+    matgrad::det(matgrad::alias(x));
+    EXPECT_EQ(matgrad::lu_factorizations() - before, 2) << "alias(x)";
+  }
+}
+
+TEST(SharedLU, SecondOrderAndJacobianSweepsReuseTheFactorization) {
+  Rng rng(22);
+  NodeRef x = leaf(wellcond(rng, S(3, 3)), DType::f64), b = leaf(rng.input(S(3)), DType::f64);
+  const std::int64_t before = matgrad::lu_factorizations();
+  NodeRef f = matgrad::det(x) + matgrad::logdet(x) + matgrad::sum(matgrad::inv(x)) + matgrad::sum(matgrad::solve(x, b));
+  EXPECT_EQ(matgrad::lu_factorizations() - before, 1);
+  // a Hessian-vector product through grad_nodes: every op of the gradient graph that needs a
+  // factorization of X is an op on the node x
+  std::vector<NodeRef> g = matgrad::grad_nodes(f, {x, b});
+  NodeRef w = leaf(rng.input(S(3, 3)), DType::f64, false);
+  std::vector<Val> h = matgrad::grad_values(matgrad::sum(g[0] * w), {x, b});
+  EXPECT_EQ(matgrad::lu_factorizations() - before, 1) << "second order";
+  // batched sweeps (jacobian_values of the gradient: the Hessian, by forward or reverse sweeps)
+  matgrad::jacobian_values(g[0], {x});
+  matgrad::jacobian_values(matgrad::inv(x), {x});
+  EXPECT_EQ(matgrad::lu_factorizations() - before, 1) << "jacobian sweeps";
+}
+
+// A node over external memory (a caller's array, no copy) may change under the engine: its
+// factorization is reused only while the values are the same.
+TEST(SharedLU, ExternalMemoryIsRefactoredWhenItChanges) {
+  std::vector<double> mem = {2, 1, 1, 3};
+  matgrad::Buffer* buf = matgrad::Buffer::external(mem.data(), mem.size() * sizeof(double), nullptr, nullptr);
+  NodeRef x = matgrad::make_leaf_shared(buf, mem.data(), S(2, 2), DType::f64, true);
+  const std::int64_t before = matgrad::lu_factorizations();
+  EXPECT_DOUBLE_EQ(scalar_value(matgrad::det(x)), 5.0);
+  EXPECT_DOUBLE_EQ(scalar_value(matgrad::logdet(x)), std::log(5.0));
+  EXPECT_EQ(matgrad::lu_factorizations() - before, 1) << "unchanged values: shared";
+  mem[0] = 4;  // [[4, 1], [1, 3]]
+  NodeRef d = matgrad::det(x);
+  EXPECT_DOUBLE_EQ(scalar_value(d), 11.0);
+  EXPECT_EQ(matgrad::lu_factorizations() - before, 2) << "changed values: factored again";
+  EXPECT_TRUE(all_close(values(matgrad::inv(x)), {3.0 / 11, -1.0 / 11, -1.0 / 11, 4.0 / 11}, value_tol(DType::f64)));
+  EXPECT_TRUE(all_close(values(matgrad::grad_values(d, {x})[0]), {3, -1, -1, 4}, value_tol(DType::f64)));
+  EXPECT_EQ(matgrad::lu_factorizations() - before, 2);
+}
+
+// ---- singular matrices: inv / solve raise, det is 0 with the adjugate as its gradient ----
+
+TEST(Singular, InvAndSolveRaiseLinAlgError) {
+  for (DType d : {DType::f64, DType::f32}) {
+    SCOPED_TRACE(dtype_str(d));
+    NodeRef x = leaf(S(2, 2), d, {1, 2, 2, 4});
+    NodeRef b = leaf(S(2), d, {1, 1});
+    try {
+      matgrad::inv(x);
+      ADD_FAILURE() << "inv: expected matgrad::LinAlgError";
+    } catch (const matgrad::LinAlgError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("inv: ", 0), 0u) << e.what();
+    }
+    try {
+      matgrad::solve(x, b);
+      ADD_FAILURE() << "solve: expected matgrad::LinAlgError";
+    } catch (const matgrad::LinAlgError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("solve: ", 0), 0u) << e.what();
+    }
+    EXPECT_THROW(matgrad::solve(x, leaf(S(2, 3), d, {1, 2, 3, 4, 5, 6})), matgrad::LinAlgError);
+    EXPECT_THROW(matgrad::inv(leaf(S(3, 3), d, std::vector<double>(9, 0.0))), matgrad::LinAlgError);
+    // LinAlgError is a matgrad::Error, and the engine stays usable
+    EXPECT_THROW(matgrad::inv(x), matgrad::Error);
+    EXPECT_NEAR(scalar_value(matgrad::det(leaf(S(2, 2), d, {2, 0, 0, 3}))), 6.0, 1e-6);
+    // log|det| = -inf, sign 0 (as np.linalg.slogdet)
+    EXPECT_EQ(scalar_value(matgrad::logdet(x)), -kInf);
+    auto sl = matgrad::slogdet(x);
+    EXPECT_EQ(scalar_value(sl.first), 0.0);
+    EXPECT_EQ(scalar_value(sl.second), -kInf);
+  }
+}
+
+TEST(Singular, DetIsExactlyZeroAndItsGradientIsTheTransposedAdjugate) {
+  // Each matrix is singular in floating point too: partial-pivoting elimination with
+  // power-of-two multipliers leaves an exactly zero pivot (np.linalg.det([[1, 2], [3, 6]]) is
+  // -3.3e-16, and so is the engine's: 1/3 is not a double).
+  struct C {
+    const char* name;
+    std::int64_t n;
+    std::vector<double> x;
+  };
+  const C cases_[] = {
+      {"[[1,2],[2,4]]", 2, {1, 2, 2, 4}},                          // adj^T = [[4,-2],[-2,1]]
+      {"[[1,2],[4,8]]", 2, {1, 2, 4, 8}},                          // adj^T = [[8,-4],[-2,1]]
+      {"rank 2 of 3", 3, {2, 1, 0, 4, 2, 0, 0, 0, 1}},            // adj of rank n - 1: nonzero
+      {"rank 1 of 3", 3, {2, 4, 6, 1, 2, 3, 4, 8, 12}},           // rank n - 2: adj = 0
+      {"zero 2x2", 2, {0, 0, 0, 0}},
+      {"[[0]]", 1, {0}},                                           // adj of a 1 x 1 matrix is [1]
+  };
+  for (DType d : {DType::f64, DType::f32})
+    for (const C& c : cases_) {
+      SCOPED_TRACE(std::string(c.name) + " " + dtype_str(d));
+      const Eigen::MatrixXd X = unflat(c.x, c.n, c.n);
+      const Eigen::MatrixXd want = cofactors(X);  // adj(X)^T
+      NodeRef x = leaf(S(c.n, c.n), d, c.x);
+      NodeRef dt = matgrad::det(x);
+      EXPECT_EQ(scalar_value(dt), 0.0);
+      const Tol t = d == DType::f64 ? Tol{1e-12, 1e-12} : Tol{1e-5, 1e-5};
+      std::vector<Val> g = matgrad::grad_values(dt, {x});
+      EXPECT_TRUE(all_close(unflat(values(g[0]), c.n, c.n), want, t)) << "grad_values";
+      EXPECT_TRUE(all_close(unflat(values(matgrad::apply(OpId::adj_t, {x})), c.n, c.n), want, t)) << "adj_t";
+      std::vector<Val> j = matgrad::jacobian_values(dt, {x});
+      EXPECT_TRUE(all_close(values(j[0]), flat(want), t)) << "jacobian_values";
+      // the closed form of the first two
+      if (c.n == 2 && c.x[0] == 1 && c.x[2] == 2) {
+        EXPECT_TRUE(all_close(values(g[0]), {4, -2, -2, 1}, t));
+      }
+      if (c.n == 2 && c.x[2] == 4) {
+        EXPECT_TRUE(all_close(values(g[0]), {8, -4, -2, 1}, t));
+      }
+      // central differences agree (det is a polynomial: smooth through singular matrices)
+      if (d == DType::f64) {
+        EXPECT_TRUE(check_grad([](const std::vector<NodeRef>& v) { return matgrad::det(v[0]); },
+                               {Input{S(c.n, c.n), c.x}}, d));
+      }
+    }
+}
+
+// ---- slogdet through its two outputs; the Hessian of log|det| in closed form ----
+
+TEST(Slogdet, SignTimesExpLogabsIsDetWithItsGradients) {
+  auto f = [](const std::vector<NodeRef>& v) {
+    auto sl = matgrad::slogdet(v[0]);
+    return sl.first * matgrad::exp(sl.second);
+  };
+  Rng rng(27);
+  for (DType d : {DType::f64, DType::f32})
+    for (int rep = 0; rep < 4; ++rep) {  // both signs of det
+      SCOPED_TRACE(std::string(dtype_str(d)) + " draw " + std::to_string(rep));
+      const Input xi = round_to(wellcond(rng, S(3, 3)), d);
+      NodeRef x = leaf(xi, d);
+      NodeRef y = f({x});
+      const Eigen::MatrixXd X = mat2d(xi);
+      EXPECT_TRUE(close(scalar_value(y), det_ref(X), value_tol(d)));
+      EXPECT_TRUE(all_close(unflat(values(matgrad::grad_values(y, {x})[0]), 3, 3), cofactors(X),
+                            d == DType::f64 ? Tol{1e-12, 1e-12} : Tol{1e-5, 1e-5}));
+      EXPECT_TRUE(check_grad(f, {xi}, d));
+      EXPECT_TRUE(check_grad(grad_of(f), {xi}, d));
+    }
+}
+
+TEST(Logdet, HessianInClosedFormByJacobianOfTheGradient) {
+  // d^2 log|det X| / dX_ij dX_kl = -(X^-1)_li (X^-1)_jk
+  Rng rng(28);
+  const Input xi = wellcond(rng, S(3, 3));
+  const Eigen::MatrixXd Xi = inv_ref(mat2d(xi));
+  Eigen::MatrixXd want(9, 9);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 3; ++k)
+        for (int l = 0; l < 3; ++l) want(i * 3 + j, k * 3 + l) = -Xi(l, i) * Xi(j, k);
+  NodeRef x = leaf(xi, DType::f64);
+  NodeRef g = matgrad::grad_nodes(matgrad::logdet(x), {x})[0];
+  const Tol t{1e-12, 1e-13};
+  EXPECT_TRUE(all_close(unflat(values(matgrad::jacobian_values(g, {x})[0]), 9, 9), want, t)) << "reverse";
+  NodeRef gp = matgrad::concatenate({matgrad::reshape(g, S(9)), matgrad::full(S(1), DType::f64, 0.0)}, 0);
+  EXPECT_TRUE(all_close(unflat(values(matgrad::jacobian_values(gp, {x})[0]), 10, 9).topRows(9), want, t)) << "forward";
+  EXPECT_TRUE(all_close(unflat(values(matgrad::jacobian_nodes(g, {x})[0]), 9, 9), want, t)) << "jacobian_nodes";
+}
+
+// ---- index errors: flat indices are checked ----
+
+TEST(Indexing, OutOfRangeIndicesAndShapeMismatchesRaise) {
+  NodeRef x = leaf(S(3, 4), DType::f64, std::vector<double>(12, 1.0));
+  EXPECT_THROW(matgrad::gather(x, {12}, S()), matgrad::IndexError);
+  EXPECT_THROW(matgrad::gather(x, {-1}, S()), matgrad::IndexError);
+  EXPECT_THROW(matgrad::gather(x, {0, 1}, S(3)), matgrad::ShapeError);
+  matgrad::Attr at;
+  at.shape = S(2, 2);
+  NodeRef g = leaf(S(2), DType::f64, {1, 2});
+  EXPECT_THROW(matgrad::apply(OpId::scatter_add, {g, leaf(S(2), DType::f64, {0, 4}, false)}, at), matgrad::IndexError);
+  EXPECT_THROW(matgrad::apply(OpId::scatter_add, {g, leaf(S(3), DType::f64, {0, 1, 2}, false)}, at), matgrad::ShapeError);
+  // an index input that requires a gradient is a TypeError
+  EXPECT_THROW(matgrad::apply(OpId::gather, {x, leaf(S(1), DType::f64, {0}, true)}), matgrad::TypeError);
+  EXPECT_THROW(matgrad::block(x, 2, 0, S(2, 4)), matgrad::ShapeError);
+  EXPECT_THROW(matgrad::diag(leaf0(1.0)), matgrad::ShapeError);
+  EXPECT_THROW(matgrad::concatenate({x, leaf(S(3), DType::f64, {1, 2, 3})}, 0), matgrad::ShapeError);
+  EXPECT_THROW(matgrad::det(leaf(S(2, 3), DType::f64, std::vector<double>(6, 1.0))), matgrad::ShapeError);
+  EXPECT_THROW(matgrad::solve(leaf(S(2, 2), DType::f64, {1, 0, 0, 1}), leaf(S(3), DType::f64, {1, 2, 3})),
+               matgrad::ShapeError);
+}
+
+// ---- cholesky reads the lower triangle; its gradient is the symmetric one ----
+
+TEST(Cholesky, ReadsTheLowerTriangleAndItsGradientIsSymmetric) {
+  Rng rng(23);
+  const Input a = spd(rng, S(3, 3));
+  Input garbage = a;  // the same lower triangle, anything above it
+  for (int i = 0; i < 3; ++i)
+    for (int j = i + 1; j < 3; ++j) garbage.data[std::size_t(i * 3 + j)] = 100.0 + i + j;
+  const Input cot = rng.input(S(3, 3));
+  NodeRef x = leaf(a, DType::f64), xg = leaf(garbage, DType::f64);
+  NodeRef l = matgrad::cholesky(x), lg = matgrad::cholesky(xg);
+  EXPECT_TRUE(all_close(values(l), values(lg), Tol{0, 0}));
+  EXPECT_TRUE(all_close(unflat(values(l), 3, 3), chol_ref(mat2d(a)), value_tol(DType::f64)));
+  // the VJP is a symmetric matrix, and equals the gradient of cholesky(sym(X)) at symmetric X
+  const Eigen::MatrixXd g = unflat(values(matgrad::grad_values(l, {x}, leaf(cot, DType::f64, false))[0]), 3, 3);
+  EXPECT_TRUE(all_close(g, Eigen::MatrixXd(g.transpose()), Tol{1e-14, 1e-14}));
+  NodeRef y = leaf(a, DType::f64);
+  NodeRef ls = matgrad::cholesky((y + matgrad::transpose(y)) * 0.5);
+  const Eigen::MatrixXd gs = unflat(values(matgrad::grad_values(ls, {y}, leaf(cot, DType::f64, false))[0]), 3, 3);
+  EXPECT_TRUE(all_close(g, gs, Tol{1e-12, 1e-14}));
+  // not positive definite
+  EXPECT_THROW(matgrad::cholesky(leaf(S(2, 2), DType::f64, {1, 2, 2, 1})), matgrad::LinAlgError);
+}
+
+// ---- jacobian_values: closed forms, reverse and forward sweeps, jacobian_nodes ----
+
+::testing::AssertionResult same_jacobian(const Val& got, const Eigen::MatrixXd& want, Tol t) {
+  if (got.shape() != S(want.rows(), want.cols()))
+    return ::testing::AssertionFailure() << "shape " << got.shape().str() << ", expected (" << want.rows() << ", "
+                                         << want.cols() << ")";
+  return all_close(unflat(values(got), want.rows(), want.cols()), want, t);
+}
+
+TEST(Jacobian, GramMatricesInClosedFormByReverseAndForwardSweeps) {
+  Rng rng(24);
+  const Eigen::MatrixXd Bm = rng.matrix(3, 2);
+  const Tol t = value_tol(DType::f64);
+  // K = B^T B (2, 2): 4 outputs <= 6 inputs, reverse sweeps.
+  // dK_pq / dB_ij = delta_jp B_iq + delta_jq B_ip
+  {
+    NodeRef B = matgrad::variable(Bm);
+    NodeRef K = matgrad::matmul(B, B, true, false);
+    Eigen::MatrixXd want = Eigen::MatrixXd::Zero(4, 6);
+    for (int p = 0; p < 2; ++p)
+      for (int q = 0; q < 2; ++q)
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 2; ++j)
+            want(p * 2 + q, i * 2 + j) = (j == p ? Bm(i, q) : 0.0) + (j == q ? Bm(i, p) : 0.0);
+    EXPECT_TRUE(same_jacobian(matgrad::jacobian_values(K, {B})[0], want, t)) << "B^T B, reverse";
+    EXPECT_TRUE(same_jacobian(matgrad::jacobian_nodes(K, {B})[0]->value(), want, t)) << "B^T B, jacobian_nodes";
+    // forward sweeps on the same function: K padded to more outputs than inputs
+    NodeRef Kp = matgrad::concatenate({matgrad::reshape(K, S(4)), matgrad::full(S(3), DType::f64, 0.0)}, 0);
+    Eigen::MatrixXd wantp = Eigen::MatrixXd::Zero(7, 6);
+    wantp.topRows(4) = want;
+    EXPECT_TRUE(same_jacobian(matgrad::jacobian_values(Kp, {B})[0], wantp, t)) << "B^T B, forward";
+  }
+  // K = B B^T (3, 3): 9 outputs > 6 inputs, forward sweeps.
+  // dK_pq / dB_ij = delta_pi B_qj + delta_qi B_pj
+  {
+    NodeRef B = matgrad::variable(Bm);
+    NodeRef K = matgrad::matmul(B, B, false, true);
+    Eigen::MatrixXd want = Eigen::MatrixXd::Zero(9, 6);
+    for (int p = 0; p < 3; ++p)
+      for (int q = 0; q < 3; ++q)
+        for (int i = 0; i < 3; ++i)
+          for (int j = 0; j < 2; ++j)
+            want(p * 3 + q, i * 2 + j) = (p == i ? Bm(q, j) : 0.0) + (q == i ? Bm(p, j) : 0.0);
+    EXPECT_TRUE(same_jacobian(matgrad::jacobian_values(K, {B})[0], want, t)) << "B B^T, forward";
+    EXPECT_TRUE(same_jacobian(matgrad::jacobian_nodes(K, {B})[0]->value(), want, t)) << "B B^T, jacobian_nodes";
+    // reverse sweeps on the same function: an unused input of 4 elements (9 <= 10)
+    NodeRef unused = matgrad::variable(Eigen::MatrixXd::Ones(2, 2));
+    auto j = matgrad::jacobian_values(K, {B, unused});
+    EXPECT_TRUE(same_jacobian(j[0], want, t)) << "B B^T, reverse";
+    EXPECT_TRUE(same_jacobian(j[1], Eigen::MatrixXd::Zero(9, 4), Tol{0, 0}));
+  }
+}
+
+TEST(Jacobian, MatrixVectorProductBothWays) {
+  Rng rng(25);
+  const Tol t = value_tol(DType::f64);
+  // y = A x, A (5, 2): w.r.t. x, 5 outputs > 2 inputs (forward); w.r.t. (A, x), 5 <= 12 (reverse)
+  const Eigen::MatrixXd A = rng.matrix(5, 2);
+  const Input xi = rng.input(S(2));
+  const Eigen::MatrixXd xv = mat2d(xi);
+  NodeRef a = matgrad::variable(A), x = leaf(xi, DType::f64);
+  NodeRef y = matgrad::matmul(a, x);
+  ASSERT_EQ(y->shape, S(5));
+  EXPECT_TRUE(same_jacobian(matgrad::jacobian_values(y, {x})[0], A, t)) << "forward";
+  auto jr = matgrad::jacobian_values(y, {a, x});
+  Eigen::MatrixXd dA = Eigen::MatrixXd::Zero(5, 10);  // dy_p / dA_ij = delta_pi x_j
+  for (int p = 0; p < 5; ++p)
+    for (int j = 0; j < 2; ++j) dA(p, p * 2 + j) = xv(j, 0);
+  EXPECT_TRUE(same_jacobian(jr[0], dA, t)) << "reverse, A";
+  EXPECT_TRUE(same_jacobian(jr[1], A, t)) << "reverse, x";
+  auto jn = matgrad::jacobian_nodes(y, {a, x});
+  EXPECT_TRUE(same_jacobian(jn[0]->value(), dA, t));
+  EXPECT_TRUE(same_jacobian(jn[1]->value(), A, t));
+  // z = C w, C (2, 5): w.r.t. w, 2 outputs <= 5 inputs (reverse); w.r.t. C, 2 <= 10 (reverse)
+  const Eigen::MatrixXd C = rng.matrix(2, 5);
+  NodeRef cn = matgrad::variable(C), w = leaf(rng.input(S(5)), DType::f64);
+  NodeRef z = matgrad::matmul(cn, w);
+  EXPECT_TRUE(same_jacobian(matgrad::jacobian_values(z, {w})[0], C, t)) << "reverse, w";
+  // float32: the Jacobian has the input's dtype
+  NodeRef x32 = leaf(xi, DType::f32);
+  NodeRef y32 = matgrad::matmul(matgrad::cast(a, DType::f32), x32);
+  auto j32 = matgrad::jacobian_values(y32, {x32});
+  EXPECT_EQ(j32[0].dtype(), DType::f32);
+  EXPECT_TRUE(same_jacobian(j32[0], A, value_tol(DType::f32)));
+}
+
+// Reverse and forward sweeps through the LU family, solve, concat and elementwise ops, batched
+// in both directions, against jacobian_nodes and central differences.
+TEST(Jacobian, ReverseAndForwardAgreeThroughTheLuFamily) {
+  Rng rng(26);
+  const Input wi = rng.input(S(5, 3)), mi = wellcond(rng, S(3, 3)), xi = rng.input(S(3));
+  auto f = [](const std::vector<NodeRef>& v) {  // v = (W, M, x): out of 5 + 3 + 3 + 9 = 20
+    const NodeRef &W = v[0], &M = v[1], &x = v[2];
+    return matgrad::concatenate({matgrad::tanh(matgrad::matmul(W, x)), matgrad::solve(M, x),
+                                 matgrad::det(M) * x, matgrad::reshape(matgrad::inv(M) * matgrad::logdet(M), S(9))},
+                                0);
+  };
+  NodeRef W = leaf(wi, DType::f64), M = leaf(mi, DType::f64), x = leaf(xi, DType::f64);
+  NodeRef out = f({W, M, x});
+  ASSERT_EQ(out->shape, S(20));
+  const auto fwd = matgrad::jacobian_values(out, {x});        // 20 > 3: forward
+  const auto fwd_m = matgrad::jacobian_values(out, {M});      // 20 > 9: forward
+  const auto rev = matgrad::jacobian_values(out, {W, M, x});  // 20 <= 27: reverse
+  const auto nodes = matgrad::jacobian_nodes(out, {W, M, x});
+  const Tol t{1e-11, 1e-12};
+  EXPECT_TRUE(all_close(values(fwd[0]), values(rev[2]), t)) << "x: forward vs reverse";
+  EXPECT_TRUE(all_close(values(fwd_m[0]), values(rev[1]), t)) << "M: forward vs reverse";
+  for (int k = 0; k < 3; ++k) EXPECT_TRUE(all_close(values(rev[std::size_t(k)]), values(nodes[std::size_t(k)]), t)) << k;
+  // central differences, column by column
+  const std::vector<Input> xs = {wi, mi, xi};
+  const double eps = 1e-6;
+  for (std::size_t k = 0; k < 3; ++k) {
+    const std::int64_t n = xs[k].shape.size();
+    const std::vector<double> J = values(rev[k]);
+    for (std::int64_t j = 0; j < n; ++j) {
+      std::vector<Input> p = xs, mm = xs;
+      p[k].data[std::size_t(j)] += eps;
+      mm[k].data[std::size_t(j)] -= eps;
+      std::vector<NodeRef> lp, lm;
+      for (std::size_t i = 0; i < 3; ++i) {
+        lp.push_back(leaf(p[i], DType::f64));
+        lm.push_back(leaf(mm[i], DType::f64));
+      }
+      const std::vector<double> fp = values(f(lp)), fm = values(f(lm));
+      for (std::int64_t r = 0; r < 20; ++r) {
+        const double fd = (fp[std::size_t(r)] - fm[std::size_t(r)]) / (2 * eps);
+        EXPECT_TRUE(close(J[std::size_t(r * n + j)], fd, Tol{1e-6, 1e-7}))
+            << "input " << k << " element " << j << " output " << r << ": " << J[std::size_t(r * n + j)] << " vs "
+            << fd;
+      }
+    }
   }
 }
 
