@@ -77,12 +77,13 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
                     std::to_string(n));
   SmallArray<Shape> shapes(n);
   SmallArray<Val> vals(n);
-  SmallArray<Node*> nodes(n);
+  // A NodeRef is exactly a Node*: the kernels see the inputs' nodes without a copy.
+  static_assert(sizeof(NodeRef) == sizeof(Node*), "NodeRef is one pointer");
+  Node* const* nodes = reinterpret_cast<Node* const*>(in);
   bool rg = false;
   const DType dt0 = in[d.index_input == 0 ? 1 : 0]->dtype;
   for (int i = 0; i < n; ++i) {
     const Node& x = *in[i];
-    nodes[i] = in[i].get();
     if (i == d.index_input) {
       if (x.requires_grad)
         throw TypeError(std::string(d.name) + ": the index input cannot require a gradient");
@@ -104,7 +105,7 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   Node& o = *out;
   o.attr = attr;
   Val ov(o.data, s, dt);
-  d.forward(KernelArgs{attr, vals.p, n, ov, &o.state, nodes.p});
+  d.forward(KernelArgs{attr, vals.p, n, ov, &o.state, nodes});
   if (rg && d.vjp_value && grad_enabled()) {
     o.requires_grad = true;
     o.nparents = static_cast<std::uint16_t>(n);
