@@ -149,3 +149,13 @@ def test_jvp_of_a_grad_is_a_hessian_vector_product():
     # with a Tensor primal the tangent is a graph: d/dx (grad f(x) . v) = 0.5 (A + A^T) v for f = 0.5 x^T A x
     g = mg.grad(lambda x: mg.jvp(lambda y: 0.5 * mg.quad_form(y, A), (x,), (v,))[1])(x)
     np.testing.assert_allclose(g, 0.5 * (A + A.T) @ v, rtol=1e-13, atol=1e-15)
+
+
+def test_a_batch_of_seeds_makes_one_matmul_call_not_one_per_seed():
+    """Note [batched sweeps]: the 12 reverse sweeps of d(A B)/dB run each matmul VJP once."""
+    A, B = rng.standard_normal((3, 4)), rng.standard_normal((4, 4))
+    before = mg._core._batch_stats()
+    J = mg.jacobian(lambda B: A @ B)(B)
+    batched, per_member = (a - b for a, b in zip(mg._core._batch_stats(), before))
+    assert per_member == 0 and batched >= 1
+    np.testing.assert_array_equal(J, np.einsum("ik,jl->ijkl", A, np.eye(4)))

@@ -74,6 +74,11 @@ void bind_transforms(py::module_& m) {
     return r;
   });
 
+  m.def("_batch_stats", [] {
+    BatchStats s = batch_stats();
+    return py::make_tuple(s.batched_calls, s.per_member_calls);
+  }, "(whole-batch kernel calls, per-member kernel calls) of batched sweeps on this thread (for tests)");
+
   m.def("_pool_cached_bytes", &pool_cached_bytes);
   m.def("_pool_trim", &pool_trim);
 }

@@ -28,6 +28,14 @@ std::vector<NodeRef> grad_nodes(const NodeRef& out, const std::vector<NodeRef>& 
 /// (Note [batched sweeps]).
 std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>& inputs);
 
+/// Kernel calls of batched sweeps on this thread: one call for a whole batch, or one per member
+/// (the generic fallback). For tests: a matmul VJP on a batch must be one call.
+struct BatchStats {
+  std::int64_t batched_calls = 0;
+  std::int64_t per_member_calls = 0;
+};
+BatchStats batch_stats();
+
 /// The same Jacobians as graph nodes (differentiable again; one sweep per output element).
 std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs);
 

@@ -139,7 +139,9 @@ struct Node {
   NodeRef parents_inline[kInlineParents];
   std::unique_ptr<NodeRef[]> parents_heap;  ///< when nparents > kInlineParents
   std::unique_ptr<OpState> state;
-  std::shared_ptr<const Factor> factor;  ///< the LU of this node's value, once an op needed it
+  /// The LU of this node's value, once an op needed it. Whoever writes a value in place (an
+  /// optimiser step on a leaf) must reset it.
+  std::shared_ptr<const Factor> factor;
   NodeRef grad;  ///< accumulated gradient (leaves and retain_grad nodes)
   alignas(64) unsigned char inline_data[kInlineBytes];
 

@@ -2,6 +2,8 @@
 // The batched algebra: the VJPs run on k cotangents at once (jacobian, hessian).
 #include "registry.hpp"
 
+#include <matgrad/autodiff.hpp>
+
 #include <cstring>
 #include <string>
 
@@ -23,6 +25,8 @@ namespace matgrad {
 //   generic  one kernel call per batch member (cheap ops and factorization solves).
 
 namespace {
+
+thread_local BatchStats t_stats;
 
 template <class T, int N = 4>
 struct Small {
@@ -49,6 +53,7 @@ BVal generic(const OpDef& d, const BVal* in, int n, const Attr& a, Node* const* 
   Val out = Val::empty(Shape::matrix(k, os.size()), dt);
   const std::size_t ob = std::size_t(os.size()) * itemsize(dt);
   Small<Val> vals(n);
+  t_stats.per_member_calls += k;
   for (std::int64_t b = 0; b < k; ++b) {
     for (int i = 0; i < n; ++i) vals[i] = sample(in[i], b);
     Val o(static_cast<char*>(out.data()) + std::size_t(b) * ob, os, dt);
@@ -127,6 +132,8 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
   for (int i = 0; i < n; ++i) ss[i] = in[i].s;
   const Shape os = d.shape(a, ss.p, n);
   const DType dt = d.dtype ? d.dtype(a, nullptr, n) : in[d.index_input == 0 ? 1 : 0].v.dtype();
+  if (d.batch != BatchKind::generic && !(d.batch == BatchKind::matmul && (batched != 1 || (in[0].k && a.ta && in[0].s.ndim == 2))))
+    ++t_stats.batched_calls;
   switch (d.batch) {
     case BatchKind::unary: {
       Val out = Val::empty(in[0].v.shape(), dt);
@@ -177,6 +184,8 @@ BVal BatchAlg::on_node(OpId o, const Node& xn, std::initializer_list<BVal> rest,
   }
   return apply(o, in.p, n, a, nodes.p);
 }
+
+BatchStats batch_stats() { return t_stats; }
 
 void BatchAlg::accumulate(BVal& slot, BVal&& v) {
   if (!slot) {
