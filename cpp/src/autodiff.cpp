@@ -306,19 +306,40 @@ void put_rows(const Val& J, const BVal& a, std::int64_t first, bool transposed) 
 std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>& inputs) {
   const std::int64_t m = out->shape.size();
   std::int64_t total = 0;
-  std::vector<Val> J;
+  std::vector<Val> J;  // every element is written below: rows (or columns) from a sweep, or zeros
   for (const NodeRef& x : inputs) {
     total += x->shape.size();
-    J.push_back(Val::filled(Shape::matrix(m, x->shape.size()), x->dtype, 0.0));
+    J.push_back(Val::empty(Shape::matrix(m, x->shape.size()), x->dtype));
   }
-  if (!out->requires_grad || m == 0 || total == 0) return J;
+  auto zero = [](const Val& j, std::int64_t first, std::int64_t k, bool columns) {
+    auto fill = [&](auto tag) {
+      using T = decltype(tag);
+      auto M = j.mat<T>();
+      if (columns)
+        M.middleCols(first, k).setZero();
+      else
+        M.middleRows(first, k).setZero();
+    };
+    if (j.dtype() == DType::f64)
+      fill(double{});
+    else
+      fill(float{});
+  };
+  if (!out->requires_grad || m == 0 || total == 0) {
+    for (const Val& j : J) zero(j, 0, m, false);
+    return J;
+  }
   if (m <= total) {  // reverse: one sweep per output element, in batches
     const std::int64_t k_max = std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(out.get())));
     for (std::int64_t first = 0; first < m; first += k_max) {
       const std::int64_t k = std::min(k_max, m - first);
       Sweep<BatchAlg> s(out.get(), basis(first, k, m, out->shape, out->dtype), &inputs);
-      for (std::size_t i = 0; i < inputs.size(); ++i)
-        if (const BVal* a = s.adjoint(inputs[i].get())) put_rows(J[i], *a, first, false);
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (const BVal* a = s.adjoint(inputs[i].get()))
+          put_rows(J[i], *a, first, false);
+        else
+          zero(J[i], first, k, false);
+      }
     }
     return J;
   }
@@ -330,12 +351,18 @@ std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>&
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const NodeRef& g = gs[i];
     const std::int64_t n = inputs[i]->shape.size();
-    if (!g->requires_grad || n == 0) continue;
+    if (!g->requires_grad || n == 0) {
+      zero(J[i], 0, m, false);
+      continue;
+    }
     const std::int64_t k_max = std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(g.get())));
     for (std::int64_t first = 0; first < n; first += k_max) {
       const std::int64_t k = std::min(k_max, n - first);
       Sweep<BatchAlg> s(g.get(), basis(first, k, n, g->shape, g->dtype), &target);
-      if (const BVal* a = s.adjoint(u.get())) put_rows(J[i], *a, first, true);
+      if (const BVal* a = s.adjoint(u.get()))
+        put_rows(J[i], *a, first, true);
+      else
+        zero(J[i], first, k, true);
     }
   }
   return J;
