@@ -517,6 +517,7 @@ add(
          fixed=(((3, 3), (3,)), ((3, 3), (3, 2)), ((1, 1), (1,)), ((2, 2), (2, 1)))),
     Case("solve(a,x)", "solve", mg.solve, np.linalg.solve, (wellcond, real), _solve_shapes(), CONST_LEFT,
          fixed=(((3, 3), (3,)),)),
+    Case("cholesky", "cholesky", mg.cholesky, np.linalg.cholesky, (spd,), SQUARE, fixed=SQUARE_FIXED),
     Case("cholesky(sym)", "cholesky", lambda x: mg.cholesky(0.5 * (x + x.T)), lambda x: np.linalg.cholesky(sym(x)),
          (spd,), SQUARE, fixed=SQUARE_FIXED),
     Case("norm", "norm", mg.norm, np.linalg.norm, (nonzero,), ONE),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -162,3 +163,93 @@ def test_a_function_returning_a_tuple_is_refused_not_silently_zero(transform):
     """Regression: a tuple or list of Tensors became a constant and the derivative came out 0."""
     with pytest.raises(TypeError, match=f"^{transform}: the function must return one Tensor"):
         getattr(mg, transform)(lambda x: [mg.sum(x * x)])(np.ones(3))
+
+
+# ---- found by a second reading of the matrix-calculus change (issue 3) ----
+# ---- where: the VJP assumes a 0/1 mask --------------------------------------------------
+@pytest.mark.parametrize("mask", [np.array([2, 0, 1]), np.array([0.5, 0.0, 1.0]), np.array([-1.0, 0.0, 3.0])])
+def test_where_gradient_with_non_boolean_mask(mask):
+    # forward follows np.where (any nonzero selects a), so d/db must be zero wherever mask != 0
+    a = np.ones(3)
+    b = 2 * np.ones(3)
+    np.testing.assert_array_equal(mg.where(mask, a, b).numpy(), np.where(mask, a, b))
+    ga, gb = mg.grad(lambda a, b: mg.sum(mg.where(mask, a, b)), argnums=(0, 1))(a, b)
+    np.testing.assert_array_equal(ga, (mask != 0).astype(float))
+    np.testing.assert_array_equal(gb, (mask == 0).astype(float))
+
+
+# ---- det: under/overflow in the forward value and in its gradient -------------------------
+@pytest.mark.parametrize("dtype,tiny,huge", [(np.float64, 1e-200, 1e200), (np.float32, 1e-30, 1e30)])
+def test_det_of_representable_determinant_does_not_underflow(dtype, tiny, huge):
+    # det = tiny * tiny * huge = tiny is representable; the running product of the pivots underflows
+    X = np.diag(np.array([tiny, tiny, huge], dtype=dtype))
+    expected = np.linalg.det(X)
+    assert expected != 0
+    np.testing.assert_allclose(mg.det(X).item(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype,tiny,huge", [(np.float64, 1e-200, 1e200), (np.float32, 1e-30, 1e30)])
+def test_det_gradient_is_adjugate_when_det_underflows(dtype, tiny, huge):
+    # adj(X)^T of diag(a, b, c) is diag(bc, ac, ab) = diag(1, 1, tiny**2 -> 0); got all zeros
+    # (JacobiSVD rescales by max|X| and the tiny entries underflow)
+    X = np.diag(np.array([tiny, tiny, huge], dtype=dtype))
+    g = mg.grad(mg.det)(X)
+    np.testing.assert_allclose(g, np.diag([1.0, 1.0, 0.0]).astype(dtype), rtol=1e-5, atol=0)
+
+
+def test_det_gradient_finite_when_inverse_overflows():
+    # det = 1e-300 is finite and nonzero, but X^-1 has an entry -1e310 (inf): det * X^-T gives -inf,
+    # while the transposed adjugate [[d, -c], [-b, a]] is finite
+    X = np.array([[1e-160, 1e10], [0.0, 1e-140]])
+    g = mg.grad(mg.det)(X)
+    expected = np.array([[X[1, 1], -X[1, 0]], [-X[0, 1], X[0, 0]]])
+    assert np.all(np.isfinite(g)), g
+    np.testing.assert_allclose(g, expected, rtol=1e-12)
+
+
+def _cofactor(X):
+    n = X.shape[0]
+    C = np.empty_like(X)
+    for i, j in itertools.product(range(n), range(n)):
+        minor = np.delete(np.delete(X, i, 0), j, 1)
+        C[i, j] = (-1) ** (i + j) * np.linalg.det(minor)
+    return C
+
+
+def test_hessian_of_det_at_singular_matrix():
+    # det is a polynomial: its Hessian exists everywhere. At a rank-2 3x3 matrix matgrad raised
+    # LinAlgError("inv: matrix of shape (3, 3) is singular") from the VJP of adj_t (now adj_t_vjp).
+    S = np.array([[1.0, 2, 3], [2, 4, 6], [1, 0, 1]])
+    eps = 1e-4
+    ref = np.zeros((3, 3, 3, 3))
+    for k, l in itertools.product(range(3), range(3)):  # the cofactor matrix is quadratic: exact
+        P = S.copy()
+        P[k, l] += eps
+        M = S.copy()
+        M[k, l] -= eps
+        ref[:, :, k, l] = (_cofactor(P) - _cofactor(M)) / (2 * eps)
+    H = mg.hessian(mg.det)(S)
+    np.testing.assert_allclose(H, ref, atol=1e-8)
+
+
+# ---- shared LU over external memory: the hash does not detect every change ----------------
+def test_factor_of_mapped_array_recomputed_after_change():
+    # A constant mapped from a NumPy array kept its LU with a 64-bit hash of the values, which
+    # missed this crafted change (now: a copy compared with memcmp).
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    t = mg.tensor(a)
+    assert np.shares_memory(np.asarray(t), a)  # mapped, not copied
+    assert mg.det(t).item() == pytest.approx(5.0)
+    a[1, 1] = float.fromhex("0x1.416c380f7dc28p-432")  # 1.1320835865772134e-130
+    np.testing.assert_allclose(np.asarray(t), a)  # the tensor sees the new value ...
+    assert mg.det(t).item() == pytest.approx(np.linalg.det(a))  # ... but det reused the stale LU (5.0)
+    np.testing.assert_allclose(mg.inv(t).numpy(), np.linalg.inv(a))
+
+
+# ---- indexing ----------------------------------------------------------------------------
+def test_index_0d_with_newaxis():
+    # NumPy: np.array(2.0)[None] has shape (1,); matgrad raises IndexError
+    x = mg.tensor(2.0, requires_grad=True)
+    y = x[None]
+    assert y.shape == (1,)
+    assert y.numpy()[0] == 2.0

@@ -621,9 +621,10 @@ std::vector<OpCase> all_cases() {
     // adj_t(X) = adj(X)^T = det(X) X^-T, the VJP of det
     cs.push_back({"adj_t_" + t, OpId::adj_t, {s}, {kWell}, [](V v) { return matgrad::apply(OpId::adj_t, {v[0]}); },
                   [s](const std::vector<Input>& in) { return input_of(cofactors(mat2d(in[0])), s); }});
-    // cholesky reads the lower triangle and its VJP is symmetrised (a symmetric-matrix
-    // derivative): differentiate through sym(X) = (X + X^T) / 2 so that every entry of X is a
-    // free variable and central differences over all entries agree.
+    // cholesky reads the lower triangle; through sym(X) = (X + X^T) / 2 every entry of X is a
+    // free variable of a symmetric input (the raw op is checked by the test below).
+    cs.push_back({"cholesky_" + t, OpId::cholesky, {s}, {kSpd}, [](V v) { return matgrad::cholesky(v[0]); },
+                  [s](const std::vector<Input>& in) { return input_of(chol_ref(mat2d(in[0])), s); }});
     cs.push_back({"cholesky_sym_" + t, OpId::cholesky, {s}, {kSpd},
                   [](V v) { return matgrad::cholesky((v[0] + matgrad::transpose(v[0])) * 0.5); },
                   [s](const std::vector<Input>& in) { return input_of(chol_ref(sym_ref(mat2d(in[0]))), s); }});
@@ -1058,6 +1059,8 @@ TEST(ZeroDerivativeOps, ValuesAndNoEdges) {
 // max_weight_axis(x, m): 1 / (number of ties) where x equals the slice's maximum m along
 // attr.axis, else 0 (the VJP weights of max; zero derivative). Not elementwise: its own test.
 const OpId kZeroDerivAxis[] = {OpId::max_weight_axis};
+// Ops whose own VJP is not implemented (a clear error), checked by dedicated tests below.
+const OpId kDedicated[] = {OpId::adj_t_vjp};
 
 TEST(ZeroDerivativeOps, MaxWeightAxisSplitsTiesAlongTheAxis) {
   const int none = matgrad::kAxisNone;
@@ -1106,6 +1109,7 @@ TEST(Registry, EveryOpHasAGradientCase) {
   for (const OpCase& c : cases()) covered.insert(int(c.op));
   for (const ZeroDerivCase& z : kZeroDeriv) covered.insert(int(z.op));
   for (const OpId op : kZeroDerivAxis) covered.insert(int(op));
+  for (const OpId op : kDedicated) covered.insert(int(op));
   for (int i = 1; i < int(OpId::count_); ++i) {
     const char* name = matgrad::op_name(OpId(i));
     ASSERT_NE(name, nullptr) << "op id " << i << " has no registry entry";
@@ -1619,9 +1623,9 @@ TEST(Indexing, OutOfRangeIndicesAndShapeMismatchesRaise) {
                matgrad::ShapeError);
 }
 
-// ---- cholesky reads the lower triangle; its gradient is the symmetric one ----
+// ---- cholesky reads the lower triangle; its gradient is that of the lower triangle ----
 
-TEST(Cholesky, ReadsTheLowerTriangleAndItsGradientIsSymmetric) {
+TEST(Cholesky, ReadsTheLowerTriangleAndItsGradientIsLowerTriangular) {
   Rng rng(23);
   const Input a = spd(rng, S(3, 3));
   Input garbage = a;  // the same lower triangle, anything above it
@@ -1632,15 +1636,53 @@ TEST(Cholesky, ReadsTheLowerTriangleAndItsGradientIsSymmetric) {
   NodeRef l = matgrad::cholesky(x), lg = matgrad::cholesky(xg);
   EXPECT_TRUE(all_close(values(l), values(lg), Tol{0, 0}));
   EXPECT_TRUE(all_close(unflat(values(l), 3, 3), chol_ref(mat2d(a)), value_tol(DType::f64)));
-  // the VJP is a symmetric matrix, and equals the gradient of cholesky(sym(X)) at symmetric X
+  // the VJP is zero above the diagonal, and its symmetric part is the gradient of
+  // cholesky(sym(X)) at symmetric X
   const Eigen::MatrixXd g = unflat(values(matgrad::grad_values(l, {x}, leaf(cot, DType::f64, false))[0]), 3, 3);
-  EXPECT_TRUE(all_close(g, Eigen::MatrixXd(g.transpose()), Tol{1e-14, 1e-14}));
+  for (int i = 0; i < 3; ++i)
+    for (int j = i + 1; j < 3; ++j) EXPECT_EQ(g(i, j), 0.0);
   NodeRef y = leaf(a, DType::f64);
   NodeRef ls = matgrad::cholesky((y + matgrad::transpose(y)) * 0.5);
   const Eigen::MatrixXd gs = unflat(values(matgrad::grad_values(ls, {y}, leaf(cot, DType::f64, false))[0]), 3, 3);
-  EXPECT_TRUE(all_close(g, gs, Tol{1e-12, 1e-14}));
+  EXPECT_TRUE(all_close(Eigen::MatrixXd(0.5 * (g + g.transpose())), gs, Tol{1e-12, 1e-14}));
   // not positive definite
   EXPECT_THROW(matgrad::cholesky(leaf(S(2, 2), DType::f64, {1, 2, 2, 1})), matgrad::LinAlgError);
+}
+
+// ---- second derivatives of det at a singular matrix (adj_t_vjp) ----
+
+TEST(Det, SecondDerivativesAtASingularMatrixAreTheDerivativesOfTheCofactors) {
+  // S has rank 2; the cofactor matrix C(X) = adj(X)^T is quadratic in X, so its central
+  // difference is exact up to rounding: d2 det / dX_ij dX_kl = dC_ij / dX_kl.
+  const std::vector<double> s = {1, 2, 3, 2, 4, 6, 1, 0, 1};
+  NodeRef x = leaf(S(3, 3), DType::f64, s);
+  const std::vector<Val> h = matgrad::hessian_values(matgrad::det(x), {x})[0];
+  const Eigen::MatrixXd H = unflat(values(h[0]), 9, 9);
+  const Eigen::MatrixXd X = unflat(s, 3, 3);
+  const double eps = 1e-3;
+  for (int k = 0; k < 3; ++k)
+    for (int l = 0; l < 3; ++l) {
+      Eigen::MatrixXd P = X, M = X;
+      P(k, l) += eps;
+      M(k, l) -= eps;
+      const Eigen::MatrixXd dC = (cofactors(P) - cofactors(M)) / (2 * eps);
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) EXPECT_NEAR(H(i * 3 + j, k * 3 + l), dC(i, j), 1e-10) << i << j << k << l;
+    }
+  // at an invertible matrix adj_t_vjp equals the VJP of adj_t (its usual path)
+  Rng rng(31);
+  Input a = rng.input(S(3, 3));
+  for (int i = 0; i < 3; ++i) a.data[std::size_t(i * 4)] += 4.0;
+  const Input cot = rng.input(S(3, 3));
+  NodeRef xa = leaf(a, DType::f64);
+  const Val usual = matgrad::grad_values(matgrad::apply(OpId::adj_t, {xa}), {xa}, leaf(cot, DType::f64, false))[0];
+  NodeRef direct = matgrad::apply(OpId::adj_t_vjp, {leaf(a, DType::f64, false), leaf(cot, DType::f64, false)});
+  EXPECT_TRUE(all_close(values(direct), values(usual), Tol{1e-12, 1e-13}));
+  // third derivatives there are refused with a clear error
+  NodeRef y = leaf(S(3, 3), DType::f64, s);
+  std::vector<NodeRef> g = matgrad::grad_nodes(matgrad::det(y), {y});
+  std::vector<NodeRef> g2 = matgrad::grad_nodes(matgrad::sum(g[0]), {y});
+  EXPECT_THROW(matgrad::grad_values(matgrad::sum(g2[0]), {y}), matgrad::LinAlgError);
 }
 
 // ---- jacobian_values: closed forms, reverse and forward sweeps, jacobian_nodes ----

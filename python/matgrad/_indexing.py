@@ -50,11 +50,7 @@ def _basic(key: Any, shape: Tuple[int, ...]) -> Optional[tuple]:
 def getitem(x: "_core.Tensor", key: Any) -> "_core.Tensor":
     """``x[key]`` as a node of the graph (NumPy indexing rules; results of at most 2-D)."""
     shape = tuple(x.shape)
-    if len(shape) == 0:
-        if (isinstance(key, tuple) and not key) or key is Ellipsis:
-            return _core.reshape(x, ())  # as NumPy: x[()] and x[...] of a 0-D array
-        raise IndexError("index: too many indices for a 0-D tensor of shape ()")
-    block = _basic(key, shape)
+    block = _basic(key, shape) if shape else None
     if block is not None:
         return _core._block(x, *block)
     flat = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)

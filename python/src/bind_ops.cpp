@@ -221,8 +221,8 @@ void bind_ops(py::module_& m) {
       "Z = A^-1 B as np.linalg.solve (b of shape (n,) or (n, k)). d/dB: A^-T G, d/dA: -(A^-T G) Z^T");
   m.def(
       "cholesky", [](py::handle x) { return cholesky(as_node(x, "cholesky")); }, py::arg("x"),
-      "The lower L with X = L L^T (the lower triangle of X is read). "
-      "d/dX: sym(L^-T tril_half(L^T tril(G)) L^-1)");
+      "The lower L with X = L L^T (the lower triangle of X is read, as NumPy). "
+      "d/dX: tril_half(N + N^T), N = L^-T tril_half(L^T tril(G)) L^-1 (the upper triangle gets 0)");
   m.def(
       "norm", [](py::handle x) { return norm(as_node(x, "norm")); }, py::arg("x"),
       "Frobenius norm (2-norm of a vector). d/dX: G X / ||X|| (0 at X = 0)");

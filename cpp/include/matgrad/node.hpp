@@ -76,6 +76,7 @@ enum class OpId : std::uint16_t {
   eye_scale,  // g * I of a given shape (the VJP of trace)
   det, logdet, slogdet, inv, solve, cholesky, norm, quad_form,
   adj_t,    // the transposed adjugate det(X) X^-T, also at singular X (the VJP of det)
+  adj_t_vjp,  // the VJP of adj_t at a singular X (second derivatives of det there)
   trsolve,  // op(L)^-1 B for lower-triangular L, op = transpose when attr.ta (cholesky's VJP)
   tril,     // the lower triangle, its diagonal scaled by attr.s (cholesky's VJP)
   count_

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace matgrad {
 
@@ -126,8 +127,9 @@ MG_VJP_FN(vjp_eye_scale) { c.dx[0] = a.reshape(a.trace(c.g), a.shape(c.in[0])); 
 // partial-pivoting LU: the first kernel that needs it keeps it on the input node
 // (Node::factor), and every later kernel given that node reuses it (VJPs reach it through
 // on_node). The factor lives as long as the node. A node over external memory (a caller's
-// NumPy array, mapped without a copy) could change under it, so its factor records a hash of
-// the values and is recomputed when they no longer match. The thread-local counter
+// NumPy array, mapped without a copy) could change under it, so its factor keeps a copy of the
+// values and is recomputed when they no longer match (memcmp: O(n^2) against the O(n^3)
+// factorization, and exact, unlike a hash). The thread-local counter
 // lu_factorizations() makes the sharing testable. The inverse is kept with the factor once
 // computed (the forward of inv and the VJPs of det/logdet use the same X^-1).
 template <class T>
@@ -135,27 +137,15 @@ struct LUFactor : Factor {
   using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   Eigen::PartialPivLU<M> lu;
   bool singular = false;  ///< an exactly zero pivot (Eigen does not report it)
-  std::uint64_t hash = 0;
+  std::vector<unsigned char> snapshot;  ///< the values factorized, for nodes over external memory
   mutable RowMat<T> inverse;  ///< X^-1 once some kernel computed it (empty before)
 };
 
 thread_local std::int64_t t_lu_count = 0;
 
-std::uint64_t hash_values(const Val& x) {
-  const auto* p = static_cast<const unsigned char*>(x.data());
-  const std::size_t n = std::size_t(x.shape().size()) * itemsize(x.dtype());
-  std::uint64_t h[4] = {0x9E3779B97F4A7C15ull, 0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull, 0x27D4EB2F165667C5ull};
-  std::size_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    for (int l = 0; l < 4; ++l) {
-      std::uint64_t w;
-      std::memcpy(&w, p + i + 8 * l, 8);
-      h[l] = (h[l] ^ w) * 0x100000001B3ull;
-      h[l] ^= h[l] >> 29;
-    }
-  std::uint64_t r = h[0] ^ (h[1] << 1) ^ (h[2] << 2) ^ (h[3] << 3) ^ n;
-  for (; i < n; ++i) r = (r ^ p[i]) * 0x100000001B3ull;
-  return r;
+std::size_t value_bytes(const Val& x) { return std::size_t(x.shape().size()) * itemsize(x.dtype()); }
+bool same_values(const std::vector<unsigned char>& snap, const Val& x) {
+  return snap.size() == value_bytes(x) && std::memcmp(snap.data(), x.data(), snap.size()) == 0;
 }
 
 void check_square(const char* op, const Shape& s) {
@@ -173,7 +163,7 @@ std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
   const bool external = xn && xn->buf && xn->buf->size_class < 0;
   if (xn && xn->factor) {
     auto f = std::dynamic_pointer_cast<const LUFactor<T>>(xn->factor);
-    if (f && (!external || f->hash == hash_values(x))) return f;
+    if (f && (!external || same_values(f->snapshot, x))) return f;
   }
   auto f = std::make_shared<LUFactor<T>>();
   const std::int64_t n = x.shape().rows;
@@ -181,7 +171,10 @@ std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
   ++t_lu_count;
   for (std::int64_t j = 0; j < n; ++j)
     if (f->lu.matrixLU()(j, j) == T(0)) f->singular = true;
-  if (external) f->hash = hash_values(x);
+  if (external) {
+    const auto* p = static_cast<const unsigned char*>(x.data());
+    f->snapshot.assign(p, p + value_bytes(x));
+  }
   if (xn) xn->factor = f;
   return f;
 }
@@ -203,19 +196,81 @@ const RowMat<T>& inverse_of(const LUFactor<T>& f, const char* op, const Shape& s
 }
 
 // ---- det ----
+// The product of the pivots with the binary exponents kept apart (frexp), so that it neither
+// under- nor overflows before the end: det(diag(1e-200, 1e-200, 1e200)) is 1e-200, not 0.
+template <class T>
+T lu_det(const LUFactor<T>& f, std::int64_t n) {
+  if (n == 0) return T(1);
+  if (f.singular) return T(0);
+  T m = f.lu.permutationP().determinant();
+  int e = 0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    int ej = 0, em = 0;
+    m *= std::frexp(f.lu.matrixLU()(j, j), &ej);
+    m = std::frexp(m, &em);
+    e += ej + em;
+  }
+  return std::ldexp(m, e);
+}
 Shape det_shape(const Attr&, const Shape* in, int) { return square_to_scalar("det", in); }
 template <class T> void fwd_det(const KernelArgs& k) {
-  auto f = lu_of<T>(k, 0);
-  k.out.ptr<T>()[0] = k.in[0].shape().rows == 0 ? T(1) : (f->singular ? T(0) : f->lu.determinant());
+  k.out.ptr<T>()[0] = lu_det(*lu_of<T>(k, 0), k.in[0].shape().rows);
 }
 // dX = G adj(X)^T  (= G det(X) X^-T when X is invertible; the adjugate keeps it finite when not)
 MG_VJP_FN(vjp_det) {
   c.dx[0] = a.mul(c.g, a.on_node(OpId::adj_t, *c.node.parent(0), {}));
 }
 
-// adj_t(X) = adj(X)^T. Invertible: det(X) X^-T. Singular, or det(X) not representable
-// (X = U S V^T): det(U) det(V) U adj(S) V^T, adj(S) = diag(prod_{j != i} s_j), which is 0 unless
-// rank(X) >= n - 1.
+// adj_t(X) = adj(X)^T. Invertible, with det(X) X^-T representable: that (from the shared LU).
+// Otherwise (singular, or det or X^-1 out of range) on Y = D1 X D2, X scaled by powers of two so
+// that every row and column of Y peaks in [0.5, 1): adj(X) = det(D1 D2) D2 adj(Y) D1 with
+// adj(Y) = det(Y) Y^-1, or for a singular Y (= U S V^T) det(U) det(V) V adj(S) U^T with
+// adj(S) = diag(prod_{j != i} s_j), which is 0 unless rank >= n - 1.
+template <class T>
+void adj_t_scaled(const Val& x, MapMat<T> out) {
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  const Eigen::Index n = x.shape().rows;
+  M Y = x.mat<T>();
+  std::vector<int> r(std::size_t(n), 0), c(std::size_t(n), 0);
+  auto exponent = [](T v) {
+    int e = 0;
+    if (v > T(0) && std::isfinite(v)) std::frexp(v, &e);
+    return e;
+  };
+  for (Eigen::Index i = 0; i < n; ++i) {
+    r[std::size_t(i)] = exponent(Y.row(i).cwiseAbs().maxCoeff());
+    for (Eigen::Index j = 0; j < n; ++j) Y(i, j) = std::ldexp(Y(i, j), -r[std::size_t(i)]);
+  }
+  for (Eigen::Index j = 0; j < n; ++j) {
+    c[std::size_t(j)] = exponent(Y.col(j).cwiseAbs().maxCoeff());
+    for (Eigen::Index i = 0; i < n; ++i) Y(i, j) = std::ldexp(Y(i, j), -c[std::size_t(j)]);
+  }
+  long total = 0;
+  for (Eigen::Index i = 0; i < n; ++i) total += r[std::size_t(i)] + c[std::size_t(i)];
+  M adjY;  // adj(Y)
+  Eigen::PartialPivLU<M> lu(Y);
+  bool singular = false;
+  for (Eigen::Index j = 0; j < n; ++j) singular = singular || lu.matrixLU()(j, j) == T(0);
+  if (!singular) adjY = lu.determinant() * lu.inverse();
+  if (singular || !adjY.allFinite()) {
+    Eigen::JacobiSVD<M> svd(Y, Eigen::ComputeFullU | Eigen::ComputeFullV);
+    const auto& sv = svd.singularValues();
+    Eigen::Matrix<T, Eigen::Dynamic, 1> as(n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      T p = 1;
+      for (Eigen::Index j = 0; j < n; ++j)
+        if (j != i) p *= sv(j);
+      as(i) = p;
+    }
+    const T sign = Eigen::PartialPivLU<M>(svd.matrixU()).determinant() * Eigen::PartialPivLU<M>(svd.matrixV()).determinant();
+    adjY = sign * (svd.matrixV() * as.asDiagonal() * svd.matrixU().transpose());
+  }
+  // adj(X) = det(D1^-1) det(D2^-1) D2^-1... with D1 = diag(2^-r), D2 = diag(2^-c):
+  // adj(X)_ij = 2^(total - c_i - r_j) adj(Y)_ij, and out = adj(X)^T.
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = 0; j < n; ++j)
+      out(i, j) = std::ldexp(adjY(j, i), int(total - c[std::size_t(j)] - r[std::size_t(i)]));
+}
 Shape adj_t_shape(const Attr&, const Shape* in, int) {
   check_square("adj_t", in[0]);
   return in[0];
@@ -225,30 +280,70 @@ template <class T> void fwd_adj_t(const KernelArgs& k) {
   auto out = k.out.mat<T>();
   const std::int64_t n = k.in[0].shape().rows;
   if (n == 0) return;
-  const T d = f->singular ? T(0) : f->lu.determinant();
+  const T d = lu_det(*f, n);
   if (d != T(0) && std::isfinite(d)) {
     out = d * inverse_of(*f, "adj_t", k.in[0].shape()).transpose();
-    return;
+    if (out.allFinite()) return;
   }
-  // singular, or det under/overflows although X is invertible: the SVD form stays finite
-  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
-  Eigen::JacobiSVD<M> svd(M(k.in[0].mat<T>()), Eigen::ComputeFullU | Eigen::ComputeFullV);
-  const auto& sv = svd.singularValues();
-  Eigen::Matrix<T, Eigen::Dynamic, 1> adj(n);
-  for (std::int64_t i = 0; i < n; ++i) {
-    T p = 1;
-    for (std::int64_t j = 0; j < n; ++j)
-      if (j != i) p *= sv(j);
-    adj(i) = p;
-  }
-  const T sign = Eigen::PartialPivLU<M>(svd.matrixU()).determinant() * Eigen::PartialPivLU<M>(svd.matrixV()).determinant();
-  out = (sign * (svd.matrixU() * adj.asDiagonal() * svd.matrixV().transpose())).eval();
+  adj_t_scaled<T>(k.in[0], out);
 }
 // A = det X^-T:  dX = <H, A> X^-T - A H^T X^-T  (X invertible)
+// At a singular X (no X^-1): adj_t_vjp, from the SVD.
 MG_VJP_FN(vjp_adj_t) {
-  auto xit = a.transpose(a.on_node(OpId::inv, *c.node.parent(0), {}));
+  const Node& x = *c.node.parent(0);
+  typename A::T xi;
+  try {
+    xi = a.on_node(OpId::inv, x, {});
+  } catch (const LinAlgError&) {
+    c.dx[0] = a.on_node(OpId::adj_t_vjp, x, {c.g});
+    return;
+  }
+  auto xit = a.transpose(xi);
   auto s = a.op(OpId::sum, {a.mul(c.g, c.out)});
   c.dx[0] = a.sub(a.mul(s, xit), a.matmul(a.matmul(c.out, c.g, false, true), xit, false, false));
+}
+
+// adj_t_vjp(X, H): the VJP of adj_t, valid at singular X. With X = U S V^T, s = diag(S),
+// sgn = det(U) det(V), K = sgn U^T H V and p(i, j) = prod_{k != i, j} s_k, the derivative of
+// adj(S) is d adj(S)_ij = -E_ij p(i, j) (i != j), d adj(S)_ii = sum_{m != i} E_mm p(i, m), so
+//   dX = U W V^T,  W_ij = -K_ji p(i, j) (i != j),  W_mm = sum_{i != m} K_ii p(i, m).
+Shape adj_t_vjp_shape(const Attr&, const Shape* in, int) {
+  if (in[0].ndim != 2 || in[0].rows != in[0].cols || in[1] != in[0]) fail_shapes("adj_t_vjp", "do not match", in, 2);
+  return in[0];
+}
+template <class T> void fwd_adj_t_vjp(const KernelArgs& k) {
+  using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+  const Eigen::Index n = k.in[0].shape().rows;
+  if (n == 0) return;
+  Eigen::JacobiSVD<M> svd(M(k.in[0].mat<T>()), Eigen::ComputeFullU | Eigen::ComputeFullV);
+  const M& U = svd.matrixU();
+  const M& V = svd.matrixV();
+  const auto& s = svd.singularValues();
+  const T sgn = Eigen::PartialPivLU<M>(U).determinant() * Eigen::PartialPivLU<M>(V).determinant();
+  const M K = sgn * (U.transpose() * M(k.in[1].mat<T>()) * V);
+  auto p = [&](Eigen::Index i, Eigen::Index j) {
+    T r = 1;
+    for (Eigen::Index q = 0; q < n; ++q)
+      if (q != i && q != j) r *= s(q);
+    return r;
+  };
+  M W(n, n);
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = 0; j < n; ++j) {
+      if (i != j) {
+        W(i, j) = -K(j, i) * p(i, j);
+      } else {
+        T acc = 0;
+        for (Eigen::Index q = 0; q < n; ++q)
+          if (q != i) acc += K(q, q) * p(q, i);
+        W(i, i) = acc;
+      }
+    }
+  k.out.mat<T>() = U * W * V.transpose();
+}
+MG_VJP_FN(vjp_adj_t_vjp) {
+  throw LinAlgError("det: third derivatives at a singular matrix are not supported (shape " +
+                    c.node.parent(0)->shape.str() + ")");
 }
 
 // ---- logdet, slogdet ----
@@ -368,7 +463,11 @@ template <class T> void fwd_cholesky(const KernelArgs& k) {
     throw LinAlgError("cholesky: matrix of shape " + s.str() + " is not positive definite");
   k.out.mat<T>() = llt.matrixL().toDenseMatrix();
 }
-// X = L L^T (lower triangle read):  N = L^-T tril_half(L^T tril(G)) L^-1, dX = (N + N^T) / 2
+// X = L L^T, the lower triangle of X read (as NumPy):  N = L^-T tril_half(L^T tril(G)) L^-1;
+// S = (N + N^T) / 2 is the gradient w.r.t. a symmetric X, and the gradient of the function as
+// computed, of the lower triangle only, is dX = tril(2 S) with the diagonal halved = tril_half(N + N^T)
+// (central differences over every entry agree; for an X built symmetric, such as A A^T, the
+// gradient reaching A is the same as with S).
 MG_VJP_FN(vjp_cholesky) {
   const auto& L = c.out;
   auto P = a.tril(a.matmul(L, a.tril(c.g, 1.0), true, false), 0.5);
@@ -376,7 +475,7 @@ MG_VJP_FN(vjp_cholesky) {
   up.ta = true;
   auto Q = a.op(OpId::trsolve, {L, P}, up);                         // L^-T P
   auto N = a.transpose(a.op(OpId::trsolve, {L, a.transpose(Q)}, up));  // Q L^-1
-  c.dx[0] = a.mul_s(a.add(N, a.transpose(N)), 0.5);
+  c.dx[0] = a.tril(a.add(N, a.transpose(N)), 0.5);
 }
 
 // trsolve(L, B) = op(L)^-1 B, L lower triangular (its upper part is not read)
@@ -494,6 +593,7 @@ void register_linalg(OpDef* t) {
   };
   MG_VJP(def(OpId::det, "det", 1, det_shape, MG_FWD(fwd_det)), vjp_det);
   MG_VJP(def(OpId::adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)), vjp_adj_t);
+  MG_VJP(def(OpId::adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp)), vjp_adj_t_vjp);
   MG_VJP(def(OpId::logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet)), vjp_logdet);
   MG_VJP(def(OpId::slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet)), vjp_slogdet);
   MG_VJP(def(OpId::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)), vjp_inv);

@@ -282,8 +282,19 @@ NodeRef max(const NodeRef& x, int axis) {
 }
 NodeRef where(const NodeRef& mask, const NodeRef& a, const NodeRef& b) {
   const DType d = a->dtype == DType::f64 || b->dtype == DType::f64 ? DType::f64 : DType::f32;
-  NodeRef m = mask->dtype == d ? mask : make_leaf(ValueAlg().cast(mask->value(), d), false);
-  if (mask->requires_grad) m = make_leaf(m->value(), false);  // the mask is never differentiated
+  // The mask as a 0/1 constant (truthiness as NumPy: nonzero and NaN are true); never differentiated.
+  NodeRef m = make_node(OpId::leaf, mask->shape, d);
+  const std::int64_t n = mask->shape.size();
+  auto fill = [&](auto src, auto dst) {
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] != 0 ? 1 : 0;  // NaN != 0 is true
+  };
+  const bool f64 = mask->dtype == DType::f64;
+  if (d == DType::f64)
+    f64 ? fill(static_cast<const double*>(mask->data), static_cast<double*>(m->data))
+        : fill(static_cast<const float*>(mask->data), static_cast<double*>(m->data));
+  else
+    f64 ? fill(static_cast<const double*>(mask->data), static_cast<float*>(m->data))
+        : fill(static_cast<const float*>(mask->data), static_cast<float*>(m->data));
   return apply(OpId::where, {m, cast(a, d), cast(b, d)});
 }
 NodeRef concatenate(const std::vector<NodeRef>& xs, int axis) {
