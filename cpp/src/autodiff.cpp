@@ -382,6 +382,7 @@ namespace {
 // s(u) = <J^T u, v> = <u, J v> for a zero leaf u of out's shape: d s / d u is the JVP.
 std::pair<NodeRef, NodeRef> jvp_pairing(const NodeRef& out, const std::vector<NodeRef>& inputs,
                                         const std::vector<NodeRef>& tangents) {
+  if (inputs.empty()) throw ShapeError("jvp: needs at least one input");
   if (tangents.size() != inputs.size())
     throw ShapeError("jvp: got " + std::to_string(inputs.size()) + " inputs and " + std::to_string(tangents.size()) +
                      " tangents");

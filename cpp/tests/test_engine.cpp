@@ -670,6 +670,7 @@ TEST(CppApi, JacobianHessianAndJvpMatchClosedForms) {
   vm << 1, 2, -1;
   Eigen::MatrixXd t = matgrad::jvp(y, {x}, {matgrad::constant(vm)});
   EXPECT_TRUE(all_close(t, Am * vm.transpose(), Tol{1e-15, 0}));
+  EXPECT_THROW(matgrad::jvp(y, {}, {}), matgrad::ShapeError);
 }
 
 }  // namespace
