@@ -20,8 +20,8 @@ namespace matgrad {
 //   unary    elementwise ops see the (k, size) matrix as one value: one kernel call;
 //   binary   the batched operand is (k, size), the other is broadcast to the sample shape and
 //            seen as a (1, size) row, which the broadcasting kernel spreads over the k rows;
-//   matmul   a batch on the left is a stack of k row blocks: one GEMM; a batch on the right is
-//            laid side by side (one copy), one GEMM, and copied back;
+//   matmul   one GEMM whose left operand is a stack of k row blocks: the batch itself, or the
+//            members transposed (a batch on the right goes through O_b^T = op(Y_b)^T op(X)^T);
 //   generic  one kernel call per batch member (cheap ops and factorization solves).
 
 namespace {
@@ -78,37 +78,84 @@ BVal batched_matmul(const BVal* in, const Attr& a, std::int64_t k, Shape os) {
   const bool ta = a.ta && in[0].s.ndim == 2, tb = a.tb && in[1].s.ndim == 2;
   const std::int64_t m = ta ? xd.c : xd.r, q = tb ? yd.r : yd.c, inner = ta ? xd.r : xd.c;
   Val out = Val::empty(Shape::matrix(k, os.size()), dtype_of<T>::value);
-  if (in[0].k) {  // left batch, not transposed: stacked rows, one GEMM
-    MapMat<T> X(in[0].v.ptr<T>(), k * xd.r, xd.c);
+  // Every case is one GEMM whose left operand is a stack of k row blocks (the shape Eigen's
+  // GEMM runs fastest here), with a transpose per member before or after where needed.
+  if (in[0].k) {  // O_b = op(X_b) op(Y): stack op(X_b) (m x inner each), O is the stack of O_b
     MapMat<T> Y(in[1].v.ptr<T>(), yd.r, yd.c);
     MapMat<T> O(out.ptr<T>(), k * m, q);
+    RowMat<T> XT;
+    if (ta) {
+      XT.resize(k * m, inner);
+      for (std::int64_t b = 0; b < k; ++b)
+        XT.middleRows(b * m, m) = CMapMat<T>(in[0].v.ptr<T>() + b * inner * m, inner, m).transpose();
+    }
+    CMapMat<T> Xs(ta ? XT.data() : in[0].v.ptr<T>(), k * m, inner);
     if (tb)
-      O.noalias() = X * Y.transpose();
+      O.noalias() = Xs * Y.transpose();
     else
-      O.noalias() = X * Y;
+      O.noalias() = Xs * Y;
     return BVal{out, k, os};
   }
+  // O_b = op(X) op(Y_b), O_b^T = op(Y_b)^T op(X)^T: stack op(Y_b)^T (q x inner each)
   MapMat<T> X(in[0].v.ptr<T>(), xd.r, xd.c);
   const T* y = in[1].v.ptr<T>();
-  if (!tb) {  // O_b = op(X) Y_b: Y_b side by side, one GEMM, blocks back
-    RowMat<T> P(inner, k * q), R(m, k * q);
-    for (std::int64_t b = 0; b < k; ++b) P.middleCols(b * q, q) = CMapMat<T>(y + b * inner * q, inner, q);
-    if (ta)
-      R.noalias() = X.transpose() * P;
-    else
-      R.noalias() = X * P;
-    for (std::int64_t b = 0; b < k; ++b) MapMat<T>(out.ptr<T>() + b * m * q, m, q) = R.middleCols(b * q, q);
-  } else {  // O_b = op(X) Y_b^T, O_b^T = Y_b op(X)^T: stacked Y_b, one GEMM, each block transposed
-    CMapMat<T> Ys(y, k * q, inner);
-    RowMat<T> R(k * q, m);
-    if (ta)
-      R.noalias() = Ys * X;
-    else
-      R.noalias() = Ys * X.transpose();
-    for (std::int64_t b = 0; b < k; ++b)
-      MapMat<T>(out.ptr<T>() + b * m * q, m, q) = R.middleRows(b * q, q).transpose();
+  RowMat<T> YT;
+  if (!tb && q > 1) {
+    YT.resize(k * q, inner);
+    for (std::int64_t b = 0; b < k; ++b) YT.middleRows(b * q, q) = CMapMat<T>(y + b * inner * q, inner, q).transpose();
+  }
+  CMapMat<T> Ys(!tb && q > 1 ? YT.data() : y, k * q, inner);
+  RowMat<T> R(k * q, m);
+  if (ta)
+    R.noalias() = Ys * X;
+  else
+    R.noalias() = Ys * X.transpose();
+  if (q == 1) {  // the stack of O_b^T rows is the stack of O_b
+    MapMat<T>(out.ptr<T>(), k, m) = R;
+  } else {
+    for (std::int64_t b = 0; b < k; ++b) MapMat<T>(out.ptr<T>() + b * m * q, m, q) = R.middleRows(b * q, q).transpose();
   }
   return BVal{out, k, os};
+}
+
+// broadcast_to / sum_to / sum over everything on a batch, without a call per member. Each
+// member's shape is a scalar, a (1, c) row, an (r, 1) column or the full (r, c); false when the
+// pair of shapes is none of those (the generic loop then runs).
+template <class T>
+bool batched_spread(OpId o, const BVal& x, const Attr& a, std::int64_t k, Shape os, Val& out) {
+  using Acc = typename Accum<T>::type;
+  const Shape& is = x.s;
+  if (o == OpId::broadcast_to) {
+    MapMat<T> X(x.v.ptr<T>(), k, is.size());
+    MapMat<T> O(out.ptr<T>(), k, os.size());
+    if (is.size() == 1)
+      O = X.col(0).replicate(1, os.size());
+    else if (is.rows == 1 && is.cols == os.cols)  // a row repeated os.rows times
+      O = X.replicate(1, os.rows);
+    else if (is.cols == 1 && is.rows == os.rows)  // each element repeated os.cols times
+      for (std::int64_t b = 0; b < k; ++b)
+        for (std::int64_t i = 0; i < os.rows; ++i) O.row(b).segment(i * os.cols, os.cols).setConstant(X(b, i));
+    else
+      return false;
+    return true;
+  }
+  const bool all = o == OpId::sum && a.axis == kAxisNone;
+  if (o != OpId::sum_to && !all) return false;
+  MapMat<T> X(x.v.ptr<T>(), k, is.size());
+  MapMat<T> O(out.ptr<T>(), k, os.size());
+  if (all || os.size() == 1) {
+    O.col(0) = X.template cast<Acc>().rowwise().sum().template cast<T>();
+  } else if (os.rows == 1 && os.cols == is.cols) {  // sum the rows of each member
+    Eigen::Matrix<Acc, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> acc = X.leftCols(is.cols).template cast<Acc>();
+    for (std::int64_t i = 1; i < is.rows; ++i) acc += X.middleCols(i * is.cols, is.cols).template cast<Acc>();
+    O = acc.template cast<T>();
+  } else if (os.cols == 1 && os.rows == is.rows) {  // sum each row of each member
+    MapMat<T> R(x.v.ptr<T>(), k * is.rows, is.cols);
+    MapMat<T>(out.ptr<T>(), k * is.rows, 1) = R.template cast<Acc>().rowwise().sum().template cast<T>();
+  } else {
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -132,7 +179,7 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
   for (int i = 0; i < n; ++i) ss[i] = in[i].s;
   const Shape os = d.shape(a, ss.p, n);
   const DType dt = d.dtype ? d.dtype(a, nullptr, n) : in[d.index_input == 0 ? 1 : 0].v.dtype();
-  if (d.batch != BatchKind::generic && !(d.batch == BatchKind::matmul && (batched != 1 || (in[0].k && a.ta && in[0].s.ndim == 2))))
+  if (d.batch != BatchKind::generic && !(d.batch == BatchKind::matmul && batched != 1))
     ++t_stats.batched_calls;
   switch (d.batch) {
     case BatchKind::unary: {
@@ -162,10 +209,19 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
       return BVal{out, k, os};
     }
     case BatchKind::matmul:
-      if (batched == 1 && !(in[0].k && a.ta && in[0].s.ndim == 2))
+      if (batched == 1)
         return dt == DType::f64 ? batched_matmul<double>(in, a, k, os) : batched_matmul<float>(in, a, k, os);
       break;
     case BatchKind::generic:
+      if (n == 1 && (o == OpId::broadcast_to || o == OpId::sum_to || o == OpId::sum)) {
+        Val out = Val::empty(Shape::matrix(k, os.size()), dt);
+        const bool done = dt == DType::f64 ? batched_spread<double>(o, in[0], a, k, os, out)
+                                           : batched_spread<float>(o, in[0], a, k, os, out);
+        if (done) {
+          ++t_stats.batched_calls;
+          return BVal{out, k, os};
+        }
+      }
       break;
   }
   return generic(d, in, n, a, nodes, k, os, dt);
