@@ -253,3 +253,15 @@ def test_index_0d_with_newaxis():
     y = x[None]
     assert y.shape == (1,)
     assert y.numpy()[0] == 2.0
+
+
+def test_a_list_of_tensors_that_require_grad_is_refused_not_silently_constant():
+    """Regression: mg.tensor([x[0], x[1]]) made a constant, so a gradient through it was 0."""
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match="^tensor: the list holds Tensors that require grad"):
+        mg.tensor([x[0] * 3.0, x[1]])
+    with pytest.raises(TypeError, match="use mg.stack"):
+        mg.grad(lambda z: mg.sum(mg.tensor([[z[0], z[1]]])))(np.ones(2))
+    # constants in a list are fine, and stack keeps the graph
+    np.testing.assert_array_equal(mg.tensor([x[0].detach(), 5.0]).numpy(), [1.0, 5.0])
+    np.testing.assert_array_equal(mg.grad(lambda z: mg.sum(mg.stack([z[0] * 3.0, z[1]])))(np.ones(2)), [3.0, 1.0])

@@ -3,6 +3,7 @@
 #include "common.hpp"
 
 #include <cstring>
+#include <functional>
 #include <string>
 
 namespace matgrad::py_bind {
@@ -80,6 +81,18 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
     throw TypeError(std::string(op) + ": expected a number, array or Tensor, got " + type_name(h));
   if (PyComplex_Check(h.ptr()))
     throw TypeError(std::string(op) + ": complex input is not supported (got " + type_name(h) + ")");
+  // A list of Tensors that require a gradient would become a constant: the graph would be
+  // dropped silently (a zero gradient). Refuse it, naming the ops that keep the graph.
+  std::function<bool(py::handle, int)> holds_graph = [&](py::handle x, int depth) {
+    if (is_tensor(x)) return tensor_ptr(x)->requires_grad;
+    if (depth > 3 || !(PyList_Check(x.ptr()) || PyTuple_Check(x.ptr()))) return false;
+    for (py::handle e : x)
+      if (holds_graph(e, depth + 1)) return true;
+    return false;
+  };
+  if ((PyList_Check(h.ptr()) || PyTuple_Check(h.ptr())) && holds_graph(h, 0))
+    throw TypeError(std::string(op) + ": the list holds Tensors that require grad, whose graph a new array would "
+                    "drop; use mg.stack or mg.concatenate (or detach() them)");
   py::array a;
   try {
     a = py::array::ensure(h);
