@@ -602,6 +602,8 @@ NON_OPS = {
     "vjp",
     "jvp",
     "compile",
+    "to_dot",
+    "draw",
     "__version__",
 }
 # Every Tensor operator that computes a value.

@@ -61,6 +61,7 @@ from ._core import (
 )
 from ._indexing import getitem as _getitem
 from ._transforms import check_grad, grad, hessian, jacobian, jvp, no_grad, value_and_grad, vjp
+from .viz import draw, to_dot
 
 Tensor.__getitem__ = _getitem  # type: ignore[assignment]
 
@@ -125,5 +126,8 @@ __all__ = [
     "vjp",
     "jvp",
     "check_grad",
+    # pictures
+    "to_dot",
+    "draw",
     "__version__",
 ]

@@ -4,7 +4,11 @@
 
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace matgrad::py_bind {
 
@@ -78,6 +82,40 @@ void bind_transforms(py::module_& m) {
     BatchStats s = batch_stats();
     return py::make_tuple(s.batched_calls, s.per_member_calls);
   }, "(whole-batch kernel calls, per-member kernel calls) of batched sweeps on this thread (for tests)");
+
+  // The recorded graph behind t, for pictures (python/matgrad/viz.py): every node reachable
+  // through parents, parents before children, each with the indices of its parents.
+  m.def("_graph", [](Node* t) {
+    std::vector<Node*> order;
+    std::vector<std::pair<Node*, int>> frames{{t, 0}};
+    std::unordered_map<Node*, int> index;
+    index.reserve(64);
+    index[t] = -1;  // on the stack
+    while (!frames.empty()) {
+      auto& f = frames.back();
+      if (f.second < f.first->nparents) {
+        Node* p = f.first->parent(f.second++).get();
+        if (!index.count(p)) {
+          index[p] = -1;
+          frames.push_back({p, 0});
+        }
+      } else {
+        index[f.first] = int(order.size());
+        order.push_back(f.first);
+        frames.pop_back();
+      }
+    }
+    py::list out;
+    for (Node* n : order) {
+      py::tuple ps(n->nparents);
+      for (int i = 0; i < n->nparents; ++i) ps[i] = index[n->parent(i).get()];
+      out.append(py::make_tuple(py::reinterpret_steal<py::object>(wrap(NodeRef(n))), ps,
+                                reinterpret_cast<std::uintptr_t>(n)));
+    }
+    return out;
+  });
+  m.def("_node_id", [](Node* t) { return reinterpret_cast<std::uintptr_t>(t); },
+        "The identity of the node behind a Tensor (several Python objects may wrap one node)");
 
   m.def("_pool_cached_bytes", &pool_cached_bytes);
   m.def("_pool_trim", &pool_trim);

@@ -1,0 +1,96 @@
+"""Pictures of the recorded graph: Graphviz DOT text (:func:`to_dot`) and rendered files (:func:`draw`).
+
+Each node shows its op, its shape, its value when it has at most four elements and, once a
+``backward()`` has filled ``.grad`` (leaves, and nodes with ``retain_grad()``), its adjoint
+df/dnode. Inputs (leaves that require a gradient) are green boxes, constants grey boxes, the
+output a double octagon; edges run from each parent to its child, left to right, as in the
+lecture's pictures of x_i = g_i(x_Pa(i)).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+
+_SMALL = 4  # values and adjoints with at most this many elements are written out
+
+
+def _fmt(a: Any) -> str:
+    v = np.asarray(a, dtype=np.float64)
+    if v.ndim == 0:
+        return f"{float(v):.4g}"
+    return np.array2string(v, precision=4, separator=", ", max_line_width=40).replace("\n", "")
+
+
+def _escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def to_dot(tensor: Tensor, names: Optional[Dict[str, Tensor]] = None, title: Optional[str] = None) -> str:
+    """The graph that computed ``tensor`` as Graphviz DOT text.
+
+    ``names`` maps names to Tensors of the graph (e.g. the lecture's ``{"x": x, "a": a, ...}``)
+    to print beside their ops. Nothing is computed: the values and adjoints shown are those
+    already recorded.
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
+    named = {_core._node_id(t): n for n, t in (names or {}).items()}
+    graph = _core._graph(tensor)
+    lines = ["digraph matgrad {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=11];',
+             '  edge [color="#555555"];']
+    if title:
+        lines.append(f'  labelloc="t"; label="{_escape(title)}";')
+    for i, (t, parents, node_id) in enumerate(graph):
+        kind = "input" if t.is_leaf and t.requires_grad else ("const" if t.is_leaf else t.op)
+        name = named.get(node_id)
+        rows = [f"{name} = {kind}" if name is not None else kind]
+        rows.append(f"shape {tuple(t.shape)} {np.dtype(t.dtype).name}")
+        if t.size <= _SMALL:
+            rows.append(f"value {_fmt(t.numpy())}")
+        g = t.grad
+        if g is not None:
+            rows.append(f"adjoint {_fmt(g.numpy())}" if g.size <= _SMALL else "adjoint (filled)")
+        label = "\\n".join(_escape(r) for r in rows)
+        if i == len(graph) - 1:
+            style = 'shape=doubleoctagon, style=filled, fillcolor="#fde9c9"'
+        elif t.is_leaf and t.requires_grad:
+            style = 'shape=box, style="filled,rounded", fillcolor="#d5f0d5"'
+        elif t.is_leaf:
+            style = 'shape=box, style=filled, fillcolor="#eeeeee"'
+        else:
+            style = 'shape=ellipse, style=filled, fillcolor="#ddeeff"'
+        lines.append(f'  n{i} [label="{label}", {style}];')
+        for p in parents:
+            lines.append(f"  n{p} -> n{i};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def draw(tensor: Tensor, path: str, names: Optional[Dict[str, Tensor]] = None, title: Optional[str] = None) -> str:
+    """Render :func:`to_dot` of ``tensor`` to ``path`` (.svg, .png or .pdf) with Graphviz's ``dot``.
+
+    Raises RuntimeError naming the Debian package (graphviz) when ``dot`` is not installed.
+    Returns ``path``.
+    """
+    fmt = os.path.splitext(path)[1].lower().lstrip(".")
+    if fmt not in ("svg", "png", "pdf"):
+        raise ValueError(f"draw: the file name must end in .svg, .png or .pdf, got {path!r}")
+    dot = shutil.which("dot")
+    if dot is None:
+        raise RuntimeError(
+            "draw: Graphviz's 'dot' program was not found; install it (Debian: apt-get install graphviz) "
+            "or write the DOT text of mg.to_dot(tensor) yourself"
+        )
+    src = to_dot(tensor, names=names, title=title)
+    res = subprocess.run([dot, f"-T{fmt}", "-o", path], input=src.encode(), capture_output=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"draw: dot failed ({res.returncode}): {res.stderr.decode(errors='replace').strip()}")
+    return path
