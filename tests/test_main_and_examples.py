@@ -13,8 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 def closed_form(x: float) -> float:
@@ -23,8 +23,8 @@ def closed_form(x: float) -> float:
 
 
 @pytest.mark.parametrize("argv", [["-m", "matgrad"], ["-m", "matgrad", "lecture", "--x", "-1.3"]])
-def test_main_job_prints_every_node_and_the_closed_form(argv):
-    r = run(*argv)
+def test_main_job_prints_every_node_and_the_closed_form(argv, tmp_path):
+    r = run(*argv, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     x0 = float(argv[-1]) if "--x" in argv else 0.7
     out = r.stdout
@@ -42,6 +42,22 @@ def test_main_job_prints_every_node_and_the_closed_form(argv):
     want = float(re.search(r"df/dx \(closed form\)\s+=\s+(\S+)", out).group(1))
     assert want == pytest.approx(closed_form(x0), rel=1e-15)
     assert got == pytest.approx(want, rel=1e-14)
+
+
+def test_main_job_draws_the_graph(tmp_path):
+    """The default run also draws the lecture's graph (or writes its DOT text without Graphviz)."""
+    import shutil
+
+    r = run("-m", "matgrad", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    if shutil.which("dot"):
+        svg = (tmp_path / "lecture-graph.svg").read_text()
+        assert "<svg" in svg and "x = input" in svg and "adjoint" in svg
+        assert "lecture-graph.svg" in r.stdout
+    else:
+        assert "digraph matgrad" in (tmp_path / "lecture-graph.dot").read_text()
+    r = run("-m", "matgrad", "lecture", "--no-graph", cwd=tmp_path / "..")
+    assert r.returncode == 0 and "graph" not in r.stdout.split("relative difference")[1]
 
 
 def test_main_help_lists_the_subcommands():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from typing import List, Optional
 
 import matgrad as mg
 
 
-def lecture(x0: float) -> int:
+def lecture(x0: float, graph: Optional[str] = "lecture-graph.svg") -> int:
     """f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)), with its named intermediates."""
     x = mg.tensor(x0, requires_grad=True)
     a = x**2
@@ -42,6 +43,18 @@ def lecture(x0: float) -> int:
     print("    closed form: 2x (1/(2 sqrt(c)) - sin c)(1 + exp(x^2)),  c = x^2 + exp(x^2)")
     rel = abs(got - closed) / abs(closed)
     print(f"  relative difference    = {rel:.2e}")
+    if graph:
+        print()
+        names = {name: t for name, t, _ in nodes}
+        title = f"f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)) at x = {x0}: value and adjoint df/dnode"
+        try:
+            mg.draw(f, graph, names=names, title=title)
+            print(f"  the graph, with every value and adjoint: {graph}")
+        except RuntimeError as e:  # no Graphviz: write the DOT text instead
+            dot_path = os.path.splitext(graph)[0] + ".dot"
+            with open(dot_path, "w") as fh:
+                fh.write(mg.to_dot(f, names=names, title=title))
+            print(f"  the graph as Graphviz DOT text: {dot_path} ({e})")
     return 0 if rel < 1e-14 else 1
 
 
@@ -54,9 +67,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p_lec = sub.add_parser("lecture", help="the lecture's scalar example with every node's value and adjoint "
                                            "(the default)")
     p_lec.add_argument("--x", type=float, default=0.7, help="where to evaluate (default 0.7)")
+    p_lec.add_argument("--graph", default="lecture-graph.svg",
+                       help="where to draw the computation graph (.svg, .png or .pdf; default lecture-graph.svg)")
+    p_lec.add_argument("--no-graph", action="store_true", help="do not draw the graph")
     args = parser.parse_args(argv)
     if args.command in (None, "lecture"):
-        return lecture(getattr(args, "x", 0.7))
+        graph = None if getattr(args, "no_graph", False) else getattr(args, "graph", "lecture-graph.svg")
+        return lecture(getattr(args, "x", 0.7), graph)
     parser.error(f"unknown command {args.command}")
     return 2
 
