@@ -604,6 +604,8 @@ NON_OPS = {
     "compile",
     "to_dot",
     "draw",
+    "nn",
+    "optim",
     "__version__",
 }
 # Every Tensor operator that computes a value.

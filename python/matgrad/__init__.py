@@ -62,6 +62,7 @@ from ._core import (
 from ._indexing import getitem as _getitem
 from ._transforms import check_grad, grad, hessian, jacobian, jvp, no_grad, value_and_grad, vjp
 from .viz import draw, to_dot
+from . import nn, optim  # noqa: E402  (submodules: mg.nn, mg.optim)
 
 Tensor.__getitem__ = _getitem  # type: ignore[assignment]
 
@@ -129,5 +130,8 @@ __all__ = [
     # pictures
     "to_dot",
     "draw",
+    # training
+    "nn",
+    "optim",
     "__version__",
 ]

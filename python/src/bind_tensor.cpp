@@ -45,6 +45,25 @@ NodeRef detached(const Node& n) {
 }  // namespace
 
 void bind_tensor(py::module_& m) {
+  // The no-grad in-place update of a leaf (mg.optim's steps): the leaf first gets memory of its
+  // own (never the caller's mapped array, nor a buffer shared with detach()ed tensors), its
+  // cached factorization is dropped, and nothing is recorded.
+  m.def(
+      "_assign_",
+      [](Node& n, py::handle values) {
+        if (!n.is_leaf())
+          throw GraphError(std::string("assign: only leaves can be updated in place (this tensor is the result of '") +
+                           op_name(n.op) + "')");
+        NodeRef v = cast(as_node(values, "assign", n.dtype), n.dtype);
+        if (v->shape != n.shape)
+          throw ShapeError("assign: values of shape " + v->shape.str() + " do not match the tensor's shape " +
+                           n.shape.str());
+        own_storage(n);
+        std::memmove(n.data, v->data, std::size_t(n.shape.size()) * itemsize(n.dtype));
+        n.factor.reset();
+      },
+      py::arg("tensor"), py::arg("values"));
+
   py::class_<Node, NodeRef> cls(m, "Tensor",
                                 "A value in a matgrad graph: 0-D, 1-D or 2-D, float64 or float32. Create with "
                                 "mg.tensor(data, requires_grad=False, dtype=None).");

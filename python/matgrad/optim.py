@@ -1,0 +1,89 @@
+"""Optimisers that update leaf parameters in place, outside the graph.
+
+``step()`` reads each parameter's ``.grad`` (filled by ``backward()``) and writes the new value
+into the parameter with ``matgrad._core._assign_``: the documented no-grad path. It records no
+graph, gives the parameter memory of its own first (a caller's array it was created from is
+never written) and drops any cached factorization of the old value. ``zero_grad()`` clears the
+gradients (``backward()`` accumulates, as in PyTorch).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Sequence, Tuple
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+
+
+class Optimizer:
+    def __init__(self, params: Iterable[Tensor], lr: float):
+        self.params: List[Tensor] = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: no parameters given")
+        for k, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.is_leaf or not p.requires_grad:
+                raise TypeError(f"{type(self).__name__}: parameter {k} is not a leaf Tensor with requires_grad=True")
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
+        self.lr = float(lr)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        for k, p in enumerate(self.params):
+            if p.grad is not None:
+                _core._assign_(p, self._update(k, np.asarray(p), np.asarray(p.grad)))
+
+    def _update(self, k: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """x <- x - lr v, v <- momentum v + g (+ weight_decay x); plain gradient descent at momentum 0."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self._v: List[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
+
+    def _update(self, k: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        if self.weight_decay:
+            g = g + self.weight_decay * x
+        if self.momentum:
+            self._v[k] = self.momentum * self._v[k] + g
+            g = self._v[k]
+        return x - self.lr * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba): m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2,
+    x <- x - lr m_hat / (sqrt(v_hat) + eps) with the bias corrections m_hat = m / (1 - b1^t),
+    v_hat = v / (1 - b2^t)."""
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+            raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
+        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
+        self.t = 0
+        self._m: List[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
+        self._s: List[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
+
+    def step(self) -> None:
+        self.t += 1
+        super().step()
+
+    def _update(self, k: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        self._m[k] = self.b1 * self._m[k] + (1 - self.b1) * g
+        self._s[k] = self.b2 * self._s[k] + (1 - self.b2) * g * g
+        m_hat = self._m[k] / (1 - self.b1**self.t)
+        s_hat = self._s[k] / (1 - self.b2**self.t)
+        return x - self.lr * m_hat / (np.sqrt(s_hat) + self.eps)

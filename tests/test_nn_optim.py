@@ -1,0 +1,115 @@
+"""mg.nn (layers, losses) and mg.optim (in-place updates) against closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import matgrad as mg
+
+rng = np.random.default_rng(21)
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_mlp_forward_is_the_lecture_network_and_init_is_seeded():
+    net = mg.nn.MLP([4, 5, 3], ["tanh", "sigmoid"], rng=7)
+    again = mg.nn.MLP([4, 5, 3], ["tanh", "sigmoid"], rng=np.random.default_rng(7))
+    for p, q in zip(net.parameters(), again.parameters()):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+    assert [p.shape for p in net.parameters()] == [(4, 5), (5,), (5, 3), (3,)]
+    assert all(p.is_leaf and p.requires_grad for p in net.parameters())
+    X = rng.standard_normal((6, 4))
+    A0, b0, A1, b1 = (p.numpy() for p in net.parameters())
+    np.testing.assert_allclose(net(X).numpy(), sigmoid(np.tanh(X @ A0 + b0) @ A1 + b1), rtol=1e-14)
+    with pytest.raises(ValueError, match="unknown activation"):
+        mg.nn.MLP([2, 2], "softsign")
+
+
+def test_losses_and_their_gradients():
+    Z = rng.standard_normal((5, 3))
+    labels = np.array([0, 2, 1, 1, 0])
+    onehot = np.eye(3)[labels]
+    s = np.exp(Z - Z.max(axis=1, keepdims=True))
+    s /= s.sum(axis=1, keepdims=True)
+    v, g = mg.value_and_grad(lambda z: mg.nn.softmax_cross_entropy(z, labels))(Z)
+    np.testing.assert_allclose(v, -np.mean(np.log(s[np.arange(5), labels])), rtol=1e-14)
+    np.testing.assert_allclose(g, (s - onehot) / 5, rtol=1e-13, atol=1e-16)  # softmax - onehot
+    g2 = mg.grad(lambda z: mg.nn.softmax_cross_entropy(z, onehot, reduction="sum"))(Z)
+    np.testing.assert_allclose(g2, s - onehot, rtol=1e-13, atol=1e-16)
+    big = np.array([[1000.0, 0.0], [0.0, -1000.0]])  # stable for huge logits
+    assert np.isfinite(mg.nn.softmax_cross_entropy(big, np.array([1, 1])).item())
+    y = rng.uniform(0, 1, (5, 3))
+    v, g = mg.value_and_grad(lambda z: mg.nn.binary_cross_entropy(z, y, reduction="sum"))(Z)
+    p = sigmoid(Z)
+    np.testing.assert_allclose(v, -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)), rtol=1e-13)
+    np.testing.assert_allclose(g, p - y, rtol=1e-13, atol=1e-16)
+    T = rng.standard_normal((5, 3))
+    v, g = mg.value_and_grad(lambda z: mg.nn.mse(z, T, reduction="sum"))(Z)
+    np.testing.assert_allclose(v, np.sum((T - Z) ** 2), rtol=1e-14)
+    np.testing.assert_allclose(g, 2 * (Z - T), rtol=1e-14)
+    with pytest.raises(ValueError, match="^softmax_cross_entropy: labels must be 5 integers"):
+        mg.nn.softmax_cross_entropy(mg.tensor(Z), np.array([0, 1, 2, 3, 0]))
+
+
+def test_sgd_with_momentum_and_adam_follow_their_formulas():
+    x0 = rng.standard_normal(4)
+    for make, manual in (
+        (lambda ps: mg.optim.SGD(ps, lr=0.1, momentum=0.9), "sgd"),
+        (lambda ps: mg.optim.Adam(ps, lr=0.05), "adam"),
+    ):
+        x = mg.tensor(x0, requires_grad=True)
+        opt = make([x])
+        want, v, m, s = x0.copy(), np.zeros(4), np.zeros(4), np.zeros(4)
+        for t in range(1, 4):
+            opt.zero_grad()
+            mg.sum(x * x * x).backward()
+            g = 3 * want**2
+            np.testing.assert_allclose(x.grad.numpy(), g, rtol=1e-15)
+            opt.step()
+            if manual == "sgd":
+                v = 0.9 * v + g
+                want = want - 0.1 * v
+            else:
+                m = 0.9 * m + 0.1 * g
+                s = 0.999 * s + 0.001 * g * g
+                want = want - 0.05 * (m / (1 - 0.9**t)) / (np.sqrt(s / (1 - 0.999**t)) + 1e-8)
+            np.testing.assert_allclose(x.numpy(), want, rtol=1e-14)
+    assert not np.shares_memory(x.numpy(), x0)  # the caller's array is never written
+    np.testing.assert_array_equal(x0, x0.copy())
+
+
+def test_training_reduces_the_loss_and_state_round_trips(tmp_path):
+    X = rng.standard_normal((64, 2))
+    labels = (X[:, 0] * X[:, 1] > 0).astype(np.int64)  # XOR-like quadrants
+    net = mg.nn.MLP([2, 16, 2], ["tanh", "identity"], rng=3)
+    opt = mg.optim.Adam(net.parameters(), lr=0.05)
+    first = None
+    for _ in range(150):
+        opt.zero_grad()
+        loss = mg.nn.softmax_cross_entropy(net(X), labels)
+        loss.backward()
+        opt.step()
+        first = first if first is not None else loss.item()
+    assert loss.item() < 0.3 * first
+    acc = np.mean(np.argmax(net(X).numpy(), axis=1) == labels)
+    assert acc > 0.9
+    net.save(str(tmp_path / "net.npz"))
+    other = mg.nn.MLP([2, 16, 2], ["tanh", "identity"], rng=99)
+    other.load(str(tmp_path / "net.npz"))
+    np.testing.assert_array_equal(other(X).numpy(), net(X).numpy())
+
+
+def test_in_place_update_refuses_non_leaves_and_bad_shapes_and_drops_cached_factors():
+    A = mg.tensor(3 * np.eye(2), requires_grad=True)
+    assert mg.det(A).item() == pytest.approx(9.0)
+    mg._core._assign_(A, 2 * np.eye(2))
+    assert mg.det(A).item() == pytest.approx(4.0)  # not the cached LU of the old value
+    with pytest.raises(RuntimeError, match="^assign: only leaves"):
+        mg._core._assign_(A * 2.0, np.eye(2))
+    with pytest.raises(ValueError, match=r"^assign: values of shape \(3,\) do not match the tensor's shape \(2, 2\)"):
+        mg._core._assign_(A, np.ones(3))
+    with pytest.raises(TypeError, match="not a leaf Tensor with requires_grad=True"):
+        mg.optim.SGD([mg.tensor(np.ones(2))])
