@@ -155,22 +155,22 @@ Shape parse_reshape(py::handle shape, const Shape& from) {
 }
 
 void bind_ops(py::module_& m) {
-  m.def(
-      "sum",
-      [](py::handle x, py::handle axis) {
-        NodeRef n = as_node(x, "sum");
-        return sum(n, parse_axis(axis, "sum", n->shape));
-      },
-      py::arg("x"), py::arg("axis") = py::none(),
-      "Sum over axis (None, 0, 1, -1, -2), no keepdims. d/dx: G broadcast back over the axis");
-  m.def(
-      "mean",
-      [](py::handle x, py::handle axis) {
-        NodeRef n = as_node(x, "mean");
-        return mean(n, parse_axis(axis, "mean", n->shape));
-      },
-      py::arg("x"), py::arg("axis") = py::none(),
-      "Mean over axis (None, 0, 1, -1, -2). d/dx: G / n broadcast back over the axis");
+  // The reductions over an axis (None, 0, 1, -1, -2; no keepdims).
+  auto reduction = [&m](const char* name, OpId op, const char* doc) {
+    m.def(
+        name,
+        [name, op](py::handle x, py::handle axis) {
+          NodeRef n = as_node(x, name);
+          return reduce(op, n, parse_axis(axis, name, n->shape));
+        },
+        py::arg("x"), py::arg("axis") = py::none(), doc);
+  };
+  reduction("sum", OpId::sum, "Sum over axis (None, 0, 1, -1, -2), no keepdims. d/dx: G broadcast back over the axis");
+  reduction("mean", OpId::mean, "Mean over axis (None, 0, 1, -1, -2). d/dx: G / n broadcast back over the axis");
+  reduction("logsumexp", OpId::logsumexp,
+            "log(sum(exp(x))) over axis, computed stably. d/dx: G softmax(x) along the axis");
+  reduction("max", OpId::max,
+            "The largest element over axis (NaN if one is). d/dx: G at the maximum; ties split it equally");
   m.def(
       "trace", [](py::handle x) { return trace(as_node(x, "trace")); }, py::arg("x"),
       "np.trace of a 2-D x (the sum of its diagonal). d/dx: G I");
@@ -231,22 +231,6 @@ void bind_ops(py::module_& m) {
       [](py::handle x, py::handle b) { return quad_form(as_node(x, "quad_form"), as_node(b, "quad_form")); },
       py::arg("x"), py::arg("B"),
       "x^T B x (x of shape (n,); X^T B X for X of shape (n, k)). d/dx: (B + B^T) x G, d/dB: G x x^T");
-  m.def(
-      "logsumexp",
-      [](py::handle x, py::handle axis) {
-        NodeRef n = as_node(x, "logsumexp");
-        return logsumexp(n, parse_axis(axis, "logsumexp", n->shape));
-      },
-      py::arg("x"), py::arg("axis") = py::none(),
-      "log(sum(exp(x))) over axis, computed stably. d/dx: G softmax(x) along the axis");
-  m.def(
-      "max",
-      [](py::handle x, py::handle axis) {
-        NodeRef n = as_node(x, "max");
-        return max(n, parse_axis(axis, "max", n->shape));
-      },
-      py::arg("x"), py::arg("axis") = py::none(),
-      "The largest element over axis (NaN if one is). d/dx: G at the maximum; ties split it equally");
   m.def(
       "where",
       [](py::handle mask, py::handle a, py::handle b) {

@@ -29,6 +29,8 @@ NodeRef binary(OpId op, const NodeRef& x, const NodeRef& y);
 /// add_s, mul_s, div_s, rsub_s (s - x), rdiv_s (s / x), pow_s (x ** s), rpow_s (s ** x).
 NodeRef scalar_op(OpId op, const NodeRef& x, double s);
 
+/// A reduction op (sum, mean, logsumexp, max) over axis (kAxisNone: everything).
+NodeRef reduce(OpId op, const NodeRef& x, int axis = kAxisNone);
 NodeRef sum(const NodeRef& x, int axis = kAxisNone);
 NodeRef mean(const NodeRef& x, int axis = kAxisNone);
 NodeRef matmul(const NodeRef& x, const NodeRef& y, bool ta = false, bool tb = false);

@@ -28,20 +28,6 @@ namespace {
 
 thread_local BatchStats t_stats;
 
-template <class T, int N = 4>
-struct Small {
-  T inl[N];
-  std::unique_ptr<T[]> heap;
-  T* p;
-  explicit Small(int n) : p(inl) {
-    if (n > N) {
-      heap.reset(new T[n]);
-      p = heap.get();
-    }
-  }
-  T& operator[](int i) { return p[i]; }
-};
-
 Val sample(const BVal& x, std::int64_t b) {
   if (!x.k) return x.v;
   const std::size_t bytes = std::size_t(x.s.size()) * itemsize(x.v.dtype());
@@ -52,7 +38,7 @@ BVal generic(const OpDef& d, const BVal* in, int n, const Attr& a, Node* const* 
              DType dt) {
   Val out = Val::empty(Shape::matrix(k, os.size()), dt);
   const std::size_t ob = std::size_t(os.size()) * itemsize(dt);
-  Small<Val> vals(n);
+  SmallArray<Val> vals(n);
   t_stats.per_member_calls += k;
   for (std::int64_t b = 0; b < k; ++b) {
     for (int i = 0; i < n; ++i) vals[i] = sample(in[i], b);
@@ -170,12 +156,12 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
       ++batched;
     }
   if (!k) {
-    Small<Val> vals(n);
+    SmallArray<Val> vals(n);
     for (int i = 0; i < n; ++i) vals[i] = in[i].v;
     Val r = ValueAlg().apply(o, vals.p, n, a, nodes);
     return BVal{r, 0, r.shape()};
   }
-  Small<Shape> ss(n);
+  SmallArray<Shape> ss(n);
   for (int i = 0; i < n; ++i) ss[i] = in[i].s;
   const Shape os = d.shape(a, ss.p, n);
   const DType dt = d.dtype ? d.dtype(a, nullptr, n) : in[d.index_input == 0 ? 1 : 0].v.dtype();
@@ -229,8 +215,8 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
 
 BVal BatchAlg::on_node(OpId o, const Node& xn, std::initializer_list<BVal> rest, const Attr& a) {
   const int n = 1 + static_cast<int>(rest.size());
-  Small<BVal> in(n);
-  Small<Node*> nodes(n);
+  SmallArray<BVal> in(n);
+  SmallArray<Node*> nodes(n);
   in[0] = input(xn);
   nodes[0] = const_cast<Node*>(&xn);
   int i = 1;

@@ -343,11 +343,7 @@ MG_VJP_FN(vjp_where) {
 
 void register_elementwise(OpDef* t) {
   auto def = [t](OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) -> OpDef& {
-    OpDef& d = t[static_cast<int>(id)];
-    d.name = name;
-    d.arity = arity;
-    d.shape = shape;
-    d.forward = fwd;
+    OpDef& d = define(t, id, name, arity, shape, fwd);
     d.batch = arity == 1 ? BatchKind::unary : BatchKind::binary;
     return d;
   };

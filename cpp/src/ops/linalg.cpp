@@ -226,6 +226,19 @@ MG_VJP_FN(vjp_det) {
 // that every row and column of Y peaks in [0.5, 1): adj(X) = det(D1 D2) D2 adj(Y) D1 with
 // adj(Y) = det(Y) Y^-1, or for a singular Y (= U S V^T) det(U) det(V) V adj(S) U^T with
 // adj(S) = diag(prod_{j != i} s_j), which is 0 unless rank >= n - 1.
+// For X = U S V^T: det(U) det(V) (each +-1), and prod_{q != i, q != j} s_q.
+template <class M>
+typename M::Scalar svd_orientation(const Eigen::JacobiSVD<M>& svd) {
+  return Eigen::PartialPivLU<M>(svd.matrixU()).determinant() * Eigen::PartialPivLU<M>(svd.matrixV()).determinant();
+}
+template <class V>
+typename V::Scalar prod_except(const V& s, Eigen::Index i, Eigen::Index j) {
+  typename V::Scalar r = 1;
+  for (Eigen::Index q = 0; q < s.size(); ++q)
+    if (q != i && q != j) r *= s(q);
+  return r;
+}
+
 template <class T>
 void adj_t_scaled(const Val& x, MapMat<T> out) {
   using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
@@ -254,16 +267,9 @@ void adj_t_scaled(const Val& x, MapMat<T> out) {
   if (!singular) adjY = lu.determinant() * lu.inverse();
   if (singular || !adjY.allFinite()) {
     Eigen::JacobiSVD<M> svd(Y, Eigen::ComputeFullU | Eigen::ComputeFullV);
-    const auto& sv = svd.singularValues();
     Eigen::Matrix<T, Eigen::Dynamic, 1> as(n);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      T p = 1;
-      for (Eigen::Index j = 0; j < n; ++j)
-        if (j != i) p *= sv(j);
-      as(i) = p;
-    }
-    const T sign = Eigen::PartialPivLU<M>(svd.matrixU()).determinant() * Eigen::PartialPivLU<M>(svd.matrixV()).determinant();
-    adjY = sign * (svd.matrixV() * as.asDiagonal() * svd.matrixU().transpose());
+    for (Eigen::Index i = 0; i < n; ++i) as(i) = prod_except(svd.singularValues(), i, i);
+    adjY = svd_orientation(svd) * (svd.matrixV() * as.asDiagonal() * svd.matrixU().transpose());
   }
   // adj(X) = det(D1^-1) det(D2^-1) D2^-1... with D1 = diag(2^-r), D2 = diag(2^-c):
   // adj(X)_ij = 2^(total - c_i - r_j) adj(Y)_ij, and out = adj(X)^T.
@@ -318,15 +324,8 @@ template <class T> void fwd_adj_t_vjp(const KernelArgs& k) {
   Eigen::JacobiSVD<M> svd(M(k.in[0].mat<T>()), Eigen::ComputeFullU | Eigen::ComputeFullV);
   const M& U = svd.matrixU();
   const M& V = svd.matrixV();
-  const auto& s = svd.singularValues();
-  const T sgn = Eigen::PartialPivLU<M>(U).determinant() * Eigen::PartialPivLU<M>(V).determinant();
-  const M K = sgn * (U.transpose() * M(k.in[1].mat<T>()) * V);
-  auto p = [&](Eigen::Index i, Eigen::Index j) {
-    T r = 1;
-    for (Eigen::Index q = 0; q < n; ++q)
-      if (q != i && q != j) r *= s(q);
-    return r;
-  };
+  const M K = svd_orientation(svd) * (U.transpose() * M(k.in[1].mat<T>()) * V);
+  auto p = [&](Eigen::Index i, Eigen::Index j) { return prod_except(svd.singularValues(), i, j); };
   M W(n, n);
   for (Eigen::Index i = 0; i < n; ++i)
     for (Eigen::Index j = 0; j < n; ++j) {
@@ -566,31 +565,14 @@ MG_VJP_FN(vjp_quad_form) {
 std::int64_t lu_factorizations() { return t_lu_count; }
 
 void register_linalg(OpDef* t) {
-  OpDef& m = t[static_cast<int>(OpId::matmul)];
-  m.name = "matmul";
-  m.arity = 2;
-  m.shape = matmul_shape;
-  m.forward = MG_FWD(fwd_matmul);
+  auto def = [t](OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) -> OpDef& {
+    return define(t, id, name, arity, shape, fwd);
+  };
+  OpDef& m = def(OpId::matmul, "matmul", 2, matmul_shape, MG_FWD(fwd_matmul));
   m.batch = BatchKind::matmul;
   MG_VJP(m, vjp_matmul);
-  OpDef& tr = t[static_cast<int>(OpId::trace)];
-  tr.name = "trace";
-  tr.shape = trace_shape;
-  tr.forward = MG_FWD(fwd_trace);
-  MG_VJP(tr, vjp_trace);
-  OpDef& e = t[static_cast<int>(OpId::eye_scale)];
-  e.name = "eye_scale";
-  e.shape = eye_scale_shape;
-  e.forward = MG_FWD(fwd_eye_scale);
-  MG_VJP(e, vjp_eye_scale);
-  auto def = [t](OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) -> OpDef& {
-    OpDef& d = t[static_cast<int>(id)];
-    d.name = name;
-    d.arity = arity;
-    d.shape = shape;
-    d.forward = fwd;
-    return d;
-  };
+  MG_VJP(def(OpId::trace, "trace", 1, trace_shape, MG_FWD(fwd_trace)), vjp_trace);
+  MG_VJP(def(OpId::eye_scale, "eye_scale", 1, eye_scale_shape, MG_FWD(fwd_eye_scale)), vjp_eye_scale);
   MG_VJP(def(OpId::det, "det", 1, det_shape, MG_FWD(fwd_det)), vjp_det);
   MG_VJP(def(OpId::adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)), vjp_adj_t);
   MG_VJP(def(OpId::adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp)), vjp_adj_t_vjp);

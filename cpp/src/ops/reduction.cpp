@@ -169,31 +169,12 @@ constexpr char kMax[] = "max";
 }  // namespace
 
 void register_reduction(OpDef* t) {
-  OpDef& s = t[static_cast<int>(OpId::sum)];
-  s.name = kSum;
-  s.shape = reduce_shape<kSum>;
-  s.forward = MG_FWD(fwd_sum);
-  MG_VJP(s, vjp_sum);
-  OpDef& m = t[static_cast<int>(OpId::mean)];
-  m.name = kMean;
-  m.shape = reduce_shape<kMean>;
-  m.forward = MG_FWD(fwd_mean);
-  MG_VJP(m, vjp_mean);
-  OpDef& l = t[static_cast<int>(OpId::logsumexp)];
-  l.name = kLogsumexp;
-  l.shape = reduce_shape<kLogsumexp>;
-  l.forward = MG_FWD(fwd_logsumexp);
-  MG_VJP(l, vjp_logsumexp);
-  OpDef& x = t[static_cast<int>(OpId::max)];
-  x.name = kMax;
-  x.shape = nonempty_reduce_shape<kMax>;
-  x.forward = MG_FWD(fwd_max);
-  MG_VJP(x, vjp_max);
-  OpDef& w = t[static_cast<int>(OpId::max_weight_axis)];
-  w.name = "max_weight_axis";
-  w.arity = 2;
-  w.shape = max_weight_axis_shape;
-  w.forward = MG_FWD(fwd_max_weight_axis);  // zero derivative: no VJP
+  MG_VJP(define(t, OpId::sum, kSum, 1, reduce_shape<kSum>, MG_FWD(fwd_sum)), vjp_sum);
+  MG_VJP(define(t, OpId::mean, kMean, 1, reduce_shape<kMean>, MG_FWD(fwd_mean)), vjp_mean);
+  MG_VJP(define(t, OpId::logsumexp, kLogsumexp, 1, reduce_shape<kLogsumexp>, MG_FWD(fwd_logsumexp)), vjp_logsumexp);
+  MG_VJP(define(t, OpId::max, kMax, 1, nonempty_reduce_shape<kMax>, MG_FWD(fwd_max)), vjp_max);
+  // zero derivative: no VJP
+  define(t, OpId::max_weight_axis, "max_weight_axis", 2, max_weight_axis_shape, MG_FWD(fwd_max_weight_axis));
 }
 
 }  // namespace matgrad

@@ -7,25 +7,6 @@
 
 namespace matgrad {
 
-namespace {
-
-// Fixed arrays for the usual arity, a heap array beyond.
-template <class T, int N = 4>
-struct SmallArray {
-  T inl[N];
-  std::unique_ptr<T[]> heap;
-  T* p;
-  explicit SmallArray(int n) : p(inl) {
-    if (n > N) {
-      heap.reset(new T[n]);
-      p = heap.get();
-    }
-  }
-  T& operator[](int i) { return p[i]; }
-};
-
-}  // namespace
-
 OpDef g_opdefs[static_cast<int>(OpId::count_)];
 bool g_opdefs_ready = false;
 
@@ -186,17 +167,13 @@ NodeRef scalar_op(OpId op, const NodeRef& x, double s) {
   return apply(op, {x}, a);
 }
 
-NodeRef sum(const NodeRef& x, int axis) {
+NodeRef reduce(OpId op, const NodeRef& x, int axis) {
   Attr a;
   a.axis = axis;
-  return apply(OpId::sum, {x}, a);
+  return apply(op, {x}, a);
 }
-
-NodeRef mean(const NodeRef& x, int axis) {
-  Attr a;
-  a.axis = axis;
-  return apply(OpId::mean, {x}, a);
-}
+NodeRef sum(const NodeRef& x, int axis) { return reduce(OpId::sum, x, axis); }
+NodeRef mean(const NodeRef& x, int axis) { return reduce(OpId::mean, x, axis); }
 
 NodeRef matmul(const NodeRef& x, const NodeRef& y, bool ta, bool tb) {
   Attr a;
@@ -270,31 +247,16 @@ NodeRef solve(const NodeRef& a, const NodeRef& b) { return binary_promoted(OpId:
 NodeRef cholesky(const NodeRef& x) { return apply(OpId::cholesky, {x}); }
 NodeRef norm(const NodeRef& x) { return apply(OpId::norm, {x}); }
 NodeRef quad_form(const NodeRef& x, const NodeRef& b) { return binary_promoted(OpId::quad_form, x, b, Attr{}); }
-NodeRef logsumexp(const NodeRef& x, int axis) {
-  Attr a;
-  a.axis = axis;
-  return apply(OpId::logsumexp, {x}, a);
-}
-NodeRef max(const NodeRef& x, int axis) {
-  Attr a;
-  a.axis = axis;
-  return apply(OpId::max, {x}, a);
-}
+NodeRef logsumexp(const NodeRef& x, int axis) { return reduce(OpId::logsumexp, x, axis); }
+NodeRef max(const NodeRef& x, int axis) { return reduce(OpId::max, x, axis); }
 NodeRef where(const NodeRef& mask, const NodeRef& a, const NodeRef& b) {
   const DType d = a->dtype == DType::f64 || b->dtype == DType::f64 ? DType::f64 : DType::f32;
-  // The mask as a 0/1 constant (truthiness as NumPy: nonzero and NaN are true); never differentiated.
-  NodeRef m = make_node(OpId::leaf, mask->shape, d);
-  const std::int64_t n = mask->shape.size();
-  auto fill = [&](auto src, auto dst) {
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] != 0 ? 1 : 0;  // NaN != 0 is true
-  };
-  const bool f64 = mask->dtype == DType::f64;
+  // The mask as a 0/1 constant of its own (truthiness as NumPy: nonzero and NaN are true; NaN != 0).
+  NodeRef m = make_leaf(mask->dtype == d ? mask->value() : ValueAlg().cast(mask->value(), d), false);
   if (d == DType::f64)
-    f64 ? fill(static_cast<const double*>(mask->data), static_cast<double*>(m->data))
-        : fill(static_cast<const float*>(mask->data), static_cast<double*>(m->data));
+    m->value().arr<double>() = (m->value().arr<double>() != 0.0).cast<double>();
   else
-    f64 ? fill(static_cast<const double*>(mask->data), static_cast<float*>(m->data))
-        : fill(static_cast<const float*>(mask->data), static_cast<float*>(m->data));
+    m->value().arr<float>() = (m->value().arr<float>() != 0.0f).cast<float>();
   return apply(OpId::where, {m, cast(a, d), cast(b, d)});
 }
 NodeRef concatenate(const std::vector<NodeRef>& xs, int axis) {

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <initializer_list>
+#include <memory>
 
 namespace matgrad {
 
@@ -67,6 +68,32 @@ struct OpDef {
   BatchKind batch = BatchKind::generic;
   /// Input holding element indices (any dtype, never differentiated), or -1.
   int index_input = -1;
+};
+
+/// Fill the common fields of an op's registry entry (the family files then add a VJP and any
+/// other field).
+inline OpDef& define(OpDef* table, OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) {
+  OpDef& d = table[static_cast<int>(id)];
+  d.name = name;
+  d.arity = arity;
+  d.shape = shape;
+  d.forward = fwd;
+  return d;
+}
+
+/// Fixed storage for the usual number of op inputs, a heap array beyond.
+template <class T, int N = 4>
+struct SmallArray {
+  T inl[N];
+  std::unique_ptr<T[]> heap;
+  T* p;
+  explicit SmallArray(int n) : p(inl) {
+    if (n > N) {
+      heap.reset(new T[n]);
+      p = heap.get();
+    }
+  }
+  T& operator[](int i) { return p[i]; }
 };
 
 extern OpDef g_opdefs[static_cast<int>(OpId::count_)];

@@ -337,12 +337,7 @@ MG_VJP_FN(vjp_diag_embed) { c.dx[0] = a.op(OpId::diag_part, {c.g}, c.node.attr);
 
 void register_shape(OpDef* t) {
   auto def = [t](OpId id, const char* name, ShapeFn shape, ForwardFn fwd) -> OpDef& {
-    OpDef& d = t[static_cast<int>(id)];
-    d.name = name;
-    d.arity = 1;
-    d.shape = shape;
-    d.forward = fwd;
-    return d;
+    return define(t, id, name, 1, shape, fwd);
   };
   MG_VJP(def(OpId::transpose, "transpose", transpose_shape, MG_FWD(fwd_transpose)), vjp_transpose);
   MG_VJP(def(OpId::reshape, "reshape", reshape_shape, MG_FWD(fwd_copy)), vjp_reshape);
