@@ -113,3 +113,19 @@ def test_in_place_update_refuses_non_leaves_and_bad_shapes_and_drops_cached_fact
         mg._core._assign_(A, np.ones(3))
     with pytest.raises(TypeError, match="not a leaf Tensor with requires_grad=True"):
         mg.optim.SGD([mg.tensor(np.ones(2))])
+
+
+def test_float32_networks_train_in_float32():
+    net = mg.nn.MLP([3, 4, 2], ["relu", "identity"], rng=1, dtype=np.float32)
+    X = rng.standard_normal((8, 3)).astype(np.float32)
+    labels = np.array([0, 1] * 4)
+    opt = mg.optim.SGD(net.parameters(), lr=0.1, momentum=0.5)
+    loss = mg.nn.softmax_cross_entropy(net(X), labels)
+    assert loss.dtype == np.float32
+    loss.backward()
+    assert all(p.grad.dtype == np.float32 for p in net.parameters())
+    before = [np.array(p.numpy()) for p in net.parameters()]
+    opt.step()
+    for p, b in zip(net.parameters(), before):
+        assert p.dtype == np.float32
+        np.testing.assert_allclose(p.numpy(), b - np.float32(0.1) * p.grad.numpy(), rtol=1e-6, atol=1e-7)

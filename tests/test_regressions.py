@@ -265,3 +265,12 @@ def test_a_list_of_tensors_that_require_grad_is_refused_not_silently_constant():
     # constants in a list are fine, and stack keeps the graph
     np.testing.assert_array_equal(mg.tensor([x[0].detach(), 5.0]).numpy(), [1.0, 5.0])
     np.testing.assert_array_equal(mg.grad(lambda z: mg.sum(mg.stack([z[0] * 3.0, z[1]])))(np.ones(2)), [3.0, 1.0])
+
+
+def test_hessian_of_det_at_singular_matrix_float32():
+    """adj_t_vjp in float32: the same second derivatives at a rank-2 matrix, float32 results."""
+    S = np.array([[1.0, 2, 3], [2, 4, 6], [1, 0, 1]])
+    H64 = mg.hessian(mg.det)(S)
+    H32 = mg.hessian(mg.det)(S.astype(np.float32))
+    assert H32.dtype == np.float32
+    np.testing.assert_allclose(H32, H64, rtol=1e-5, atol=1e-5)
