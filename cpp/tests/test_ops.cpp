@@ -726,6 +726,49 @@ std::vector<OpCase> all_cases() {
                   [](V v) { return matgrad::logsumexp(v[0], 1); }, ref_reduce_with(1, lse_ref)});
   }
 
+  // ---- softmax_cross_entropy(Z, Y) per row, and its one-kernel VJP (Note [fused softmax cross-entropy]) ----
+  {
+    // -sum_j y_j log softmax(z)_j = sum_j y_j (lse(z) - z_j), row by row
+    auto xent_ref = [](const std::vector<Input>& in) {
+      const std::int64_t R = in[0].shape.rows, C = in[0].shape.cols;
+      Input out{S(R), {}};
+      for (std::int64_t i = 0; i < R; ++i) {
+        std::vector<double> z(in[0].data.begin() + i * C, in[0].data.begin() + (i + 1) * C);
+        const double l = lse_ref(z);
+        double v = 0;
+        for (std::int64_t j = 0; j < C; ++j) v += in[1].data[std::size_t(i * C + j)] * (l - z[std::size_t(j)]);
+        out.data.push_back(v);
+      }
+      return out;
+    };
+    // g_i (softmax(z_i)_j sum_k y_ik - y_ij)
+    auto xent_vjp_ref = [](const std::vector<Input>& in) {
+      const std::int64_t R = in[0].shape.rows, C = in[0].shape.cols;
+      Input out{in[0].shape, {}};
+      for (std::int64_t i = 0; i < R; ++i) {
+        std::vector<double> z(in[0].data.begin() + i * C, in[0].data.begin() + (i + 1) * C);
+        const double l = lse_ref(z);
+        double s = 0;
+        for (std::int64_t j = 0; j < C; ++j) s += in[1].data[std::size_t(i * C + j)];
+        for (std::int64_t j = 0; j < C; ++j)
+          out.data.push_back(in[2].data[std::size_t(i)] *
+                             (std::exp(z[std::size_t(j)] - l) * s - in[1].data[std::size_t(i * C + j)]));
+      }
+      return out;
+    };
+    for (const Shape& s : {S(3, 4), S(1, 1), S(1, 5), S(4, 1)}) {
+      cs.push_back({"softmax_cross_entropy_" + shape_tag(s), OpId::softmax_xent, {s, s}, {Dom{-2.0, 2.0}, Dom{0.0, 1.0}},
+                    [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); }, xent_ref});
+      cs.push_back({"softmax_cross_entropy_vjp_" + shape_tag(s), OpId::softmax_xent_vjp, {s, s, S(s.rows)},
+                    {Dom{-2.0, 2.0}, Dom{0.0, 1.0}, Dom{-2.0, 2.0}},
+                    [](V v) { return matgrad::apply(OpId::softmax_xent_vjp, {v[0], v[1], v[2]}); }, xent_vjp_ref});
+    }
+    // large logits: the shift by the row maximum matters
+    cs.push_back({"softmax_cross_entropy_shifted_m3x4", OpId::softmax_xent, {S(3, 4), S(3, 4)},
+                  {Dom{700.0, 702.0}, Dom{0.0, 1.0}}, [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); },
+                  xent_ref});
+  }
+
   // ---- where(mask, a, b): the mask is a constant (every third element false) ----
   struct Wh {
     Shape a, b, mask;
@@ -1117,6 +1160,42 @@ TEST(Registry, EveryOpHasAGradientCase) {
   }
   EXPECT_STREQ(matgrad::op_name(OpId::leaf), "leaf");
   EXPECT_STREQ(matgrad::op_name(OpId::matmul), "matmul");
+}
+
+// ---- softmax cross-entropy: the one-hot closed form, and logits far out of exp's range ----
+
+TEST(SoftmaxCrossEntropy, OneHotGradientIsSoftmaxMinusOneHotAndLargeLogitsStayFinite) {
+  for (DType d : {DType::f64, DType::f32}) {
+    SCOPED_TRACE(dtype_str(d));
+    const Input z{S(2, 3), {1000.0, -1000.0, 999.0, 0.5, -0.25, 2.0}};
+    const Input y{S(2, 3), {0.0, 0.0, 1.0, 1.0, 0.0, 0.0}};
+    NodeRef lz = leaf(z, d), ly = leaf(y, d, false);
+    NodeRef l = matgrad::softmax_cross_entropy(lz, ly);
+    // row 0: lse = 1000 + log(1 + e^-1 + e^-2000) and the label's logit is 999
+    const double l0 = 1.0 + std::log1p(std::exp(-1.0));
+    const double lse1 = lse_ref({0.5, -0.25, 2.0});
+    EXPECT_TRUE(all_close(values(l), {l0, lse1 - 0.5}, value_tol(d)));
+    auto g = matgrad::grad_values(matgrad::sum(l), {lz});
+    const double p00 = 1.0 / (1.0 + std::exp(-1.0));
+    std::vector<double> want = {p00, 0.0, 1.0 - p00 - 1.0};
+    for (double v : {0.5, -0.25, 2.0}) want.push_back(std::exp(v - lse1));
+    want[3] -= 1.0;
+    EXPECT_TRUE(all_close(values(g[0]), want, value_tol(d)));
+  }
+  // a logit of -inf whose target is 0 contributes nothing (no 0 * inf)
+  const double inf = std::numeric_limits<double>::infinity();
+  NodeRef lz = leaf(Input{S(1, 3), {-inf, 0.0, 0.0}}, DType::f64);
+  NodeRef l = matgrad::softmax_cross_entropy(lz, leaf(Input{S(1, 3), {0.0, 1.0, 0.0}}, DType::f64, false));
+  EXPECT_TRUE(all_close(values(l), {std::log(2.0)}, value_tol(DType::f64)));
+  // shapes that do not match: a ShapeError naming the op and both shapes
+  try {
+    matgrad::softmax_cross_entropy(leaf(Input{S(2, 3), std::vector<double>(6, 0.0)}, DType::f64),
+                                   leaf(Input{S(3), {0.0, 1.0, 0.0}}, DType::f64));
+    ADD_FAILURE() << "no error";
+  } catch (const matgrad::ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("softmax_cross_entropy"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(2, 3)"), std::string::npos) << e.what();
+  }
 }
 
 // ---- closed-form VJPs (numpy formulas), beyond finite differences ----

@@ -64,6 +64,8 @@ enum class OpId : std::uint16_t {
   // reductions
   sum, mean, logsumexp, max,
   max_weight_axis,  // (x == max) / count along the axis (the VJP weights of max; zero derivative)
+  softmax_xent,      // per-row softmax cross-entropy of logits against targets (Note [fused softmax cross-entropy])
+  softmax_xent_vjp,  // its VJP with respect to the logits, G (softmax s - Y), in one kernel
   // shape
   transpose, reshape, broadcast_to, sum_to, cast, alias,
   pack, unpack, embed,  // several values as one node (Note [multiple outputs])

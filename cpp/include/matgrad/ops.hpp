@@ -73,6 +73,9 @@ NodeRef norm(const NodeRef& x);
 NodeRef quad_form(const NodeRef& x, const NodeRef& b);
 NodeRef logsumexp(const NodeRef& x, int axis = kAxisNone);
 NodeRef max(const NodeRef& x, int axis = kAxisNone);
+/// Per row i of logits z (n, c) and targets y (n, c) (one-hot or probabilities):
+/// -sum_j y_ij log softmax(z_i)_j, shape (n,). d/dz: g_i (softmax(z_i) sum_j y_ij - y_i).
+NodeRef softmax_cross_entropy(const NodeRef& z, const NodeRef& y);
 /// a where mask != 0, else b (broadcasting all three; the mask is not differentiated).
 NodeRef where(const NodeRef& mask, const NodeRef& a, const NodeRef& b);
 NodeRef concatenate(const std::vector<NodeRef>& xs, int axis = 0);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <string>
 
 namespace matgrad {
@@ -161,6 +162,108 @@ template <class T> void fwd_max_weight_axis(const KernelArgs& k) {
     for (std::int64_t i = 0; i < s.rows; ++i) slice(i * s.cols, s.cols, 1, y[i]);
 }
 
+// Note [fused softmax cross-entropy]
+// softmax_cross_entropy(Z, Y), Z and Y of shape (n, c): per row i the cross-entropy of softmax(Z_i)
+// against the target row Y_i (one-hot or probabilities),
+//   l_i = -sum_j Y_ij log softmax(Z_i)_j = sum_j Y_ij ((m_i - Z_ij) + log sum_k exp(Z_ik - m_i)),
+// m_i the row maximum: one pass over the row, stable for any logits, and exact for one-hot rows
+// whose label has the largest logit (no cancellation of two large logsumexp terms).
+// The VJP is one kernel too, softmax_cross_entropy_vjp(Z, Y, G) = G_i (softmax(Z_i) s_i - Y_i),
+// s_i = sum_j Y_ij (1 for one-hot rows: softmax - onehot); its own VJP is written with the
+// ordinary ops, so second derivatives work as for any op.
+constexpr char kXent[] = "softmax_cross_entropy";
+
+Shape xent_shape(const Attr&, const Shape* in, int) {
+  if (in[0].ndim != 2 || in[1] != in[0])
+    fail_shapes(kXent, "are not logits and targets of one (batch, classes) shape", in, 2);
+  if (in[0].cols == 0 && in[0].rows > 0) fail_shapes(kXent, "have no classes", in, 2);
+  return Shape::vector(in[0].rows);
+}
+
+// Row i's maximum m and log sum_k exp(Z_ik - m) (m non-finite: the sum is not formed, log 1 = 0).
+template <class T, class A>
+std::pair<T, A> row_shift_lse(const T* z, std::int64_t c) {
+  const T m = slice_max(z, c, std::int64_t(1));
+  if (!std::isfinite(m)) return {m, A(0)};
+  A acc = 0;
+  for (std::int64_t j = 0; j < c; ++j) acc += std::exp(A(z[j]) - A(m));
+  return {m, std::log(acc)};
+}
+
+template <class T> void fwd_xent(const KernelArgs& k) {
+  using A = typename Accum<T>::type;
+  const std::int64_t n = k.in[0].shape().rows, c = k.in[0].shape().cols;
+  const T* z = k.in[0].ptr<T>();
+  const T* y = k.in[1].ptr<T>();
+  T* o = k.out.ptr<T>();
+  for (std::int64_t i = 0; i < n; ++i, z += c, y += c) {
+    const auto [m, lse] = row_shift_lse<T, A>(z, c);
+    A l = 0;
+    for (std::int64_t j = 0; j < c; ++j)
+      if (y[j] != T(0)) l += A(y[j]) * ((A(m) - A(z[j])) + lse);  // 0 * (m - (-inf)) stays out
+    o[i] = T(l);
+  }
+}
+
+Shape xent_vjp_shape(const Attr&, const Shape* in, int) { return in[0]; }
+// softmax_cross_entropy_vjp(Z, Y, G)_ij = G_i (softmax(Z_i)_j s_i - Y_ij), s_i = sum_j Y_ij
+template <class T> void fwd_xent_vjp(const KernelArgs& k) {
+  using A = typename Accum<T>::type;
+  const std::int64_t n = k.in[0].shape().rows, c = k.in[0].shape().cols;
+  const T* z = k.in[0].ptr<T>();
+  const T* y = k.in[1].ptr<T>();
+  const T* g = k.in[2].ptr<T>();
+  T* o = k.out.ptr<T>();
+  for (std::int64_t i = 0; i < n; ++i, z += c, y += c, o += c) {
+    const auto [m, lse] = row_shift_lse<T, A>(z, c);
+    A s = 0;
+    for (std::int64_t j = 0; j < c; ++j) s += A(y[j]);
+    const A gi = A(g[i]);
+    for (std::int64_t j = 0; j < c; ++j) o[j] = T(gi * (std::exp((A(z[j]) - A(m)) - lse) * s - A(y[j])));
+  }
+}
+
+template <class A>
+typename A::T row_sum(A& a, const typename A::T& x) {
+  Attr at;
+  at.axis = 1;
+  return a.op(OpId::sum, {x}, at);
+}
+// (n,) -> (n, 1), broadcasting against (n, c) in the binary ops
+template <class A>
+typename A::T column(A& a, const typename A::T& v) {
+  return a.reshape(v, Shape::matrix(a.shape(v).size(), 1));
+}
+template <class A>
+typename A::T softmax_rows(A& a, const typename A::T& z) {
+  Attr at;
+  at.axis = 1;
+  return a.exp(a.sub(z, column(a, a.op(OpId::logsumexp, {z}, at))));
+}
+
+// dZ = G_i (softmax(Z_i) s_i - Y_i) (one kernel), dY = G_i (logsumexp(Z_i) - Z_i) = -G_i log softmax(Z_i)
+MG_VJP_FN(vjp_xent) {
+  if (c.needs[0]) c.dx[0] = a.op(OpId::softmax_xent_vjp, {c.in[0], c.in[1], c.g});
+  if (c.needs[1]) {
+    Attr at;
+    at.axis = 1;
+    c.dx[1] = a.mul(column(a, c.g), a.sub(column(a, a.op(OpId::logsumexp, {c.in[0]}, at)), c.in[0]));
+  }
+}
+
+// With P = softmax(Z), s = rowsum(Y), D = the op's output and H its cotangent (all per row i):
+//   dZ = G s P * (H - rowsum(H P)),  dY = G (rowsum(H P) - H),  dG = rowsum(H * (P s - Y))
+MG_VJP_FN(vjp_xent_vjp) {
+  const auto& z = c.in[0];
+  const auto& y = c.in[1];
+  const auto& g = c.in[2];
+  const auto p = softmax_rows(a, z);
+  const auto hp = column(a, row_sum(a, a.mul(c.g, p)));
+  if (c.needs[0]) c.dx[0] = a.mul(a.mul(column(a, a.mul(g, row_sum(a, y))), p), a.sub(c.g, hp));
+  if (c.needs[1]) c.dx[1] = a.mul(column(a, g), a.sub(hp, c.g));
+  if (c.needs[2]) c.dx[2] = row_sum(a, a.mul(c.g, a.sub(a.mul(p, column(a, row_sum(a, y))), y)));
+}
+
 constexpr char kSum[] = "sum";
 constexpr char kMean[] = "mean";
 constexpr char kLogsumexp[] = "logsumexp";
@@ -173,6 +276,9 @@ void register_reduction(OpDef* t) {
   MG_VJP(define(t, OpId::mean, kMean, 1, reduce_shape<kMean>, MG_FWD(fwd_mean)), vjp_mean);
   MG_VJP(define(t, OpId::logsumexp, kLogsumexp, 1, reduce_shape<kLogsumexp>, MG_FWD(fwd_logsumexp)), vjp_logsumexp);
   MG_VJP(define(t, OpId::max, kMax, 1, nonempty_reduce_shape<kMax>, MG_FWD(fwd_max)), vjp_max);
+  MG_VJP(define(t, OpId::softmax_xent, kXent, 2, xent_shape, MG_FWD(fwd_xent)), vjp_xent);
+  MG_VJP(define(t, OpId::softmax_xent_vjp, "softmax_cross_entropy_vjp", 3, xent_vjp_shape, MG_FWD(fwd_xent_vjp)),
+         vjp_xent_vjp);
   // zero derivative: no VJP
   define(t, OpId::max_weight_axis, "max_weight_axis", 2, max_weight_axis_shape, MG_FWD(fwd_max_weight_axis));
 }

@@ -249,6 +249,9 @@ NodeRef norm(const NodeRef& x) { return apply(OpId::norm, {x}); }
 NodeRef quad_form(const NodeRef& x, const NodeRef& b) { return binary_promoted(OpId::quad_form, x, b, Attr{}); }
 NodeRef logsumexp(const NodeRef& x, int axis) { return reduce(OpId::logsumexp, x, axis); }
 NodeRef max(const NodeRef& x, int axis) { return reduce(OpId::max, x, axis); }
+NodeRef softmax_cross_entropy(const NodeRef& z, const NodeRef& y) {
+  return binary_promoted(OpId::softmax_xent, z, y, Attr{});
+}
 NodeRef where(const NodeRef& mask, const NodeRef& a, const NodeRef& b) {
   const DType d = a->dtype == DType::f64 || b->dtype == DType::f64 ? DType::f64 : DType::f32;
   // The mask as a 0/1 constant of its own (truthiness as NumPy: nonzero and NaN are true; NaN != 0).
