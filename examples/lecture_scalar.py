@@ -27,6 +27,7 @@ def main() -> None:
     for x0 in (-1.0, 0.0, 0.7, 1.3):
         x = mg.tensor(x0, requires_grad=True)
         f(x).backward()
+        assert x.grad is not None  # backward() filled it
         eager = x.grad.item()
         functional = float(mg.grad(f)(x0))
         second = float(mg.grad(mg.grad(f))(x0))

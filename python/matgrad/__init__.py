@@ -7,6 +7,10 @@ A C++17/Eigen engine with a NumPy-shaped Python API::
     y = (mg.sin(x) * x).sum()
     y.backward()
     x.grad            # cos(x) * x + sin(x)
+
+Every public function's docstring starts with its signature, then gives the shapes it takes and
+returns and the derivative rule it implements: ``d/dx: ...`` is the adjoint passed back to input
+``x``, written with ``G``, the adjoint (cotangent) of the output, which has the output's shape.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ from ._transforms import check_grad, grad, hessian, jacobian, jvp, no_grad, valu
 from .viz import draw, to_dot
 from . import nn, optim  # noqa: E402  (submodules: mg.nn, mg.optim)
 
-Tensor.__getitem__ = _getitem  # type: ignore[assignment]
+Tensor.__getitem__ = _getitem  # type: ignore[method-assign]
 
 __version__: str = _core.__version__
 

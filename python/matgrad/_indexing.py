@@ -16,7 +16,7 @@ import numpy as np
 from . import _core
 
 
-def _basic(key: Any, shape: Tuple[int, ...]) -> Optional[tuple]:
+def _basic(key: Any, shape: Tuple[int, ...]) -> Optional[Tuple[int, int, int, int, Tuple[int, ...]]]:
     """(r0, c0, rows, cols, result_shape) of the block a basic key selects, or None."""
     parts = key if isinstance(key, tuple) else (key,)
     if len(parts) > len(shape):
@@ -48,7 +48,17 @@ def _basic(key: Any, shape: Tuple[int, ...]) -> Optional[tuple]:
 
 
 def getitem(x: "_core.Tensor", key: Any) -> "_core.Tensor":
-    """``x[key]`` as a node of the graph (NumPy indexing rules; results of at most 2-D)."""
+    """__getitem__(x, key) -> Tensor
+
+    ``x[key]`` as a node of the graph, with NumPy's indexing rules: integers, slices (any step),
+    integer arrays and boolean masks.
+
+    Shapes: as NumPy's ``x.numpy()[key]``; results of more than 2 dimensions raise ValueError,
+    out-of-range indices IndexError.
+
+    d/dx: ``G`` placed back where the elements came from, zeros elsewhere, repeated indices
+    adding up (scatter-add).
+    """
     shape = tuple(x.shape)
     block = _basic(key, shape) if shape else None
     if block is not None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
-from collections.abc import Iterable
-from typing import Any, Callable, Sequence, Tuple, Union
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
 from . import _core
 from ._core import Tensor
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 ArgNums = Union[int, Sequence[int]]
 
@@ -26,7 +29,7 @@ def _as_argnum(i: Any, op: str) -> int:
         raise TypeError(f"{op}: argnums must be ints, got {type(i).__name__}") from None
 
 
-def _checked_argnums(argnums: ArgNums, op: str) -> Tuple[Tuple[int, ...], bool]:
+def _checked_argnums(argnums: ArgNums, op: str) -> tuple[tuple[int, ...], bool]:
     single = hasattr(argnums, "__index__") and not isinstance(argnums, (bool, np.bool_))
     if single:
         return (_as_argnum(argnums, op),), True
@@ -39,13 +42,16 @@ def _checked_argnums(argnums: ArgNums, op: str) -> Tuple[Tuple[int, ...], bool]:
 
 
 def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
-    """Return a function computing ``(f(*args), df/dargs[argnums])``.
+    """value_and_grad(f, argnums=0) -> Callable
 
-    ``f`` must return a scalar (shape ``()`` or ``(1, 1)``). With NumPy arrays or Python numbers
-    in, value and gradients come back as NumPy arrays the caller owns (a gradient has its
-    input's shape and dtype; 0-D for scalars). If any positional argument is a Tensor, they
-    come back as Tensors connected to the graph, so transforms nest: ``grad(grad(f))``.
-    ``argnums`` may be a tuple, giving a tuple of gradients.
+    Return a function computing ``(f(*args), df/dargs[argnums])`` in one forward and one reverse
+    sweep (the rule as in :func:`grad`).
+
+    Shapes: ``f`` must return a scalar (shape ``()`` or ``(1, 1)``); each gradient has its
+    argument's shape and dtype (``()`` for a Python number). With NumPy arrays or Python numbers
+    in, value and gradients come back as NumPy arrays the caller owns. If any positional
+    argument is a Tensor, they come back as Tensors connected to the graph, so transforms nest:
+    ``grad(grad(f))``. ``argnums`` may be a tuple, giving a tuple of gradients.
     """
 
     nums, single = _checked_argnums(argnums, "value_and_grad")
@@ -59,10 +65,17 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[...,
 
 
 def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
-    """Return a function computing the gradient of scalar ``f`` w.r.t. ``args[argnums]``.
+    """grad(f, argnums=0) -> Callable
 
-    Reverse mode: one sweep gives df/dx for every requested input, df/dx_i =
-    sum_j df/dx_j . dg_j/dx_i. See :func:`value_and_grad` for the conventions.
+    Return a function computing the gradient of scalar ``f`` w.r.t. ``args[argnums]``.
+
+    Shapes: ``f`` must return shape ``()`` or ``(1, 1)``; each gradient has its argument's shape
+    and dtype (a tuple of them for a tuple ``argnums``). NumPy in, NumPy out; Tensors in, Tensors
+    out (see :func:`value_and_grad`).
+
+    Reverse mode: one sweep from the seed ``G = 1`` gives ``df/dx`` for every requested input,
+    each node's adjoint being ``df/dx_i = sum over children j of (df/dx_j) . (dg_j/dx_i)``, the
+    VJPs of the ops in reverse order.
     """
 
     nums, single = _checked_argnums(argnums, "grad")
@@ -75,7 +88,7 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     return grad_f
 
 
-def _placed(block: Any, out_shape: tuple, in_shape: tuple, graph: bool) -> Any:
+def _placed(block: Any, out_shape: tuple[int, ...], in_shape: tuple[int, ...], graph: bool) -> Any:
     """A Jacobian block (out.size, in.size) given its full shape out_shape + in_shape: NumPy
     results always; Tensor results when that has at most 2 dimensions (else the C-order
     matricisation stays, as DESIGN.md says)."""
@@ -86,14 +99,20 @@ def _placed(block: Any, out_shape: tuple, in_shape: tuple, graph: bool) -> Any:
 
 
 def jacobian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
-    """Return a function computing the Jacobian of ``f`` w.r.t. ``args[argnums]``.
+    """jacobian(f, argnums=0) -> Callable
 
-    ``jacobian(f)(X)`` has shape ``f(X).shape + X.shape``: for a matrix function of a matrix, the
-    4-D ``J[i, j, k, l] = d f(X)_ij / d X_kl``. matgrad runs reverse sweeps (one per output
-    element) or forward sweeps (one per input element), whichever are fewer, all of a batch at
-    once in C++ (a batch of cotangents turns each matmul VJP into one GEMM). NumPy in, NumPy out;
-    with a Tensor argument the result is a Tensor connected to the graph (so ``jacobian(grad(f))``
-    works), given as the ``(f(X).size, X.size)`` matricisation when the full rank exceeds 2.
+    Return a function computing the Jacobian of ``f`` w.r.t. ``args[argnums]``.
+
+    Shapes: ``jacobian(f)(X)`` has shape ``f(X).shape + X.shape``: for a matrix function of a
+    matrix, the 4-D ``J[i, j, k, l] = df(X)_ij/dX_kl``; a tuple of such blocks for a tuple
+    ``argnums``. NumPy in, NumPy out; with a Tensor argument the result is a Tensor connected to
+    the graph (so ``jacobian(grad(f))`` works), given as the ``(f(X).size, X.size)``
+    matricisation when the full rank exceeds 2.
+
+    Rule: the rows ``J^T e_i`` come from reverse sweeps (one per output element), or the columns
+    ``J e_k`` from forward sweeps (one per input element, each the VJP of the VJP, as in
+    :func:`jvp`), whichever are fewer, all of a batch at once in C++ (a batch of cotangents turns
+    each matmul VJP into one GEMM).
     """
 
     nums, single = _checked_argnums(argnums, "jacobian")
@@ -109,12 +128,18 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
 
 
 def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
-    """Return a function computing the Hessian of scalar ``f`` w.r.t. ``args[argnums]``.
+    """hessian(f, argnums=0) -> Callable
 
-    ``hessian(f)(x)`` has shape ``x.shape + x.shape``: the Jacobian of the gradient. The gradient
-    is built once as a graph (reverse mode), then differentiated by batched sweeps over that
-    graph, as :func:`jacobian` does. With a tuple ``argnums`` the result is the nested tuple of
-    blocks ``H[i][j] = d^2 f / d args[i] d args[j]``.
+    Return a function computing the Hessian of scalar ``f`` w.r.t. ``args[argnums]``.
+
+    Shapes: ``f`` must return shape ``()`` or ``(1, 1)``; ``hessian(f)(x)`` has shape
+    ``x.shape + x.shape``. With a tuple ``argnums`` the result is the nested tuple of blocks
+    ``H[i][j] = d/dargs[j] (df/dargs[i])`` of shape ``args[i].shape + args[j].shape``. NumPy and
+    Tensor results as in :func:`jacobian`.
+
+    Rule: the Jacobian of the gradient. The gradient is built once as a graph (reverse mode,
+    ``create_graph``), then differentiated by batched sweeps over that graph, as :func:`jacobian`
+    does.
     """
 
     nums, single = _checked_argnums(argnums, "hessian")
@@ -126,6 +151,7 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
             raise ValueError(
                 f"hessian: the function's output has shape {out.shape}; it must be a scalar (shape () or (1, 1))"
             )
+        blocks: list[list[Any]]  # Tensors (graph) or NumPy arrays
         if graph:
             grads = _core._grad_nodes(out, list(ins), None, "hessian")
             blocks = [_core._jacobian_nodes(g, list(ins)) for g in grads]
@@ -139,11 +165,17 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     return hessian_f
 
 
-def vjp(f: Callable[..., Any], *primals: Any) -> Tuple[Any, Callable[[Any], Tuple[Any, ...]]]:
-    """Return ``(f(*primals), vjp_fun)``; ``vjp_fun(cotangent)`` gives the tuple of
-    ``cotangent . df/dprimal_i``, one per primal (each of its primal's shape).
+def vjp(f: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple[Any, ...]]]:
+    """vjp(f, *primals) -> tuple[out, vjp_fun]
 
-    The graph is recorded once; each ``vjp_fun`` call is one reverse sweep.
+    Return ``(f(*primals), vjp_fun)``; ``vjp_fun(cotangent)`` gives the tuple of
+    ``cotangent . df/dprimal_i = J_i^T cotangent``, one per primal.
+
+    Shapes: ``cotangent`` has the output's shape; the i-th result has ``primals[i]``'s shape.
+    NumPy in, NumPy out; a Tensor primal or cotangent gives Tensors connected to the graph.
+
+    Rule: the graph is recorded once; each ``vjp_fun`` call is one reverse sweep seeded with
+    ``G = cotangent``, running every op's VJP in reverse order.
     """
 
     if not primals:
@@ -152,19 +184,25 @@ def vjp(f: Callable[..., Any], *primals: Any) -> Tuple[Any, Callable[[Any], Tupl
     out, ins, graph = _core._trace(f, primals, nums, "vjp")
     inputs = list(ins)
 
-    def vjp_fun(cotangent: Any) -> Tuple[Any, ...]:
+    def vjp_fun(cotangent: Any) -> tuple[Any, ...]:
         fn = _core._grad_nodes if graph or isinstance(cotangent, Tensor) else _core._grad_values
         return tuple(fn(out, inputs, cotangent, "vjp"))
 
     return (out if graph else np.array(out.numpy())), vjp_fun
 
 
-def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Tuple[Any, Any]:
-    """Forward mode: return ``(f(*primals), sum_i df/dprimal_i . tangents[i])``.
+def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> tuple[Any, Any]:
+    """jvp(f, primals, tangents) -> tuple[out, tangent_out]
 
-    Computed as the VJP of the VJP: the reverse sweep with a cotangent u is the linear map
-    u -> J^T u, recorded as a graph; its own VJP with cotangent v is J v. So every op's VJP
-    serves forward mode too, and jvp nests (grad of a jvp, jvp of a grad).
+    Forward mode: return ``(f(*primals), sum_i df/dprimal_i . tangents[i])``, i.e. ``J v``.
+
+    Shapes: ``primals`` and ``tangents`` are tuples or lists of equal length, ``tangents[i]`` of
+    ``primals[i]``'s shape; ``tangent_out`` has the output's shape. NumPy in, NumPy out; a Tensor
+    primal or tangent gives Tensors connected to the graph.
+
+    Rule: computed as the VJP of the VJP. The reverse sweep with a cotangent u is the linear map
+    ``u -> J^T u``, recorded as a graph; its own VJP with cotangent v is ``J v``. So every op's
+    VJP serves forward mode too, and jvp nests (grad of a jvp, jvp of a grad).
     """
 
     for what, seq in (("primals", primals), ("tangents", tangents)):
@@ -191,18 +229,20 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 
 
 class no_grad(contextlib.ContextDecorator):
-    """Context manager (and decorator) in which ops record no graph: results are constants.
+    """no_grad()
 
-    Transforms (grad, value_and_grad, ...) still differentiate inside it.
+    Context manager (and decorator) in which ops record no graph: their results are constants,
+    so no gradient flows through them (``backward()`` does not reach their inputs). Shapes and
+    values are unchanged. Transforms (grad, value_and_grad, ...) still differentiate inside it.
     """
 
     def __init__(self) -> None:
-        self._prev: list = []
+        self._prev: list[bool] = []
 
-    def _recreate_cm(self) -> "no_grad":  # each decorated call gets its own state
+    def _recreate_cm(self) -> no_grad:  # each decorated call gets its own state
         return no_grad()
 
-    def __enter__(self) -> "no_grad":
+    def __enter__(self) -> Self:
         self._prev.append(_core.is_grad_enabled())
         _core._set_grad_enabled(False)
         return self
@@ -214,19 +254,24 @@ class no_grad(contextlib.ContextDecorator):
 def check_grad(
     f: Callable[..., Any], *args: Any, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-8
 ) -> float:
-    """Compare matgrad's gradient of scalar ``f`` with central finite differences.
+    """check_grad(f, *args, eps=1e-6, rtol=1e-5, atol=1e-8) -> float
 
-    Every positional argument is differentiated. For each element, the analytic derivative
-    ``a`` must satisfy ``|a - n| <= atol + rtol * |n|`` with ``n = (f(x + eps) - f(x - eps)) /
-    (2 eps)`` computed in float64. Returns the largest absolute error found; raises
-    AssertionError naming the argument and index of the first mismatch.
+    Compare matgrad's gradient of scalar ``f`` with central finite differences.
+
+    Shapes: ``f`` must return shape ``()`` or ``(1, 1)``; each argument (any shape, converted to
+    float64) is differentiated, element by element.
+
+    Rule: for each element, the analytic derivative ``a = df/dx`` (from :func:`grad`) must satisfy
+    ``|a - n| <= atol + rtol * |n|`` with ``n = (f(x + eps) - f(x - eps)) / (2 eps)`` computed in
+    float64. Returns the largest absolute error found; raises AssertionError naming the argument
+    and index of the first mismatch.
     """
     if not args:
         raise ValueError("check_grad: f needs at least one argument")
     base = [np.array(np.asarray(a, dtype=np.float64), dtype=np.float64) for a in args]
     analytic = grad(f, argnums=tuple(range(len(base))))(*base)
 
-    def fval(vals: list) -> float:
+    def fval(vals: list[np.ndarray]) -> float:
         with no_grad():
             out = f(*[tensor_of(v) for v in vals])
         return float(np.asarray(out, dtype=np.float64).reshape(()))

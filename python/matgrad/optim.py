@@ -9,7 +9,7 @@ gradients (``backward()`` accumulates, as in PyTorch).
 
 from __future__ import annotations
 
-from typing import Iterable, List, Sequence, Tuple
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -18,8 +18,18 @@ from ._core import Tensor
 
 
 class Optimizer:
+    """Optimizer(params, lr)
+
+    The base of the optimisers: holds the parameters (leaf Tensors with ``requires_grad=True``)
+    and the learning rate ``lr > 0``; a subclass gives the update ``x <- update(x, g)`` with
+    ``g = x.grad``.
+
+    Shapes: every buffer and update has its parameter's shape and dtype. Not differentiable: the
+    steps happen outside the graph.
+    """
+
     def __init__(self, params: Iterable[Tensor], lr: float):
-        self.params: List[Tensor] = list(params)
+        self.params: list[Tensor] = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: no parameters given")
         for k, p in enumerate(self.params):
@@ -30,10 +40,22 @@ class Optimizer:
         self.lr = float(lr)
 
     def zero_grad(self) -> None:
+        """zero_grad() -> None
+
+        Clear every parameter's ``.grad`` (set it to None): ``backward()`` accumulates, so call
+        this between steps. No gradient flows; no graph is recorded.
+        """
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
+        """step() -> None
+
+        Update each parameter that has a ``.grad`` in place by the optimiser's rule, with
+        ``g = x.grad`` of the parameter's shape; parameters without a gradient are skipped.
+        Outside the graph: nothing is recorded and each parameter stays a leaf of its shape and
+        dtype.
+        """
         for k, p in enumerate(self.params):
             if p.grad is not None:
                 _core._assign_(p, self._update(k, np.asarray(p), np.asarray(p.grad)))
@@ -43,14 +65,21 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """x <- x - lr v, v <- momentum v + g (+ weight_decay x); plain gradient descent at momentum 0."""
+    """SGD(params, lr=0.01, momentum=0.0, weight_decay=0.0)
+
+    Gradient descent with momentum: ``g <- x.grad + weight_decay x``, ``v <- momentum v + g``,
+    ``x <- x - lr v``; plain gradient descent ``x <- x - lr g`` at momentum 0.
+
+    Shapes: the velocity ``v`` of each parameter has its shape and dtype. Not differentiable: the
+    steps happen outside the graph.
+    """
 
     def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
-        self._v: List[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
+        self._v: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
     def _update(self, k: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
         if self.weight_decay:
@@ -62,11 +91,17 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba): m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g^2,
-    x <- x - lr m_hat / (sqrt(v_hat) + eps) with the bias corrections m_hat = m / (1 - b1^t),
-    v_hat = v / (1 - b2^t)."""
+    """Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+    Adam (Kingma & Ba) with ``g = x.grad`` and ``(b1, b2) = betas``: ``m <- b1 m + (1 - b1) g``,
+    ``v <- b2 v + (1 - b2) g^2``, ``x <- x - lr m_hat / (sqrt(v_hat) + eps)`` with the bias
+    corrections ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+
+    Shapes: the moments ``m`` and ``v`` of each parameter have its shape and dtype. Not
+    differentiable: the steps happen outside the graph.
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
         super().__init__(params, lr)
         b1, b2 = betas
@@ -74,10 +109,15 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
         self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
         self.t = 0
-        self._m: List[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
-        self._s: List[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
+        self._m: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
+        self._s: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
     def step(self) -> None:
+        """step() -> None
+
+        One Adam step: ``t <- t + 1``, then the update above, in place, for every parameter with
+        a ``.grad`` (of the parameter's shape). Outside the graph: nothing is recorded.
+        """
         self.t += 1
         super().step()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Any, Dict, Optional
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +33,18 @@ def _escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def to_dot(tensor: Tensor, names: Optional[Dict[str, Tensor]] = None, title: Optional[str] = None) -> str:
-    """The graph that computed ``tensor`` as Graphviz DOT text.
+def to_dot(tensor: Tensor, names: dict[str, Tensor] | None = None, title: str | None = None) -> str:
+    """to_dot(tensor, names=None, title=None) -> str
+
+    The graph that computed ``tensor`` as Graphviz DOT text.
 
     ``names`` maps names to Tensors of the graph (e.g. the lecture's ``{"x": x, "a": a, ...}``)
-    to print beside their ops. Nothing is computed: the values and adjoints shown are those
-    already recorded.
+    to print beside their ops. Each node shows its op, its shape and dtype, its value when it has
+    at most four elements, and its adjoint ``df/dnode`` (the ``.grad`` of the same shape) once a
+    ``backward()`` has filled it.
+
+    Not differentiable: nothing is computed or recorded, and no gradient flows; the values and
+    adjoints shown are those already recorded.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
@@ -74,11 +80,14 @@ def to_dot(tensor: Tensor, names: Optional[Dict[str, Tensor]] = None, title: Opt
     return "\n".join(lines) + "\n"
 
 
-def draw(tensor: Tensor, path: str, names: Optional[Dict[str, Tensor]] = None, title: Optional[str] = None) -> str:
-    """Render :func:`to_dot` of ``tensor`` to ``path`` (.svg, .png or .pdf) with Graphviz's ``dot``.
+def draw(tensor: Tensor, path: str, names: dict[str, Tensor] | None = None, title: str | None = None) -> str:
+    """draw(tensor, path, names=None, title=None) -> str
 
-    Raises RuntimeError naming the Debian package (graphviz) when ``dot`` is not installed.
-    Returns ``path``.
+    Render :func:`to_dot` of ``tensor`` to ``path`` (.svg, .png or .pdf) with Graphviz's ``dot``:
+    each node with its op, shape, small values and adjoints, as there.
+
+    Not differentiable: nothing is computed or recorded. Raises RuntimeError naming the Debian
+    package (graphviz) when ``dot`` is not installed. Returns ``path``.
     """
     fmt = os.path.splitext(path)[1].lower().lstrip(".")
     if fmt not in ("svg", "png", "pdf"):

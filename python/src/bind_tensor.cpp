@@ -64,19 +64,44 @@ void bind_tensor(py::module_& m) {
       },
       py::arg("tensor"), py::arg("values"));
 
-  py::class_<Node, NodeRef> cls(m, "Tensor",
-                                "A value in a matgrad graph: 0-D, 1-D or 2-D, float64 or float32. Create with "
-                                "mg.tensor(data, requires_grad=False, dtype=None).");
+  // Docstrings: pybind11 puts the signature first (properties get a `name -> type` line here);
+  // then what it does, the shapes, and the derivative rule with G the adjoint of the output.
+  py::class_<Node, NodeRef> cls(
+      m, "Tensor",
+      "tensor(data: object, requires_grad: bool = False, dtype: object = None) -> matgrad._core.Tensor\n\n"
+      "A value in a matgrad graph: 0-D `()`, 1-D `(n,)` or 2-D `(m, n)`, float64 or float32. Make one with "
+      "`mg.tensor(data, requires_grad=False, dtype=None)`; `Tensor()` itself raises TypeError. Each op on "
+      "Tensors returns a new Tensor and, when an input requires a gradient, records its inputs; `backward()` "
+      "then runs the ops' derivative rules in reverse. In the rules, `G` is the adjoint (cotangent) of the "
+      "op's output, of the output's shape, and `d/dx: ...` is the adjoint passed back to input `x`.\n\n"
+      "Operators (`y` a Tensor, array or Python number; elementwise operands broadcast as in NumPy, and each "
+      "adjoint is summed back to its operand's shape; the reflected forms such as `2 * x` follow the same "
+      "rules):\n\n"
+      "- `x + y`, `x - y` (`add`, `sub`): d/dx: `G`, d/dy: `G` (`-G` for `-`)\n"
+      "- `x * y` (`mul`): d/dx: `G * y`, d/dy: `G * x`\n"
+      "- `x / y` (`div`): d/dx: `G / y`, d/dy: `-G * x / y^2`\n"
+      "- `x ** y` (`pow`): d/dx: `G * y x^(y-1)`, d/dy: `G * x^y log(x)`\n"
+      "- `x @ y` (`matmul`, `(m, k) @ (k, n) -> (m, n)`, no broadcasting): d/dx: `G y^T`, d/dy: `x^T G`\n"
+      "- `-x` (`neg`): d/dx: `-G`; `abs(x)` (`abs`): d/dx: `G * sign(x)`; `+x` is x itself\n"
+      "- `x[key]` (NumPy indexing, results of at most 2-D): d/dx: `G` placed back where the elements came "
+      "from, zeros elsewhere, repeated indices adding up");
   g_tensor_type = reinterpret_cast<PyTypeObject*>(cls.ptr());
   cls.attr("__array_ufunc__") = py::none();  // ndarray (op) Tensor reaches Tensor.__r<op>__
 
-  cls.def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.shape); }, "The shape tuple")
-      .def_property_readonly("ndim", [](const Node& n) { return int(n.shape.ndim); })
-      .def_property_readonly("size", [](const Node& n) { return n.shape.size(); })
-      .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.dtype); })
-      .def_property_readonly("is_leaf", [](const Node& n) { return n.is_leaf(); })
+  cls.def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.shape); },
+                            "shape -> tuple[int, ...]\n\nThe shape: `()`, `(n,)` or `(m, n)`.")
+      .def_property_readonly("ndim", [](const Node& n) { return int(n.shape.ndim); },
+                             "ndim -> int\n\nThe number of dimensions of the shape: 0, 1 or 2.")
+      .def_property_readonly("size", [](const Node& n) { return n.shape.size(); },
+                             "size -> int\n\nThe number of elements: the product of the shape (1 for shape `()`).")
+      .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.dtype); },
+                             "dtype -> numpy.dtype\n\nfloat64 or float32 (a gradient has its input's dtype).")
+      .def_property_readonly("is_leaf", [](const Node& n) { return n.is_leaf(); },
+                             "is_leaf -> bool\n\nTrue when no op made this node (`op == 'leaf'`): tensors from "
+                             "`mg.tensor` and `detach()`, and the constants ops make of arrays and numbers.")
       .def_property_readonly("op", [](const Node& n) { return std::string(op_name(n.op)); },
-                             "The op that made this node ('leaf' for inputs and constants)")
+                             "op -> str\n\nThe name of the op that made this node (`'leaf'` for inputs and "
+                             "constants).")
       .def_property(
           "requires_grad", [](const Node& n) { return n.requires_grad; },
           [](Node& n, bool v) {
@@ -84,7 +109,10 @@ void bind_tensor(py::module_& m) {
               throw GraphError("requires_grad: only leaves can change requires_grad (use detach() first)");
             if (v) own_storage(n);
             n.requires_grad = v;
-          })
+          },
+          "requires_grad -> bool (settable on leaves)\n\nWhether gradients flow to this tensor: ops on it record "
+          "the graph, and `backward()` fills `.grad` of leaves that require it. Only leaves can change it "
+          "(RuntimeError otherwise); setting True gives the leaf its own copy of the data.")
       .def_property(
           "grad", [](const Node& n) { return n.grad; },
           [](Node& n, py::handle g) {
@@ -100,7 +128,9 @@ void bind_tensor(py::module_& m) {
                                n.shape.str());
             n.grad = gn;
           },
-          "The accumulated gradient (a Tensor or None); backward() adds to it")
+          "grad -> Tensor | None (settable)\n\nThe accumulated adjoint of this tensor, `d<cotangent, out>/dself`, "
+          "of this tensor's shape and dtype, or None; each `backward()` adds to it (set None to clear it). An "
+          "assigned value is copied and must have this tensor's shape.")
       .def(
           "backward",
           [](Node& self, py::handle cotangent, bool create_graph) {
@@ -109,15 +139,22 @@ void bind_tensor(py::module_& m) {
             backward(NodeRef(&self), seed, create_graph);
           },
           py::arg("cotangent") = py::none(), py::arg("create_graph") = false,
-          "Accumulate d<cotangent, self>/dx into x.grad for every leaf x with requires_grad (and every "
-          "retain_grad() node). cotangent=None needs a one-element output. create_graph=True makes the "
-          "gradients graphs that can be differentiated again.")
+          "The reverse sweep from this tensor: for every leaf x with `requires_grad=True` (and every "
+          "`retain_grad()` node), `x.grad += d<cotangent, self>/dx = J^T cotangent`, found by running each op's "
+          "derivative rule in reverse order, `d/dx_i = sum over children j of G_j dg_j/dx_i`.\n\n"
+          "Shapes: `cotangent` has this tensor's shape (None: this tensor must have one element and the seed is "
+          "1); each `x.grad` has x's shape and dtype.\n\n"
+          "`create_graph=True` records the gradients as graphs that can be differentiated again.")
       .def("retain_grad", [](Node& self) { self.retains_grad = true; },
-           "Keep this intermediate node's gradient in .grad after backward()")
+           "Keep this intermediate node's adjoint in `.grad` (of this tensor's shape) after `backward()`, as "
+           "leaves keep theirs.")
       .def("detach", [](const Node& self) { return detached(self); },
-           "The same value as a new constant leaf (shares memory, records nothing)")
+           "The same value as a new constant leaf of the same shape and dtype, recording nothing: no gradient "
+           "flows back through it. Values of more than 128 bytes share the tensor's buffer; smaller ones, "
+           "which live inside the graph node, are copied.")
       .def("numpy", [](Node& self) { return view_of(NodeRef(&self)); },
-           "The value as a read-only NumPy view (no copy; keeps the tensor alive)")
+           "The value as a read-only NumPy array of the same shape and dtype (a view, no copy; it keeps the "
+           "tensor alive). Outside the graph: no gradient flows through it.")
       .def(
           "__array__",
           [](Node& self, py::handle dtype, py::handle copy) -> py::object {
@@ -134,41 +171,66 @@ void bind_tensor(py::module_& m) {
             if (force_copy) return v.attr("copy")();
             return std::move(v);
           },
-          py::arg("dtype") = py::none(), py::arg("copy") = py::none())
-      .def("item", [](const Node& n) { return single_value(n, "item"); })
-      .def("__float__", [](const Node& n) { return single_value(n, "float"); })
+          py::arg("dtype") = py::none(), py::arg("copy") = py::none(),
+          "`np.asarray(x)`: the value as a read-only NumPy view of the same shape; a copy when `dtype` differs "
+          "or `copy=True` (`copy=False` with another dtype raises ValueError). No gradient flows through it.")
+      .def("item", [](const Node& n) { return single_value(n, "item"); },
+           "The value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`) as a Python float; other shapes "
+           "raise TypeError. No gradient flows through it.")
+      .def("__float__", [](const Node& n) { return single_value(n, "float"); },
+           "`float(x)` of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`), as `item()`. No gradient flows "
+           "through it.")
       .def("__bool__",
            [](const Node& n) {
              if (n.shape.size() != 1)
                throw ShapeError("bool: the truth value of a tensor of shape " + n.shape.str() +
                                 " is ambiguous; use (x != 0).any() on x.numpy()");
              return single_value(n, "bool") != 0.0;
-           })
+           },
+           "The truth value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`); other shapes raise "
+           "ValueError. No gradient flows through it.")
       .def("__len__",
            [](const Node& n) {
              if (n.shape.ndim == 0) throw TypeError("len: a 0-D tensor has no length");
              return n.shape.ndim == 1 ? n.shape.cols : n.shape.rows;
-           })
+           },
+           "`len(x)`: the length of the first dimension (`n` for shape `(n,)`, `m` for `(m, n)`); 0-D raises "
+           "TypeError.")
       .def("__repr__",
            [](Node& self) {
              std::string r = py::repr(view_of(NodeRef(&self))).cast<std::string>();
              if (r.rfind("array(", 0) == 0) r = "tensor(" + r.substr(6);
              if (self.requires_grad) r = r.substr(0, r.size() - 1) + ", requires_grad=True)";
              return r;
-           })
-      .def_property_readonly("T", [](Node& self) { return transpose(NodeRef(&self)); }, "The transpose")
+           },
+           "`tensor(...)`: NumPy's repr of the value (any shape), with `requires_grad=True` when set.")
+      .def_property_readonly("T", [](Node& self) { return transpose(NodeRef(&self)); },
+                             "T -> Tensor\n\nThe transpose, as `mg.transpose(self)`: `(m, n) -> (n, m)`; shapes "
+                             "`()` and `(n,)` unchanged.\n\nd/dself: `G^T`")
       .def(
           "sum", [](Node& self, py::handle axis) { return sum(NodeRef(&self), parse_axis(axis, "sum", self.shape)); },
-          py::arg("axis") = py::none())
+          py::arg("axis") = py::none(),
+          "The sum over `axis`, as `mg.sum(self, axis)`.\n\n"
+          "Shapes: `axis=None` -> `()`; `(m, n)` with axis 0 (or -2) -> `(n,)`, axis 1 (or -1) -> `(m,)`; 0-D "
+          "and 1-D reduce to `()`.\n\n"
+          "d/dself: `G` broadcast back over the summed axis.")
       .def(
           "mean",
           [](Node& self, py::handle axis) { return mean(NodeRef(&self), parse_axis(axis, "mean", self.shape)); },
-          py::arg("axis") = py::none())
+          py::arg("axis") = py::none(),
+          "The mean over `axis`, as `mg.mean(self, axis)`.\n\n"
+          "Shapes: `axis=None` -> `()`; `(m, n)` with axis 0 (or -2) -> `(n,)`, axis 1 (or -1) -> `(m,)`; 0-D "
+          "and 1-D reduce to `()`.\n\n"
+          "d/dself: `G / n` broadcast back over the averaged axis, `n` the number of elements averaged.")
       .def("reshape",
            [](Node& self, py::args shape) {
              py::handle s = shape.size() == 1 ? shape[0] : py::handle(shape);
              return reshape(NodeRef(&self), parse_reshape(s, self.shape));
-           })
+           },
+           "`self` with a new shape in C order, as `mg.reshape(self, shape)`: `x.reshape(2, 3)` or "
+           "`x.reshape((2, 3))`, one entry may be -1.\n\n"
+           "Shapes: at most 2 dimensions; the number of elements must not change.\n\n"
+           "d/dself: `reshape(G, self.shape)`")
       ;  // operators: Tensor's number slots, set in fast.cpp (Note [the hot call path])
 
   m.def(
@@ -185,9 +247,12 @@ void bind_tensor(py::module_& m) {
         return node_from_data(data, requires_grad, dtype, "tensor");
       },
       py::arg("data"), py::arg("requires_grad") = false, py::arg("dtype") = py::none(),
-      "A Tensor from a number, list, NumPy array or Tensor. C-contiguous float64/float32 arrays are mapped "
-      "without a copy when requires_grad=False; leaves with requires_grad=True own a copy. Ints, bools, "
-      "lists and Python scalars become float64 (or dtype).");
+      "A new leaf Tensor from a number, list, NumPy array or Tensor. C-contiguous float64/float32 arrays are "
+      "mapped without a copy when `requires_grad=False`; leaves with `requires_grad=True` own a copy. float32 "
+      "stays float32; ints, bools, lists and Python scalars become float64 (or `dtype`: float32 or float64).\n\n"
+      "Shapes: `data` of 0, 1 or 2 dimensions -> the same shape (more dimensions raise ValueError).\n\n"
+      "Not an op of the graph: the result is a new leaf. A Tensor given as `data` is copied without its graph, "
+      "so no gradient flows back to it.");
 }
 
 }  // namespace matgrad::py_bind

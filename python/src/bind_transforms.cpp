@@ -24,7 +24,10 @@ NodeRef diff_input(py::handle x, const char* op) {
 
 void bind_transforms(py::module_& m) {
   m.def("_set_grad_enabled", &set_grad_enabled, py::arg("on"));
-  m.def("is_grad_enabled", &grad_enabled, "Whether ops record the graph (False inside mg.no_grad())");
+  m.def("is_grad_enabled", &grad_enabled,
+        "Whether ops record the graph on this thread: False inside `mg.no_grad()`, True otherwise.\n\n"
+        "Not differentiable and takes no arrays: it returns a bool (transforms differentiate even when it is "
+        "False).");
 
   // The sweeps behind jacobian, hessian, vjp and jvp (python/matgrad/_transforms.py).
   auto nodes_of = [](const std::vector<Node*>& xs) {

@@ -197,22 +197,54 @@ PyObject* m_unary(PyObject* self, PyObject*) {
   return F(self);
 }
 
+// Docstrings of the functions and methods defined here. pybind11 starts every docstring with
+// the signature; these start with the same line, so that help(), stub generators and the API
+// reference read them all alike. Then: what the op computes, its shapes, and its derivative
+// rule with G the adjoint of the output (the VJPs in cpp/src/ops/*.cpp, where each formula
+// sits above its code).
+#define MGDOC_METHOD1(name) name "(self: matgrad._core.Tensor) -> matgrad._core.Tensor\n\n"
+#define MGDOC_METHOD2(name) name "(self: matgrad._core.Tensor, other: object) -> matgrad._core.Tensor\n\n"
+#define MGDOC_AS_OP(op) " as `mg." op "` (shapes there; each adjoint summed back to its operand's shape). "
+
 PyMethodDef g_operator_methods[] = {
-    {"__add__", (PyCFunction)m_binary<Bin::add>, METH_O, "self + other"},
-    {"__radd__", (PyCFunction)m_rbinary<Bin::add>, METH_O, "other + self"},
-    {"__sub__", (PyCFunction)m_binary<Bin::sub>, METH_O, "self - other"},
-    {"__rsub__", (PyCFunction)m_rbinary<Bin::sub>, METH_O, "other - self"},
-    {"__mul__", (PyCFunction)m_binary<Bin::mul>, METH_O, "self * other"},
-    {"__rmul__", (PyCFunction)m_rbinary<Bin::mul>, METH_O, "other * self"},
-    {"__truediv__", (PyCFunction)m_binary<Bin::div>, METH_O, "self / other"},
-    {"__rtruediv__", (PyCFunction)m_rbinary<Bin::div>, METH_O, "other / self"},
-    {"__pow__", (PyCFunction)m_binary<Bin::pow>, METH_O, "self ** other"},
-    {"__rpow__", (PyCFunction)m_rbinary<Bin::pow>, METH_O, "other ** self"},
-    {"__matmul__", (PyCFunction)m_binary<Bin::matmul>, METH_O, "self @ other"},
-    {"__rmatmul__", (PyCFunction)m_rbinary<Bin::matmul>, METH_O, "other @ self"},
-    {"__neg__", (PyCFunction)m_unary<nb_unary<OpId::neg>>, METH_NOARGS, "-self"},
-    {"__abs__", (PyCFunction)m_unary<nb_unary<OpId::abs>>, METH_NOARGS, "abs(self)"},
-    {"__pos__", (PyCFunction)m_unary<nb_positive>, METH_NOARGS, "+self (self)"},
+    {"__add__", (PyCFunction)m_binary<Bin::add>, METH_O,
+     MGDOC_METHOD2("__add__") "`self + other`," MGDOC_AS_OP("add(self, other)") "d/dself: `G`, d/dother: `G`"},
+    {"__radd__", (PyCFunction)m_rbinary<Bin::add>, METH_O,
+     MGDOC_METHOD2("__radd__") "`other + self`," MGDOC_AS_OP("add(other, self)") "d/dself: `G`, d/dother: `G`"},
+    {"__sub__", (PyCFunction)m_binary<Bin::sub>, METH_O,
+     MGDOC_METHOD2("__sub__") "`self - other`," MGDOC_AS_OP("sub(self, other)") "d/dself: `G`, d/dother: `-G`"},
+    {"__rsub__", (PyCFunction)m_rbinary<Bin::sub>, METH_O,
+     MGDOC_METHOD2("__rsub__") "`other - self`," MGDOC_AS_OP("sub(other, self)") "d/dself: `-G`, d/dother: `G`"},
+    {"__mul__", (PyCFunction)m_binary<Bin::mul>, METH_O,
+     MGDOC_METHOD2("__mul__") "`self * other`," MGDOC_AS_OP("mul(self, other)")
+     "d/dself: `G * other`, d/dother: `G * self`"},
+    {"__rmul__", (PyCFunction)m_rbinary<Bin::mul>, METH_O,
+     MGDOC_METHOD2("__rmul__") "`other * self`," MGDOC_AS_OP("mul(other, self)")
+     "d/dself: `G * other`, d/dother: `G * self`"},
+    {"__truediv__", (PyCFunction)m_binary<Bin::div>, METH_O,
+     MGDOC_METHOD2("__truediv__") "`self / other`," MGDOC_AS_OP("div(self, other)")
+     "d/dself: `G / other`, d/dother: `-G * self / other^2`"},
+    {"__rtruediv__", (PyCFunction)m_rbinary<Bin::div>, METH_O,
+     MGDOC_METHOD2("__rtruediv__") "`other / self`," MGDOC_AS_OP("div(other, self)")
+     "d/dself: `-G * other / self^2`, d/dother: `G / self`"},
+    {"__pow__", (PyCFunction)m_binary<Bin::pow>, METH_O,
+     MGDOC_METHOD2("__pow__") "`self ** other`," MGDOC_AS_OP("pow(self, other)")
+     "d/dself: `G * other self^(other-1)`, d/dother: `G * self^other log(self)`"},
+    {"__rpow__", (PyCFunction)m_rbinary<Bin::pow>, METH_O,
+     MGDOC_METHOD2("__rpow__") "`other ** self`," MGDOC_AS_OP("pow(other, self)")
+     "d/dself: `G * other^self log(other)`, d/dother: `G * self other^(self-1)`"},
+    {"__matmul__", (PyCFunction)m_binary<Bin::matmul>, METH_O,
+     MGDOC_METHOD2("__matmul__") "`self @ other`, as `mg.matmul(self, other)` (shapes there: `(m, k) @ (k, n) -> "
+     "(m, n)`, no broadcasting). d/dself: `G other^T`, d/dother: `self^T G`"},
+    {"__rmatmul__", (PyCFunction)m_rbinary<Bin::matmul>, METH_O,
+     MGDOC_METHOD2("__rmatmul__") "`other @ self`, as `mg.matmul(other, self)` (shapes there: `(m, k) @ (k, n) -> "
+     "(m, n)`, no broadcasting). d/dself: `other^T G`, d/dother: `G self^T`"},
+    {"__neg__", (PyCFunction)m_unary<nb_unary<OpId::neg>>, METH_NOARGS,
+     MGDOC_METHOD1("__neg__") "`-self`, as `mg.neg(self)`: the same shape. d/dself: `-G`"},
+    {"__abs__", (PyCFunction)m_unary<nb_unary<OpId::abs>>, METH_NOARGS,
+     MGDOC_METHOD1("__abs__") "`abs(self)`, as `mg.abs(self)`: the same shape. d/dself: `G * sign(self)` (0 at 0)"},
+    {"__pos__", (PyCFunction)m_unary<nb_positive>, METH_NOARGS,
+     MGDOC_METHOD1("__pos__") "`+self`: self itself, the same shape (no new node). d/dself: `G`"},
     {nullptr, nullptr, 0, nullptr}};
 
 template <OpId Op>
@@ -398,39 +430,69 @@ PyObject* fn_vg(PyObject*, PyObject* const* a, Py_ssize_t n) {
   }
 }
 
+#define MGDOC_UNARY(name, what, rule)                                                                  \
+  name "(x: object) -> matgrad._core.Tensor\n\n" what "\n\n"                                               \
+       "Shapes: `x` of any shape (0-D, 1-D or 2-D; a Tensor, array, list or number) -> the same shape.\n\n" \
+       "d/dx: " rule
+#define MGDOC_BINARY(name, what, rules)                                                                       \
+  name "(x: object, y: object) -> matgrad._core.Tensor\n\n" what "\n\n"                                        \
+       "Shapes: `x` and `y` broadcast as in NumPy (at most 2-D): equal shapes, or `()`, `(n,)`, `(1, n)` or "   \
+       "`(m, 1)` stretched against `(m, n)` -> the broadcast shape. A Python number takes the other operand's " \
+       "dtype; float32 with float64 gives float64. Each adjoint below is summed back to its input's shape.\n\n" rules
+
 PyMethodDef g_methods[] = {
-    {"neg", (PyCFunction)fn_unary<OpId::neg>, METH_O, "neg(x) = -x. d/dx: -G"},
-    {"exp", (PyCFunction)fn_unary<OpId::exp>, METH_O, "exp(x), elementwise. d/dx: G * exp(x)"},
-    {"log", (PyCFunction)fn_unary<OpId::log>, METH_O, "log(x) (natural), elementwise. d/dx: G / x"},
-    {"sin", (PyCFunction)fn_unary<OpId::sin>, METH_O, "sin(x), elementwise. d/dx: G * cos(x)"},
-    {"cos", (PyCFunction)fn_unary<OpId::cos>, METH_O, "cos(x), elementwise. d/dx: -G * sin(x)"},
-    {"tan", (PyCFunction)fn_unary<OpId::tan>, METH_O, "tan(x), elementwise. d/dx: G * (1 + tan(x)^2)"},
-    {"tanh", (PyCFunction)fn_unary<OpId::tanh>, METH_O, "tanh(x), elementwise. d/dx: G * (1 - tanh(x)^2)"},
-    {"sqrt", (PyCFunction)fn_unary<OpId::sqrt>, METH_O, "sqrt(x), elementwise. d/dx: G / (2 sqrt(x))"},
-    {"abs", (PyCFunction)fn_unary<OpId::abs>, METH_O, "|x|, elementwise. d/dx: G * sign(x) (0 at 0)"},
-    {"square", (PyCFunction)fn_unary<OpId::square>, METH_O, "x^2, elementwise. d/dx: 2 G x"},
+    {"neg", (PyCFunction)fn_unary<OpId::neg>, METH_O, MGDOC_UNARY("neg", "`-x`, elementwise.", "`-G`")},
+    {"exp", (PyCFunction)fn_unary<OpId::exp>, METH_O, MGDOC_UNARY("exp", "`exp(x)`, elementwise.", "`G * exp(x)`")},
+    {"log", (PyCFunction)fn_unary<OpId::log>, METH_O,
+     MGDOC_UNARY("log", "The natural logarithm `log(x)`, elementwise.", "`G / x`")},
+    {"sin", (PyCFunction)fn_unary<OpId::sin>, METH_O, MGDOC_UNARY("sin", "`sin(x)`, elementwise.", "`G * cos(x)`")},
+    {"cos", (PyCFunction)fn_unary<OpId::cos>, METH_O, MGDOC_UNARY("cos", "`cos(x)`, elementwise.", "`-G * sin(x)`")},
+    {"tan", (PyCFunction)fn_unary<OpId::tan>, METH_O,
+     MGDOC_UNARY("tan", "`tan(x)`, elementwise.", "`G * (1 + tan(x)^2)`")},
+    {"tanh", (PyCFunction)fn_unary<OpId::tanh>, METH_O,
+     MGDOC_UNARY("tanh", "`tanh(x)`, elementwise.", "`G * (1 - tanh(x)^2)`")},
+    {"sqrt", (PyCFunction)fn_unary<OpId::sqrt>, METH_O,
+     MGDOC_UNARY("sqrt", "`sqrt(x)`, elementwise.", "`G / (2 sqrt(x))`")},
+    {"abs", (PyCFunction)fn_unary<OpId::abs>, METH_O,
+     MGDOC_UNARY("abs", "`|x|`, elementwise.", "`G * sign(x)` (0 at `x = 0`)")},
+    {"square", (PyCFunction)fn_unary<OpId::square>, METH_O,
+     MGDOC_UNARY("square", "`x^2`, elementwise.", "`G * 2x`")},
     {"sigmoid", (PyCFunction)fn_unary<OpId::sigmoid>, METH_O,
-     "1 / (1 + exp(-x)), elementwise. d/dx: G * s (1 - s), s = sigmoid(x)"},
-    {"relu", (PyCFunction)fn_unary<OpId::relu>, METH_O, "max(x, 0), elementwise. d/dx: G * [x > 0] (0 at 0)"},
+     MGDOC_UNARY("sigmoid", "`1 / (1 + exp(-x))`, elementwise.", "`G * s (1 - s)`, `s = sigmoid(x)`")},
+    {"relu", (PyCFunction)fn_unary<OpId::relu>, METH_O,
+     MGDOC_UNARY("relu", "`max(x, 0)`, elementwise (NaN stays NaN).", "`G * [x > 0]` (0 at `x = 0`)")},
     {"softplus", (PyCFunction)fn_unary<OpId::softplus>, METH_O,
-     "log(1 + exp(x)), elementwise, overflow-free. d/dx: G * sigmoid(x)"},
+     MGDOC_UNARY("softplus", "`log(1 + exp(x))`, elementwise, without overflow.", "`G * sigmoid(x)`")},
     {"add", (PyCFunction)(void (*)())fn_binary<Bin::add>, METH_FASTCALL,
-     "add(x, y) = x + y with NumPy broadcasting. d/dx: G, d/dy: G (each summed back to its shape)"},
+     MGDOC_BINARY("add", "`x + y`, elementwise.", "d/dx: `G`, d/dy: `G`")},
     {"sub", (PyCFunction)(void (*)())fn_binary<Bin::sub>, METH_FASTCALL,
-     "sub(x, y) = x - y with broadcasting. d/dx: G, d/dy: -G"},
+     MGDOC_BINARY("sub", "`x - y`, elementwise.", "d/dx: `G`, d/dy: `-G`")},
     {"mul", (PyCFunction)(void (*)())fn_binary<Bin::mul>, METH_FASTCALL,
-     "mul(x, y) = x * y with broadcasting. d/dx: G * y, d/dy: G * x"},
+     MGDOC_BINARY("mul", "`x * y`, elementwise.", "d/dx: `G * y`, d/dy: `G * x`")},
     {"div", (PyCFunction)(void (*)())fn_binary<Bin::div>, METH_FASTCALL,
-     "div(x, y) = x / y with broadcasting. d/dx: G / y, d/dy: -G x / y^2"},
+     MGDOC_BINARY("div", "`x / y`, elementwise.", "d/dx: `G / y`, d/dy: `-G * x / y^2`")},
     {"pow", (PyCFunction)(void (*)())fn_binary<Bin::pow>, METH_FASTCALL,
-     "pow(x, y) = x ** y with broadcasting. d/dx: G y x^(y-1), d/dy: G x^y log(x)"},
+     MGDOC_BINARY("pow", "`x ** y`, elementwise.",
+                  "d/dx: `G * y x^(y-1)` (0 where `y = 0`), d/dy: `G * x^y log(x)` (0 where `x^y = 0`). With a "
+                  "Python number `s` as the exponent, d/dx: `G * s x^(s-1)` (none for `s = 0`: `x ** 0` is "
+                  "constant); as the base, d/dy: `G * s^y log(s)` (0 for `s = 0`).")},
     {"maximum", (PyCFunction)(void (*)())fn_binary<Bin::maximum>, METH_FASTCALL,
-     "maximum(x, y), elementwise. The gradient goes to the larger; ties split it equally"},
+     MGDOC_BINARY("maximum", "The larger of `x` and `y`, elementwise (NaN if either is NaN).",
+                  "d/dx: `G * W`, d/dy: `G * (1 - W)` with `W = [x > y] + [x == y] / 2`: the adjoint goes to the "
+                  "larger; ties split it equally.")},
     {"minimum", (PyCFunction)(void (*)())fn_binary<Bin::minimum>, METH_FASTCALL,
-     "minimum(x, y), elementwise. The gradient goes to the smaller; ties split it equally"},
+     MGDOC_BINARY("minimum", "The smaller of `x` and `y`, elementwise (NaN if either is NaN).",
+                  "d/dx: `G * W`, d/dy: `G * (1 - W)` with `W = [x < y] + [x == y] / 2`: the adjoint goes to the "
+                  "smaller; ties split it equally.")},
     {"matmul", (PyCFunction)(void (*)())fn_binary<Bin::matmul>, METH_FASTCALL,
-     "matmul(x, y) = x @ y (numpy.matmul for 1-D and 2-D). d/dx: G y^T, d/dy: x^T G"},
-    {"_vg", (PyCFunction)(void (*)())fn_vg, METH_FASTCALL, "value_and_grad's call (internal)"},
+     "matmul(x: object, y: object) -> matgrad._core.Tensor\n\n"
+     "`x @ y`, as `numpy.matmul` for 1-D and 2-D operands.\n\n"
+     "Shapes: `(m, k) @ (k, n) -> (m, n)`. A 1-D `x` of shape `(k,)` is a row: `(k,) @ (k, n) -> (n,)`; a 1-D `y` "
+     "is a column: `(m, k) @ (k,) -> (m,)`; `(k,) @ (k,) -> ()`. No broadcasting; a 0-D operand raises "
+     "ValueError (use `mul`). float32 with float64 gives float64.\n\n"
+     "d/dx: `G y^T`, d/dy: `x^T G` (with 1-D operands and `G` as the rows and columns above, each result "
+     "reshaped back to its input's shape)."},
+{"_vg", (PyCFunction)(void (*)())fn_vg, METH_FASTCALL, "value_and_grad's call (internal)"},
     {"_trace", (PyCFunction)(void (*)())fn_trace, METH_FASTCALL, "the transforms' traced call (internal)"},
     {nullptr, nullptr, 0, nullptr}};
 
