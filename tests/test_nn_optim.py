@@ -129,3 +129,81 @@ def test_float32_networks_train_in_float32():
     for p, b in zip(net.parameters(), before):
         assert p.dtype == np.float32
         np.testing.assert_allclose(p.numpy(), b - np.float32(0.1) * p.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_softmax_cross_entropy_is_one_fused_node_with_probability_targets_and_second_derivatives():
+    """-sum_j Y_j log softmax(z)_j per row, one graph node (then the mean): its gradient
+    softmax(z) sum(Y) - Y, its Hessian per row sum(Y) (diag(p) - p p^T), checked against closed forms
+    and central differences; large logits stay finite."""
+    Z = rng.standard_normal((4, 3))
+    Y = rng.uniform(0.0, 1.0, (4, 3))  # unnormalised rows: the general cross-entropy
+    loss = mg.nn.softmax_cross_entropy(mg.tensor(Z, requires_grad=True), Y, reduction="sum")
+    assert loss.op == "sum" and "softmax_cross_entropy" in mg.to_dot(loss)
+    assert mg.to_dot(loss).count("logsumexp") == 0  # not the composite
+    p = _softmax(Z)
+    want = -np.sum(Y * np.log(p))
+    v, g = mg.value_and_grad(lambda z: mg.nn.softmax_cross_entropy(z, Y, reduction="sum"))(Z)
+    np.testing.assert_allclose(v, want, rtol=1e-14)
+    np.testing.assert_allclose(g, p * Y.sum(axis=1, keepdims=True) - Y, rtol=1e-13, atol=1e-15)
+    mg.check_grad(lambda z: mg.nn.softmax_cross_entropy(z, Y, reduction="sum"), Z)
+    # the targets as a Tensor through the fused op: d/dY = -log softmax(z)
+    gy = mg.grad(lambda y: mg.sum(mg._core._softmax_cross_entropy(Z, y)))(Y)
+    np.testing.assert_allclose(gy, -np.log(p), rtol=1e-13)
+    mg.check_grad(lambda z, y: mg.sum(mg._core._softmax_cross_entropy(z, y) ** 2), Z, Y)
+    # the Hessian in one row's logits: sum(Y) (diag(p) - p p^T)
+    z0, y0 = Z[:1], Y[:1]
+    H = mg.hessian(lambda z: mg.nn.softmax_cross_entropy(mg.reshape(z, (1, 3)), y0, reduction="sum"))(z0[0])
+    np.testing.assert_allclose(H, y0.sum() * (np.diag(p[0]) - np.outer(p[0], p[0])), rtol=1e-12, atol=1e-15)
+    # the gradient's own gradient, through the one-kernel VJP, against central differences
+    mg.check_grad(lambda z: mg.sum(mg.grad(lambda t: mg.nn.softmax_cross_entropy(t, Y))(z) ** 2), Z)
+    # logits of 1e4: finite value and the exact one-hot gradient
+    big = np.array([[1e4, -1e4, 1e4 - 1.0]])
+    v, g = mg.value_and_grad(lambda z: mg.nn.softmax_cross_entropy(z, np.array([2])))(big)
+    np.testing.assert_allclose(v, 1.0 + np.log1p(np.exp(-1.0)), rtol=1e-13)
+    q = 1 / (1 + np.exp(-1.0))
+    np.testing.assert_allclose(g, [[q, 0.0, 1 - q - 1]], rtol=1e-13, atol=1e-300)
+
+
+def test_softmax_cross_entropy_in_float32_stays_float32():
+    Z = rng.standard_normal((6, 4)).astype(np.float32)
+    labels = np.array([0, 3, 1, 2, 2, 0])
+    v, g = mg.value_and_grad(lambda z: mg.nn.softmax_cross_entropy(z, labels))(Z)
+    assert v.dtype == np.float32 and g.dtype == np.float32
+    p = _softmax(Z.astype(np.float64))
+    np.testing.assert_allclose(v, -np.mean(np.log(p[np.arange(6), labels])), rtol=2e-6)
+    np.testing.assert_allclose(g, (p - np.eye(4)[labels]) / 6, rtol=2e-5, atol=2e-7)
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass
+else:
+    @settings(max_examples=40, deadline=None)
+    @given(n=st.integers(1, 6), c=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+    def test_softmax_cross_entropy_random_shapes(n, c, seed):
+        r = np.random.default_rng(seed)
+        Z = 3 * r.standard_normal((n, c))
+        labels = r.integers(0, c, n)
+        p = _softmax(Z)
+        v, g = mg.value_and_grad(lambda z: mg.nn.softmax_cross_entropy(z, labels))(Z)
+        np.testing.assert_allclose(v, -np.mean(np.log(p[np.arange(n), labels])), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(g, (p - np.eye(c)[labels]) / n, rtol=1e-12, atol=1e-15)
+        mg.check_grad(lambda z: mg.nn.softmax_cross_entropy(z, labels), Z)
+
+
+@pytest.mark.parametrize("zs, ys, what", [
+    ((2, 3), (3,), r"shapes \(2, 3\) and \(3,\) are not logits and targets of one \(batch, classes\) shape"),
+    ((2, 3), (2, 4), r"shapes \(2, 3\) and \(2, 4\) are not"),
+    ((3,), (3,), r"shapes \(3,\) and \(3,\) are not"),
+    ((2, 0), (2, 0), r"shapes \(2, 0\) and \(2, 0\) have no classes"),
+])
+def test_fused_softmax_cross_entropy_names_the_op_and_shapes(zs, ys, what):
+    with pytest.raises(ValueError, match="^softmax_cross_entropy: " + what):
+        mg._core._softmax_cross_entropy(np.zeros(zs), np.zeros(ys))

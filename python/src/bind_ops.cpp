@@ -154,6 +154,12 @@ Shape parse_reshape(py::handle shape, const Shape& from) {
   return s;
 }
 
+// Docstrings: pybind11 puts the signature first; then what the op computes, its shapes, and
+// its derivative rule with G the adjoint of the output (the VJPs in cpp/src/ops/*.cpp).
+#define MGDOC_REDUCTION_SHAPES                                                                          \
+  "Shapes: `x` of any shape. `axis=None` -> `()`; for `x` of shape `(m, n)`, `axis=0` (or -2) -> `(n,)` " \
+  "and `axis=1` (or -1) -> `(m,)`; a 0-D or 1-D `x` reduces to `()`. No keepdims.\n\n"
+
 void bind_ops(py::module_& m) {
   // The reductions over an axis (None, 0, 1, -1, -2; no keepdims).
   auto reduction = [&m](const char* name, OpId op, const char* doc) {
@@ -165,15 +171,27 @@ void bind_ops(py::module_& m) {
         },
         py::arg("x"), py::arg("axis") = py::none(), doc);
   };
-  reduction("sum", OpId::sum, "Sum over axis (None, 0, 1, -1, -2), no keepdims. d/dx: G broadcast back over the axis");
-  reduction("mean", OpId::mean, "Mean over axis (None, 0, 1, -1, -2). d/dx: G / n broadcast back over the axis");
+  reduction("sum", OpId::sum,
+            "The sum of the elements of `x` over `axis`.\n\n" MGDOC_REDUCTION_SHAPES
+            "d/dx: `G` broadcast back over the summed axis.");
+  reduction("mean", OpId::mean,
+            "The mean of the elements of `x` over `axis`.\n\n" MGDOC_REDUCTION_SHAPES
+            "d/dx: `G / n` broadcast back over the averaged axis, `n` the number of elements averaged.");
   reduction("logsumexp", OpId::logsumexp,
-            "log(sum(exp(x))) over axis, computed stably. d/dx: G softmax(x) along the axis");
+            "`log(sum(exp(x)))` over `axis`, computed stably as `m + log(sum(exp(x - m)))` with `m` the maximum.\n\n"
+            MGDOC_REDUCTION_SHAPES
+            "d/dx: `G * exp(x - y)` with `y` the output: `G` times the softmax of `x` along the axis (`G` and `y` "
+            "broadcast back over it).");
   reduction("max", OpId::max,
-            "The largest element over axis (NaN if one is). d/dx: G at the maximum; ties split it equally");
+            "The largest element of `x` over `axis` (NaN if one is; a zero-size axis raises ValueError).\n\n"
+            MGDOC_REDUCTION_SHAPES
+            "d/dx: `G * w` with `w = [x == max] / (number of ties)` along the axis: the adjoint goes to the "
+            "maximum; ties split it equally.");
   m.def(
       "trace", [](py::handle x) { return trace(as_node(x, "trace")); }, py::arg("x"),
-      "np.trace of a 2-D x (the sum of its diagonal). d/dx: G I");
+      "`np.trace(x)`: the sum of the main diagonal of a matrix.\n\n"
+      "Shapes: `(m, n)` (square or not) -> `()`; other ranks raise ValueError.\n\n"
+      "d/dx: `G I`, `I` the `(m, n)` identity (ones on the main diagonal, zeros elsewhere).");
   m.def(
       "dot",
       [](py::handle x, py::handle y) {
@@ -181,29 +199,46 @@ void bind_ops(py::module_& m) {
         return dot(as_node(x, "dot"), as_node(y, "dot"));
       },
       py::arg("x"), py::arg("y"),
-      "np.dot for 0-D/1-D/2-D (x . y for vectors, matmul otherwise, a 0-D operand multiplies). "
-      "d/dx: G y^T, d/dy: x^T G");
+      "`np.dot(x, y)` for 0-D, 1-D and 2-D operands: the inner product of vectors, `matmul` otherwise.\n\n"
+      "Shapes: `(k,), (k,) -> ()`; `(m, k), (k,) -> (m,)`; `(k,), (k, n) -> (n,)`; `(m, k), (k, n) -> (m, n)`. "
+      "A 0-D operand multiplies elementwise (as `mul`: the other operand's shape).\n\n"
+      "d/dx: `G y^T`, d/dy: `x^T G` (as `matmul`); with a 0-D operand as `mul`: d/dx: `G * y`, d/dy: `G * x`, "
+      "each summed back to its input's shape.");
   m.def(
       "outer", [](py::handle x, py::handle y) { return outer(as_node(x, "outer"), as_node(y, "outer")); },
-      py::arg("x"), py::arg("y"), "np.outer: (x.ravel())_i (y.ravel())_j. d/dx_i: sum_j G_ij y_j, d/dy_j: sum_i G_ij x_i");
+      py::arg("x"), py::arg("y"),
+      "`np.outer(x, y)`: `out[i, j] = x.ravel()[i] * y.ravel()[j]`.\n\n"
+      "Shapes: `x` and `y` of any shape, flattened -> `(x.size, y.size)`.\n\n"
+      "d/dx: `G @ y.ravel()` (`sum_j G[i, j] y[j]`) reshaped to x's shape; d/dy: `G^T @ x.ravel()` "
+      "(`sum_i G[i, j] x[i]`) reshaped to y's shape.");
   m.def(
       "transpose", [](py::handle x) { return transpose(as_node(x, "transpose")); }, py::arg("x"),
-      "x^T (identity for 0-D and 1-D). d/dx: G^T");
+      "`x^T`, rows and columns swapped (a 0-D or 1-D `x` is returned as is, as NumPy).\n\n"
+      "Shapes: `(m, n) -> (n, m)`; `()` and `(n,)` unchanged.\n\n"
+      "d/dx: `G^T`");
   m.def(
       "reshape",
       [](py::handle x, py::handle shape) {
         NodeRef n = as_node(x, "reshape");
         return reshape(n, parse_reshape(shape, n->shape));
       },
-      py::arg("x"), py::arg("shape"), "C-order reshape (one -1 allowed). d/dx: reshape(G, x.shape)");
+      py::arg("x"), py::arg("shape"),
+      "`x` with a new shape, in C order (as `numpy.reshape`).\n\n"
+      "Shapes: `shape` is an int or a tuple of at most 2 ints, one of which may be -1 (inferred); the number of "
+      "elements must not change -> `shape`.\n\n"
+      "d/dx: `reshape(G, x.shape)`");
 
   // ---- matrix calculus ----
   m.def(
       "det", [](py::handle x) { return det(as_node(x, "det")); }, py::arg("x"),
-      "det(X) of a square matrix (0 when X is singular). d/dX: G adj(X)^T = G det(X) X^-T");
+      "`det(X)` of a square matrix, from a partial-pivoting LU (0 when X is singular, no error).\n\n"
+      "Shapes: `(n, n) -> ()`.\n\n"
+      "d/dX: `G adj(X)^T`, which is `G det(X) X^-T` when X is invertible and stays finite when it is not.");
   m.def(
       "logdet", [](py::handle x) { return logdet(as_node(x, "logdet")); }, py::arg("x"),
-      "log|det X| (-inf when X is singular). d/dX: G X^-T");
+      "`log|det X|` of a square matrix (`-inf` when X is singular; the sign is dropped, see `slogdet`).\n\n"
+      "Shapes: `(n, n) -> ()`.\n\n"
+      "d/dX: `G X^-T`");
   m.def(
       "slogdet",
       [](py::handle x) {
@@ -211,26 +246,53 @@ void bind_ops(py::module_& m) {
         return py::make_tuple(py::reinterpret_steal<py::object>(wrap(r.first)),
                               py::reinterpret_steal<py::object>(wrap(r.second)));
       },
-      py::arg("x"), "(sign, log|det X|) as np.linalg.slogdet. d/dX of log|det X|: G X^-T; the sign is constant");
+      py::arg("x"),
+      "`(sign, log|det X|)` of a square matrix, as `np.linalg.slogdet` (`(0, -inf)` when X is singular).\n\n"
+      "Shapes: `(n, n)` -> a tuple of two `()` Tensors.\n\n"
+      "d/dX: `G_2 X^-T` with `G_2` the adjoint of `log|det X|`; the sign is piecewise constant and passes no "
+      "gradient.");
   m.def(
       "inv", [](py::handle x) { return inv(as_node(x, "inv")); }, py::arg("x"),
-      "X^-1 (LinAlgError when X is singular). d/dX: -X^-T G X^-T");
+      "`X^-1` of a square matrix (numpy.linalg.LinAlgError when X is singular).\n\n"
+      "Shapes: `(n, n) -> (n, n)`.\n\n"
+      "d/dX: `-Y^T G Y^T` with `Y = X^-1`, i.e. `-X^-T G X^-T`.");
   m.def(
       "solve", [](py::handle a, py::handle b) { return solve(as_node(a, "solve"), as_node(b, "solve")); },
       py::arg("a"), py::arg("b"),
-      "Z = A^-1 B as np.linalg.solve (b of shape (n,) or (n, k)). d/dB: A^-T G, d/dA: -(A^-T G) Z^T");
+      "`Z = A^-1 B`, the solution of `A Z = B`, as `np.linalg.solve` (numpy.linalg.LinAlgError when A is "
+      "singular).\n\n"
+      "Shapes: `a` of shape `(n, n)`, `b` of shape `(n,)` or `(n, k)` -> `b`'s shape.\n\n"
+      "d/db: `A^-T G`, d/da: `-(A^-T G) Z^T` (a 1-D `b`, `G` and `Z` taken as `(n, 1)` columns).");
   m.def(
       "cholesky", [](py::handle x) { return cholesky(as_node(x, "cholesky")); }, py::arg("x"),
-      "The lower L with X = L L^T (the lower triangle of X is read, as NumPy). "
-      "d/dX: tril_half(N + N^T), N = L^-T tril_half(L^T tril(G)) L^-1 (the upper triangle gets 0)");
+      "The lower-triangular `L` with `X = L L^T`. Only the lower triangle of X is read, as NumPy; "
+      "numpy.linalg.LinAlgError when X is not positive definite.\n\n"
+      "Shapes: `(n, n) -> (n, n)`.\n\n"
+      "d/dX: `tril_half(N + N^T)` with `N = L^-T tril_half(L^T tril(G)) L^-1`, where `tril` keeps the lower "
+      "triangle and `tril_half` also halves the diagonal; the upper triangle of X gets 0.");
   m.def(
       "norm", [](py::handle x) { return norm(as_node(x, "norm")); }, py::arg("x"),
-      "Frobenius norm (2-norm of a vector). d/dX: G X / ||X|| (0 at X = 0)");
+      "The Frobenius norm `sqrt(sum(X^2))` (the 2-norm of a vector, `|x|` of a number).\n\n"
+      "Shapes: `x` of any shape -> `()`.\n\n"
+      "d/dX: `G X / ||X||` (0 at `X = 0`)");
   m.def(
       "quad_form",
       [](py::handle x, py::handle b) { return quad_form(as_node(x, "quad_form"), as_node(b, "quad_form")); },
       py::arg("x"), py::arg("B"),
-      "x^T B x (x of shape (n,); X^T B X for X of shape (n, k)). d/dx: (B + B^T) x G, d/dB: G x x^T");
+      "The quadratic form `x^T B x` as one op (`X^T B X` for a matrix X).\n\n"
+      "Shapes: `B` of shape `(n, n)`; `x` of shape `(n,)` -> `()`; `X` of shape `(n, k)` -> `(k, k)`.\n\n"
+      "d/dx: `B X G^T + B^T X G` (`(B + B^T) x G` for a 1-D x), d/dB: `X G X^T` (`G x x^T` for a 1-D x).");
+  m.def(
+      "_softmax_cross_entropy",
+      [](py::handle z, py::handle y) {
+        NodeRef nz = as_node(z, "softmax_cross_entropy");
+        return softmax_cross_entropy(nz, as_node(y, "softmax_cross_entropy", nz->dtype));
+      },
+      py::arg("logits"), py::arg("targets"),
+      "Per row i: `-sum_j Y_ij log softmax(Z_i)_j`, one fused op (mg.nn.softmax_cross_entropy's core).\n\n"
+      "Shapes: logits `Z` and targets `Y` of shape `(n, c)` -> `(n,)`, in the promoted dtype of the two (NumPy's rules).\n\n"
+      "d/dZ: `G_i (softmax(Z_i) sum_j Y_ij - Y_i)` (softmax - onehot for one-hot rows), "
+      "d/dY: `-G_i log softmax(Z_i)`.");
   m.def(
       "where",
       [](py::handle mask, py::handle a, py::handle b) {
@@ -247,8 +309,11 @@ void bind_ops(py::module_& m) {
         return where(m, na, nb);
       },
       py::arg("mask"), py::arg("a"), py::arg("b"),
-      "a where mask else b (NumPy broadcasting; the mask is not differentiated). "
-      "d/da: G where mask, d/db: G elsewhere");
+      "`a` where `mask` is true, else `b`, as `np.where` (nonzero and NaN mask entries are true).\n\n"
+      "Shapes: `mask`, `a` and `b` broadcast together as in NumPy (at most 2-D) -> the broadcast shape; a Python "
+      "number takes the other operand's dtype.\n\n"
+      "d/da: `G` where mask, 0 elsewhere; d/db: `G` where not mask, 0 elsewhere (each summed back to its input's "
+      "shape). The mask is a constant: no gradient flows to it.");
   auto node_list = [](py::handle seq, const char* op) {
     if (is_tensor(seq) || py::isinstance<py::array>(seq) || !py::isinstance<py::sequence>(seq) ||
         PyUnicode_Check(seq.ptr()))
@@ -268,15 +333,20 @@ void bind_ops(py::module_& m) {
         return concatenate(node_list(xs, "concatenate"), int_axis(axis, "concatenate"));
       },
       py::arg("xs"), py::arg("axis") = 0,
-      "np.concatenate of 1-D or 2-D arrays along axis. d/dx_i: the block of G where x_i was placed");
+      "`np.concatenate(xs, axis)`: arrays joined along an existing axis (float64 if any is float64).\n\n"
+      "Shapes: `(n_i,)` along axis 0 (or -1) -> `(sum n_i,)`; `(m_i, n)` along axis 0 (or -2) -> `(sum m_i, n)`; "
+      "`(m, n_i)` along axis 1 (or -1) -> `(m, sum n_i)`. 0-D arrays raise ValueError (use `stack`).\n\n"
+      "d/dx_i: the block of `G` where `xs[i]` was placed.");
   m.def(
       "stack",
       [node_list, int_axis](py::handle xs, py::handle axis) {
         return stack(node_list(xs, "stack"), int_axis(axis, "stack"));
       },
       py::arg("xs"), py::arg("axis") = 0,
-      "np.stack of 0-D or 1-D arrays of one shape (the result has at most 2 dimensions). "
-      "d/dx_i: the slice of G for x_i");
+      "`np.stack(xs, axis)`: arrays of one shape joined along a new axis (results of at most 2 dimensions).\n\n"
+      "Shapes: N arrays of shape `()` -> `(N,)`; N arrays of shape `(k,)` -> `(N, k)` at axis 0, `(k, N)` at "
+      "axis 1 (or -1).\n\n"
+      "d/dx_i: the slice of `G` for `xs[i]` (row i at axis 0, column i at axis 1).");
   m.def(
       "diag",
       [](py::handle x, py::handle k) {
@@ -287,8 +357,11 @@ void bind_ops(py::module_& m) {
         return diag(n, kk);
       },
       py::arg("x"), py::arg("k") = 0,
-      "np.diag: the k-th diagonal of a matrix, or the square matrix with vector x on its k-th diagonal. "
-      "d/dx: the adjoint placement (diagonal of G, or G's k-th diagonal)");
+      "`np.diag(x, k)` both ways: the k-th diagonal of a matrix, or the square matrix with the vector x on its "
+      "k-th diagonal (k > 0 above the main diagonal, k < 0 below).\n\n"
+      "Shapes: `(m, n)` -> `(d,)`, d the length of the k-th diagonal; `(n,)` -> `(n + |k|, n + |k|)`.\n\n"
+      "d/dx: for a matrix x, `G` placed on the k-th diagonal of zeros of x's shape; for a vector x, the k-th "
+      "diagonal of `G`.");
   m.def("_block", [](py::handle x, std::int64_t r0, std::int64_t c0, std::int64_t rows, std::int64_t cols,
                      py::tuple shape) {
     NodeRef n = as_node(x, "index");
