@@ -207,3 +207,19 @@ else:
 def test_fused_softmax_cross_entropy_names_the_op_and_shapes(zs, ys, what):
     with pytest.raises(ValueError, match="^softmax_cross_entropy: " + what):
         mg._core._softmax_cross_entropy(np.zeros(zs), np.zeros(ys))
+
+
+@pytest.mark.parametrize("labels", [np.array([0, 1, 3]), np.array([0, -1, 2]), np.array([0, 1]),
+                                    np.array([0.0, 1.0, 2.0]), np.array([0, 1, 2, 0])])
+def test_softmax_cross_entropy_refuses_bad_labels(labels):
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: labels must be 3 integers in \[0, 3\), got shape"):
+        mg.nn.softmax_cross_entropy(mg.tensor(np.zeros((3, 3))), labels)
+
+
+@pytest.mark.parametrize("labels", [[2, 0, 1], np.array([2, 0, 1], dtype=np.uint8),
+                                    np.array([2, 0, 1], dtype=np.int32), np.array([2, 9, 0, 9, 1])[::2]])
+def test_softmax_cross_entropy_takes_any_integer_labels(labels):
+    Z = rng.standard_normal((3, 4))
+    p = _softmax(Z)
+    v = mg.nn.softmax_cross_entropy(mg.tensor(Z), labels).item()
+    np.testing.assert_allclose(v, -np.mean(np.log(p[np.arange(3), [2, 0, 1]])), rtol=1e-14)

@@ -224,15 +224,14 @@ def softmax_cross_entropy(logits: Tensor, labels: npt.ArrayLike, reduction: str 
     shape = tuple(logits.shape)
     if len(shape) != 2:
         raise ValueError(f"softmax_cross_entropy: logits must be (batch, classes), got shape {shape}")
-    lab = np.asarray(labels)
+    lab = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
     if lab.ndim == 1:
-        if not np.issubdtype(lab.dtype, np.integer) or lab.shape[0] != shape[0] or lab.min(initial=0) < 0 or \
-                lab.max(initial=0) >= shape[1]:
+        if lab.dtype.kind not in "iu":
             raise ValueError(f"softmax_cross_entropy: labels must be {shape[0]} integers in [0, {shape[1]}), "
                              f"got shape {lab.shape} dtype {lab.dtype}")
-        onehot = np.zeros(shape, dtype=np.dtype(logits.dtype))
-        onehot[np.arange(shape[0]), lab] = 1.0
-    elif lab.shape == shape:
+        # integer labels: the C++ side checks them and builds the one-hot rows
+        return _reduce(_core._softmax_cross_entropy(logits, lab), reduction, "softmax_cross_entropy")
+    if lab.shape == shape:
         onehot = lab.astype(np.dtype(logits.dtype))
     else:
         raise ValueError(f"softmax_cross_entropy: labels of shape {lab.shape} do not match logits of shape {shape}")

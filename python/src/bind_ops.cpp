@@ -285,12 +285,40 @@ void bind_ops(py::module_& m) {
   m.def(
       "_softmax_cross_entropy",
       [](py::handle z, py::handle y) {
-        NodeRef nz = as_node(z, "softmax_cross_entropy");
-        return softmax_cross_entropy(nz, as_node(y, "softmax_cross_entropy", nz->dtype));
+        constexpr const char* kName = "softmax_cross_entropy";
+        NodeRef nz = as_node(z, kName);
+        if (py::isinstance<py::array>(y)) {
+          const auto arr = py::reinterpret_borrow<py::array>(y);
+          const char kind = arr.dtype().kind();
+          if (arr.ndim() == 1 && (kind == 'i' || kind == 'u')) {
+            // integer class labels: their one-hot rows, built here (conversion, no graph)
+            const Shape& s = nz->shape;
+            const auto lab = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(y);
+            const std::int64_t n = arr.shape(0);
+            bool ok = s.ndim == 2 && n == s.rows && lab;
+            const std::int64_t* l = ok ? lab.data() : nullptr;
+            for (std::int64_t i = 0; ok && i < n; ++i) ok = l[i] >= 0 && l[i] < s.cols;
+            if (!ok)
+              throw py::value_error(std::string(kName) + ": labels must be " + std::to_string(s.ndim == 2 ? s.rows : 0) +
+                                    " integers in [0, " + std::to_string(s.ndim == 2 ? s.cols : 0) + "), got shape (" +
+                                    std::to_string(n) + ",) dtype " + std::string(py::str(arr.dtype())) +
+                                    " for logits of shape " + s.str());
+            Val onehot = Val::filled(s, nz->dtype, 0.0);
+            for (std::int64_t i = 0; i < n; ++i) {
+              if (nz->dtype == DType::f64)
+                onehot.ptr<double>()[i * s.cols + l[i]] = 1.0;
+              else
+                onehot.ptr<float>()[i * s.cols + l[i]] = 1.0f;
+            }
+            return softmax_cross_entropy(nz, make_leaf(onehot, false));
+          }
+        }
+        return softmax_cross_entropy(nz, as_node(y, kName, nz->dtype));
       },
       py::arg("logits"), py::arg("targets"),
       "Per row i: `-sum_j Y_ij log softmax(Z_i)_j`, one fused op (mg.nn.softmax_cross_entropy's core).\n\n"
-      "Shapes: logits `Z` and targets `Y` of shape `(n, c)` -> `(n,)`, in the promoted dtype of the two (NumPy's rules).\n\n"
+      "Shapes: logits `Z` of shape `(n, c)`; targets `Y` of shape `(n, c)`, or `(n,)` integer class labels "
+      "(their one-hot rows, in the logits' dtype) -> `(n,)`, in the promoted dtype of the two (NumPy's rules).\n\n"
       "d/dZ: `G_i (softmax(Z_i) sum_j Y_ij - Y_i)` (softmax - onehot for one-hot rows), "
       "d/dY: `-G_i log softmax(Z_i)`.");
   m.def(
