@@ -62,7 +62,21 @@ def test_main_job_draws_the_graph(tmp_path):
 
 def test_main_help_lists_the_subcommands():
     r = run("-m", "matgrad", "--help")
-    assert r.returncode == 0 and "lecture" in r.stdout
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^\s+lecture\s+the lecture's scalar example", r.stdout, re.M), r.stdout
+    assert re.search(r"^\s+train\s+train the lecture's network", r.stdout, re.M), r.stdout
+    r = run("-m", "matgrad", "train", "--help")
+    for option in ("--epochs", "--batch-size", "--lr", "--hidden", "--seed", "--out"):
+        assert option in r.stdout, r.stdout
+
+
+def test_the_default_command_takes_the_lecture_options_without_its_name(tmp_path):
+    r = run("-m", "matgrad", "--no-graph", "--x", "0.3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "at x = 0.3" in r.stdout and not list(tmp_path.iterdir())
+    r = run("-m", "matgrad", "--graph", "g.svg", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "g.svg").exists() or (tmp_path / "g.dot").exists()
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))

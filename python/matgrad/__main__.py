@@ -1,4 +1,5 @@
-"""``python -m matgrad``: the lecture example, as the engine records and differentiates it."""
+"""``python -m matgrad``: the lecture example, as the engine records and differentiates it;
+``python -m matgrad train``: the lecture's network trained on handwritten digits."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def lecture(x0: float, graph: Optional[str] = "lecture-graph.svg") -> int:
 
     cv = x0**2 + math.exp(x0**2)
     closed = 2 * x0 * (1 / (2 * math.sqrt(cv)) - math.sin(cv)) * (1 + math.exp(x0**2))
+    assert x.grad is not None  # f.backward() filled it
     got = x.grad.item()
     print()
     print(f"  df/dx (reverse sweep)  = {got:.17g}")
@@ -66,14 +68,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_lec = sub.add_parser("lecture", help="the lecture's scalar example with every node's value and adjoint "
                                            "(the default)")
-    p_lec.add_argument("--x", type=float, default=0.7, help="where to evaluate (default 0.7)")
-    p_lec.add_argument("--graph", default="lecture-graph.svg",
+
+    def lecture_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--x", type=float, default=0.7, help="where to evaluate (default 0.7)")
+        p.add_argument("--graph", default="lecture-graph.svg",
                        help="where to draw the computation graph (.svg, .png or .pdf; default lecture-graph.svg)")
-    p_lec.add_argument("--no-graph", action="store_true", help="do not draw the graph")
+        p.add_argument("--no-graph", action="store_true", help="do not draw the graph")
+
+    # the default command takes its options with or without the word "lecture"
+    lecture_options(parser)
+    lecture_options(p_lec)
+    p_train = sub.add_parser("train", help="train the lecture's network by backpropagation on scikit-learn's "
+                                           "handwritten digits (needs: pip install \"matgrad[train]\")",
+                             description="Train the lecture's network f_i = sigma(A f_{i-1} + b) on the 8 x 8 "
+                                         "digits shipped inside scikit-learn: progress bar with the running "
+                                         "loss, test accuracy, time per epoch, a loss-curve PNG.")
+    from . import train as _train
+
+    _train.add_arguments(p_train)
     args = parser.parse_args(argv)
+    if args.command == "train":
+        return _train.run(args)
     if args.command in (None, "lecture"):
-        graph = None if getattr(args, "no_graph", False) else getattr(args, "graph", "lecture-graph.svg")
-        return lecture(getattr(args, "x", 0.7), graph)
+        return lecture(args.x, None if args.no_graph else args.graph)
     parser.error(f"unknown command {args.command}")
     return 2
 

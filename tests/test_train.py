@@ -1,0 +1,123 @@
+"""`python -m matgrad train` (the lecture's network on scikit-learn's digits), its options and
+outputs, the examples that train, and bench/train.py's smoke run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="the train extra (scikit-learn) is part of the test extra")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def test_train_with_the_defaults_reaches_95_percent_and_writes_its_outputs(tmp_path):
+    r = run("-m", "matgrad", "train", "--no-progress", "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    acc = float(re.search(r"^test accuracy: ([\d.]+)% \((\d+)/450\)$", out, re.M).group(1))
+    assert acc >= 95.0, out
+    assert len(re.findall(r"^epoch +\d+/20 +loss [\d.]+ +test accuracy +[\d.]+% +[\d.]+ ms$", out, re.M)) == 20, out
+    per_epoch = re.search(r"^time per epoch: ([\d.]+) ms median, ([\d.]+) ms mean \(43 steps", out, re.M)
+    assert per_epoch and float(per_epoch.group(1)) > 0, out
+    png = (tmp_path / "out" / "loss-curve.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    with np.load(tmp_path / "out" / "model.npz") as m:
+        assert {k: m[k].shape for k in m.files} == {"A0": (64, 64), "b0": (64,), "A1": (64, 10), "b1": (10,)}
+        assert all(m[k].dtype == np.float64 for k in m.files)
+
+
+def test_train_options_shape_the_network_and_the_seed_makes_it_reproducible(tmp_path):
+    common = ["-m", "matgrad", "train", "--epochs", "2", "--hidden", "32", "16", "--activation", "tanh",
+              "--optimizer", "sgd", "--lr", "0.05", "--batch-size", "64", "--dtype", "float32", "--no-progress"]
+    r1 = run(*common, "--seed", "3", "--out", str(tmp_path / "a"))
+    r2 = run(*common, "--seed", "3", "--out", str(tmp_path / "b"))
+    r3 = run(*common, "--seed", "4", "--out", str(tmp_path / "c"))
+    for r in (r1, r2, r3):
+        assert r.returncode in (0, 1), r.stdout + r.stderr  # 1: below 95% after only 2 epochs
+        assert "network 64 -> 32 -> 16 -> 10, tanh hidden layers" in r.stdout
+        assert "sgd lr 0.05, batch 64, 2 epochs" in r.stdout and "(22 steps" in r.stdout
+    a, b, c = (np.load(tmp_path / d / "model.npz") for d in "abc")
+    assert {k: a[k].shape for k in a.files} == {"A0": (64, 32), "b0": (32,), "A1": (32, 16), "b1": (16,),
+                                                "A2": (16, 10), "b2": (10,)}
+    assert all(a[k].dtype == np.float32 for k in a.files)
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)  # same seed: the same weights, bit for bit
+    assert not np.array_equal(a["A0"], c["A0"])
+    # the printed accuracies are the same too
+    acc = [re.search(r"^test accuracy: (.*)$", r.stdout, re.M).group(1) for r in (r1, r2)]
+    assert acc[0] == acc[1]
+
+
+def test_train_shows_a_progress_bar_with_the_running_loss(tmp_path):
+    r = run("-m", "matgrad", "train", "--epochs", "1", "--out", str(tmp_path))
+    assert r.returncode in (0, 1), r.stderr
+    assert re.search(r"epoch 1/1.*loss=\d\.\d{4}", r.stderr), r.stderr  # tqdm writes to stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "epochs must be >= 1"),
+    (["--batch-size", "0"], "batch size must be >= 1"),
+    (["--lr", "-1"], "learning rate must be positive"),
+    (["--hidden", "0"], "hidden sizes must be positive"),
+])
+def test_train_refuses_bad_options_with_a_message(tmp_path, argv, message):
+    r = run("-m", "matgrad", "train", *argv, "--out", str(tmp_path))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_train_says_which_extra_is_missing(monkeypatch):
+    from matgrad import train
+
+    with pytest.raises(ImportError, match=r'matgrad\[train\]'):
+        train._need("a_module_that_does_not_exist_here")
+
+
+def test_train_function_reports_per_epoch_history():
+    from matgrad import train
+
+    data = train.load_digits()
+    assert data.X_train.shape == (1347, 64) and data.X_test.shape == (450, 64)
+    np.testing.assert_allclose(data.X_train.mean(axis=0), 0, atol=1e-12)
+    stds = data.X_train.std(axis=0)
+    assert np.all((np.abs(stds - 1) < 1e-12) | (stds == 0))
+    # stratified: each class has the same share of the test and the training set (to one image)
+    share_te = np.bincount(data.y_test, minlength=10) / len(data.y_test)
+    share_tr = np.bincount(data.y_train, minlength=10) / len(data.y_train)
+    assert np.max(np.abs(share_te - share_tr)) < 1.0 / len(data.y_test)
+    res = train.train(train.TrainConfig(epochs=3, hidden=(32,), seed=1), data)
+    assert len(res.epoch_losses) == len(res.test_accuracy) == len(res.epoch_seconds) == 3
+    assert len(res.step_losses) == 3 * 43
+    assert res.epoch_losses[2] < res.epoch_losses[0]
+    assert res.test_accuracy[-1] == train.accuracy(res.model, data.X_test, data.y_test)
+    with pytest.raises(ValueError, match="activation"):
+        train.train(train.TrainConfig(activation="softmax"), data)
+
+
+def test_digits_example_learns():
+    r = run(str(ROOT / "examples" / "digits_network.py"), "--epochs", "8")
+    assert r.returncode == 0, r.stdout + r.stderr
+    acc = float(re.search(r"^test accuracy: ([\d.]+)%$", r.stdout, re.M).group(1))
+    assert acc >= 95.0, r.stdout
+
+
+def test_weighted_least_squares_example_matches_its_closed_forms():
+    for argv in ([], ["--m", "2", "--n", "1"], ["--m", "9", "--n", "7", "--seed", "2"]):
+        r = run(str(ROOT / "examples" / "weighted_least_squares.py"), *argv)
+        assert r.returncode == 0 and "all match the closed forms" in r.stdout, r.stdout + r.stderr
+        assert len(re.findall(r"relative error", r.stdout)) == 6
+
+
+def test_bench_train_smoke_run():
+    """bench/train.py runs (torch rows only when torch is installed) and checks matgrad's training."""
+    r = run(str(ROOT / "bench" / "train.py"), "--quick", "--epochs", "2", "--dtypes", "f64")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^\| float64 1T +\| +[\d.]+ \|", r.stdout, re.M), r.stdout
