@@ -223,3 +223,61 @@ def test_softmax_cross_entropy_takes_any_integer_labels(labels):
     p = _softmax(Z)
     v = mg.nn.softmax_cross_entropy(mg.tensor(Z), labels).item()
     np.testing.assert_allclose(v, -np.mean(np.log(p[np.arange(3), [2, 0, 1]])), rtol=1e-14)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize("shape", [(), (1, 1), (3,), (1, 5), (5, 1), (24, 17)])
+def test_fused_steps_match_the_numpy_formulas(dtype, rtol, shape):
+    """SGD (with and without momentum, with weight decay) and Adam, one fused C++ pass per
+    parameter, against the same formulas in NumPy in the parameter's dtype; 0-D, row, column and
+    matrices larger than a node's inline storage; the caller's array is never written."""
+    x0 = rng.standard_normal(shape).astype(dtype)
+    keep = x0.copy()
+    G = [rng.standard_normal(shape).astype(dtype) for _ in range(3)]
+    for kind in ("sgd", "sgd-momentum-decay", "adam"):
+        x = mg.tensor(x0, requires_grad=True)
+        if kind == "sgd":
+            opt = mg.optim.SGD([x], lr=0.1)
+        elif kind == "sgd-momentum-decay":
+            opt = mg.optim.SGD([x], lr=0.1, momentum=0.8, weight_decay=0.01)
+        else:
+            opt = mg.optim.Adam([x], lr=0.05, betas=(0.8, 0.99), eps=1e-6)
+        want, v, m, s = x0.astype(np.float64), 0.0, 0.0, 0.0
+        for t, g in enumerate(G, start=1):
+            opt.zero_grad()
+            mg.sum(x * mg.tensor(g)).backward()  # x.grad = g
+            opt.step()
+            g64 = g.astype(np.float64)
+            if kind == "sgd":
+                want = want - 0.1 * g64
+            elif kind == "sgd-momentum-decay":
+                v = 0.8 * v + (g64 + 0.01 * want)
+                want = want - 0.1 * v
+            else:
+                m = 0.8 * m + 0.2 * g64
+                s = 0.99 * s + 0.01 * g64 * g64
+                want = want - 0.05 * (m / (1 - 0.8**t)) / (np.sqrt(s / (1 - 0.99**t)) + 1e-6)
+            assert x.dtype == dtype and x.shape == shape and x.is_leaf
+            np.testing.assert_allclose(x.numpy(), want, rtol=rtol * 10, atol=rtol)
+        np.testing.assert_array_equal(x0, keep)  # the caller's array is never written
+
+
+def test_fused_steps_drop_cached_factors_and_refuse_bad_state():
+    A = mg.tensor(3 * np.eye(2), requires_grad=True)
+    opt = mg.optim.SGD([A], lr=1.0)
+    mg.det(A).backward()  # caches the LU of 3 I on A; d det/dA = det(A) A^-T = 3 I
+    opt.step()            # A = 3 I - 3 I = 0
+    assert mg.det(A).item() == 0.0  # not the cached LU of the old value
+    A.grad = np.ones((2, 2))
+    with pytest.raises(ValueError, match=r"^Adam: the first moment of shape \(3,\) does not match the parameter's "
+                                         r"shape \(2, 2\)"):
+        mg._core._adam_update_(A, np.zeros(3), np.zeros((2, 2)), 0.1, 0.9, 0.999, 1e-8, 1)
+    with pytest.raises(TypeError, match="^Adam: the second moment must be a writable C-contiguous"):
+        mg._core._adam_update_(A, np.zeros((2, 2)), np.zeros((2, 2), dtype=np.int64), 0.1, 0.9, 0.999, 1e-8, 1)
+    with pytest.raises(TypeError, match="^SGD: the momentum buffer is float32, the parameter float64"):
+        mg._core._sgd_update_(A, np.zeros((2, 2), dtype=np.float32), 0.1, 0.9, 0.0)
+    A.grad = None
+    with pytest.raises(RuntimeError, match=r"^SGD: the parameter has no gradient \(run backward\(\) first\)"):
+        mg._core._sgd_update_(A, None, 0.1, 0.0, 0.0)
+    with pytest.raises(RuntimeError, match="^SGD: only leaves can be updated in place"):
+        mg._core._sgd_update_(A * 2.0, None, 0.1, 0.0, 0.0)

@@ -675,3 +675,49 @@ TEST(CppApi, JacobianHessianAndJvpMatchClosedForms) {
 
 }  // namespace
 }  // namespace mgtest
+
+namespace mgtest {
+namespace {
+
+// ---- optimiser steps (matgrad/optim.hpp): in place, outside the graph ----
+
+TEST(OptimiserSteps, AdamAndSgdFollowTheirFormulasInPlace) {
+  const Eigen::MatrixXd x0 = (Eigen::MatrixXd(2, 3) << 1.0, -2.0, 0.5, 3.0, -0.25, 2.0).finished();
+  // L = sum(x^3 / 3): g = x^2
+  auto loss = [](const Var& x) { return matgrad::sum(x * x * x) * (1.0 / 3.0); };
+  {  // Adam, three steps, against the formulas in double
+    Var x = matgrad::variable(x0);
+    Eigen::MatrixXd want = x0, m = Eigen::MatrixXd::Zero(2, 3), v = Eigen::MatrixXd::Zero(2, 3);
+    Eigen::MatrixXd ms = m, vs = v;  // the optimiser's state (elementwise: storage order does not matter)
+    for (int t = 1; t <= 3; ++t) {
+      x->grad = NodeRef();
+      matgrad::backward(loss(x));
+      const Eigen::MatrixXd g = want.array().square();
+      m = 0.9 * m + 0.1 * g;
+      v = 0.999 * v + 0.001 * g.cwiseProduct(g);
+      const Eigen::ArrayXXd step = (m / (1 - std::pow(0.9, t))).array() /
+                                   ((v / (1 - std::pow(0.999, t))).array().sqrt() + 1e-8);
+      want = want.array() - 0.05 * step;
+      matgrad::adam_update(*x, x->grad->value(), Val(ms.data(), S(2, 3), DType::f64),
+                           Val(vs.data(), S(2, 3), DType::f64), 0.05, 0.9, 0.999, 1e-8, t);
+      EXPECT_TRUE(x->is_leaf() && !x->nparents);
+      EXPECT_LT((matgrad::value(x) - want).cwiseAbs().maxCoeff(), 1e-14);
+    }
+  }
+  {  // SGD with momentum and weight decay, then a leaf that is not a leaf: an error
+    Var x = matgrad::variable(x0);
+    Eigen::MatrixXd buf = Eigen::MatrixXd::Zero(3, 2);  // (2, 3) row-major storage
+    matgrad::backward(loss(x));
+    matgrad::sgd_update(*x, x->grad->value(), Val(buf.data(), S(2, 3), DType::f64), 0.1, 0.9, 0.01);
+    const Eigen::MatrixXd d = x0.array().square() + 0.01 * x0.array();
+    EXPECT_LT((matgrad::value(x) - (x0 - 0.1 * d)).cwiseAbs().maxCoeff(), 1e-15);
+    Var y = x * 2.0;
+    EXPECT_THROW(matgrad::sgd_update(*y, x->grad->value(), Val(), 0.1, 0.0, 0.0), matgrad::GraphError);
+    EXPECT_THROW(matgrad::adam_update(*x, x->grad->value(), Val(buf.data(), S(3, 2), DType::f64),
+                                      Val(buf.data(), S(2, 3), DType::f64), 0.1, 0.9, 0.999, 1e-8, 1),
+                 matgrad::ShapeError);
+  }
+}
+
+}  // namespace
+}  // namespace mgtest

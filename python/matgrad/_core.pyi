@@ -183,6 +183,12 @@ def _softmax_cross_entropy(logits: _ArrayLike, targets: _ArrayLike) -> Tensor: .
 def _set_grad_enabled(on: bool) -> None: ...
 def _assign_(tensor: Tensor, values: _ArrayLike) -> None:
     """Overwrite a leaf's value in place, recording nothing (matgrad.optim)."""
+def _adam_update_(
+    tensor: Tensor, m: numpy.ndarray, v: numpy.ndarray, lr: float, b1: float, b2: float, eps: float, t: int
+) -> None:
+    """One Adam step on a leaf from its .grad, updating the moments m and v in place (matgrad.optim)."""
+def _sgd_update_(tensor: Tensor, buf: numpy.ndarray | None, lr: float, momentum: float, weight_decay: float) -> None:
+    """One SGD step on a leaf from its .grad, updating the momentum buffer in place (matgrad.optim)."""
 def _block(
     x: _ArrayLike, r0: SupportsIndex, c0: SupportsIndex, rows: SupportsIndex, cols: SupportsIndex,
     shape: tuple[int, ...], /,

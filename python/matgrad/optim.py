@@ -1,9 +1,11 @@
 """Optimisers that update leaf parameters in place, outside the graph.
 
 ``step()`` reads each parameter's ``.grad`` (filled by ``backward()``) and writes the new value
-into the parameter with ``matgrad._core._assign_``: the documented no-grad path. It records no
-graph, gives the parameter memory of its own first (a caller's array it was created from is
-never written) and drops any cached factorization of the old value. ``zero_grad()`` clears the
+into the parameter on the documented no-grad path: SGD and Adam with one fused C++ pass per
+parameter (``matgrad._core._sgd_update_``, ``_adam_update_``, which also update the optimiser's
+state arrays in place), a subclass's own ``_update`` through ``matgrad._core._assign_``. The
+path records no graph, gives the parameter memory of its own first (a caller's array it was
+created from is never written) and drops any cached factorization of the old value. ``zero_grad()`` clears the
 gradients (``backward()`` accumulates, as in PyTorch).
 """
 
@@ -58,9 +60,14 @@ class Optimizer:
         """
         for k, p in enumerate(self.params):
             if p.grad is not None:
-                _core._assign_(p, self._update(k, np.asarray(p), np.asarray(p.grad)))
+                self._step(k, p)
+
+    def _step(self, k: int, p: Tensor) -> None:
+        """Update parameter k in place (it has a gradient)."""
+        _core._assign_(p, self._update(k, np.asarray(p), np.asarray(p.grad)))
 
     def _update(self, k: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """The new value of parameter k from its value x and gradient g (NumPy arrays)."""
         raise NotImplementedError
 
 
@@ -81,13 +88,9 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = float(momentum), float(weight_decay)
         self._v: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
-    def _update(self, k: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        if self.weight_decay:
-            g = g + self.weight_decay * x
-        if self.momentum:
-            self._v[k] = self.momentum * self._v[k] + g
-            g = self._v[k]
-        return x - self.lr * g
+    def _step(self, k: int, p: Tensor) -> None:
+        # one pass: d = g + weight_decay x; v <- momentum v + d (momentum > 0); x <- x - lr d
+        _core._sgd_update_(p, self._v[k] if self.momentum else None, self.lr, self.momentum, self.weight_decay)
 
 
 class Adam(Optimizer):
@@ -121,9 +124,6 @@ class Adam(Optimizer):
         self.t += 1
         super().step()
 
-    def _update(self, k: int, x: np.ndarray, g: np.ndarray) -> np.ndarray:
-        self._m[k] = self.b1 * self._m[k] + (1 - self.b1) * g
-        self._s[k] = self.b2 * self._s[k] + (1 - self.b2) * g * g
-        m_hat = self._m[k] / (1 - self.b1**self.t)
-        s_hat = self._s[k] / (1 - self.b2**self.t)
-        return x - self.lr * m_hat / (np.sqrt(s_hat) + self.eps)
+    def _step(self, k: int, p: Tensor) -> None:
+        # one pass over x, g, m and v (the formulas above, in this order)
+        _core._adam_update_(p, self._m[k], self._s[k], self.lr, self.b1, self.b2, self.eps, self.t)

@@ -16,25 +16,25 @@ double single_value(const Node& n, const char* what) {
   return n.dtype == DType::f64 ? *static_cast<double*>(n.data) : double(*static_cast<float*>(n.data));
 }
 
-// Give a leaf its own copy of memory it maps from elsewhere or shares with other tensors
-// (before it may be updated in place).
-void own_storage(Node& n) {
-  if (!n.buf || (n.buf->size_class >= 0 && n.buf->rc == 1)) return;
-  const std::size_t bytes = std::size_t(n.shape.size()) * itemsize(n.dtype);
-  Buffer* old = n.buf;
-  void* src = n.data;
-  if (bytes <= Node::kInlineBytes) {
-    std::memcpy(n.inline_data, src, bytes);
-    n.data = n.inline_data;
-    n.buf = nullptr;
-  } else {
-    Buffer* b = Buffer::allocate(bytes);
-    b->ref();
-    std::memcpy(b->data, src, bytes);
-    n.buf = b;
-    n.data = b->data;
-  }
-  old->unref();
+// An optimiser's state array (NumPy, written in place) as a value of the parameter's kind.
+Val state_view(py::handle h, const char* op, const char* what) {
+  if (!py::isinstance<py::array>(h)) throw TypeError(std::string(op) + ": " + what + " must be a NumPy array");
+  auto a = py::reinterpret_borrow<py::array>(h);
+  const bool f64 = a.dtype().kind() == 'f' && a.itemsize() == 8, f32 = a.dtype().kind() == 'f' && a.itemsize() == 4;
+  if (!(f64 || f32) || !(a.flags() & py::array::c_style) || !a.writeable() || a.ndim() > 2)
+    throw TypeError(std::string(op) + ": " + what + " must be a writable C-contiguous float64/float32 array of at "
+                    "most 2 dimensions");
+  const Shape s = a.ndim() == 0   ? Shape::scalar()
+                  : a.ndim() == 1 ? Shape::vector(a.shape(0))
+                                  : Shape::matrix(a.shape(0), a.shape(1));
+  return Val(a.mutable_data(), s, f64 ? DType::f64 : DType::f32);
+}
+
+// The gradient a step reads, once the parameter is known to be a leaf that may be written.
+Val grad_of(Node& n, const char* op) {
+  prepare_in_place(n, op);
+  if (!n.grad) throw GraphError(std::string(op) + ": the parameter has no gradient (run backward() first)");
+  return n.grad->value();
 }
 
 NodeRef detached(const Node& n) {
@@ -58,11 +58,27 @@ void bind_tensor(py::module_& m) {
         if (v->shape != n.shape)
           throw ShapeError("assign: values of shape " + v->shape.str() + " do not match the tensor's shape " +
                            n.shape.str());
-        own_storage(n);
+        prepare_in_place(n, "assign");
         std::memmove(n.data, v->data, std::size_t(n.shape.size()) * itemsize(n.dtype));
-        n.factor.reset();
       },
       py::arg("tensor"), py::arg("values"));
+  // mg.optim's fused steps: one pass over the parameter, its gradient and the optimiser's state
+  // arrays (matgrad/optim.hpp), on the same no-grad path as _assign_.
+  m.def(
+      "_adam_update_",
+      [](Node& n, py::handle m1, py::handle m2, double lr, double b1, double b2, double eps, std::int64_t t) {
+        adam_update(n, grad_of(n, "Adam"), state_view(m1, "Adam", "the first moment"),
+                    state_view(m2, "Adam", "the second moment"), lr, b1, b2, eps, t);
+      },
+      py::arg("tensor"), py::arg("m"), py::arg("v"), py::arg("lr"), py::arg("b1"), py::arg("b2"), py::arg("eps"),
+      py::arg("t"));
+  m.def(
+      "_sgd_update_",
+      [](Node& n, py::handle buf, double lr, double momentum, double weight_decay) {
+        sgd_update(n, grad_of(n, "SGD"), buf.is_none() ? Val() : state_view(buf, "SGD", "the momentum buffer"), lr,
+                   momentum, weight_decay);
+      },
+      py::arg("tensor"), py::arg("buf"), py::arg("lr"), py::arg("momentum"), py::arg("weight_decay"));
 
   // Docstrings: pybind11 puts the signature first (properties get a `name -> type` line here);
   // then what it does, the shapes, and the derivative rule with G the adjoint of the output.
@@ -107,7 +123,7 @@ void bind_tensor(py::module_& m) {
           [](Node& n, bool v) {
             if (!n.is_leaf())
               throw GraphError("requires_grad: only leaves can change requires_grad (use detach() first)");
-            if (v) own_storage(n);
+            if (v) prepare_in_place(n, "requires_grad");
             n.requires_grad = v;
           },
           "requires_grad -> bool (settable on leaves)\n\nWhether gradients flow to this tensor: ops on it record "

@@ -10,6 +10,7 @@
 #include <matgrad/error.hpp>
 #include <matgrad/node.hpp>
 #include <matgrad/ops.hpp>
+#include <matgrad/optim.hpp>
 #include <matgrad/value.hpp>
 
 #include <vector>

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+// In-place parameter updates for optimisers (mg.optim): outside the graph, nothing recorded.
+#pragma once
+
+#include "node.hpp"
+
+#include <cstdint>
+
+namespace matgrad {
+
+/// Give a leaf memory of its own before it is written in place: a leaf mapping a caller's
+/// array, or sharing its buffer with detach()ed tensors, gets a private copy (the caller's
+/// array is never written). Drops the leaf's cached factorization. Throws GraphError for a
+/// node that is not a leaf.
+void prepare_in_place(Node& x, const char* op);
+
+/// Adam (Kingma & Ba) on leaf x with gradient g, in place: with c1 = 1 - b1^t, c2 = 1 - b2^t,
+///   m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,  x <- x - lr (m / c1) / (sqrt(v / c2) + eps).
+/// g, m, v: x's shape and dtype (m and v are the optimiser's state, written in place).
+void adam_update(Node& x, const Val& g, const Val& m, const Val& v, double lr, double b1, double b2, double eps,
+                 std::int64_t t);
+
+/// SGD with momentum and weight decay on leaf x with gradient g, in place:
+///   d = g + weight_decay x;  with a momentum buffer: buf <- momentum buf + d, d = buf;  x <- x - lr d.
+/// `buf` (x's shape and dtype) may be empty when momentum is 0.
+void sgd_update(Node& x, const Val& g, const Val& buf, double lr, double momentum, double weight_decay);
+
+}  // namespace matgrad
