@@ -74,6 +74,8 @@ def test_the_default_command_takes_the_lecture_options_without_its_name(tmp_path
     r = run("-m", "matgrad", "--no-graph", "--x", "0.3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "at x = 0.3" in r.stdout and not list(tmp_path.iterdir())
+    r = run("-m", "matgrad", "--x", "2", "--no-graph", "lecture", cwd=tmp_path)  # options before the word
+    assert r.returncode == 0 and "at x = 2.0" in r.stdout and not list(tmp_path.iterdir()), r.stdout
     r = run("-m", "matgrad", "--graph", "g.svg", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "g.svg").exists() or (tmp_path / "g.dot").exists()

@@ -272,7 +272,7 @@ def test_fused_steps_drop_cached_factors_and_refuse_bad_state():
     with pytest.raises(ValueError, match=r"^Adam: the first moment of shape \(3,\) does not match the parameter's "
                                          r"shape \(2, 2\)"):
         mg._core._adam_update_(A, np.zeros(3), np.zeros((2, 2)), 0.1, 0.9, 0.999, 1e-8, 1)
-    with pytest.raises(TypeError, match="^Adam: the second moment must be a writable C-contiguous"):
+    with pytest.raises(TypeError, match="^Adam: the second moment must be a writable, aligned, C-contiguous"):
         mg._core._adam_update_(A, np.zeros((2, 2)), np.zeros((2, 2), dtype=np.int64), 0.1, 0.9, 0.999, 1e-8, 1)
     with pytest.raises(TypeError, match="^SGD: the momentum buffer is float32, the parameter float64"):
         mg._core._sgd_update_(A, np.zeros((2, 2), dtype=np.float32), 0.1, 0.9, 0.0)
@@ -281,3 +281,51 @@ def test_fused_steps_drop_cached_factors_and_refuse_bad_state():
         mg._core._sgd_update_(A, None, 0.1, 0.0, 0.0)
     with pytest.raises(RuntimeError, match="^SGD: only leaves can be updated in place"):
         mg._core._sgd_update_(A * 2.0, None, 0.1, 0.0, 0.0)
+
+
+def test_optimiser_subclasses_duplicates_and_per_parameter_step_counts():
+    class Clipped(mg.optim.SGD):  # a subclass's own rule is used, not the fused SGD step
+        def _update(self, k, x, g):
+            return x - self.lr * np.clip(g, -1, 1)
+
+    p = mg.tensor([10.0], requires_grad=True)
+    mg.sum(p * p).backward()
+    Clipped([p], lr=1.0).step()
+    assert p.item() == 9.0
+    with pytest.raises(ValueError, match="^Adam: parameters 0 and 1 are the same Tensor"):
+        mg.optim.Adam([p, p])
+    # Adam's bias corrections count each parameter's own updates (as PyTorch)
+    a = mg.tensor([1.0], requires_grad=True)
+    b = mg.tensor([1.0], requires_grad=True)
+    opt = mg.optim.Adam([a, b], lr=0.1)
+    mg.sum(a * b).backward()
+    opt.step()  # both: t = 1
+    opt.zero_grad()
+    mg.sum(a * 3.0).backward()
+    opt.step()  # only a: t = 2
+    opt.zero_grad()
+    b_before = b.item()
+    mg.sum(b * 2.0).backward()
+    opt.step()  # b: its second update, t = 2 in its corrections
+    g1, g2 = 1.0, 2.0  # b's gradients at its two updates (a = 1 at the first)
+    m = 0.9 * (0.1 * g1) + 0.1 * g2
+    v = 0.999 * (0.001 * g1 * g1) + 0.001 * g2 * g2
+    want = b_before - 0.1 * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.999**2)) + 1e-8)
+    assert b.item() == pytest.approx(want, rel=1e-14)
+
+
+def test_softmax_cross_entropy_rows_with_non_finite_logits_are_nan():
+    for row in ([np.inf, 0.0, 0.0], [np.nan, 0.0, 1.0], [-np.inf, -np.inf, -np.inf]):
+        v, g = mg.value_and_grad(lambda z: mg.nn.softmax_cross_entropy(z, np.array([1, 0]), reduction="sum"))(
+            np.array([row, [0.5, 0.25, 0.0]]))
+        assert np.isnan(v) and np.all(np.isnan(g[0])) and np.all(np.isfinite(g[1])), (row, v, g)
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: shapes \(2, 0\) and \(2, 0\) have no classes"):
+        mg.nn.softmax_cross_entropy(mg.tensor(np.zeros((2, 0))), np.array([0, 0]))
+
+
+def test_optimiser_state_must_be_native_aligned_floats():
+    A = mg.tensor(np.ones(3), requires_grad=True)
+    A.grad = np.ones(3)
+    for bad in (np.zeros(3, dtype=">f8"), np.zeros(3, dtype=np.float16), np.zeros(6)[::2]):
+        with pytest.raises(TypeError, match="^Adam: the first moment must be a writable, aligned, C-contiguous"):
+            mg._core._adam_update_(A, bad, np.zeros(3), 0.1, 0.9, 0.999, 1e-8, 1)

@@ -121,3 +121,19 @@ def test_bench_train_smoke_run():
     r = run(str(ROOT / "bench" / "train.py"), "--quick", "--epochs", "2", "--dtypes", "f64")
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"^\| float64 1T +\| +[\d.]+ \|", r.stdout, re.M), r.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "seed must be >= 0"),
+    (["--lr", "inf"], "learning rate must be positive and finite"),
+])
+def test_train_refuses_more_bad_options(tmp_path, argv, message):
+    r = run("-m", "matgrad", "train", *argv, "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_says_when_the_output_folder_cannot_be_made(tmp_path):
+    (tmp_path / "afile").write_text("")
+    r = run("-m", "matgrad", "train", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "afile"))
+    assert r.returncode == 2 and "error: --out" in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -69,15 +69,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     p_lec = sub.add_parser("lecture", help="the lecture's scalar example with every node's value and adjoint "
                                            "(the default)")
 
-    def lecture_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--x", type=float, default=0.7, help="where to evaluate (default 0.7)")
-        p.add_argument("--graph", default="lecture-graph.svg",
+    def lecture_options(p: argparse.ArgumentParser, sub: bool) -> None:
+        # the subcommand's copies only set what is given (an option before the word "lecture" stays)
+        def d(value: object) -> object:
+            return argparse.SUPPRESS if sub else value
+
+        p.add_argument("--x", type=float, default=d(0.7), help="where to evaluate (default 0.7)")
+        p.add_argument("--graph", default=d("lecture-graph.svg"),
                        help="where to draw the computation graph (.svg, .png or .pdf; default lecture-graph.svg)")
-        p.add_argument("--no-graph", action="store_true", help="do not draw the graph")
+        p.add_argument("--no-graph", action="store_true", default=d(False), help="do not draw the graph")
 
     # the default command takes its options with or without the word "lecture"
-    lecture_options(parser)
-    lecture_options(p_lec)
+    lecture_options(parser, sub=False)
+    lecture_options(p_lec, sub=True)
     p_train = sub.add_parser("train", help="train the lecture's network by backpropagation on scikit-learn's "
                                            "handwritten digits (needs: pip install \"matgrad[train]\")",
                              description="Train the lecture's network f_i = sigma(A f_{i-1} + b) on the 8 x 8 "

@@ -37,6 +37,10 @@ class Optimizer:
         for k, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.is_leaf or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {k} is not a leaf Tensor with requires_grad=True")
+            for j in range(k):
+                if self.params[j] is p:
+                    raise ValueError(f"{type(self).__name__}: parameters {j} and {k} are the same Tensor "
+                                     f"(it would be stepped twice)")
         if not lr > 0:
             raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
         self.lr = float(lr)
@@ -89,6 +93,8 @@ class SGD(Optimizer):
         self._v: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
     def _step(self, k: int, p: Tensor) -> None:
+        if type(self)._update is not Optimizer._update:  # a subclass's own rule
+            return super()._step(k, p)
         # one pass: d = g + weight_decay x; v <- momentum v + d (momentum > 0); x <- x - lr d
         _core._sgd_update_(p, self._v[k] if self.momentum else None, self.lr, self.momentum, self.weight_decay)
 
@@ -98,7 +104,8 @@ class Adam(Optimizer):
 
     Adam (Kingma & Ba) with ``g = x.grad`` and ``(b1, b2) = betas``: ``m <- b1 m + (1 - b1) g``,
     ``v <- b2 v + (1 - b2) g^2``, ``x <- x - lr m_hat / (sqrt(v_hat) + eps)`` with the bias
-    corrections ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+    corrections ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``, ``t`` the number of steps
+    that updated this parameter (as PyTorch: a parameter without a gradient keeps its count).
 
     Shapes: the moments ``m`` and ``v`` of each parameter have its shape and dtype. Not
     differentiable: the steps happen outside the graph.
@@ -111,7 +118,8 @@ class Adam(Optimizer):
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
         self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
-        self.t = 0
+        self.t = 0  # steps taken
+        self._t: list[int] = [0] * len(self.params)  # steps that updated each parameter: t in its bias corrections
         self._m: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
         self._s: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 
@@ -125,5 +133,8 @@ class Adam(Optimizer):
         super().step()
 
     def _step(self, k: int, p: Tensor) -> None:
+        self._t[k] += 1  # this parameter's own step count (it may have had no gradient on some steps)
+        if type(self)._update is not Optimizer._update:  # a subclass's own rule
+            return super()._step(k, p)
         # one pass over x, g, m and v (the formulas above, in this order)
-        _core._adam_update_(p, self._m[k], self._s[k], self.lr, self.b1, self.b2, self.eps, self.t)
+        _core._adam_update_(p, self._m[k], self._s[k], self.lr, self.b1, self.b2, self.eps, self._t[k])

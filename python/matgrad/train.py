@@ -15,6 +15,7 @@ random order each epoch. Needs the ``train`` extra: ``pip install "matgrad[train
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from numpy.typing import DTypeLike
 
 from . import nn, optim
 from ._core import Tensor
+from ._transforms import no_grad
 
 __all__ = ["Digits", "load_digits", "TrainConfig", "TrainResult", "train", "accuracy", "plot_loss_curve",
            "add_arguments", "run"]
@@ -97,8 +99,10 @@ class TrainConfig:
             raise ValueError(f"train: epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"train: batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"train: learning rate must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"train: learning rate must be positive and finite, got {self.lr}")
+        if self.seed < 0:
+            raise ValueError(f"train: seed must be >= 0, got {self.seed}")
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"train: hidden sizes must be positive, got {list(self.hidden)}")
         if self.activation not in ("sigmoid", "tanh", "relu"):
@@ -143,7 +147,8 @@ def batches(n: int, batch_size: int, rng: np.random.Generator) -> List[np.ndarra
 
 def accuracy(model: Callable[[np.ndarray], Tensor], X: np.ndarray, y: np.ndarray) -> float:
     """Fraction of rows of X whose largest logit is the label."""
-    logits = model(X).numpy()
+    with no_grad():
+        logits = model(X).numpy()
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
@@ -164,6 +169,7 @@ def train(cfg: TrainConfig, data: Optional[Digits] = None,
     X, y = data.X_train, data.y_train
     for epoch in range(cfg.epochs):
         total = 0.0
+        in_callbacks = 0.0  # the progress bar's time, not the training's
         t0 = time.perf_counter()
         for step, idx in enumerate(batches(len(y), cfg.batch_size, rng)):
             loss = nn.softmax_cross_entropy(model(X[idx]), y[idx])
@@ -174,8 +180,10 @@ def train(cfg: TrainConfig, data: Optional[Digits] = None,
             total += value * len(idx)
             res.step_losses.append(value)
             if on_step is not None:
+                t_cb = time.perf_counter()
                 on_step(epoch, step, value)
-        res.epoch_seconds.append(time.perf_counter() - t0)
+                in_callbacks += time.perf_counter() - t_cb
+        res.epoch_seconds.append(time.perf_counter() - t0 - in_callbacks)
         res.epoch_losses.append(total / len(y))
         res.test_accuracy.append(accuracy(model, data.X_test, data.y_test))
         if on_epoch is not None:
@@ -243,7 +251,11 @@ def run(args: argparse.Namespace) -> int:
     tqdm = _need("tqdm").tqdm
     data = load_digits(np.dtype(cfg.dtype))
     _need("matplotlib")  # fail before training, not after
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        print(f"python -m matgrad train: error: --out {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     arch = " -> ".join(map(str, [data.X_train.shape[1], *cfg.hidden, N_CLASSES]))
     print(f"digits (scikit-learn): {len(data.y_train)} training and {len(data.y_test)} test images of 8 x 8 "
           f"pixels, standardised")

@@ -293,6 +293,8 @@ void bind_ops(py::module_& m) {
           if (arr.ndim() == 1 && (kind == 'i' || kind == 'u')) {
             // integer class labels: their one-hot rows, built here (conversion, no graph)
             const Shape& s = nz->shape;
+            if (s.ndim == 2 && s.cols == 0)  // no classes: the op's own error (an empty result for 0 rows)
+              return softmax_cross_entropy(nz, make_leaf(Val::filled(s, nz->dtype, 0.0), false));
             const auto lab = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(y);
             const std::int64_t n = arr.shape(0);
             bool ok = s.ndim == 2 && n == s.rows && lab;

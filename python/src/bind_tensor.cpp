@@ -20,10 +20,12 @@ double single_value(const Node& n, const char* what) {
 Val state_view(py::handle h, const char* op, const char* what) {
   if (!py::isinstance<py::array>(h)) throw TypeError(std::string(op) + ": " + what + " must be a NumPy array");
   auto a = py::reinterpret_borrow<py::array>(h);
-  const bool f64 = a.dtype().kind() == 'f' && a.itemsize() == 8, f32 = a.dtype().kind() == 'f' && a.itemsize() == 4;
-  if (!(f64 || f32) || !(a.flags() & py::array::c_style) || !a.writeable() || a.ndim() > 2)
-    throw TypeError(std::string(op) + ": " + what + " must be a writable C-contiguous float64/float32 array of at "
-                    "most 2 dimensions");
+  // native byte order and aligned: the kernels read the memory as double or float
+  const bool f64 = a.dtype().equal(py::dtype::of<double>()), f32 = a.dtype().equal(py::dtype::of<float>());
+  const bool aligned = a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if (!(f64 || f32) || !aligned || !(a.flags() & py::array::c_style) || !a.writeable() || a.ndim() > 2)
+    throw TypeError(std::string(op) + ": " + what + " must be a writable, aligned, C-contiguous float64/float32 "
+                    "array (native byte order) of at most 2 dimensions");
   const Shape s = a.ndim() == 0   ? Shape::scalar()
                   : a.ndim() == 1 ? Shape::vector(a.shape(0))
                                   : Shape::matrix(a.shape(0), a.shape(1));

@@ -2,6 +2,7 @@
 // Reductions over one axis or all of them (NumPy semantics, no keepdims).
 #include "registry.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -180,7 +181,9 @@ Shape xent_shape(const Attr&, const Shape* in, int) {
   return Shape::vector(in[0].rows);
 }
 
-// Row i's maximum m and log sum_k exp(Z_ik - m) (m non-finite: the sum is not formed, log 1 = 0).
+// Row i's maximum m and log sum_k exp(Z_ik - m) (m non-finite: the sum is not formed, log 1 = 0;
+// the callers give such rows, with a logit of +inf or NaN or every logit -inf, a NaN loss and a
+// NaN gradient, as PyTorch does, instead of an inf next to a partly NaN gradient).
 template <class T, class A>
 std::pair<T, A> row_shift_lse(const T* z, std::int64_t c) {
   const T m = slice_max(z, c, std::int64_t(1));
@@ -198,6 +201,10 @@ template <class T> void fwd_xent(const KernelArgs& k) {
   T* o = k.out.ptr<T>();
   for (std::int64_t i = 0; i < n; ++i, z += c, y += c) {
     const auto [m, lse] = row_shift_lse<T, A>(z, c);
+    if (!std::isfinite(m)) {
+      o[i] = std::numeric_limits<T>::quiet_NaN();
+      continue;
+    }
     A l = 0;
     for (std::int64_t j = 0; j < c; ++j)
       if (y[j] != T(0)) l += A(y[j]) * ((A(m) - A(z[j])) + lse);  // 0 * (m - (-inf)) stays out
@@ -216,6 +223,10 @@ template <class T> void fwd_xent_vjp(const KernelArgs& k) {
   T* o = k.out.ptr<T>();
   for (std::int64_t i = 0; i < n; ++i, z += c, y += c, o += c) {
     const auto [m, lse] = row_shift_lse<T, A>(z, c);
+    if (!std::isfinite(m)) {
+      std::fill(o, o + c, std::numeric_limits<T>::quiet_NaN());
+      continue;
+    }
     A s = 0;
     for (std::int64_t j = 0; j < c; ++j) s += A(y[j]);
     const A gi = A(g[i]);
