@@ -5,8 +5,9 @@
 #   bash tools/run-tests.sh
 #
 # 1. python -m pip install ".[test]"   the package, built for this machine, with pytest,
-#                                      hypothesis and what the C++ build needs (cmeel-eigen,
-#                                      ninja, cmake)
+#                                      hypothesis, mypy, scikit-learn/tqdm/matplotlib (the
+#                                      train command and examples) and what the C++ build
+#                                      needs (cmeel-eigen, ninja, cmake)
 # 2. python -m pytest                  the Python suite (tests/); "no tests collected" fails
 # 3. the C++ GoogleTest suite          configured, built and run with ctest in build/cpp-tests
 #                                      (with a smoke run of the W7 benchmark binary); Debian's
