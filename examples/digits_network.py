@@ -7,7 +7,8 @@ Each step records the forward pass, runs one reverse sweep (L.backward() fills A
 b_i.grad) and lets Adam update the parameters in place. `python -m matgrad train` is the same
 loop with a progress bar, a loss-curve picture and more options.
 
-Needs scikit-learn (the digits ship inside it: no download): pip install "matgrad[train]".
+Needs scikit-learn (the digits ship inside it: no download): the train extra,
+pip install ".[train]" in a clone of matgrad.
 Run: python examples/digits_network.py [--epochs 15] [--hidden 64] [--seed 0]
 """
 

@@ -83,7 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     lecture_options(parser, sub=False)
     lecture_options(p_lec, sub=True)
     p_train = sub.add_parser("train", help="train the lecture's network by backpropagation on scikit-learn's "
-                                           "handwritten digits (needs: pip install \"matgrad[train]\")",
+                                           "handwritten digits (needs the train extra: pip install \".[train]\" in a clone)",
                              description="Train the lecture's network f_i = sigma(A f_{i-1} + b) on the 8 x 8 "
                                          "digits shipped inside scikit-learn: progress bar with the running "
                                          "loss, test accuracy, time per epoch, a loss-curve PNG.")

@@ -54,8 +54,9 @@ def _need(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"matgrad train needs {module}: pip install \"matgrad[train]\" "
-                          f"(scikit-learn, tqdm, matplotlib)") from None
+        raise ImportError(f"matgrad train needs {module}: install the train extra, pip install \"matgrad[train]\" "
+                          f"(in a clone of matgrad: pip install \".[train]\"; it brings scikit-learn, tqdm, "
+                          f"matplotlib)") from None
 
 
 def load_digits(dtype: DTypeLike = np.float64, test_size: float = 0.25) -> Digits:
