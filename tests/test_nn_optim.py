@@ -329,3 +329,35 @@ def test_optimiser_state_must_be_native_aligned_floats():
     for bad in (np.zeros(3, dtype=">f8"), np.zeros(3, dtype=np.float16), np.zeros(6)[::2]):
         with pytest.raises(TypeError, match="^Adam: the first moment must be a writable, aligned, C-contiguous"):
             mg._core._adam_update_(A, bad, np.zeros(3), 0.1, 0.9, 0.999, 1e-8, 1)
+
+
+def test_backward_through_a_graph_made_before_an_in_place_update_raises():
+    """Note [in-place writes]: a graph recorded from a parameter's old value cannot be swept after
+    an optimiser step or _assign_ (its VJPs would mix the new value with the old result; PyTorch
+    refuses too). A graph made after the update works, and so does a second backward without one."""
+    p = mg.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    q = mg.tensor(np.ones((3, 3)), requires_grad=True)  # larger than a node's inline storage
+    opt = mg.optim.SGD([p, q], lr=0.1)
+    loss = mg.sum(p * p) + mg.sum(q @ q)
+    loss.backward()
+    loss.backward()  # no update in between: accumulates
+    np.testing.assert_allclose(p.grad.numpy(), 4 * np.array([1.0, 2.0, 3.0]))
+    opt.step()
+    with pytest.raises(RuntimeError, match=r"^(mul|matmul): an input of shape \((3,|3, 3)\) was updated in place"):
+        loss.backward()
+    opt.zero_grad()
+    loss = mg.sum(p * p) + mg.sum(q @ q)  # recorded again from the new values
+    loss.backward()
+    np.testing.assert_allclose(p.grad.numpy(), 2 * p.numpy())
+    for update in (lambda: mg.optim.Adam([p]).step(), lambda: mg._core._assign_(p, np.zeros(3))):
+        y = mg.sum(mg.exp(p))
+        update()
+        with pytest.raises(RuntimeError, match=r"^exp: an input of shape \(3,\) was updated in place"):
+            y.backward()
+    # setting requires_grad (a private copy, the same value) is not an update
+    c = mg.tensor(np.arange(3.0))
+    p.grad = None
+    y = mg.sum(c * p)
+    c.requires_grad = True
+    y.backward()
+    np.testing.assert_array_equal(p.grad.numpy(), np.arange(3.0))

@@ -53,6 +53,13 @@ Scratch<T>* acquire_scratch(std::unique_ptr<Scratch<T>>& own) {
   return s;
 }
 
+void stale_input(const Node& n, const Node& p) {
+  throw GraphError(std::string(op_name(n.op)) + ": an input of shape " + p.shape.str() +
+                   " was updated in place (an optimiser step or _assign_) after this result was computed, so "
+                   "the recorded graph no longer matches it; compute the result again from the updated "
+                   "tensor before calling backward");
+}
+
 template <class Alg>
 typename Alg::T fit(Alg& alg, typename Alg::T v, const Node& p) {
   if (!alg.shape(v).same_storage(p.shape)) v = alg.sum_to(v, p.shape);
@@ -168,6 +175,10 @@ struct Sweep {
         any = any || needs[k];
       }
       if (any) {
+        for (int k = 0; k < np; ++k) {  // Note [in-place writes]
+          const Node& p = *n->parent(k);
+          if (p.is_leaf() && p.epoch > n->epoch) stale_input(*n, p);
+        }
         in.clear();
         dx.clear();
         for (int k = 0; k < np; ++k) in.push_back(alg.input(*n->parent(k)));

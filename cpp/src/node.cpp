@@ -92,6 +92,8 @@ void release_node(Node* n) {
   active = false;
 }
 
+std::atomic<std::uint64_t> g_inplace_writes{0};
+
 NodeRef make_node(OpId op, Shape shape, DType dtype) {
   Node* n = new Node;  // default-initialised: the inline storage is not zeroed
   n->op = op;

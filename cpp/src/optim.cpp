@@ -34,6 +34,8 @@ void prepare_in_place(Node& n, const char* op) {
   old->unref();
 }
 
+void note_in_place_write(Node& x) { x.epoch = g_inplace_writes.fetch_add(1, std::memory_order_relaxed) + 1; }
+
 namespace {
 
 void check_like(const Node& x, const Val& v, const char* op, const char* what) {
@@ -83,6 +85,7 @@ void adam_update(Node& x, const Val& g, const Val& m, const Val& v, double lr, d
     adam_kernel(static_cast<double*>(x.data), g.ptr<double>(), m.ptr<double>(), v.ptr<double>(), n, lr, b1, b2, eps, t);
   else
     adam_kernel(static_cast<float*>(x.data), g.ptr<float>(), m.ptr<float>(), v.ptr<float>(), n, lr, b1, b2, eps, t);
+  note_in_place_write(x);
 }
 
 void sgd_update(Node& x, const Val& g, const Val& buf, double lr, double momentum, double weight_decay) {
@@ -97,6 +100,7 @@ void sgd_update(Node& x, const Val& g, const Val& buf, double lr, double momentu
   else
     sgd_kernel(static_cast<float*>(x.data), g.ptr<float>(), buf ? buf.ptr<float>() : nullptr, n, lr, momentum,
                weight_decay);
+  note_in_place_write(x);
 }
 
 }  // namespace matgrad

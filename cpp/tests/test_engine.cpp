@@ -707,8 +707,12 @@ TEST(OptimiserSteps, AdamAndSgdFollowTheirFormulasInPlace) {
   {  // SGD with momentum and weight decay, then a leaf that is not a leaf: an error
     Var x = matgrad::variable(x0);
     Eigen::MatrixXd buf = Eigen::MatrixXd::Zero(3, 2);  // (2, 3) row-major storage
-    matgrad::backward(loss(x));
+    Var stale = loss(x);
+    matgrad::backward(stale);
     matgrad::sgd_update(*x, x->grad->value(), Val(buf.data(), S(2, 3), DType::f64), 0.1, 0.9, 0.01);
+    // Note [in-place writes]: the graph made from the old value cannot be swept any more; a new one can
+    EXPECT_THROW(matgrad::backward(stale), matgrad::GraphError);
+    EXPECT_NO_THROW(matgrad::grad_values(loss(x), {x}));
     const Eigen::MatrixXd d = x0.array().square() + 0.01 * x0.array();
     EXPECT_LT((matgrad::value(x) - (x0 - 0.1 * d)).cwiseAbs().maxCoeff(), 1e-15);
     Var y = x * 2.0;

@@ -62,6 +62,7 @@ void bind_tensor(py::module_& m) {
                            n.shape.str());
         prepare_in_place(n, "assign");
         std::memmove(n.data, v->data, std::size_t(n.shape.size()) * itemsize(n.dtype));
+        note_in_place_write(n);
       },
       py::arg("tensor"), py::arg("values"));
   // mg.optim's fused steps: one pass over the parameter, its gradient and the optimiser's state

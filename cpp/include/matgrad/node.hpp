@@ -3,6 +3,7 @@
 
 #include <matgrad/value.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -122,6 +123,12 @@ using NodeRef = Ref<Node>;
 // sum into one packed cotangent, which the op's own VJP unpacks: the sweep and the two VJP
 // algebras need nothing special. `pack` builds such a node from separate values.
 
+/// How many in-place writes to leaves there have been (optimiser steps, _assign_), all threads.
+/// Note [in-place writes]: a node records this count when it is made, a leaf again when it is
+/// written in place; a reverse sweep refuses a node whose leaf input was written after the node
+/// was made (its VJP would mix the new value with the old result), as PyTorch's version counters.
+extern std::atomic<std::uint64_t> g_inplace_writes;
+
 /// A node of the graph: x_i = g_i(parents). Its value is computed when it is created (eager).
 /// Leaves (op == leaf) have no parents. Values of at most kInlineBytes live inside the node.
 struct Node {
@@ -146,6 +153,8 @@ struct Node {
   /// optimiser step on a leaf) must reset it.
   std::shared_ptr<const Factor> factor;
   NodeRef grad;  ///< accumulated gradient (leaves and retain_grad nodes)
+  /// g_inplace_writes when made; for a leaf, when last written in place (Note [in-place writes])
+  std::uint64_t epoch = g_inplace_writes.load(std::memory_order_relaxed);
   alignas(64) unsigned char inline_data[kInlineBytes];
 
   Node() = default;

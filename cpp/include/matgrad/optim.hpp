@@ -14,6 +14,10 @@ namespace matgrad {
 /// node that is not a leaf.
 void prepare_in_place(Node& x, const char* op);
 
+/// Record that leaf x's value was just written in place (Note [in-place writes] in node.hpp):
+/// graphs made from its old value can no longer be differentiated.
+void note_in_place_write(Node& x);
+
 /// Adam (Kingma & Ba) on leaf x with gradient g, in place: with c1 = 1 - b1^t, c2 = 1 - b2^t,
 ///   m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,  x <- x - lr (m / c1) / (sqrt(v / c2) + eps).
 /// g, m, v: x's shape and dtype (m and v are the optimiser's state, written in place).
