@@ -22,18 +22,7 @@ import numpy as np
 
 import matgrad as mg
 from matgrad import nn, optim
-
-
-def load(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The 8 x 8 digits, a fixed 75/25 split, standardised with the training set's statistics."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
-    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
-    std[std == 0] = 1.0
-    return (X_tr - mean) / std, y_tr, (X_te - mean) / std, y_te
+from matgrad.train import load_digits
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -47,7 +36,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
 
-    X_tr, y_tr, X_te, y_te = load()
+    # the 8 x 8 digits, a fixed 75/25 split, standardised with the training set's statistics
+    data = load_digits()
+    X_tr, y_tr, X_te, y_te = data.X_train, data.y_train, data.X_test, data.y_test
     rng = np.random.default_rng(args.seed)
     model = nn.MLP([64, args.hidden, 10], ["sigmoid", "identity"], rng=rng)
     opt = optim.Adam(model.parameters(), lr=args.lr)

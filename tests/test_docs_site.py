@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import matgrad as mg
+from matgrad.__main__ import lecture_graph
 import numpy as np
 import pytest
 
@@ -123,18 +124,8 @@ def test_lecture_page_shows_what_python_m_matgrad_prints(tmp_path):
 def test_lecture_picture_shows_the_engines_values_and_adjoints():
     svg = html.unescape((DOCS / "assets" / "lecture-example-graph.svg").read_text())
     assert "<svg" in svg
-    x = mg.tensor(0.7, requires_grad=True)
-    a = x**2
-    b = mg.exp(a)
-    c = a + b
-    d = mg.sqrt(c)
-    e = mg.cos(c)
-    f = d + e
-    names = {"x": x, "a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
-    for t in (a, b, c, d, e):
-        t.retain_grad()
-    f.backward()
-    labels = re.findall(r'label="([^"]*)", shape', mg.to_dot(f, names=names))
+    names = {name: t for name, t, _ in lecture_graph(0.7)}  # what python -m matgrad draws
+    labels = re.findall(r'label="([^"]*)", shape', mg.to_dot(names["f"], names=names))
     assert len(labels) == 7
     for label in labels:
         for row in label.split("\\n"):

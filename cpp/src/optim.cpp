@@ -11,11 +11,13 @@
 
 namespace matgrad {
 
-void prepare_in_place(Node& n, const char* op) {
+void require_leaf(const Node& n, const char* op) {
   if (!n.is_leaf())
     throw GraphError(std::string(op) + ": only leaves can be updated in place (this tensor is the result of '" +
                      op_name(n.op) + "')");
-  n.factor.reset();
+}
+
+void own_storage(Node& n) {
   if (!n.buf || (n.buf->size_class >= 0 && n.buf->rc == 1)) return;
   const std::size_t bytes = std::size_t(n.shape.size()) * itemsize(n.dtype);
   Buffer* old = n.buf;
@@ -34,7 +36,12 @@ void prepare_in_place(Node& n, const char* op) {
   old->unref();
 }
 
-void note_in_place_write(Node& x) { x.epoch = g_inplace_writes.fetch_add(1, std::memory_order_relaxed) + 1; }
+void prepare_in_place(Node& n, const char* op) {
+  require_leaf(n, op);
+  own_storage(n);
+  n.factor.reset();
+  n.epoch = g_inplace_writes.fetch_add(1, std::memory_order_relaxed) + 1;  // Note [in-place writes]
+}
 
 namespace {
 
@@ -85,7 +92,6 @@ void adam_update(Node& x, const Val& g, const Val& m, const Val& v, double lr, d
     adam_kernel(static_cast<double*>(x.data), g.ptr<double>(), m.ptr<double>(), v.ptr<double>(), n, lr, b1, b2, eps, t);
   else
     adam_kernel(static_cast<float*>(x.data), g.ptr<float>(), m.ptr<float>(), v.ptr<float>(), n, lr, b1, b2, eps, t);
-  note_in_place_write(x);
 }
 
 void sgd_update(Node& x, const Val& g, const Val& buf, double lr, double momentum, double weight_decay) {
@@ -100,7 +106,6 @@ void sgd_update(Node& x, const Val& g, const Val& buf, double lr, double momentu
   else
     sgd_kernel(static_cast<float*>(x.data), g.ptr<float>(), buf ? buf.ptr<float>() : nullptr, n, lr, momentum,
                weight_decay);
-  note_in_place_write(x);
 }
 
 }  // namespace matgrad

@@ -7,13 +7,15 @@ import argparse
 import math
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import matgrad as mg
 
 
-def lecture(x0: float, graph: Optional[str] = "lecture-graph.svg") -> int:
-    """f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)), with its named intermediates."""
+def lecture_graph(x0: float) -> List[Tuple[str, mg.Tensor, str]]:
+    """f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)) at x0, recorded with its named
+    intermediates [(name, tensor, definition), ...] from x to f, after f.backward() (every
+    intermediate retains its adjoint)."""
     x = mg.tensor(x0, requires_grad=True)
     a = x**2
     b = mg.exp(a)
@@ -26,6 +28,13 @@ def lecture(x0: float, graph: Optional[str] = "lecture-graph.svg") -> int:
     for _, t, _ in nodes[1:]:
         t.retain_grad()
     f.backward()
+    return nodes
+
+
+def lecture(x0: float, graph: Optional[str] = "lecture-graph.svg") -> int:
+    """Print the lecture example's nodes, values and adjoints, and df/dx against the closed form."""
+    nodes = lecture_graph(x0)
+    x, f = nodes[0][1], nodes[-1][1]
 
     print(f"matgrad {mg.__version__}: the lecture example at x = {x0}")
     print("  f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2))")

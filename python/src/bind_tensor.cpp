@@ -32,9 +32,9 @@ Val state_view(py::handle h, const char* op, const char* what) {
   return Val(a.mutable_data(), s, f64 ? DType::f64 : DType::f32);
 }
 
-// The gradient a step reads, once the parameter is known to be a leaf that may be written.
-Val grad_of(Node& n, const char* op) {
-  prepare_in_place(n, op);
+// The gradient a step reads (of a leaf: the step's own "only leaves" error comes first).
+Val grad_of(const Node& n, const char* op) {
+  require_leaf(n, op);
   if (!n.grad) throw GraphError(std::string(op) + ": the parameter has no gradient (run backward() first)");
   return n.grad->value();
 }
@@ -62,7 +62,6 @@ void bind_tensor(py::module_& m) {
                            n.shape.str());
         prepare_in_place(n, "assign");
         std::memmove(n.data, v->data, std::size_t(n.shape.size()) * itemsize(n.dtype));
-        note_in_place_write(n);
       },
       py::arg("tensor"), py::arg("values"));
   // mg.optim's fused steps: one pass over the parameter, its gradient and the optimiser's state
@@ -126,7 +125,7 @@ void bind_tensor(py::module_& m) {
           [](Node& n, bool v) {
             if (!n.is_leaf())
               throw GraphError("requires_grad: only leaves can change requires_grad (use detach() first)");
-            if (v) prepare_in_place(n, "requires_grad");
+            if (v) own_storage(n);  // its own copy of the same value: not an update
             n.requires_grad = v;
           },
           "requires_grad -> bool (settable on leaves)\n\nWhether gradients flow to this tensor: ops on it record "

@@ -125,8 +125,9 @@ using NodeRef = Ref<Node>;
 
 /// How many in-place writes to leaves there have been (optimiser steps, _assign_), all threads.
 /// Note [in-place writes]: a node records this count when it is made, a leaf again when it is
-/// written in place; a reverse sweep refuses a node whose leaf input was written after the node
-/// was made (its VJP would mix the new value with the old result), as PyTorch's version counters.
+/// written in place (prepare_in_place, optim.hpp, the one door for such writes, bumps it); a
+/// reverse sweep refuses a node whose leaf input was written after the node was made (its VJP
+/// would mix the new value with the old result), as PyTorch's version counters do.
 extern std::atomic<std::uint64_t> g_inplace_writes;
 
 /// A node of the graph: x_i = g_i(parents). Its value is computed when it is created (eager).

@@ -8,15 +8,18 @@
 
 namespace matgrad {
 
-/// Give a leaf memory of its own before it is written in place: a leaf mapping a caller's
-/// array, or sharing its buffer with detach()ed tensors, gets a private copy (the caller's
-/// array is never written). Drops the leaf's cached factorization. Throws GraphError for a
-/// node that is not a leaf.
-void prepare_in_place(Node& x, const char* op);
+/// Throws GraphError (naming `op`) unless x is a leaf: only leaves are updated in place.
+void require_leaf(const Node& x, const char* op);
 
-/// Record that leaf x's value was just written in place (Note [in-place writes] in node.hpp):
-/// graphs made from its old value can no longer be differentiated.
-void note_in_place_write(Node& x);
+/// Give x memory of its own: a node mapping a caller's array, or sharing its buffer with
+/// detach()ed tensors, gets a private copy (the value is unchanged).
+void own_storage(Node& x);
+
+/// Every in-place write of a leaf's value goes through here first: checks it is a leaf, gives it
+/// memory of its own (a caller's array is never written), drops its cached factorization and
+/// marks it written (Note [in-place writes] in node.hpp: graphs made from the old value can no
+/// longer be differentiated).
+void prepare_in_place(Node& x, const char* op);
 
 /// Adam (Kingma & Ba) on leaf x with gradient g, in place: with c1 = 1 - b1^t, c2 = 1 - b2^t,
 ///   m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,  x <- x - lr (m / c1) / (sqrt(v / c2) + eps).

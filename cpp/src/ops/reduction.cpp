@@ -234,32 +234,30 @@ template <class T> void fwd_xent_vjp(const KernelArgs& k) {
   }
 }
 
-template <class A>
-typename A::T row_sum(A& a, const typename A::T& x) {
+// The attribute of a reduction along each row (axis 1).
+Attr along_rows() {
   Attr at;
   at.axis = 1;
-  return a.op(OpId::sum, {x}, at);
+  return at;
+}
+template <class A>
+typename A::T row_sum(A& a, const typename A::T& x) {
+  return a.op(OpId::sum, {x}, along_rows());
+}
+template <class A>
+typename A::T row_lse(A& a, const typename A::T& z) {
+  return a.op(OpId::logsumexp, {z}, along_rows());
 }
 // (n,) -> (n, 1), broadcasting against (n, c) in the binary ops
 template <class A>
 typename A::T column(A& a, const typename A::T& v) {
   return a.reshape(v, Shape::matrix(a.shape(v).size(), 1));
 }
-template <class A>
-typename A::T softmax_rows(A& a, const typename A::T& z) {
-  Attr at;
-  at.axis = 1;
-  return a.exp(a.sub(z, column(a, a.op(OpId::logsumexp, {z}, at))));
-}
 
 // dZ = G_i (softmax(Z_i) s_i - Y_i) (one kernel), dY = G_i (logsumexp(Z_i) - Z_i) = -G_i log softmax(Z_i)
 MG_VJP_FN(vjp_xent) {
   if (c.needs[0]) c.dx[0] = a.op(OpId::softmax_xent_vjp, {c.in[0], c.in[1], c.g});
-  if (c.needs[1]) {
-    Attr at;
-    at.axis = 1;
-    c.dx[1] = a.mul(column(a, c.g), a.sub(column(a, a.op(OpId::logsumexp, {c.in[0]}, at)), c.in[0]));
-  }
+  if (c.needs[1]) c.dx[1] = a.mul(column(a, c.g), a.sub(column(a, row_lse(a, c.in[0])), c.in[0]));
 }
 
 // With P = softmax(Z), s = rowsum(Y), D = the op's output and H its cotangent (all per row i):
@@ -268,11 +266,12 @@ MG_VJP_FN(vjp_xent_vjp) {
   const auto& z = c.in[0];
   const auto& y = c.in[1];
   const auto& g = c.in[2];
-  const auto p = softmax_rows(a, z);
+  const auto p = a.exp(a.sub(z, column(a, row_lse(a, z))));  // softmax(Z) row by row
   const auto hp = column(a, row_sum(a, a.mul(c.g, p)));
-  if (c.needs[0]) c.dx[0] = a.mul(a.mul(column(a, a.mul(g, row_sum(a, y))), p), a.sub(c.g, hp));
+  const auto s = c.needs[0] || c.needs[2] ? row_sum(a, y) : typename A::T();
+  if (c.needs[0]) c.dx[0] = a.mul(a.mul(column(a, a.mul(g, s)), p), a.sub(c.g, hp));
   if (c.needs[1]) c.dx[1] = a.mul(column(a, g), a.sub(hp, c.g));
-  if (c.needs[2]) c.dx[2] = row_sum(a, a.mul(c.g, a.sub(a.mul(p, column(a, row_sum(a, y))), y)));
+  if (c.needs[2]) c.dx[2] = row_sum(a, a.mul(c.g, a.sub(a.mul(p, column(a, s)), y)));
 }
 
 constexpr char kSum[] = "sum";
