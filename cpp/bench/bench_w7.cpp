@@ -59,7 +59,7 @@ double seconds_per_call(F&& f) {
 }
 
 NodeRef leaf_vec(const std::vector<double>& v) {
-  NodeRef n = matgrad::make_node(matgrad::OpId::leaf, Shape::vector(std::int64_t(v.size())), DType::f64);
+  NodeRef n = matgrad::make_node(matgrad::kLeaf, Shape::vector(std::int64_t(v.size())), DType::f64);
   std::memcpy(n->data, v.data(), v.size() * sizeof(double));
   n->requires_grad = true;
   return n;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include <matgrad/matgrad.hpp>
+#include <matgrad/api.hpp>
 
 namespace matgrad {
 

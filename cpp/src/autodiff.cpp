@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <matgrad/autodiff.hpp>
+#include <matgrad/entry.hpp>
 #include <matgrad/error.hpp>
 
 #include "ops/registry.hpp"
@@ -54,7 +55,7 @@ Scratch<T>* acquire_scratch(std::unique_ptr<Scratch<T>>& own) {
 }
 
 void stale_input(const Node& n, const Node& p) {
-  throw GraphError(std::string(op_name(n.op)) + ": an input of shape " + p.shape.str() +
+  throw GraphError(std::string(op_label(n.op)) + ": an input of shape " + p.shape.str() +
                    " was updated in place (an optimiser step or _assign_) after this result was computed, so "
                    "the recorded graph no longer matches it; compute the result again from the updated "
                    "tensor before calling backward");
@@ -380,12 +381,20 @@ std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>&
 }
 
 std::vector<std::vector<Val>> hessian_values(const NodeRef& out, const std::vector<NodeRef>& inputs) {
-  if (out->shape.size() != 1)
-    throw ShapeError("hessian: the function's output has shape " + out->shape.str() + "; it must be a scalar");
+  check_scalar_output("hessian", out->shape);
   std::vector<NodeRef> grads = grad_nodes(out, inputs, nullptr, "hessian");
   std::vector<std::vector<Val>> h;
   h.reserve(grads.size());
   for (const NodeRef& g : grads) h.push_back(jacobian_values(g, inputs));
+  return h;
+}
+
+std::vector<std::vector<NodeRef>> hessian_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs) {
+  check_scalar_output("hessian", out->shape);
+  std::vector<NodeRef> grads = grad_nodes(out, inputs, nullptr, "hessian");
+  std::vector<std::vector<NodeRef>> h;
+  h.reserve(grads.size());
+  for (const NodeRef& g : grads) h.push_back(jacobian_nodes(g, inputs));
   return h;
 }
 
@@ -406,8 +415,8 @@ std::pair<NodeRef, NodeRef> jvp_pairing(const NodeRef& out, const std::vector<No
   std::vector<NodeRef> gs = grad_nodes(out, inputs, u, "jvp");  // J_i^T u
   NodeRef s;
   for (std::size_t i = 0; i < gs.size(); ++i) {
-    NodeRef term = sum(binary(OpId::mul, gs[i], tangents[i]));  // <J_i^T u, v_i> = <u, J_i v_i>
-    s = s ? binary(OpId::add, s, term) : term;
+    NodeRef term = apply(ops::sum, {apply_promoted(ops::mul, gs[i], tangents[i])});  // <J_i^T u, v_i> = <u, J_i v_i>
+    s = s ? apply_promoted(ops::add, s, term) : term;
   }
   return {s, u};
 }
@@ -441,9 +450,43 @@ std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRe
   std::vector<NodeRef> res;
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Shape s = Shape::matrix(m, inputs[i]->shape.size());
-    res.push_back(rows[i].empty() ? full(s, inputs[i]->dtype, 0.0) : concatenate(rows[i], 0));
+    if (rows[i].empty()) {
+      res.push_back(full(s, inputs[i]->dtype, 0.0));
+    } else {
+      const Arg args[2] = {Arg::list(std::move(rows[i])), Arg::integer(0)};
+      res.push_back(call(entry_point("concatenate"), args, 2).v[0]);
+    }
   }
   return res;
+}
+
+void check_scalar_output(const char* op, const Shape& s) {
+  if (!(s.ndim == 0 || (s.ndim == 2 && s.rows == 1 && s.cols == 1)))
+    throw ShapeError(std::string(op) + ": the function's output has shape " + s.str() +
+                     "; it must be a scalar (shape () or (1, 1))");
+}
+
+NodeRef diff_input(const NodeRef& x) {
+  if (x->requires_grad) return alias(x);  // a fresh node in x's graph
+  if (x->is_leaf() && x->rc == 1) {       // only this handle holds it: a fresh constant
+    x->requires_grad = true;
+    return x;
+  }
+  // Transforms never write their inputs: share the value without copying.
+  return x->buf ? make_leaf_shared(x->buf, x->data, x->shape, x->dtype, true) : make_leaf(x->value(), true);
+}
+
+std::vector<int> resolve_argnums(const char* op, const std::vector<long long>& argnums, int nargs) {
+  std::vector<int> pos;
+  pos.reserve(argnums.size());
+  for (long long given : argnums) {
+    const long long i = given < 0 ? given + nargs : given;
+    if (i < 0 || i >= nargs)
+      throw ShapeError(std::string(op) + ": argnums " + std::to_string(given) + " is out of range for " +
+                       std::to_string(nargs) + " positional arguments");
+    pos.push_back(static_cast<int>(i));
+  }
+  return pos;
 }
 
 void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
@@ -457,7 +500,7 @@ void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
       Node* n = s.order[i];
       if (!s.target[i] || !s.adj[i]) continue;
       NodeRef g = node_of(s.adj[i], *n);
-      n->grad = n->grad ? apply(OpId::add, {n->grad, g}) : g;
+      n->grad = n->grad ? apply(ops::add, {n->grad, g}) : g;
     }
   } else {
     GradMode on(true);
@@ -466,7 +509,7 @@ void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
       Node* n = s.order[i];
       if (!s.target[i] || !s.adj[i]) continue;
       NodeRef g = fit(s.alg, s.adj[i], *n);
-      n->grad = n->grad ? apply(OpId::add, {n->grad, g}) : g;
+      n->grad = n->grad ? apply(ops::add, {n->grad, g}) : g;
     }
   }
 }

@@ -111,7 +111,7 @@ NodeRef make_node(OpId op, Shape shape, DType dtype) {
 }
 
 NodeRef make_leaf(const Val& v, bool requires_grad) {
-  NodeRef n = make_node(OpId::leaf, v.shape(), v.dtype());
+  NodeRef n = make_node(kLeaf, v.shape(), v.dtype());
   std::memcpy(n->data, v.data(), std::size_t(v.shape().size()) * itemsize(v.dtype()));
   n->requires_grad = requires_grad;
   return n;

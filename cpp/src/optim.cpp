@@ -14,7 +14,7 @@ namespace matgrad {
 void require_leaf(const Node& n, const char* op) {
   if (!n.is_leaf())
     throw GraphError(std::string(op) + ": only leaves can be updated in place (this tensor is the result of '" +
-                     op_name(n.op) + "')");
+                     op_label(n.op) + "')");
 }
 
 void own_storage(Node& n) {
@@ -41,6 +41,16 @@ void prepare_in_place(Node& n, const char* op) {
   own_storage(n);
   n.factor.reset();
   n.epoch = g_inplace_writes.fetch_add(1, std::memory_order_relaxed) + 1;  // Note [in-place writes]
+}
+
+void assign(Node& x, const NodeRef& values, const char* op) {
+  require_leaf(x, op);
+  NodeRef v = cast(values, x.dtype);
+  if (v->shape != x.shape)
+    throw ShapeError(std::string(op) + ": values of shape " + v->shape.str() + " do not match the tensor's shape " +
+                     x.shape.str());
+  prepare_in_place(x, op);
+  std::memmove(x.data, v->data, std::size_t(x.shape.size()) * itemsize(x.dtype));
 }
 
 namespace {

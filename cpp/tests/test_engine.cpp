@@ -459,13 +459,13 @@ TEST(Errors, BroadcastingNamesTheOpAndBothShapes) {
   Var v3 = leaf(S(3), DType::f64, {1, 2, 3}), v4 = leaf(S(4), DType::f64, {1, 2, 3, 4});
   Var m23 = matgrad::variable(Eigen::MatrixXd::Ones(2, 3));
   Var v2 = leaf(S(2), DType::f64, {1, 2});
-  const std::pair<OpId, const char*> ops[] = {{OpId::add, "add"}, {OpId::sub, "sub"}, {OpId::mul, "mul"},
-                                              {OpId::div, "div"}, {OpId::pow, "pow"}, {OpId::maximum, "maximum"},
-                                              {OpId::minimum, "minimum"}};
+  const std::pair<OpId, const char*> ops[] = {{opid("add"), "add"}, {opid("sub"), "sub"}, {opid("mul"), "mul"},
+                                              {opid("div"), "div"}, {opid("pow"), "pow"}, {opid("maximum"), "maximum"},
+                                              {opid("minimum"), "minimum"}};
   for (const auto& op : ops) {
-    EXPECT_EQ(error_of<matgrad::ShapeError>([&] { matgrad::binary(op.first, v3, v4); }),
+    EXPECT_EQ(error_of<matgrad::ShapeError>([&] { apply2(op.first, v3, v4); }),
               std::string(op.second) + ": shapes (3,) and (4,) cannot be broadcast together");
-    EXPECT_EQ(error_of<matgrad::ShapeError>([&] { matgrad::binary(op.first, m23, v2); }),
+    EXPECT_EQ(error_of<matgrad::ShapeError>([&] { apply2(op.first, m23, v2); }),
               std::string(op.second) + ": shapes (2, 3) and (2,) cannot be broadcast together");
   }
   EXPECT_EQ(error_of<matgrad::ShapeError>([&] { v3 + v4; }), "add: shapes (3,) and (4,) cannot be broadcast together");

@@ -330,25 +330,25 @@ std::vector<OpCase> all_cases() {
     Dom dom;
   };
   const U unary[] = {
-      {OpId::neg, "neg", [](double x) { return -x; }, {}},
-      {OpId::exp, "exp", [](double x) { return std::exp(x); }, {}},
-      {OpId::log, "log", [](double x) { return std::log(x); }, {0.2, 3.0}},
-      {OpId::sin, "sin", [](double x) { return std::sin(x); }, {-3.0, 3.0}},
-      {OpId::cos, "cos", [](double x) { return std::cos(x); }, {-3.0, 3.0}},
-      {OpId::tan, "tan", [](double x) { return std::tan(x); }, {-1.2, 1.2}},
-      {OpId::tanh, "tanh", [](double x) { return std::tanh(x); }, {}},
-      {OpId::sqrt, "sqrt", [](double x) { return std::sqrt(x); }, {0.2, 3.0}},
-      {OpId::abs, "abs", [](double x) { return std::abs(x); }, {-2.0, 2.0, 0.1}},
-      {OpId::square, "square", [](double x) { return x * x; }, {}},
-      {OpId::sigmoid, "sigmoid", sigmoid, {-4.0, 4.0}},
-      {OpId::relu, "relu", [](double x) { return x > 0 ? x : 0.0; }, {-2.0, 2.0, 0.1}},
-      {OpId::softplus, "softplus", [](double x) { return std::log1p(std::exp(x)); }, {-4.0, 4.0}},
+      {opid("neg"), "neg", [](double x) { return -x; }, {}},
+      {opid("exp"), "exp", [](double x) { return std::exp(x); }, {}},
+      {opid("log"), "log", [](double x) { return std::log(x); }, {0.2, 3.0}},
+      {opid("sin"), "sin", [](double x) { return std::sin(x); }, {-3.0, 3.0}},
+      {opid("cos"), "cos", [](double x) { return std::cos(x); }, {-3.0, 3.0}},
+      {opid("tan"), "tan", [](double x) { return std::tan(x); }, {-1.2, 1.2}},
+      {opid("tanh"), "tanh", [](double x) { return std::tanh(x); }, {}},
+      {opid("sqrt"), "sqrt", [](double x) { return std::sqrt(x); }, {0.2, 3.0}},
+      {opid("abs"), "abs", [](double x) { return std::abs(x); }, {-2.0, 2.0, 0.1}},
+      {opid("square"), "square", [](double x) { return x * x; }, {}},
+      {opid("sigmoid"), "sigmoid", sigmoid, {-4.0, 4.0}},
+      {opid("relu"), "relu", [](double x) { return x > 0 ? x : 0.0; }, {-2.0, 2.0, 0.1}},
+      {opid("softplus"), "softplus", [](double x) { return std::log1p(std::exp(x)); }, {-4.0, 4.0}},
   };
   for (const U& u : unary)
     for (const Shape& s : unary_shapes) {
       const OpId op = u.op;
       cs.push_back({std::string(u.name) + "_" + shape_tag(s), op, {s}, {u.dom},
-                    [op](V v) { return matgrad::unary(op, v[0]); }, ref_unary(u.ref)});
+                    [op](V v) { return apply1(op, v[0]); }, ref_unary(u.ref)});
     }
 
   struct Sc {
@@ -359,22 +359,22 @@ std::vector<OpCase> all_cases() {
     double (*ref)(double, double);
   };
   const Sc scalar_ops[] = {
-      {OpId::add_s, "add_s", 0.7, {}, [](double x, double s) { return x + s; }},
-      {OpId::mul_s, "mul_s", -1.3, {}, [](double x, double s) { return x * s; }},
-      {OpId::div_s, "div_s", 2.5, {}, [](double x, double s) { return x / s; }},
-      {OpId::rsub_s, "rsub_s", 0.3, {}, [](double x, double s) { return s - x; }},
-      {OpId::rdiv_s, "rdiv_s", 1.7, {0.3, 2.0}, [](double x, double s) { return s / x; }},
-      {OpId::pow_s, "pow_s_2p5", 2.5, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_m1p5", -1.5, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_3", 3.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_0", 0.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_2", 2.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_1", 1.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_m1", -1.0, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_m2", -2.0, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::pow_s, "pow_s_0p5", 0.5, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
-      {OpId::rpow_s, "rpow_s_2", 2.0, {}, [](double x, double s) { return std::pow(s, x); }},
-      {OpId::rpow_s, "rpow_s_0p5", 0.5, {}, [](double x, double s) { return std::pow(s, x); }},
+      {opid("add_s"), "add_s", 0.7, {}, [](double x, double s) { return x + s; }},
+      {opid("mul_s"), "mul_s", -1.3, {}, [](double x, double s) { return x * s; }},
+      {opid("div_s"), "div_s", 2.5, {}, [](double x, double s) { return x / s; }},
+      {opid("rsub_s"), "rsub_s", 0.3, {}, [](double x, double s) { return s - x; }},
+      {opid("rdiv_s"), "rdiv_s", 1.7, {0.3, 2.0}, [](double x, double s) { return s / x; }},
+      {opid("pow_s"), "pow_s_2p5", 2.5, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_m1p5", -1.5, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_3", 3.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_0", 0.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_2", 2.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_1", 1.0, {-2.0, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_m1", -1.0, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_m2", -2.0, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("pow_s"), "pow_s_0p5", 0.5, {0.3, 2.0}, [](double x, double s) { return std::pow(x, s); }},
+      {opid("rpow_s"), "rpow_s_2", 2.0, {}, [](double x, double s) { return std::pow(s, x); }},
+      {opid("rpow_s"), "rpow_s_0p5", 0.5, {}, [](double x, double s) { return std::pow(s, x); }},
   };
   for (const Sc& c : scalar_ops)
     for (const Shape& s : {S(3, 4), S()}) {
@@ -382,7 +382,7 @@ std::vector<OpCase> all_cases() {
       const double sv = c.s;
       auto r = c.ref;
       cs.push_back({std::string(c.name) + "_" + shape_tag(s), op, {s}, {c.dom},
-                    [op, sv](V v) { return matgrad::scalar_op(op, v[0], sv); },
+                    [op, sv](V v) { return apply_s(op, v[0], sv); },
                     ref_unary([r, sv](double x) { return r(x, sv); })});
     }
 
@@ -393,13 +393,13 @@ std::vector<OpCase> all_cases() {
     std::vector<Dom> doms;
   };
   const B binary[] = {
-      {OpId::add, "add", [](double x, double y) { return x + y; }, {}},
-      {OpId::sub, "sub", [](double x, double y) { return x - y; }, {}},
-      {OpId::mul, "mul", [](double x, double y) { return x * y; }, {}},
-      {OpId::div, "div", [](double x, double y) { return x / y; }, {{-2.0, 2.0}, {0.5, 2.0}}},
-      {OpId::pow, "pow", [](double x, double y) { return std::pow(x, y); }, {{0.3, 2.0}, {-2.0, 2.0}}},
-      {OpId::maximum, "maximum", [](double x, double y) { return std::max(x, y); }, {}},
-      {OpId::minimum, "minimum", [](double x, double y) { return std::min(x, y); }, {}},
+      {opid("add"), "add", [](double x, double y) { return x + y; }, {}},
+      {opid("sub"), "sub", [](double x, double y) { return x - y; }, {}},
+      {opid("mul"), "mul", [](double x, double y) { return x * y; }, {}},
+      {opid("div"), "div", [](double x, double y) { return x / y; }, {{-2.0, 2.0}, {0.5, 2.0}}},
+      {opid("pow"), "pow", [](double x, double y) { return std::pow(x, y); }, {{0.3, 2.0}, {-2.0, 2.0}}},
+      {opid("maximum"), "maximum", [](double x, double y) { return std::max(x, y); }, {}},
+      {opid("minimum"), "minimum", [](double x, double y) { return std::min(x, y); }, {}},
   };
   const std::pair<Shape, Shape> pairs[] = {
       {S(3, 4), S(3, 4)}, {S(3, 4), S(4)}, {S(3, 1), S(1, 4)}, {S(), S(3, 4)},
@@ -409,7 +409,7 @@ std::vector<OpCase> all_cases() {
     for (const auto& p : pairs) {
       const OpId op = b.op;
       cs.push_back({std::string(b.name) + "_" + shape_tag(p.first) + "_" + shape_tag(p.second), op,
-                    {p.first, p.second}, b.doms, [op](V v) { return matgrad::binary(op, v[0], v[1]); },
+                    {p.first, p.second}, b.doms, [op](V v) { return apply2(op, v[0], v[1]); },
                     ref_binary(b.ref)});
     }
 
@@ -420,21 +420,21 @@ std::vector<OpCase> all_cases() {
   for (const auto& r : reductions) {
     const int ax = r.second;
     const std::string tag = shape_tag(r.first) + "_axis" + (ax == none ? std::string("None") : ax < 0 ? "m" + std::to_string(-ax) : std::to_string(ax));
-    cs.push_back({"sum_" + tag, OpId::sum, {r.first}, {}, [ax](V v) { return matgrad::sum(v[0], ax); },
+    cs.push_back({"sum_" + tag, opid("sum"), {r.first}, {}, [ax](V v) { return matgrad::sum(v[0], ax); },
                   ref_reduce(ax, false)});
-    cs.push_back({"mean_" + tag, OpId::mean, {r.first}, {}, [ax](V v) { return matgrad::mean(v[0], ax); },
+    cs.push_back({"mean_" + tag, opid("mean"), {r.first}, {}, [ax](V v) { return matgrad::mean(v[0], ax); },
                   ref_reduce(ax, true)});
   }
 
   for (const Shape& s : {S(3, 4), S(5), S(), S(1, 3)})
-    cs.push_back({"transpose_" + shape_tag(s), OpId::transpose, {s}, {},
+    cs.push_back({"transpose_" + shape_tag(s), opid("transpose"), {s}, {},
                   [](V v) { return matgrad::transpose(v[0]); }, ref_transpose()});
 
   const std::pair<Shape, Shape> reshapes[] = {
       {S(3, 4), S(2, 6)}, {S(3, 4), S(12)}, {S(6), S(2, 3)}, {S(), S(1, 1)}, {S(1, 1), S()}, {S(1), S()}};
   for (const auto& r : reshapes) {
     const Shape to = r.second;
-    cs.push_back({"reshape_" + shape_tag(r.first) + "_to_" + shape_tag(to), OpId::reshape, {r.first}, {},
+    cs.push_back({"reshape_" + shape_tag(r.first) + "_to_" + shape_tag(to), opid("reshape"), {r.first}, {},
                   [to](V v) { return matgrad::reshape(v[0], to); }, ref_reshape(to)});
   }
 
@@ -442,7 +442,7 @@ std::vector<OpCase> all_cases() {
       {S(4), S(3, 4)}, {S(3, 1), S(3, 4)}, {S(), S(2, 3)}, {S(1, 1), S(2, 2)}, {S(), S(5)}, {S(1, 4), S(3, 4)}};
   for (const auto& b : bcasts) {
     const Shape to = b.second;
-    cs.push_back({"broadcast_to_" + shape_tag(b.first) + "_to_" + shape_tag(to), OpId::broadcast_to, {b.first}, {},
+    cs.push_back({"broadcast_to_" + shape_tag(b.first) + "_to_" + shape_tag(to), opid("broadcast_to"), {b.first}, {},
                   [to](V v) { return matgrad::broadcast_to(v[0], to); }, ref_broadcast_to(to)});
   }
 
@@ -450,17 +450,17 @@ std::vector<OpCase> all_cases() {
       {S(3, 4), S(4)}, {S(3, 4), S(3, 1)}, {S(3, 4), S()}, {S(3, 4), S(1, 1)}, {S(3, 4), S(1, 4)}, {S(5), S()}};
   for (const auto& b : sum_tos) {
     const Shape to = b.second;
-    cs.push_back({"sum_to_" + shape_tag(b.first) + "_to_" + shape_tag(to), OpId::sum_to, {b.first}, {},
+    cs.push_back({"sum_to_" + shape_tag(b.first) + "_to_" + shape_tag(to), opid("sum_to"), {b.first}, {},
                   [to](V v) {
                     matgrad::Attr a;
                     a.shape = to;
-                    return matgrad::apply(OpId::sum_to, {v[0]}, a);
+                    return matgrad::apply(opid("sum_to"), {v[0]}, a);
                   },
                   ref_sum_to(to)});
   }
 
   {
-    OpCase c{"cast_to_other_dtype", OpId::cast, {S(3, 4)}, {},
+    OpCase c{"cast_to_other_dtype", opid("cast"), {S(3, 4)}, {},
              [](V v) { return matgrad::cast(v[0], v[0]->dtype == DType::f64 ? DType::f32 : DType::f64); },
              ref_unary([](double x) { return x; })};
     c.eps = 0.25;  // linear: a wide step keeps float32 rounding out of the difference
@@ -468,11 +468,11 @@ std::vector<OpCase> all_cases() {
     c.same_dtype_out = false;
     cs.push_back(c);
   }
-  cs.push_back({"alias_m3x4", OpId::alias, {S(3, 4)}, {}, [](V v) { return matgrad::alias(v[0]); },
+  cs.push_back({"alias_m3x4", opid("alias"), {S(3, 4)}, {}, [](V v) { return matgrad::alias(v[0]); },
                 ref_unary([](double x) { return x; })});
 
   // Note [multiple outputs]: pack / unpack / embed.
-  cs.push_back({"pack_m2x3_v4_s", OpId::pack, {S(2, 3), S(4), S()}, {},
+  cs.push_back({"pack_m2x3_v4_s", opid("pack"), {S(2, 3), S(4), S()}, {},
                 [](V v) { return matgrad::pack({v[0], v[1], v[2]}); },
                 [](const std::vector<Input>& in) {
                   Input out{S(0), {}};
@@ -480,17 +480,17 @@ std::vector<OpCase> all_cases() {
                   out.shape = S(std::int64_t(out.data.size()));
                   return out;
                 }});
-  cs.push_back({"unpack_v10_at3_m2x2", OpId::unpack, {S(10)}, {},
+  cs.push_back({"unpack_v10_at3_m2x2", opid("unpack"), {S(10)}, {},
                 [](V v) { return matgrad::unpack(v[0], 3, S(2, 2)); },
                 [](const std::vector<Input>& in) {
                   return Input{S(2, 2), std::vector<double>(in[0].data.begin() + 3, in[0].data.begin() + 7)};
                 }});
-  cs.push_back({"embed_m2x2_at3_v10", OpId::embed, {S(2, 2)}, {},
+  cs.push_back({"embed_m2x2_at3_v10", opid("embed"), {S(2, 2)}, {},
                 [](V v) {
                   matgrad::Attr a;
                   a.offset = 3;
                   a.shape = S(10);
-                  return matgrad::apply(OpId::embed, {v[0]}, a);
+                  return matgrad::apply(opid("embed"), {v[0]}, a);
                 },
                 [](const std::vector<Input>& in) {
                   Input out{S(10), std::vector<double>(10, 0.0)};
@@ -514,13 +514,13 @@ std::vector<OpCase> all_cases() {
   };
   for (const M& m : matmuls) {
     const bool ta = m.ta, tb = m.tb;
-    cs.push_back({std::string("matmul_") + m.name, OpId::matmul, {m.a, m.b}, {},
+    cs.push_back({std::string("matmul_") + m.name, opid("matmul"), {m.a, m.b}, {},
                   [ta, tb](V v) { return matgrad::matmul(v[0], v[1], ta, tb); }, ref_matmul(ta, tb)});
   }
 
   // trace (np.trace: the diagonal's sum, any 2-D shape) and eye_scale (g I, its VJP)
   for (const Shape& s : {S(3, 3), S(2, 4), S(4, 1), S(1, 1)})
-    cs.push_back({"trace_" + shape_tag(s), OpId::trace, {s}, {}, [](V v) { return matgrad::trace(v[0]); },
+    cs.push_back({"trace_" + shape_tag(s), opid("trace"), {s}, {}, [](V v) { return matgrad::trace(v[0]); },
                   [](const std::vector<Input>& in) {
                     const Input& x = in[0];
                     double t = 0;
@@ -529,11 +529,11 @@ std::vector<OpCase> all_cases() {
                     return Input{S(), {t}};
                   }});
   for (const Shape& to : {S(3, 3), S(2, 4)})
-    cs.push_back({"eye_scale_to_" + shape_tag(to), OpId::eye_scale, {S()}, {},
+    cs.push_back({"eye_scale_to_" + shape_tag(to), opid("eye_scale"), {S()}, {},
                   [to](V v) {
                     matgrad::Attr a;
                     a.shape = to;
-                    return matgrad::apply(OpId::eye_scale, {v[0]}, a);
+                    return matgrad::apply(opid("eye_scale"), {v[0]}, a);
                   },
                   [to](const std::vector<Input>& in) {
                     Input out{to, std::vector<double>(std::size_t(to.size()), 0.0)};
@@ -544,59 +544,59 @@ std::vector<OpCase> all_cases() {
 
   // xlogy(x, y) = x log y, 0 where x = 0 (the y-derivative of pow)
   for (const auto& p : {std::make_pair(S(3, 4), S(3, 4)), std::make_pair(S(3, 4), S(4)), std::make_pair(S(), S(5))})
-    cs.push_back({"xlogy_" + shape_tag(p.first) + "_" + shape_tag(p.second), OpId::xlogy, {p.first, p.second},
-                  {{-2.0, 2.0}, {0.3, 2.0}}, [](V v) { return matgrad::binary(OpId::xlogy, v[0], v[1]); },
+    cs.push_back({"xlogy_" + shape_tag(p.first) + "_" + shape_tag(p.second), opid("xlogy"), {p.first, p.second},
+                  {{-2.0, 2.0}, {0.3, 2.0}}, [](V v) { return apply2(opid("xlogy"), v[0], v[1]); },
                   ref_binary([](double x, double y) { return x == 0 ? 0.0 : x * std::log(y); })});
 
   // mask_nz(s, v) = v where s != 0, else 0 (the x-derivative of pow; constant in s)
   for (const auto& p : {std::make_pair(S(3, 4), S(3, 4)), std::make_pair(S(4), S(3, 4)), std::make_pair(S(), S(5))})
-    cs.push_back({"mask_nz_" + shape_tag(p.first) + "_" + shape_tag(p.second), OpId::mask_nz,
+    cs.push_back({"mask_nz_" + shape_tag(p.first) + "_" + shape_tag(p.second), opid("mask_nz"),
                   {p.first, p.second}, {{0.5, 2.0}, {-2.0, 2.0}},
-                  [](V v) { return matgrad::binary(OpId::mask_nz, v[0], v[1]); },
+                  [](V v) { return apply2(opid("mask_nz"), v[0], v[1]); },
                   ref_binary([](double s, double v) { return s == 0 ? 0.0 : v; })});
 
   // Values larger than a node's inline storage (128 bytes): pooled buffers in the forward
   // kernels and in the VJPs.
-  for (const OpId op : {OpId::add, OpId::mul, OpId::div, OpId::maximum}) {
+  for (const OpId op : {opid("add"), opid("mul"), opid("div"), opid("maximum")}) {
     const std::string nm = matgrad::op_name(op);
-    auto r = op == OpId::add ? ref_binary([](double x, double y) { return x + y; })
-             : op == OpId::mul ? ref_binary([](double x, double y) { return x * y; })
-             : op == OpId::div ? ref_binary([](double x, double y) { return x / y; })
+    auto r = op == opid("add") ? ref_binary([](double x, double y) { return x + y; })
+             : op == opid("mul") ? ref_binary([](double x, double y) { return x * y; })
+             : op == opid("div") ? ref_binary([](double x, double y) { return x / y; })
                                : ref_binary([](double x, double y) { return std::max(x, y); });
-    const std::vector<Dom> doms = op == OpId::div ? std::vector<Dom>{{-2.0, 2.0}, {0.5, 2.0}} : std::vector<Dom>{};
+    const std::vector<Dom> doms = op == opid("div") ? std::vector<Dom>{{-2.0, 2.0}, {0.5, 2.0}} : std::vector<Dom>{};
     cs.push_back({"large_" + nm + "_m17x9_v9", op, {S(17, 9), S(9)}, doms,
-                  [op](V v) { return matgrad::binary(op, v[0], v[1]); }, r});
+                  [op](V v) { return apply2(op, v[0], v[1]); }, r});
     cs.push_back({"large_" + nm + "_m17x1_m1x9", op, {S(17, 1), S(1, 9)}, doms,
-                  [op](V v) { return matgrad::binary(op, v[0], v[1]); }, r});
+                  [op](V v) { return apply2(op, v[0], v[1]); }, r});
   }
-  cs.push_back({"large_exp_m17x9", OpId::exp, {S(17, 9)}, {}, [](V v) { return matgrad::exp(v[0]); },
+  cs.push_back({"large_exp_m17x9", opid("exp"), {S(17, 9)}, {}, [](V v) { return matgrad::exp(v[0]); },
                 ref_unary([](double x) { return std::exp(x); })});
-  cs.push_back({"large_sin_v40", OpId::sin, {S(40)}, {}, [](V v) { return matgrad::sin(v[0]); },
+  cs.push_back({"large_sin_v40", opid("sin"), {S(40)}, {}, [](V v) { return matgrad::sin(v[0]); },
                 ref_unary([](double x) { return std::sin(x); })});
   for (int ax : {none, 0, 1})
-    cs.push_back({"large_sum_m17x9_axis" + (ax == none ? std::string("None") : std::to_string(ax)), OpId::sum,
+    cs.push_back({"large_sum_m17x9_axis" + (ax == none ? std::string("None") : std::to_string(ax)), opid("sum"),
                   {S(17, 9)}, {}, [ax](V v) { return matgrad::sum(v[0], ax); }, ref_reduce(ax, false)});
-  cs.push_back({"large_mean_m17x9_axis1", OpId::mean, {S(17, 9)}, {}, [](V v) { return matgrad::mean(v[0], 1); },
+  cs.push_back({"large_mean_m17x9_axis1", opid("mean"), {S(17, 9)}, {}, [](V v) { return matgrad::mean(v[0], 1); },
                 ref_reduce(1, true)});
-  cs.push_back({"large_transpose_m17x9", OpId::transpose, {S(17, 9)}, {},
+  cs.push_back({"large_transpose_m17x9", opid("transpose"), {S(17, 9)}, {},
                 [](V v) { return matgrad::transpose(v[0]); }, ref_transpose()});
-  cs.push_back({"large_reshape_m17x9_to_v153", OpId::reshape, {S(17, 9)}, {},
+  cs.push_back({"large_reshape_m17x9_to_v153", opid("reshape"), {S(17, 9)}, {},
                 [](V v) { return matgrad::reshape(v[0], S(153)); }, ref_reshape(S(153))});
   for (int t = 0; t < 4; ++t) {
     const bool ta = t & 1, tb = t & 2;
-    cs.push_back({"large_matmul_" + std::string(ta ? "T" : "N") + (tb ? "T" : "N"), OpId::matmul,
+    cs.push_back({"large_matmul_" + std::string(ta ? "T" : "N") + (tb ? "T" : "N"), opid("matmul"),
                   {ta ? S(10, 12) : S(12, 10), tb ? S(9, 10) : S(10, 9)}, {},
                   [ta, tb](V v) { return matgrad::matmul(v[0], v[1], ta, tb); }, ref_matmul(ta, tb)});
   }
-  cs.push_back({"large_matmul_v10_m10x20", OpId::matmul, {S(10), S(10, 20)}, {},
+  cs.push_back({"large_matmul_v10_m10x20", opid("matmul"), {S(10), S(10, 20)}, {},
                 [](V v) { return matgrad::matmul(v[0], v[1]); }, ref_matmul(false, false)});
 
   // Empty arrays (NumPy allows them).
-  cs.push_back({"empty_sum_v0", OpId::sum, {S(0)}, {}, [](V v) { return matgrad::sum(v[0]); },
+  cs.push_back({"empty_sum_v0", opid("sum"), {S(0)}, {}, [](V v) { return matgrad::sum(v[0]); },
                 ref_reduce(none, false)});
-  cs.push_back({"empty_add_m0x3_v3", OpId::add, {S(0, 3), S(3)}, {},
+  cs.push_back({"empty_add_m0x3_v3", opid("add"), {S(0, 3), S(3)}, {},
                 [](V v) { return v[0] + v[1]; }, ref_binary([](double x, double y) { return x + y; })});
-  cs.push_back({"empty_matmul_m3x0_m0x2", OpId::matmul, {S(3, 0), S(0, 2)}, {},
+  cs.push_back({"empty_matmul_m3x0_m0x2", opid("matmul"), {S(3, 0), S(0, 2)}, {},
                 [](V v) { return matgrad::matmul(v[0], v[1]); }, ref_matmul(false, false)});
 
   // ---- matrix calculus (det, logdet, slogdet, inv, solve share one LU per node) ----
@@ -606,33 +606,33 @@ std::vector<OpCase> all_cases() {
   const Dom kNonzero{-2.0, 2.0, 0.1};
   for (const Shape& s : {S(1, 1), S(2, 2), S(3, 3), S(4, 4)}) {
     const std::string t = shape_tag(s);
-    cs.push_back({"det_" + t, OpId::det, {s}, {kWell}, [](V v) { return matgrad::det(v[0]); },
+    cs.push_back({"det_" + t, opid("det"), {s}, {kWell}, [](V v) { return matgrad::det(v[0]); },
                   [](const std::vector<Input>& in) { return Input{S(), {det_ref(mat2d(in[0]))}}; }});
-    cs.push_back({"logdet_" + t, OpId::logdet, {s}, {kWell}, [](V v) { return matgrad::logdet(v[0]); },
+    cs.push_back({"logdet_" + t, opid("logdet"), {s}, {kWell}, [](V v) { return matgrad::logdet(v[0]); },
                   [](const std::vector<Input>& in) { return Input{S(), {std::log(std::abs(det_ref(mat2d(in[0]))))}}; }});
     // the packed (sign, log|det|) node itself (the front end returns two unpacks of it)
-    cs.push_back({"slogdet_" + t, OpId::slogdet, {s}, {kWell}, [](V v) { return matgrad::apply(OpId::slogdet, {v[0]}); },
+    cs.push_back({"slogdet_" + t, opid("slogdet"), {s}, {kWell}, [](V v) { return matgrad::apply(opid("slogdet"), {v[0]}); },
                   [](const std::vector<Input>& in) {
                     const double d = det_ref(mat2d(in[0]));
                     return Input{S(2), {sign(d), std::log(std::abs(d))}};
                   }});
-    cs.push_back({"inv_" + t, OpId::inv, {s}, {kWell}, [](V v) { return matgrad::inv(v[0]); },
+    cs.push_back({"inv_" + t, opid("inv"), {s}, {kWell}, [](V v) { return matgrad::inv(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(inv_ref(mat2d(in[0])), s); }});
     // adj_t(X) = adj(X)^T = det(X) X^-T, the VJP of det
-    cs.push_back({"adj_t_" + t, OpId::adj_t, {s}, {kWell}, [](V v) { return matgrad::apply(OpId::adj_t, {v[0]}); },
+    cs.push_back({"adj_t_" + t, opid("adj_t"), {s}, {kWell}, [](V v) { return matgrad::apply(opid("adj_t"), {v[0]}); },
                   [s](const std::vector<Input>& in) { return input_of(cofactors(mat2d(in[0])), s); }});
     // cholesky reads the lower triangle; through sym(X) = (X + X^T) / 2 every entry of X is a
     // free variable of a symmetric input (the raw op is checked by the test below).
-    cs.push_back({"cholesky_" + t, OpId::cholesky, {s}, {kSpd}, [](V v) { return matgrad::cholesky(v[0]); },
+    cs.push_back({"cholesky_" + t, opid("cholesky"), {s}, {kSpd}, [](V v) { return matgrad::cholesky(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(chol_ref(mat2d(in[0])), s); }});
-    cs.push_back({"cholesky_sym_" + t, OpId::cholesky, {s}, {kSpd},
+    cs.push_back({"cholesky_sym_" + t, opid("cholesky"), {s}, {kSpd},
                   [](V v) { return matgrad::cholesky((v[0] + matgrad::transpose(v[0])) * 0.5); },
                   [s](const std::vector<Input>& in) { return input_of(chol_ref(sym_ref(mat2d(in[0]))), s); }});
   }
   // x^T x + n I: cholesky of a product (second derivatives through both factors)
-  cs.push_back({"cholesky_gram_m3x3", OpId::cholesky, {S(3, 3)}, {},
+  cs.push_back({"cholesky_gram_m3x3", opid("cholesky"), {S(3, 3)}, {},
                 [](V v) {
-                  NodeRef eye = matgrad::apply(OpId::eye_scale, {matgrad::full(S(), v[0]->dtype, 3.0)},
+                  NodeRef eye = matgrad::apply(opid("eye_scale"), {matgrad::full(S(), v[0]->dtype, 3.0)},
                                                [] { matgrad::Attr a; a.shape = S(3, 3); return a; }());
                   return matgrad::cholesky(matgrad::matmul(v[0], v[0], false, true) + eye);
                 },
@@ -649,12 +649,12 @@ std::vector<OpCase> all_cases() {
                       Sv{S(3, 3), S(3), true}}) {
     const bool ta = p.ta;
     const Shape bs = p.b;
-    cs.push_back({std::string("solve_") + (ta ? "T_" : "") + shape_tag(p.a) + "_" + shape_tag(p.b), OpId::solve,
+    cs.push_back({std::string("solve_") + (ta ? "T_" : "") + shape_tag(p.a) + "_" + shape_tag(p.b), opid("solve"),
                   {p.a, p.b}, {kWell, Dom{}},
                   [ta](V v) {
                     matgrad::Attr a;
                     a.ta = ta;
-                    return ta ? matgrad::apply(OpId::solve, {v[0], v[1]}, a) : matgrad::solve(v[0], v[1]);
+                    return ta ? matgrad::apply(opid("solve"), {v[0], v[1]}, a) : matgrad::solve(v[0], v[1]);
                   },
                   [ta, bs](const std::vector<Input>& in) {
                     const Eigen::MatrixXd ai = inv_ref(mat2d(in[0]));
@@ -667,11 +667,11 @@ std::vector<OpCase> all_cases() {
     for (bool ta : {false, true}) {
       const Shape bs = p.second;
       cs.push_back({std::string("trsolve_") + (ta ? "T_" : "") + shape_tag(p.first) + "_" + shape_tag(p.second),
-                    OpId::trsolve, {p.first, p.second}, {kWell, Dom{}},
+                    opid("trsolve"), {p.first, p.second}, {kWell, Dom{}},
                     [ta](V v) {
                       matgrad::Attr a;
                       a.ta = ta;
-                      return matgrad::apply(OpId::trsolve, {v[0], v[1]}, a);
+                      return matgrad::apply(opid("trsolve"), {v[0], v[1]}, a);
                     },
                     [ta, bs](const std::vector<Input>& in) {
                       const Eigen::MatrixXd li = inv_ref(tril_ref(mat2d(in[0]), 1.0));
@@ -682,16 +682,16 @@ std::vector<OpCase> all_cases() {
                         std::make_pair(S(4, 2), 1.0), std::make_pair(S(1, 1), 0.5)}) {
     const double sv = p.second;
     const Shape s = p.first;
-    cs.push_back({"tril_" + shape_tag(s) + (sv == 1.0 ? "_s1" : "_s0p5"), OpId::tril, {s}, {},
+    cs.push_back({"tril_" + shape_tag(s) + (sv == 1.0 ? "_s1" : "_s0p5"), opid("tril"), {s}, {},
                   [sv](V v) {
                     matgrad::Attr a;
                     a.s = sv;
-                    return matgrad::apply(OpId::tril, {v[0]}, a);
+                    return matgrad::apply(opid("tril"), {v[0]}, a);
                   },
                   [sv, s](const std::vector<Input>& in) { return input_of(tril_ref(mat2d(in[0]), sv), s); }});
   }
   for (const Shape& s : {S(3, 4), S(5), S(), S(1, 1)})
-    cs.push_back({"norm_" + shape_tag(s), OpId::norm, {s}, {kNonzero}, [](V v) { return matgrad::norm(v[0]); },
+    cs.push_back({"norm_" + shape_tag(s), opid("norm"), {s}, {kNonzero}, [](V v) { return matgrad::norm(v[0]); },
                   [](const std::vector<Input>& in) {
                     double q = 0;
                     for (double x : in[0].data) q += x * x;
@@ -700,7 +700,7 @@ std::vector<OpCase> all_cases() {
   for (const auto& p : {std::make_pair(S(3), S(3, 3)), std::make_pair(S(1), S(1, 1)), std::make_pair(S(3, 2), S(3, 3)),
                         std::make_pair(S(4, 1), S(4, 4))}) {
     const Shape xs = p.first;
-    cs.push_back({"quad_form_" + shape_tag(p.first) + "_" + shape_tag(p.second), OpId::quad_form, {p.first, p.second},
+    cs.push_back({"quad_form_" + shape_tag(p.first) + "_" + shape_tag(p.second), opid("quad_form"), {p.first, p.second},
                   {}, [](V v) { return matgrad::quad_form(v[0], v[1]); },
                   [xs](const std::vector<Input>& in) {
                     const Eigen::MatrixXd x = mat2d(in[0]);
@@ -716,13 +716,13 @@ std::vector<OpCase> all_cases() {
   for (const auto& r : lse_axes) {
     const int ax = r.second;
     const std::string tag = shape_tag(r.first) + "_axis" + (ax == none ? std::string("None") : ax < 0 ? "m" + std::to_string(-ax) : std::to_string(ax));
-    cs.push_back({"logsumexp_" + tag, OpId::logsumexp, {r.first}, {}, [ax](V v) { return matgrad::logsumexp(v[0], ax); },
+    cs.push_back({"logsumexp_" + tag, opid("logsumexp"), {r.first}, {}, [ax](V v) { return matgrad::logsumexp(v[0], ax); },
                   ref_reduce_with(ax, lse_ref)});
-    cs.push_back({"max_" + tag, OpId::max, {r.first}, {kSpread}, [ax](V v) { return matgrad::max(v[0], ax); },
+    cs.push_back({"max_" + tag, opid("max"), {r.first}, {kSpread}, [ax](V v) { return matgrad::max(v[0], ax); },
                   ref_reduce_with(ax, max_ref)});
   }
   {  // large values away from 0: the shift by the maximum matters (exp(50) * 12 is fine, exp(800) is not)
-    cs.push_back({"logsumexp_shifted_m3x4_axis1", OpId::logsumexp, {S(3, 4)}, {Dom{700.0, 702.0}},
+    cs.push_back({"logsumexp_shifted_m3x4_axis1", opid("logsumexp"), {S(3, 4)}, {Dom{700.0, 702.0}},
                   [](V v) { return matgrad::logsumexp(v[0], 1); }, ref_reduce_with(1, lse_ref)});
   }
 
@@ -757,14 +757,14 @@ std::vector<OpCase> all_cases() {
       return out;
     };
     for (const Shape& s : {S(3, 4), S(1, 1), S(1, 5), S(4, 1)}) {
-      cs.push_back({"softmax_cross_entropy_" + shape_tag(s), OpId::softmax_xent, {s, s}, {Dom{-2.0, 2.0}, Dom{0.0, 1.0}},
+      cs.push_back({"softmax_cross_entropy_" + shape_tag(s), opid("softmax_cross_entropy"), {s, s}, {Dom{-2.0, 2.0}, Dom{0.0, 1.0}},
                     [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); }, xent_ref});
-      cs.push_back({"softmax_cross_entropy_vjp_" + shape_tag(s), OpId::softmax_xent_vjp, {s, s, S(s.rows)},
+      cs.push_back({"softmax_cross_entropy_vjp_" + shape_tag(s), opid("softmax_cross_entropy_vjp"), {s, s, S(s.rows)},
                     {Dom{-2.0, 2.0}, Dom{0.0, 1.0}, Dom{-2.0, 2.0}},
-                    [](V v) { return matgrad::apply(OpId::softmax_xent_vjp, {v[0], v[1], v[2]}); }, xent_vjp_ref});
+                    [](V v) { return matgrad::apply(opid("softmax_cross_entropy_vjp"), {v[0], v[1], v[2]}); }, xent_vjp_ref});
     }
     // large logits: the shift by the row maximum matters
-    cs.push_back({"softmax_cross_entropy_shifted_m3x4", OpId::softmax_xent, {S(3, 4), S(3, 4)},
+    cs.push_back({"softmax_cross_entropy_shifted_m3x4", opid("softmax_cross_entropy"), {S(3, 4), S(3, 4)},
                   {Dom{700.0, 702.0}, Dom{0.0, 1.0}}, [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); },
                   xent_ref});
   }
@@ -781,7 +781,7 @@ std::vector<OpCase> all_cases() {
       for (std::int64_t k = 0; k < ms.size(); ++k) m.push_back(k % 3 != 1 ? 1.0 : 0.0);
       return m;
     };
-    cs.push_back({"where_" + shape_tag(w.a) + "_" + shape_tag(w.b) + "_mask_" + shape_tag(ms), OpId::where, {w.a, w.b}, {},
+    cs.push_back({"where_" + shape_tag(w.a) + "_" + shape_tag(w.b) + "_mask_" + shape_tag(ms), opid("where"), {w.a, w.b}, {},
                   [ms, mask_data](V v) { return matgrad::where(leaf(ms, DType::f64, mask_data(), false), v[0], v[1]); },
                   [ms, mask_data](const std::vector<Input>& in) {
                     const Input m{ms, mask_data()};
@@ -813,7 +813,7 @@ std::vector<OpCase> all_cases() {
   };
   for (const Cc& cc : concats) {
     const int ax = cc.axis;
-    cs.push_back({std::string("concat_") + cc.name, OpId::concat, cc.shapes, {},
+    cs.push_back({std::string("concat_") + cc.name, opid("concatenate"), cc.shapes, {},
                   [ax](V v) { return matgrad::concatenate(v, ax); },
                   [ax](const std::vector<Input>& in) {
                     const bool rows = in[0].shape.ndim == 2 && (ax == 0 || ax == -2);
@@ -837,10 +837,10 @@ std::vector<OpCase> all_cases() {
                   }});
   }
   // np.stack ends in a concat of reshaped operands
-  cs.push_back({"concat_stack_0d_0d", OpId::concat, {S(), S()}, {}, [](V v) { return matgrad::stack(v, 0); },
+  cs.push_back({"concat_stack_0d_0d", opid("concatenate"), {S(), S()}, {}, [](V v) { return matgrad::stack(v, 0); },
                 [](const std::vector<Input>& in) { return Input{S(2), {in[0].data[0], in[1].data[0]}}; }});
   for (int ax : {0, -1})
-    cs.push_back({std::string("concat_stack_v3_v3_axis") + (ax ? "m1" : "0"), OpId::concat, {S(3), S(3)}, {},
+    cs.push_back({std::string("concat_stack_v3_v3_axis") + (ax ? "m1" : "0"), opid("concatenate"), {S(3), S(3)}, {},
                   [ax](V v) { return matgrad::stack(v, ax); },
                   [ax](const std::vector<Input>& in) {
                     Eigen::MatrixXd o(2, 3);
@@ -860,7 +860,7 @@ std::vector<OpCase> all_cases() {
     const std::int64_t r0 = b.r0, c0 = b.c0;
     const Shape s = b.s;
     cs.push_back({"block_" + shape_tag(b.x) + "_at" + std::to_string(r0) + "_" + std::to_string(c0) + "_" + shape_tag(s),
-                  OpId::block, {b.x}, {}, [r0, c0, s](V v) { return matgrad::block(v[0], r0, c0, s); },
+                  opid("block"), {b.x}, {}, [r0, c0, s](V v) { return matgrad::block(v[0], r0, c0, s); },
                   [r0, c0, s](const std::vector<Input>& in) {
                     const Eigen::MatrixXd x = unflat(in[0].data, in[0].shape.rows, in[0].shape.cols);
                     return input_of(x.block(r0, c0, s.rows, s.cols), s);
@@ -872,7 +872,7 @@ std::vector<OpCase> all_cases() {
     at.offset2 = b.c0;
     at.shape = b.s;
     cs.push_back({"unblock_" + shape_tag(b.x) + "_at" + std::to_string(b.r0) + "_" + std::to_string(b.c0) + "_in_" + shape_tag(b.s),
-                  OpId::unblock, {b.x}, {}, [at](V v) { return matgrad::apply(OpId::unblock, {v[0]}, at); },
+                  opid("unblock"), {b.x}, {}, [at](V v) { return matgrad::apply(opid("unblock"), {v[0]}, at); },
                   [at](const std::vector<Input>& in) {
                     Eigen::MatrixXd o = Eigen::MatrixXd::Zero(at.shape.rows, at.shape.cols);
                     o.block(at.offset, at.offset2, in[0].shape.rows, in[0].shape.cols) =
@@ -891,7 +891,7 @@ std::vector<OpCase> all_cases() {
                       Ga{S(2, 2), {3, 2, 1, 0, 3, 3, 0}, S(7)}, Ga{S(), {0, 0, 0}, S(3, 1)}}) {
     const std::vector<std::int64_t> idx = g.idx;
     const Shape s = g.s;
-    cs.push_back({"gather_" + shape_tag(g.x) + "_to_" + shape_tag(s), OpId::gather, {g.x}, {},
+    cs.push_back({"gather_" + shape_tag(g.x) + "_to_" + shape_tag(s), opid("gather"), {g.x}, {},
                   [idx, s](V v) { return matgrad::gather(v[0], idx, s); },
                   [idx, s](const std::vector<Input>& in) {
                     Input out{s, {}};
@@ -906,8 +906,8 @@ std::vector<OpCase> all_cases() {
     const Shape gs = g.x;
     matgrad::Attr at;
     at.shape = g.s;
-    cs.push_back({"scatter_add_" + shape_tag(g.x) + "_into_" + shape_tag(g.s), OpId::scatter_add, {g.x}, {},
-                  [idx, gs, at](V v) { return matgrad::apply(OpId::scatter_add, {v[0], leaf(gs, DType::f64, idx, false)}, at); },
+    cs.push_back({"scatter_add_" + shape_tag(g.x) + "_into_" + shape_tag(g.s), opid("scatter_add"), {g.x}, {},
+                  [idx, gs, at](V v) { return matgrad::apply(opid("scatter_add"), {v[0], leaf(gs, DType::f64, idx, false)}, at); },
                   [idx, at](const std::vector<Input>& in) {
                     Input out{at.shape, std::vector<double>(std::size_t(at.shape.size()), 0.0)};
                     for (std::size_t k = 0; k < idx.size(); ++k) out.data[std::size_t(idx[k])] += in[0].data[k];
@@ -921,7 +921,7 @@ std::vector<OpCase> all_cases() {
                         std::make_pair(S(3, 4), 5)}) {
     const std::int64_t k = p.second;
     cs.push_back({"diag_part_" + shape_tag(p.first) + "_k" + (k < 0 ? "m" + std::to_string(-k) : std::to_string(k)),
-                  OpId::diag_part, {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
+                  opid("diag_part"), {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
                   [k](const std::vector<Input>& in) {
                     const Eigen::MatrixXd x = mat2d(in[0]);
                     Input out{S(0), {}};
@@ -934,7 +934,7 @@ std::vector<OpCase> all_cases() {
   for (const auto& p : {std::make_pair(S(3), 0), std::make_pair(S(3), 1), std::make_pair(S(3), -2), std::make_pair(S(1), 0)}) {
     const std::int64_t k = p.second;
     cs.push_back({"diag_embed_" + shape_tag(p.first) + "_k" + (k < 0 ? "m" + std::to_string(-k) : std::to_string(k)),
-                  OpId::diag_embed, {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
+                  opid("diag_embed"), {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
                   [k](const std::vector<Input>& in) {
                     const std::int64_t n = in[0].shape.cols + (k < 0 ? -k : k);
                     Eigen::MatrixXd o = Eigen::MatrixXd::Zero(n, n);
@@ -945,15 +945,15 @@ std::vector<OpCase> all_cases() {
   }
 
   // ---- empty matrices (NumPy: det of a 0 x 0 matrix is 1) ----
-  cs.push_back({"empty_det_m0x0", OpId::det, {S(0, 0)}, {}, [](V v) { return matgrad::det(v[0]); },
+  cs.push_back({"empty_det_m0x0", opid("det"), {S(0, 0)}, {}, [](V v) { return matgrad::det(v[0]); },
                 [](const std::vector<Input>&) { return Input{S(), {1.0}}; }});
-  cs.push_back({"empty_logdet_m0x0", OpId::logdet, {S(0, 0)}, {}, [](V v) { return matgrad::logdet(v[0]); },
+  cs.push_back({"empty_logdet_m0x0", opid("logdet"), {S(0, 0)}, {}, [](V v) { return matgrad::logdet(v[0]); },
                 [](const std::vector<Input>&) { return Input{S(), {0.0}}; }});
-  cs.push_back({"empty_inv_m0x0", OpId::inv, {S(0, 0)}, {}, [](V v) { return matgrad::inv(v[0]); },
+  cs.push_back({"empty_inv_m0x0", opid("inv"), {S(0, 0)}, {}, [](V v) { return matgrad::inv(v[0]); },
                 [](const std::vector<Input>&) { return Input{S(0, 0), {}}; }});
-  cs.push_back({"empty_solve_m0x0_v0", OpId::solve, {S(0, 0), S(0)}, {}, [](V v) { return matgrad::solve(v[0], v[1]); },
+  cs.push_back({"empty_solve_m0x0_v0", opid("solve"), {S(0, 0), S(0)}, {}, [](V v) { return matgrad::solve(v[0], v[1]); },
                 [](const std::vector<Input>&) { return Input{S(0), {}}; }});
-  cs.push_back({"empty_solve_m3x3_m3x0", OpId::solve, {S(3, 3), S(3, 0)}, {kWell, Dom{}},
+  cs.push_back({"empty_solve_m3x3_m3x0", opid("solve"), {S(3, 3), S(3, 0)}, {kWell, Dom{}},
                 [](V v) { return matgrad::solve(v[0], v[1]); },
                 [](const std::vector<Input>&) { return Input{S(3, 0), {}}; }});
   return cs;
@@ -1075,10 +1075,10 @@ struct ZeroDerivCase {
 };
 
 const ZeroDerivCase kZeroDeriv[] = {
-    {OpId::sign, 1, [](double x, double) { return sign(x); }},
-    {OpId::step, 1, [](double x, double) { return x > 0 ? 1.0 : 0.0; }},
-    {OpId::max_weight, 2, [](double x, double y) { return x > y ? 1.0 : x == y ? 0.5 : 0.0; }},
-    {OpId::min_weight, 2, [](double x, double y) { return x < y ? 1.0 : x == y ? 0.5 : 0.0; }},
+    {opid("sign"), 1, [](double x, double) { return sign(x); }},
+    {opid("step"), 1, [](double x, double) { return x > 0 ? 1.0 : 0.0; }},
+    {opid("max_weight"), 2, [](double x, double y) { return x > y ? 1.0 : x == y ? 0.5 : 0.0; }},
+    {opid("min_weight"), 2, [](double x, double y) { return x < y ? 1.0 : x == y ? 0.5 : 0.0; }},
 };
 
 TEST(ZeroDerivativeOps, ValuesAndNoEdges) {
@@ -1101,9 +1101,9 @@ TEST(ZeroDerivativeOps, ValuesAndNoEdges) {
 
 // max_weight_axis(x, m): 1 / (number of ties) where x equals the slice's maximum m along
 // attr.axis, else 0 (the VJP weights of max; zero derivative). Not elementwise: its own test.
-const OpId kZeroDerivAxis[] = {OpId::max_weight_axis};
+const OpId kZeroDerivAxis[] = {opid("max_weight_axis")};
 // Ops whose own VJP is not implemented (a clear error), checked by dedicated tests below.
-const OpId kDedicated[] = {OpId::adj_t_vjp};
+const OpId kDedicated[] = {opid("adj_t_vjp")};
 
 TEST(ZeroDerivativeOps, MaxWeightAxisSplitsTiesAlongTheAxis) {
   const int none = matgrad::kAxisNone;
@@ -1127,14 +1127,14 @@ TEST(ZeroDerivativeOps, MaxWeightAxisSplitsTiesAlongTheAxis) {
       NodeRef lx = leaf(x, d), lm = leaf(c.m, d);
       matgrad::Attr a;
       a.axis = c.axis;
-      NodeRef out = matgrad::apply(OpId::max_weight_axis, {lx, lm}, a);
+      NodeRef out = matgrad::apply(opid("max_weight_axis"), {lx, lm}, a);
       EXPECT_FALSE(out->requires_grad);
       EXPECT_EQ(out->nparents, 0);
       EXPECT_EQ(out->shape, S(3, 3));
       EXPECT_TRUE(all_close(values(out), c.want, value_tol(d)));
       // the maximum computed by the engine gives the same weights
       if (c.axis != none) {
-        NodeRef w = matgrad::apply(OpId::max_weight_axis, {lx, matgrad::max(lx, c.axis)}, a);
+        NodeRef w = matgrad::apply(opid("max_weight_axis"), {lx, matgrad::max(lx, c.axis)}, a);
         EXPECT_TRUE(all_close(values(w), c.want, value_tol(d)));
       }
     }
@@ -1149,17 +1149,17 @@ TEST(ZeroDerivativeOps, MaxWeightAxisSplitsTiesAlongTheAxis) {
 
 TEST(Registry, EveryOpHasAGradientCase) {
   std::set<int> covered;
-  for (const OpCase& c : cases()) covered.insert(int(c.op));
-  for (const ZeroDerivCase& z : kZeroDeriv) covered.insert(int(z.op));
-  for (const OpId op : kZeroDerivAxis) covered.insert(int(op));
-  for (const OpId op : kDedicated) covered.insert(int(op));
-  for (int i = 1; i < int(OpId::count_); ++i) {
-    const char* name = matgrad::op_name(OpId(i));
+  for (const OpCase& c : cases()) covered.insert(c.op.v);
+  for (const ZeroDerivCase& z : kZeroDeriv) covered.insert(z.op.v);
+  for (const OpId op : kZeroDerivAxis) covered.insert(op.v);
+  for (const OpId op : kDedicated) covered.insert(op.v);
+  for (int i = 1; i < matgrad::op_count(); ++i) {
+    const char* name = matgrad::op_name(OpId{std::uint16_t(i)});
     ASSERT_NE(name, nullptr) << "op id " << i << " has no registry entry";
     EXPECT_TRUE(covered.count(i)) << "op '" << name << "' (id " << i << ") has no test case in test_ops.cpp";
   }
-  EXPECT_STREQ(matgrad::op_name(OpId::leaf), "leaf");
-  EXPECT_STREQ(matgrad::op_name(OpId::matmul), "matmul");
+  EXPECT_STREQ(matgrad::op_name(matgrad::kLeaf), "leaf");
+  EXPECT_STREQ(matgrad::op_name(opid("matmul")), "matmul");
 }
 
 // ---- softmax cross-entropy: the one-hot closed form, and logits far out of exp's range ----
@@ -1314,7 +1314,7 @@ TEST(Kinks, PowAtAZeroBase) {
     EXPECT_TRUE(all_close(values(g[0]), {0.0, 3 * 0.25}, value_tol(d)));
     EXPECT_TRUE(all_close(values(g[1]), {0.0, 0.125 * std::log(0.5)}, value_tol(d)));
     // xlogy itself: 0 where x = 0, whatever log y is
-    NodeRef z = matgrad::binary(OpId::xlogy, leaf(S(2), d, {0.0, 2.0}, false), leaf(S(2), d, {0.0, 0.5}, false));
+    NodeRef z = apply2(opid("xlogy"), leaf(S(2), d, {0.0, 2.0}, false), leaf(S(2), d, {0.0, 0.5}, false));
     EXPECT_TRUE(all_close(values(z), {0.0, 2 * std::log(0.5)}, value_tol(d)));
   }
 }
@@ -1336,7 +1336,7 @@ TEST(Kinks, AbsAndReluHaveZeroDerivativeAtZero) {
                                      const std::function<double(double)>& want) {
   for (double x : xs) {
     NodeRef in = leaf(S(19), d, std::vector<double>(19, x), false);
-    const std::vector<double> got = values(matgrad::unary(op, in));
+    const std::vector<double> got = values(apply1(op, in));
     const double xr = round_to(x, d);
     const double w = round_to(want(xr), d);
     for (std::size_t i = 0; i < got.size(); ++i) {
@@ -1357,17 +1357,17 @@ const double kNaN = std::numeric_limits<double>::quiet_NaN();
 TEST(SpecialValues, InfinitiesNansAndRangeEnds) {
   auto sig = [](double x) { return 1 / (1 + std::exp(-x)); };
   for (DType d : {DType::f64, DType::f32}) {
-    EXPECT_TRUE(like_libm(OpId::exp, d, {0.0, -50.0, 50.0, kInf, kNaN}, [](double x) { return std::exp(x); }));
-    EXPECT_TRUE(like_libm(OpId::log, d, {0.0, 1.0, 1e-30, kInf, -1.0, kNaN}, [](double x) { return std::log(x); }));
-    EXPECT_TRUE(like_libm(OpId::sqrt, d, {0.0, 4.0, -1.0, kNaN}, [](double x) { return std::sqrt(x); }));
-    EXPECT_TRUE(like_libm(OpId::tanh, d, {kInf, -kInf, 30.0, -30.0, kNaN}, [](double x) { return std::tanh(x); }));
-    EXPECT_TRUE(like_libm(OpId::sigmoid, d, {-kInf, kInf, 30.0, -30.0, kNaN}, sig));
-    EXPECT_TRUE(like_libm(OpId::softplus, d, {-kInf, kInf, 60.0, -60.0, kNaN},
+    EXPECT_TRUE(like_libm(opid("exp"), d, {0.0, -50.0, 50.0, kInf, kNaN}, [](double x) { return std::exp(x); }));
+    EXPECT_TRUE(like_libm(opid("log"), d, {0.0, 1.0, 1e-30, kInf, -1.0, kNaN}, [](double x) { return std::log(x); }));
+    EXPECT_TRUE(like_libm(opid("sqrt"), d, {0.0, 4.0, -1.0, kNaN}, [](double x) { return std::sqrt(x); }));
+    EXPECT_TRUE(like_libm(opid("tanh"), d, {kInf, -kInf, 30.0, -30.0, kNaN}, [](double x) { return std::tanh(x); }));
+    EXPECT_TRUE(like_libm(opid("sigmoid"), d, {-kInf, kInf, 30.0, -30.0, kNaN}, sig));
+    EXPECT_TRUE(like_libm(opid("softplus"), d, {-kInf, kInf, 60.0, -60.0, kNaN},
                           [](double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }));
-    EXPECT_TRUE(like_libm(OpId::abs, d, {-kInf, -0.0, kNaN}, [](double x) { return std::abs(x); }));
+    EXPECT_TRUE(like_libm(opid("abs"), d, {-kInf, -0.0, kNaN}, [](double x) { return std::abs(x); }));
   }
-  EXPECT_TRUE(like_libm(OpId::exp, DType::f64, {709.0, 710.0, -700.0}, [](double x) { return std::exp(x); }));
-  EXPECT_TRUE(like_libm(OpId::exp, DType::f32, {88.0, 89.0, -87.0}, [](double x) { return std::exp(x); }));
+  EXPECT_TRUE(like_libm(opid("exp"), DType::f64, {709.0, 710.0, -700.0}, [](double x) { return std::exp(x); }));
+  EXPECT_TRUE(like_libm(opid("exp"), DType::f32, {88.0, 89.0, -87.0}, [](double x) { return std::exp(x); }));
 }
 
 // sqrt is correctly rounded in IEEE arithmetic (and in NumPy): compare bit for bit.
@@ -1403,22 +1403,22 @@ TEST(SpecialValues, Float32SqrtIsCorrectlyRounded) { EXPECT_TRUE(sqrt_is_ieee(DT
 // (float32: 2.94e-39 below -87.3) until 19021ae.
 TEST(SpecialValues, ExpUnderflowsToSubnormalsAndZero) {
   auto e = [](double x) { return std::exp(x); };
-  EXPECT_TRUE(like_libm(OpId::exp, DType::f64, {-720.0, -745.2, -800.0, -kInf}, e));
-  EXPECT_TRUE(like_libm(OpId::exp, DType::f32, {-90.0, -104.0, -200.0, -kInf}, e));
+  EXPECT_TRUE(like_libm(opid("exp"), DType::f64, {-720.0, -745.2, -800.0, -kInf}, e));
+  EXPECT_TRUE(like_libm(opid("exp"), DType::f32, {-90.0, -104.0, -200.0, -kInf}, e));
 }
 
 // Eigen 3.4's vectorised log clamps: log of a subnormal gave log(DBL_MIN) = -708.40 (float32:
 // -87.34) until 19021ae.
 TEST(SpecialValues, LogOfSubnormals) {
   auto l = [](double x) { return std::log(x); };
-  EXPECT_TRUE(like_libm(OpId::log, DType::f64, {1e-310, 4.9e-324}, l));
-  EXPECT_TRUE(like_libm(OpId::log, DType::f32, {1e-40, 1.4e-45}, l));
+  EXPECT_TRUE(like_libm(opid("log"), DType::f64, {1e-310, 4.9e-324}, l));
+  EXPECT_TRUE(like_libm(opid("log"), DType::f32, {1e-40, 1.4e-45}, l));
 }
 
 // relu(NaN) is NaN, as NumPy's maximum(x, 0) and PyTorch's relu (it was 0 until 19021ae).
 TEST(SpecialValues, ReluPropagatesNan) {
   for (DType d : {DType::f64, DType::f32})
-    EXPECT_TRUE(like_libm(OpId::relu, d, {kNaN}, [](double x) { return x; }));
+    EXPECT_TRUE(like_libm(opid("relu"), d, {kNaN}, [](double x) { return x; }));
 }
 
 TEST(SpecialValues, MaximumAndMinimumPropagateNan) {
@@ -1476,7 +1476,7 @@ TEST(DTypes, MixedApplyWithoutPromotionIsATypeError) {
   NodeRef x = leaf(S(2), DType::f32, {1, 2});
   NodeRef y = leaf(S(2), DType::f64, {1, 2});
   try {
-    matgrad::apply(OpId::add, {x, y});
+    matgrad::apply(opid("add"), {x, y});
     FAIL() << "expected matgrad::TypeError";
   } catch (const matgrad::TypeError& e) {
     EXPECT_EQ(std::string(e.what()).rfind("add: ", 0), 0u) << e.what();
@@ -1507,7 +1507,7 @@ TEST(SharedLU, DetInvLogdetSlogdetSolveAndTheirBackwardFactorOnce) {
     NodeRef x = leaf(xi, d), b = leaf(bi, d);
     const std::int64_t before = matgrad::lu_factorizations();
     NodeRef dt = matgrad::det(x), iv = matgrad::inv(x), ld = matgrad::logdet(x), sv = matgrad::solve(x, b);
-    NodeRef sl = matgrad::slogdet(x).second;
+    NodeRef sl = matgrad::slogdet(x)[1];
     EXPECT_EQ(matgrad::lu_factorizations() - before, 1) << "forward";
     NodeRef f = dt + matgrad::sum(iv) + ld + matgrad::sum(sv) + sl;
     matgrad::backward(f);
@@ -1587,8 +1587,8 @@ TEST(Singular, InvAndSolveRaiseLinAlgError) {
     // log|det| = -inf, sign 0 (as np.linalg.slogdet)
     EXPECT_EQ(scalar_value(matgrad::logdet(x)), -kInf);
     auto sl = matgrad::slogdet(x);
-    EXPECT_EQ(scalar_value(sl.first), 0.0);
-    EXPECT_EQ(scalar_value(sl.second), -kInf);
+    EXPECT_EQ(scalar_value(sl[0]), 0.0);
+    EXPECT_EQ(scalar_value(sl[1]), -kInf);
   }
 }
 
@@ -1620,7 +1620,7 @@ TEST(Singular, DetIsExactlyZeroAndItsGradientIsTheTransposedAdjugate) {
       const Tol t = d == DType::f64 ? Tol{1e-12, 1e-12} : Tol{1e-5, 1e-5};
       std::vector<Val> g = matgrad::grad_values(dt, {x});
       EXPECT_TRUE(all_close(unflat(values(g[0]), c.n, c.n), want, t)) << "grad_values";
-      EXPECT_TRUE(all_close(unflat(values(matgrad::apply(OpId::adj_t, {x})), c.n, c.n), want, t)) << "adj_t";
+      EXPECT_TRUE(all_close(unflat(values(matgrad::apply(opid("adj_t"), {x})), c.n, c.n), want, t)) << "adj_t";
       std::vector<Val> j = matgrad::jacobian_values(dt, {x});
       EXPECT_TRUE(all_close(values(j[0]), flat(want), t)) << "jacobian_values";
       // the closed form of the first two
@@ -1643,7 +1643,7 @@ TEST(Singular, DetIsExactlyZeroAndItsGradientIsTheTransposedAdjugate) {
 TEST(Slogdet, SignTimesExpLogabsIsDetWithItsGradients) {
   auto f = [](const std::vector<NodeRef>& v) {
     auto sl = matgrad::slogdet(v[0]);
-    return sl.first * matgrad::exp(sl.second);
+    return sl[0] * matgrad::exp(sl[1]);
   };
   Rng rng(27);
   for (DType d : {DType::f64, DType::f32})
@@ -1690,10 +1690,10 @@ TEST(Indexing, OutOfRangeIndicesAndShapeMismatchesRaise) {
   matgrad::Attr at;
   at.shape = S(2, 2);
   NodeRef g = leaf(S(2), DType::f64, {1, 2});
-  EXPECT_THROW(matgrad::apply(OpId::scatter_add, {g, leaf(S(2), DType::f64, {0, 4}, false)}, at), matgrad::IndexError);
-  EXPECT_THROW(matgrad::apply(OpId::scatter_add, {g, leaf(S(3), DType::f64, {0, 1, 2}, false)}, at), matgrad::ShapeError);
+  EXPECT_THROW(matgrad::apply(opid("scatter_add"), {g, leaf(S(2), DType::f64, {0, 4}, false)}, at), matgrad::IndexError);
+  EXPECT_THROW(matgrad::apply(opid("scatter_add"), {g, leaf(S(3), DType::f64, {0, 1, 2}, false)}, at), matgrad::ShapeError);
   // an index input that requires a gradient is a TypeError
-  EXPECT_THROW(matgrad::apply(OpId::gather, {x, leaf(S(1), DType::f64, {0}, true)}), matgrad::TypeError);
+  EXPECT_THROW(matgrad::apply(opid("gather"), {x, leaf(S(1), DType::f64, {0}, true)}), matgrad::TypeError);
   EXPECT_THROW(matgrad::block(x, 2, 0, S(2, 4)), matgrad::ShapeError);
   EXPECT_THROW(matgrad::diag(leaf0(1.0)), matgrad::ShapeError);
   EXPECT_THROW(matgrad::concatenate({x, leaf(S(3), DType::f64, {1, 2, 3})}, 0), matgrad::ShapeError);
@@ -1754,8 +1754,8 @@ TEST(Det, SecondDerivativesAtASingularMatrixAreTheDerivativesOfTheCofactors) {
   for (int i = 0; i < 3; ++i) a.data[std::size_t(i * 4)] += 4.0;
   const Input cot = rng.input(S(3, 3));
   NodeRef xa = leaf(a, DType::f64);
-  const Val usual = matgrad::grad_values(matgrad::apply(OpId::adj_t, {xa}), {xa}, leaf(cot, DType::f64, false))[0];
-  NodeRef direct = matgrad::apply(OpId::adj_t_vjp, {leaf(a, DType::f64, false), leaf(cot, DType::f64, false)});
+  const Val usual = matgrad::grad_values(matgrad::apply(opid("adj_t"), {xa}), {xa}, leaf(cot, DType::f64, false))[0];
+  NodeRef direct = matgrad::apply(opid("adj_t_vjp"), {leaf(a, DType::f64, false), leaf(cot, DType::f64, false)});
   EXPECT_TRUE(all_close(values(direct), values(usual), Tol{1e-12, 1e-13}));
   // third derivatives there are refused with a clear error
   NodeRef y = leaf(S(3, 3), DType::f64, s);

@@ -30,6 +30,21 @@ using matgrad::NodeRef;
 using matgrad::Shape;
 using matgrad::Val;
 
+/// The registry op called `name`.
+inline matgrad::OpId opid(const char* name) { return matgrad::op_id(name); }
+/// A registry op applied directly (no entry point): one input; two inputs after promotion to
+/// one dtype; one input with a scalar attribute.
+inline NodeRef apply1(matgrad::OpId o, const NodeRef& x) { return matgrad::apply(o, {x}); }
+inline NodeRef apply2(matgrad::OpId o, const NodeRef& x, const NodeRef& y) {
+  const DType d = x->dtype == DType::f64 || y->dtype == DType::f64 ? DType::f64 : DType::f32;
+  return matgrad::apply(o, {matgrad::cast(x, d), matgrad::cast(y, d)});
+}
+inline NodeRef apply_s(matgrad::OpId o, const NodeRef& x, double s) {
+  matgrad::Attr a;
+  a.s = s;
+  return matgrad::apply(o, {x}, a);
+}
+
 inline Shape S() { return Shape::scalar(); }
 inline Shape S(std::int64_t n) { return Shape::vector(n); }
 inline Shape S(std::int64_t r, std::int64_t c) { return Shape::matrix(r, c); }
@@ -52,7 +67,7 @@ inline Input round_to(Input in, DType d) {
 /// A leaf of shape s and dtype d holding `data` (row-major).
 inline NodeRef leaf(const Shape& s, DType d, const std::vector<double>& data, bool requires_grad = true) {
   EXPECT_EQ(std::int64_t(data.size()), s.size()) << "leaf: data does not fill shape " << s.str();
-  NodeRef n = matgrad::make_node(matgrad::OpId::leaf, s, d);
+  NodeRef n = matgrad::make_node(matgrad::kLeaf, s, d);
   for (std::int64_t i = 0; i < s.size(); ++i) {
     if (d == DType::f64)
       static_cast<double*>(n->data)[i] = data[i];

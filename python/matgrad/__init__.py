@@ -16,53 +16,8 @@ returns and the derivative rule it implements: ``d/dx: ...`` is the adjoint pass
 from __future__ import annotations
 
 from . import _core
-from ._core import (
-    Tensor,
-    abs,
-    add,
-    cholesky,
-    concatenate,
-    cos,
-    det,
-    diag,
-    div,
-    dot,
-    exp,
-    inv,
-    is_grad_enabled,
-    log,
-    logdet,
-    logsumexp,
-    matmul,
-    max,
-    maximum,
-    mean,
-    minimum,
-    mul,
-    neg,
-    norm,
-    outer,
-    pow,
-    quad_form,
-    relu,
-    reshape,
-    sigmoid,
-    sin,
-    slogdet,
-    softplus,
-    solve,
-    sqrt,
-    square,
-    stack,
-    sub,
-    sum,
-    tan,
-    tanh,
-    tensor,
-    trace,
-    transpose,
-    where,
-)
+from ._core import *  # noqa: F403  (the public ops: one entry point each, defined in the engine)
+from ._core import Tensor, is_grad_enabled, tensor
 from ._indexing import getitem as _getitem
 from ._transforms import check_grad, grad, hessian, jacobian, jvp, no_grad, value_and_grad, vjp
 from .viz import draw, to_dot
@@ -72,57 +27,10 @@ Tensor.__getitem__ = _getitem  # type: ignore[method-assign]
 
 __version__: str = _core.__version__
 
+# The engine's public names (Tensor, tensor, is_grad_enabled and every op, from its registry of
+# entry points), then the package's own.
 __all__ = [
-    "Tensor",
-    "tensor",
     "no_grad",
-    "is_grad_enabled",
-    # elementwise
-    "neg",
-    "exp",
-    "log",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "sqrt",
-    "abs",
-    "square",
-    "sigmoid",
-    "relu",
-    "softplus",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "pow",
-    "maximum",
-    "minimum",
-    "where",
-    # reductions
-    "sum",
-    "mean",
-    "logsumexp",
-    "max",
-    # shape
-    "transpose",
-    "reshape",
-    "concatenate",
-    "stack",
-    "diag",
-    # linear algebra
-    "matmul",
-    "dot",
-    "outer",
-    "trace",
-    "det",
-    "logdet",
-    "slogdet",
-    "inv",
-    "solve",
-    "cholesky",
-    "norm",
-    "quad_form",
     # transforms
     "grad",
     "value_and_grad",
@@ -139,3 +47,4 @@ __all__ = [
     "optim",
     "__version__",
 ]
+__all__ += _core.__all__

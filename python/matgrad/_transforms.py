@@ -147,16 +147,8 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     @functools.wraps(f)
     def hessian_f(*args: Any) -> Any:
         out, ins, graph = _core._trace(f, args, nums, "hessian")
-        if out.shape not in ((), (1, 1)):
-            raise ValueError(
-                f"hessian: the function's output has shape {out.shape}; it must be a scalar (shape () or (1, 1))"
-            )
         blocks: list[list[Any]]  # Tensors (graph) or NumPy arrays
-        if graph:
-            grads = _core._grad_nodes(out, list(ins), None, "hessian")
-            blocks = [_core._jacobian_nodes(g, list(ins)) for g in grads]
-        else:
-            blocks = _core._hessian_values(out, list(ins))
+        blocks = (_core._hessian_nodes if graph else _core._hessian_values)(out, list(ins))
         rows = [
             tuple(_placed(b, xi.shape, xj.shape, graph) for b, xj in zip(row, ins)) for row, xi in zip(blocks, ins)
         ]

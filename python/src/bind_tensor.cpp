@@ -9,13 +9,6 @@ namespace matgrad::py_bind {
 
 namespace {
 
-double single_value(const Node& n, const char* what) {
-  if (n.shape.size() != 1)
-    throw TypeError(std::string(what) + ": only tensors with one element can be converted to Python scalars (shape " +
-                    n.shape.str() + ")");
-  return n.dtype == DType::f64 ? *static_cast<double*>(n.data) : double(*static_cast<float*>(n.data));
-}
-
 // An optimiser's state array (NumPy, written in place) as a value of the parameter's kind.
 Val state_view(py::handle h, const char* op, const char* what) {
   if (!py::isinstance<py::array>(h)) throw TypeError(std::string(op) + ": " + what + " must be a NumPy array");
@@ -39,11 +32,6 @@ Val grad_of(const Node& n, const char* op) {
   return n.grad->value();
 }
 
-NodeRef detached(const Node& n) {
-  if (n.buf) return make_leaf_shared(n.buf, n.data, n.shape, n.dtype, false);
-  return make_leaf(n.value(), false);
-}
-
 }  // namespace
 
 void bind_tensor(py::module_& m) {
@@ -53,15 +41,8 @@ void bind_tensor(py::module_& m) {
   m.def(
       "_assign_",
       [](Node& n, py::handle values) {
-        if (!n.is_leaf())
-          throw GraphError(std::string("assign: only leaves can be updated in place (this tensor is the result of '") +
-                           op_name(n.op) + "')");
-        NodeRef v = cast(as_node(values, "assign", n.dtype), n.dtype);
-        if (v->shape != n.shape)
-          throw ShapeError("assign: values of shape " + v->shape.str() + " do not match the tensor's shape " +
-                           n.shape.str());
-        prepare_in_place(n, "assign");
-        std::memmove(n.data, v->data, std::size_t(n.shape.size()) * itemsize(n.dtype));
+        require_leaf(n, "assign");  // before converting the values
+        assign(n, as_node(values, "assign", n.dtype));
       },
       py::arg("tensor"), py::arg("values"));
   // mg.optim's fused steps: one pass over the parameter, its gradient and the optimiser's state
@@ -117,35 +98,18 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly("is_leaf", [](const Node& n) { return n.is_leaf(); },
                              "is_leaf -> bool\n\nTrue when no op made this node (`op == 'leaf'`): tensors from "
                              "`mg.tensor` and `detach()`, and the constants ops make of arrays and numbers.")
-      .def_property_readonly("op", [](const Node& n) { return std::string(op_name(n.op)); },
+      .def_property_readonly("op", [](const Node& n) { return std::string(op_label(n.op)); },
                              "op -> str\n\nThe name of the op that made this node (`'leaf'` for inputs and "
                              "constants).")
       .def_property(
           "requires_grad", [](const Node& n) { return n.requires_grad; },
-          [](Node& n, bool v) {
-            if (!n.is_leaf())
-              throw GraphError("requires_grad: only leaves can change requires_grad (use detach() first)");
-            if (v) own_storage(n);  // its own copy of the same value: not an update
-            n.requires_grad = v;
-          },
+          [](Node& n, bool v) { set_requires_grad(n, v); },
           "requires_grad -> bool (settable on leaves)\n\nWhether gradients flow to this tensor: ops on it record "
           "the graph, and `backward()` fills `.grad` of leaves that require it. Only leaves can change it "
           "(RuntimeError otherwise); setting True gives the leaf its own copy of the data.")
       .def_property(
           "grad", [](const Node& n) { return n.grad; },
-          [](Node& n, py::handle g) {
-            if (g.is_none()) {
-              n.grad = NodeRef();
-              return;
-            }
-            // Its own copy (never the caller's memory), in the tensor's dtype.
-            NodeRef gn = cast(as_node(g, "grad", n.dtype), n.dtype);
-            gn = make_leaf(gn->value(), false);
-            if (gn->shape != n.shape)
-              throw ShapeError("grad: shape " + gn->shape.str() + " does not match the tensor's shape " +
-                               n.shape.str());
-            n.grad = gn;
-          },
+          [](Node& n, py::handle g) { set_grad(n, g.is_none() ? NodeRef() : as_node(g, "grad", n.dtype)); },
           "grad -> Tensor | None (settable)\n\nThe accumulated adjoint of this tensor, `d<cotangent, out>/dself`, "
           "of this tensor's shape and dtype, or None; each `backward()` adds to it (set None to clear it). An "
           "assigned value is copied and must have this tensor's shape.")
@@ -166,7 +130,7 @@ void bind_tensor(py::module_& m) {
       .def("retain_grad", [](Node& self) { self.retains_grad = true; },
            "Keep this intermediate node's adjoint in `.grad` (of this tensor's shape) after `backward()`, as "
            "leaves keep theirs.")
-      .def("detach", [](const Node& self) { return detached(self); },
+      .def("detach", [](const Node& self) { return detach(self); },
            "The same value as a new constant leaf of the same shape and dtype, recording nothing: no gradient "
            "flows back through it. Values of more than 128 bytes share the tensor's buffer; smaller ones, "
            "which live inside the graph node, are copied.")
@@ -192,19 +156,13 @@ void bind_tensor(py::module_& m) {
           py::arg("dtype") = py::none(), py::arg("copy") = py::none(),
           "`np.asarray(x)`: the value as a read-only NumPy view of the same shape; a copy when `dtype` differs "
           "or `copy=True` (`copy=False` with another dtype raises ValueError). No gradient flows through it.")
-      .def("item", [](const Node& n) { return single_value(n, "item"); },
+      .def("item", [](const Node& n) { return item(n, "item"); },
            "The value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`) as a Python float; other shapes "
            "raise TypeError. No gradient flows through it.")
-      .def("__float__", [](const Node& n) { return single_value(n, "float"); },
+      .def("__float__", [](const Node& n) { return item(n, "float"); },
            "`float(x)` of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`), as `item()`. No gradient flows "
            "through it.")
-      .def("__bool__",
-           [](const Node& n) {
-             if (n.shape.size() != 1)
-               throw ShapeError("bool: the truth value of a tensor of shape " + n.shape.str() +
-                                " is ambiguous; use (x != 0).any() on x.numpy()");
-             return single_value(n, "bool") != 0.0;
-           },
+      .def("__bool__", [](const Node& n) { return truth(n); },
            "The truth value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`); other shapes raise "
            "ValueError. No gradient flows through it.")
       .def("__len__",
@@ -222,34 +180,7 @@ void bind_tensor(py::module_& m) {
              return r;
            },
            "`tensor(...)`: NumPy's repr of the value (any shape), with `requires_grad=True` when set.")
-      .def_property_readonly("T", [](Node& self) { return transpose(NodeRef(&self)); },
-                             "T -> Tensor\n\nThe transpose, as `mg.transpose(self)`: `(m, n) -> (n, m)`; shapes "
-                             "`()` and `(n,)` unchanged.\n\nd/dself: `G^T`")
-      .def(
-          "sum", [](Node& self, py::handle axis) { return sum(NodeRef(&self), parse_axis(axis, "sum", self.shape)); },
-          py::arg("axis") = py::none(),
-          "The sum over `axis`, as `mg.sum(self, axis)`.\n\n"
-          "Shapes: `axis=None` -> `()`; `(m, n)` with axis 0 (or -2) -> `(n,)`, axis 1 (or -1) -> `(m,)`; 0-D "
-          "and 1-D reduce to `()`.\n\n"
-          "d/dself: `G` broadcast back over the summed axis.")
-      .def(
-          "mean",
-          [](Node& self, py::handle axis) { return mean(NodeRef(&self), parse_axis(axis, "mean", self.shape)); },
-          py::arg("axis") = py::none(),
-          "The mean over `axis`, as `mg.mean(self, axis)`.\n\n"
-          "Shapes: `axis=None` -> `()`; `(m, n)` with axis 0 (or -2) -> `(n,)`, axis 1 (or -1) -> `(m,)`; 0-D "
-          "and 1-D reduce to `()`.\n\n"
-          "d/dself: `G / n` broadcast back over the averaged axis, `n` the number of elements averaged.")
-      .def("reshape",
-           [](Node& self, py::args shape) {
-             py::handle s = shape.size() == 1 ? shape[0] : py::handle(shape);
-             return reshape(NodeRef(&self), parse_reshape(s, self.shape));
-           },
-           "`self` with a new shape in C order, as `mg.reshape(self, shape)`: `x.reshape(2, 3)` or "
-           "`x.reshape((2, 3))`, one entry may be -1.\n\n"
-           "Shapes: at most 2 dimensions; the number of elements must not change.\n\n"
-           "d/dself: `reshape(G, self.shape)`")
-      ;  // operators: Tensor's number slots, set in fast.cpp (Note [the hot call path])
+      ;  // the ops' methods, properties and operators: bind_entry.cpp, from the entry points
 
   m.def(
       "tensor",
@@ -258,9 +189,7 @@ void bind_tensor(py::module_& m) {
           Node* src = tensor_ptr(data);
           DType want = src->dtype;
           parse_dtype(dtype, want, "tensor");
-          NodeRef n = want == src->dtype ? detached(*src) : cast(detached(*src), want);
-          if (requires_grad) n = make_leaf(n->value(), true);  // its own copy, as for arrays
-          return n;
+          return copy_leaf(*src, want, requires_grad);
         }
         return node_from_data(data, requires_grad, dtype, "tensor");
       },

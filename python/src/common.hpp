@@ -4,6 +4,7 @@
 #pragma once
 
 #include <matgrad/matgrad.hpp>
+#include <matgrad/tensor.hpp>
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -48,21 +49,6 @@ py::dtype numpy_dtype(DType d);
 /// A read-only NumPy view of the node's value that keeps the node alive.
 py::array view_of(const NodeRef& n);
 
-/// The binary operators: x op other (reflected: other op x), with weak Python scalars kept
-/// as attributes and everything else converted by as_node.
-enum class Bin { add, sub, mul, div, pow, matmul, maximum, minimum };
-NodeRef binop(Bin op, const NodeRef& x, py::handle other, bool reflected);
-/// Axis argument for a reduction of shape s: None or an integer (anything with __index__),
-/// checked against s (the error names the axis given).
-int parse_axis(py::handle axis, const char* op, const Shape& s);
-/// Target shape of a reshape: an int or a sequence of at most 2 ints, one of which may be -1.
-Shape parse_reshape(py::handle shape, const Shape& from);
-
-/// A module-level binary function: the first Tensor operand decides a weak scalar's dtype.
-NodeRef binary_fn(Bin op, py::handle x, py::handle y);
-/// The node a transform differentiates against, standing for argument x (see _diff_input).
-NodeRef diff_input(py::handle x, const char* op);
-
 /// A new Python Tensor owning n (fast path, Note [the hot call path]). Null on error.
 PyObject* wrap(NodeRef n);
 /// A NumPy array of v: a copy, or v's buffer handed over when `writable_owned` and nobody else
@@ -72,9 +58,12 @@ PyObject* new_array(const Val& v, bool writable_owned);
 void set_python_error();
 PyObject* linalg_error_type();
 
+/// Whether Tensor's number slots are matgrad's own (Note [the hot call path]).
+bool operator_slots_installed();
+
 void bind_fast(py::module_& m);
 void bind_tensor(py::module_& m);
-void bind_ops(py::module_& m);
+void bind_entry(py::module_& m);
 void bind_transforms(py::module_& m);
 
 }  // namespace matgrad::py_bind

@@ -127,7 +127,7 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
     Buffer* b = Buffer::external(const_cast<void*>(a.data()), std::size_t(a.nbytes()), release_pyobject, owner);
     return make_leaf_shared(b, b->data, s, want, requires_grad);
   }
-  NodeRef n = make_node(OpId::leaf, s, want);
+  NodeRef n = make_node(kLeaf, s, want);
   n->requires_grad = requires_grad;
   if (exact) {
     std::memcpy(n->data, a.data(), std::size_t(a.nbytes()));
@@ -205,7 +205,7 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   bind_tensor(m);
-  bind_ops(m);
+  bind_entry(m);
   bind_transforms(m);
   bind_fast(m);
 }

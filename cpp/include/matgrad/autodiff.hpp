@@ -8,6 +8,19 @@
 
 namespace matgrad {
 
+/// The rule of grad, value_and_grad and hessian: the function's output must be a scalar, of
+/// shape () or (1, 1) (a ShapeError naming `op` otherwise).
+void check_scalar_output(const char* op, const Shape& out);
+
+/// The node a transform differentiates against for an argument x: a fresh node of x's graph
+/// when x requires a gradient (so results stay connected to it), else a leaf requiring one over
+/// x's value (x itself when nothing else holds it: a constant the caller's array was mapped to).
+NodeRef diff_input(const NodeRef& x);
+
+/// argnums as positions among nargs positional arguments (negative ones count from the end);
+/// a ShapeError naming `op` for one out of range.
+std::vector<int> resolve_argnums(const char* op, const std::vector<long long>& argnums, int nargs);
+
 /// Accumulate df/dleaf into leaf->grad for every leaf with requires_grad and every node with
 /// retains_grad. `seed` is the cotangent of `out` (null: ones, and `out` must hold a single
 /// element). With create_graph the gradients are graph nodes that can be differentiated again.
@@ -43,6 +56,9 @@ std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRe
 /// (inputs[i].size(), inputs[j].size()): the gradient recorded as a graph, then differentiated
 /// by batched sweeps (jacobian_values).
 std::vector<std::vector<Val>> hessian_values(const NodeRef& out, const std::vector<NodeRef>& inputs);
+
+/// The same blocks as graph nodes (differentiable again).
+std::vector<std::vector<NodeRef>> hessian_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs);
 
 /// Forward mode: sum_i d out / d inputs[i] . tangents[i], of out's shape. Computed as the VJP of
 /// the VJP: the reverse sweep with cotangent u is the linear map u -> J^T u, recorded as a

@@ -12,10 +12,15 @@ class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-/// Shapes that do not fit the op (Python: ValueError).
-class ShapeError : public Error {
+/// A bad value of an argument: an unknown name, a corrupt file (Python: ValueError).
+class ValueError : public Error {
  public:
   using Error::Error;
+};
+/// Shapes that do not fit the op (Python: ValueError).
+class ShapeError : public ValueError {
+ public:
+  using ValueError::ValueError;
 };
 /// Arguments of the wrong kind (Python: TypeError).
 class TypeError : public Error {

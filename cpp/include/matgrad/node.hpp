@@ -48,42 +48,16 @@ class Ref {
   T* p_ = nullptr;
 };
 
-/// Every op the engine knows. One registry entry each (see ops/registry.hpp).
-enum class OpId : std::uint16_t {
-  leaf = 0,
-  // elementwise, unary
-  neg, exp, log, sin, cos, tan, tanh, sqrt, abs, square, sigmoid, relu, softplus,
-  sign, step,  // piecewise constant helpers used by VJPs (zero derivative)
-  // elementwise with a Python-scalar attribute s
-  add_s, mul_s, div_s, rsub_s, rdiv_s, pow_s, rpow_s,
-  // elementwise, binary, broadcasting
-  add, sub, mul, div, pow, maximum, minimum,
-  max_weight, min_weight,  // tie-splitting masks for maximum/minimum (zero derivative)
-  xlogy,                   // x * log(y), 0 where x == 0 (the y-derivative of pow)
-  mask_nz,                 // mask_nz(s, v) = v where s != 0, else 0 (the x-derivative of pow)
-  where,  // where(mask, a, b): mask a 0/1 constant of the dtype of a and b
-  // reductions
-  sum, mean, logsumexp, max,
-  max_weight_axis,  // (x == max) / count along the axis (the VJP weights of max; zero derivative)
-  softmax_xent,      // per-row softmax cross-entropy of logits against targets (Note [fused softmax cross-entropy])
-  softmax_xent_vjp,  // its VJP with respect to the logits, G (softmax s - Y), in one kernel
-  // shape
-  transpose, reshape, broadcast_to, sum_to, cast, alias,
-  pack, unpack, embed,  // several values as one node (Note [multiple outputs])
-  concat,               // concatenate along axis 0 or 1
-  block, unblock,       // x[r0:r0+h, c0:c0+w] and its adjoint (zeros around g)
-  gather, scatter_add,  // out.flat[k] = x.flat[idx[k]] and its adjoint (idx: an index input)
-  diag_part, diag_embed,  // np.diag both ways (offset k in attr.offset)
-  // linear algebra
-  matmul, trace,
-  eye_scale,  // g * I of a given shape (the VJP of trace)
-  det, logdet, slogdet, inv, solve, cholesky, norm, quad_form,
-  adj_t,    // the transposed adjugate det(X) X^-T, also at singular X (the VJP of det)
-  adj_t_vjp,  // the VJP of adj_t at a singular X (second derivatives of det there)
-  trsolve,  // op(L)^-1 B for lower-triangular L, op = transpose when attr.ta (cholesky's VJP)
-  tril,     // the lower triangle, its diagonal scaled by attr.s (cholesky's VJP)
-  count_
+/// An op of the registry (cpp/src/ops/registry.hpp): the index of its entry. Ops are numbered
+/// when the registry is built, in registration order, so a number means nothing outside one
+/// process: messages, printed programs and saved files name ops by op_name().
+struct OpId {
+  std::uint16_t v = 0;
+  friend constexpr bool operator==(OpId a, OpId b) { return a.v == b.v; }
+  friend constexpr bool operator!=(OpId a, OpId b) { return a.v != b.v; }
 };
+/// The op of leaves (inputs and constants): always entry 0.
+constexpr OpId kLeaf{0};
 
 /// Axis value meaning "all axes".
 constexpr std::int32_t kAxisNone = 1000;
@@ -98,11 +72,6 @@ struct Attr {
   Shape shape{};           ///< reshape/broadcast_to/sum_to/unpack/embed: target shape
   std::int64_t offset = 0;  ///< unpack/embed: element offset; block/unblock: first row; diag: k
   std::int64_t offset2 = 0;  ///< block/unblock: first column
-};
-
-/// Per-op saved state computed by a forward kernel for its VJP (e.g. a factorization).
-struct OpState {
-  virtual ~OpState() = default;
 };
 
 /// A factorization of a node's value (Note [shared factorizations] in ops/linalg.cpp).
@@ -131,13 +100,13 @@ using NodeRef = Ref<Node>;
 extern std::atomic<std::uint64_t> g_inplace_writes;
 
 /// A node of the graph: x_i = g_i(parents). Its value is computed when it is created (eager).
-/// Leaves (op == leaf) have no parents. Values of at most kInlineBytes live inside the node.
+/// Leaves (op == kLeaf) have no parents. Values of at most kInlineBytes live inside the node.
 struct Node {
   static constexpr std::size_t kInlineBytes = 128;
   static constexpr int kInlineParents = 3;
 
   std::int32_t rc = 0;
-  OpId op = OpId::leaf;
+  OpId op = kLeaf;
   DType dtype = DType::f64;
   bool requires_grad = false;
   bool retains_grad = false;
@@ -149,7 +118,6 @@ struct Node {
   Buffer* buf = nullptr;      ///< owner of `data` unless it is inline
   NodeRef parents_inline[kInlineParents];
   std::unique_ptr<NodeRef[]> parents_heap;  ///< when nparents > kInlineParents
-  std::unique_ptr<OpState> state;
   /// The LU of this node's value, once an op needed it. Whoever writes a value in place (an
   /// optimiser step on a leaf) must reset it.
   std::shared_ptr<const Factor> factor;
@@ -166,7 +134,7 @@ struct Node {
   const NodeRef& parent(int i) const {
     return nparents > kInlineParents ? parents_heap[i] : parents_inline[i];
   }
-  bool is_leaf() const { return op == OpId::leaf; }
+  bool is_leaf() const { return op == kLeaf; }
   /// The value as a borrowed handle (valid while the node lives).
   Val value() const { return Val(data, shape, dtype, buf); }
   template <class T> MapMat<T> mat() const {

@@ -21,6 +21,10 @@ void own_storage(Node& x);
 /// longer be differentiated).
 void prepare_in_place(Node& x, const char* op);
 
+/// x <- values, in place and recorded nowhere (mg.optim's hand-written updates): values are
+/// cast to x's dtype and must have x's shape; x goes through prepare_in_place first.
+void assign(Node& x, const NodeRef& values, const char* op = "assign");
+
 /// Adam (Kingma & Ba) on leaf x with gradient g, in place: with c1 = 1 - b1^t, c2 = 1 - b2^t,
 ///   m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,  x <- x - lr (m / c1) / (sqrt(v / c2) + eps).
 /// g, m, v: x's shape and dtype (m and v are the optimiser's state, written in place).

@@ -43,8 +43,7 @@ BVal generic(const OpDef& d, const BVal* in, int n, const Attr& a, Node* const* 
   for (std::int64_t b = 0; b < k; ++b) {
     for (int i = 0; i < n; ++i) vals[i] = sample(in[i], b);
     Val o(static_cast<char*>(out.data()) + std::size_t(b) * ob, os, dt);
-    std::unique_ptr<OpState> st;
-    d.forward(KernelArgs{a, vals.p, n, o, &st, nodes});
+    d.forward(KernelArgs{a, vals.p, n, o, nodes});
   }
   return BVal{out, k, os};
 }
@@ -111,7 +110,7 @@ template <class T>
 bool batched_spread(OpId o, const BVal& x, const Attr& a, std::int64_t k, Shape os, Val& out) {
   using Acc = typename Accum<T>::type;
   const Shape& is = x.s;
-  if (o == OpId::broadcast_to) {
+  if (o == ops::broadcast_to) {
     MapMat<T> X(x.v.ptr<T>(), k, is.size());
     MapMat<T> O(out.ptr<T>(), k, os.size());
     if (is.size() == 1)
@@ -125,8 +124,8 @@ bool batched_spread(OpId o, const BVal& x, const Attr& a, std::int64_t k, Shape 
       return false;
     return true;
   }
-  const bool all = o == OpId::sum && a.axis == kAxisNone;
-  if (o != OpId::sum_to && !all) return false;
+  const bool all = o == ops::sum && a.axis == kAxisNone;
+  if (o != ops::sum_to && !all) return false;
   MapMat<T> X(x.v.ptr<T>(), k, is.size());
   MapMat<T> O(out.ptr<T>(), k, os.size());
   if (all || os.size() == 1) {
@@ -170,8 +169,7 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
   switch (d.batch) {
     case BatchKind::unary: {
       Val out = Val::empty(in[0].v.shape(), dt);
-      std::unique_ptr<OpState> st;
-      d.forward(KernelArgs{a, &in[0].v, 1, out, &st, nullptr});
+        d.forward(KernelArgs{a, &in[0].v, 1, out, nullptr});
       return BVal{out, k, os};
     }
     case BatchKind::binary: {
@@ -181,7 +179,7 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
           ops[i] = in[i].s.same_storage(os) ? in[i].v : [&] {
             Attr ba;
             ba.shape = os;
-            return apply(OpId::broadcast_to, &in[i], 1, ba).v;
+            return apply(ops::broadcast_to, &in[i], 1, ba).v;
           }();
         } else {
           Val u = in[i].v;
@@ -190,8 +188,7 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
         }
       }
       Val out = Val::empty(Shape::matrix(k, os.size()), dt);
-      std::unique_ptr<OpState> st;
-      d.forward(KernelArgs{a, ops, 2, out, &st, nullptr});
+        d.forward(KernelArgs{a, ops, 2, out, nullptr});
       return BVal{out, k, os};
     }
     case BatchKind::matmul:
@@ -199,7 +196,7 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
         return dt == DType::f64 ? batched_matmul<double>(in, a, k, os) : batched_matmul<float>(in, a, k, os);
       break;
     case BatchKind::generic:
-      if (n == 1 && (o == OpId::broadcast_to || o == OpId::sum_to || o == OpId::sum)) {
+      if (n == 1 && (o == ops::broadcast_to || o == ops::sum_to || o == ops::sum)) {
         Val out = Val::empty(Shape::matrix(k, os.size()), dt);
         const bool done = dt == DType::f64 ? batched_spread<double>(o, in[0], a, k, os, out)
                                            : batched_spread<float>(o, in[0], a, k, os, out);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Elementwise ops: unary, with a scalar attribute, and binary with NumPy broadcasting.
+// Elementwise ops: unary, with a scalar attribute, and binary with NumPy broadcasting; the
+// public entry points neg ... softplus, add ... minimum and where.
 #include "registry.hpp"
 
 #include <cmath>
@@ -8,6 +9,9 @@
 namespace matgrad {
 
 namespace {
+
+// Ops only this file names.
+OpId k_rdiv_s, k_rpow_s, k_max_weight, k_min_weight, k_where;
 
 Shape same_shape(const Attr&, const Shape* in, int) { return in[0]; }
 
@@ -154,7 +158,7 @@ template <class T> void fwd_div_s(const KernelArgs& k) {
   unary_kernel<T>(k, [s](const auto& x) { return x / s; });
 }
 // dX = G / s
-MG_VJP_FN(vjp_div_s) { c.dx[0] = a.op(OpId::div_s, {c.g}, a.scalar(c.node.attr.s)); }
+MG_VJP_FN(vjp_div_s) { c.dx[0] = a.op(ops::div_s, {c.g}, a.scalar(c.node.attr.s)); }
 
 template <class T> void fwd_rsub_s(const KernelArgs& k) {
   const T s = T(k.attr.s);
@@ -255,7 +259,7 @@ template <class T> void fwd_pow(const KernelArgs& k) {
 // dX = G * Y X^(Y-1)   (0 where Y = 0, as for x ** 0), dY = G * xlogy(X^Y, X)   (0 where X^Y = 0)
 MG_VJP_FN(vjp_pow) {
   if (c.needs[0])
-    c.dx[0] = a.mul(c.g, a.op(OpId::mask_nz, {c.in[1], a.mul(c.in[1], a.pow(c.in[0], a.add_s(c.in[1], -1.0)))}));
+    c.dx[0] = a.mul(c.g, a.op(ops::mask_nz, {c.in[1], a.mul(c.in[1], a.pow(c.in[0], a.add_s(c.in[1], -1.0)))}));
   if (c.needs[1]) c.dx[1] = a.mul(c.g, a.xlogy(c.out, c.in[0]));
 }
 
@@ -265,7 +269,7 @@ template <class T> void fwd_mask_nz(const KernelArgs& k) {
 }
 // dS = none (piecewise constant in S), dV = mask_nz(S, G)
 MG_VJP_FN(vjp_mask_nz) {
-  if (c.needs[1]) c.dx[1] = a.op(OpId::mask_nz, {c.in[0], c.g});
+  if (c.needs[1]) c.dx[1] = a.op(ops::mask_nz, {c.in[0], c.g});
 }
 
 Shape bcast_shape_xlogy(const Attr&, const Shape* in, int) { return broadcast_shapes("xlogy", in[0], in[1]); }
@@ -276,7 +280,7 @@ template <class T> void fwd_xlogy(const KernelArgs& k) {
 }
 // dX = G * xlogy([X != 0], Y), dY = G * X / Y   (as PyTorch: no -inf * 0 where X = 0)
 MG_VJP_FN(vjp_xlogy) {
-  if (c.needs[0]) c.dx[0] = a.mul(c.g, a.xlogy(a.op(OpId::abs, {a.sign(c.in[0])}), c.in[1]));
+  if (c.needs[0]) c.dx[0] = a.mul(c.g, a.xlogy(a.op(ops::abs, {a.sign(c.in[0])}), c.in[1]));
   if (c.needs[1]) c.dx[1] = a.div(a.mul(c.g, c.in[0]), c.in[1]);
 }
 
@@ -302,13 +306,13 @@ template <class T> void fwd_min_weight(const KernelArgs& k) {
 }
 // W = [X > Y] + [X == Y] / 2 (ties split equally);  dX = G * W, dY = G * (1 - W)
 MG_VJP_FN(vjp_maximum) {
-  auto w = a.op(OpId::max_weight, {c.in[0], c.in[1]});
+  auto w = a.op(k_max_weight, {c.in[0], c.in[1]});
   if (c.needs[0]) c.dx[0] = a.mul(c.g, w);
   if (c.needs[1]) c.dx[1] = a.mul(c.g, a.rsub_s(w, 1.0));
 }
 // W = [X < Y] + [X == Y] / 2;  dX = G * W, dY = G * (1 - W)
 MG_VJP_FN(vjp_minimum) {
-  auto w = a.op(OpId::min_weight, {c.in[0], c.in[1]});
+  auto w = a.op(k_min_weight, {c.in[0], c.in[1]});
   if (c.needs[0]) c.dx[0] = a.mul(c.g, w);
   if (c.needs[1]) c.dx[1] = a.mul(c.g, a.rsub_s(w, 1.0));
 }
@@ -339,52 +343,140 @@ MG_VJP_FN(vjp_where) {
   if (c.needs[2]) c.dx[2] = a.mask_nz(a.rsub_s(c.in[0], 1.0), c.g);
 }
 
+// ---- the entry points ----
+
+// x op y with a weak number on either side kept as the op's attribute (it takes the other
+// operand's dtype): x op s is x_op_s(x, s) (s negated when `negate`), s op x is s_op_x(x, s).
+Results front_arith(const EntryPoint& e, const Arg* a, OpId x_op_s, OpId s_op_x, bool negate = false) {
+  if (a[1].kind == Arg::kScalar) return apply_scalar(x_op_s, operand(a[0]), negate ? -a[1].scalar : a[1].scalar);
+  if (a[0].kind == Arg::kScalar) return apply_scalar(s_op_x, a[1].node, a[0].scalar);
+  return front_binary(e, a);
+}
+Results front_add(const EntryPoint& e, const Arg* a) { return front_arith(e, a, ops::add_s, ops::add_s); }
+Results front_sub(const EntryPoint& e, const Arg* a) { return front_arith(e, a, ops::add_s, ops::rsub_s, true); }
+Results front_mul(const EntryPoint& e, const Arg* a) { return front_arith(e, a, ops::mul_s, ops::mul_s); }
+Results front_div(const EntryPoint& e, const Arg* a) { return front_arith(e, a, ops::div_s, k_rdiv_s); }
+Results front_pow(const EntryPoint& e, const Arg* a) { return front_arith(e, a, ops::pow_s, k_rpow_s); }
+
+// where(mask, a, b): the mask becomes a 0/1 constant of the result's dtype (truthiness as
+// NumPy's: nonzero and NaN are true).
+Results front_where(const EntryPoint&, const Arg* in) {
+  NodeRef mask = operand(in[0]);
+  const bool w1 = in[1].kind == Arg::kScalar, w2 = in[2].kind == Arg::kScalar;
+  NodeRef a = w1 && !w2 ? operand(in[1], in[2].node->dtype) : operand(in[1]);
+  NodeRef b = operand(in[2], a->dtype);
+  const DType d = promote(a->dtype, b->dtype);
+  NodeRef m = make_leaf(mask->dtype == d ? mask->value() : ValueAlg().cast(mask->value(), d), false);
+  if (d == DType::f64)
+    m->value().arr<double>() = (m->value().arr<double>() != 0.0).cast<double>();
+  else
+    m->value().arr<float>() = (m->value().arr<float>() != 0.0f).cast<float>();
+  return apply(k_where, {m, cast(a, d), cast(b, d)});
+}
+
+constexpr const char* kUnaryShapes =
+    "`x` of any shape (0-D, 1-D or 2-D; a Tensor, array, list or number) -> the same shape.";
+constexpr const char* kBinaryShapes =
+    "`x` and `y` broadcast as in NumPy (at most 2-D): equal shapes, or `()`, `(n,)`, `(1, n)` or `(m, 1)` "
+    "stretched against `(m, n)` -> the broadcast shape. A Python number takes the other operand's dtype; float32 "
+    "with float64 gives float64. Each adjoint below is summed back to its input's shape.";
+
 }  // namespace
 
-void register_elementwise(OpDef* t) {
-  auto def = [t](OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) -> OpDef& {
-    OpDef& d = define(t, id, name, arity, shape, fwd);
-    d.batch = arity == 1 ? BatchKind::unary : BatchKind::binary;
-    return d;
+void register_elementwise() {
+  // An elementwise op of one input with its public function mg.<name>(x).
+  auto unary = [](OpId* id, const char* name, ForwardFn fwd, VjpFns vjp, const char* what,
+                  const char* rule) -> EntryPoint& {
+    OpDef& d = define(id, name, 1, same_shape, fwd).vjp(vjp).batched(BatchKind::unary);
+    return define_entry(name, "elementwise", front_unary, id_of(d), {{"x", ParamKind::operand}})
+        .doc(what, kUnaryShapes, rule);
   };
-  MG_VJP(def(OpId::neg, "neg", 1, same_shape, MG_FWD(fwd_neg)), vjp_neg);
-  MG_VJP(def(OpId::exp, "exp", 1, same_shape, MG_FWD(fwd_exp)), vjp_exp);
-  MG_VJP(def(OpId::log, "log", 1, same_shape, MG_FWD(fwd_log)), vjp_log);
-  MG_VJP(def(OpId::sin, "sin", 1, same_shape, MG_FWD(fwd_sin)), vjp_sin);
-  MG_VJP(def(OpId::cos, "cos", 1, same_shape, MG_FWD(fwd_cos)), vjp_cos);
-  MG_VJP(def(OpId::tan, "tan", 1, same_shape, MG_FWD(fwd_tan)), vjp_tan);
-  MG_VJP(def(OpId::tanh, "tanh", 1, same_shape, MG_FWD(fwd_tanh)), vjp_tanh);
-  MG_VJP(def(OpId::sqrt, "sqrt", 1, same_shape, MG_FWD(fwd_sqrt)), vjp_sqrt);
-  MG_VJP(def(OpId::abs, "abs", 1, same_shape, MG_FWD(fwd_abs)), vjp_abs);
-  MG_VJP(def(OpId::square, "square", 1, same_shape, MG_FWD(fwd_square)), vjp_square);
-  MG_VJP(def(OpId::sigmoid, "sigmoid", 1, same_shape, MG_FWD(fwd_sigmoid)), vjp_sigmoid);
-  MG_VJP(def(OpId::relu, "relu", 1, same_shape, MG_FWD(fwd_relu)), vjp_relu);
-  MG_VJP(def(OpId::softplus, "softplus", 1, same_shape, MG_FWD(fwd_softplus)), vjp_softplus);
-  def(OpId::sign, "sign", 1, same_shape, MG_FWD(fwd_sign));  // zero derivative
-  def(OpId::step, "step", 1, same_shape, MG_FWD(fwd_step));  // zero derivative
+  // An internal elementwise op of one input (a VJP's building block, or x op s).
+  auto inner = [](OpId* id, const char* name, ForwardFn fwd) -> OpDef& {
+    return define(id, name, 1, same_shape, fwd).batched(BatchKind::unary);
+  };
+  // An elementwise op of two broadcasting inputs.
+  auto binary = [](OpId* id, const char* name, ShapeFn shape, ForwardFn fwd) -> OpDef& {
+    return define(id, name, 2, shape, fwd).batched(BatchKind::binary);
+  };
+  auto binary_entry = [](const OpDef& d, FrontFn fn, const char* what, const char* rule) -> EntryPoint& {
+    return define_entry(d.name, "elementwise", fn, id_of(d), {{"x", ParamKind::operand}, {"y", ParamKind::operand}})
+        .doc(what, kBinaryShapes, rule);
+  };
 
-  MG_VJP(def(OpId::add_s, "add", 1, same_shape, MG_FWD(fwd_add_s)), vjp_add_s);
-  MG_VJP(def(OpId::mul_s, "mul", 1, same_shape, MG_FWD(fwd_mul_s)), vjp_mul_s);
-  MG_VJP(def(OpId::div_s, "div", 1, same_shape, MG_FWD(fwd_div_s)), vjp_div_s);
-  MG_VJP(def(OpId::rsub_s, "sub", 1, same_shape, MG_FWD(fwd_rsub_s)), vjp_rsub_s);
-  MG_VJP(def(OpId::rdiv_s, "div", 1, same_shape, MG_FWD(fwd_rdiv_s)), vjp_rdiv_s);
-  MG_VJP(def(OpId::pow_s, "pow", 1, same_shape, MG_FWD(fwd_pow_s)), vjp_pow_s);
-  MG_VJP(def(OpId::rpow_s, "pow", 1, same_shape, MG_FWD(fwd_rpow_s)), vjp_rpow_s);
+  unary(&ops::neg, "neg", MG_FWD(fwd_neg), MG_VJP(vjp_neg), "`-x`, elementwise.", "d/dx: `-G`").pyop =
+      PyOperator::neg;
+  unary(&ops::exp, "exp", MG_FWD(fwd_exp), MG_VJP(vjp_exp), "`exp(x)`, elementwise.", "d/dx: `G * exp(x)`");
+  unary(&ops::log, "log", MG_FWD(fwd_log), MG_VJP(vjp_log), "The natural logarithm `log(x)`, elementwise.",
+        "d/dx: `G / x`");
+  unary(&ops::sin, "sin", MG_FWD(fwd_sin), MG_VJP(vjp_sin), "`sin(x)`, elementwise.", "d/dx: `G * cos(x)`");
+  unary(&ops::cos, "cos", MG_FWD(fwd_cos), MG_VJP(vjp_cos), "`cos(x)`, elementwise.", "d/dx: `-G * sin(x)`");
+  unary(nullptr, "tan", MG_FWD(fwd_tan), MG_VJP(vjp_tan), "`tan(x)`, elementwise.", "d/dx: `G * (1 + tan(x)^2)`");
+  unary(nullptr, "tanh", MG_FWD(fwd_tanh), MG_VJP(vjp_tanh), "`tanh(x)`, elementwise.",
+        "d/dx: `G * (1 - tanh(x)^2)`");
+  unary(nullptr, "sqrt", MG_FWD(fwd_sqrt), MG_VJP(vjp_sqrt), "`sqrt(x)`, elementwise.", "d/dx: `G / (2 sqrt(x))`");
+  unary(&ops::abs, "abs", MG_FWD(fwd_abs), MG_VJP(vjp_abs), "`|x|`, elementwise.",
+        "d/dx: `G * sign(x)` (0 at `x = 0`)")
+      .pyop = PyOperator::abs;
+  unary(&ops::square, "square", MG_FWD(fwd_square), MG_VJP(vjp_square), "`x^2`, elementwise.", "d/dx: `G * 2x`");
+  unary(&ops::sigmoid, "sigmoid", MG_FWD(fwd_sigmoid), MG_VJP(vjp_sigmoid), "`1 / (1 + exp(-x))`, elementwise.",
+        "d/dx: `G * s (1 - s)`, `s = sigmoid(x)`");
+  unary(nullptr, "relu", MG_FWD(fwd_relu), MG_VJP(vjp_relu), "`max(x, 0)`, elementwise (NaN stays NaN).",
+        "d/dx: `G * [x > 0]` (0 at `x = 0`)");
+  unary(nullptr, "softplus", MG_FWD(fwd_softplus), MG_VJP(vjp_softplus),
+        "`log(1 + exp(x))`, elementwise, without overflow.", "d/dx: `G * sigmoid(x)`");
+  inner(&ops::sign, "sign", MG_FWD(fwd_sign));  // zero derivative
+  inner(&ops::step, "step", MG_FWD(fwd_step));  // zero derivative
 
-  MG_VJP(def(OpId::add, "add", 2, bcast_shape_add, MG_FWD(fwd_add)), vjp_add);
-  MG_VJP(def(OpId::sub, "sub", 2, bcast_shape_sub, MG_FWD(fwd_sub)), vjp_sub);
-  MG_VJP(def(OpId::mul, "mul", 2, bcast_shape_mul, MG_FWD(fwd_mul)), vjp_mul);
-  MG_VJP(def(OpId::div, "div", 2, bcast_shape_div, MG_FWD(fwd_div)), vjp_div);
-  MG_VJP(def(OpId::pow, "pow", 2, bcast_shape_pow, MG_FWD(fwd_pow)), vjp_pow);
-  MG_VJP(def(OpId::maximum, "maximum", 2, bcast_shape_maximum, MG_FWD(fwd_maximum)), vjp_maximum);
-  MG_VJP(def(OpId::minimum, "minimum", 2, bcast_shape_minimum, MG_FWD(fwd_minimum)), vjp_minimum);
-  MG_VJP(def(OpId::xlogy, "xlogy", 2, bcast_shape_xlogy, MG_FWD(fwd_xlogy)), vjp_xlogy);
-  MG_VJP(def(OpId::mask_nz, "mask_nz", 2, bcast_shape_mask_nz, MG_FWD(fwd_mask_nz)), vjp_mask_nz);
-  def(OpId::max_weight, "max_weight", 2, bcast_shape_maximum, MG_FWD(fwd_max_weight));
-  def(OpId::min_weight, "min_weight", 2, bcast_shape_minimum, MG_FWD(fwd_min_weight));
-  OpDef& w = def(OpId::where, "where", 3, where_shape, MG_FWD(fwd_where));
-  w.batch = BatchKind::generic;
-  MG_VJP(w, vjp_where);
+  // x op s for a weak Python-style number s (the result keeps x's dtype); messages name the
+  // public op they serve
+  inner(&ops::add_s, "add_s", MG_FWD(fwd_add_s)).labelled("add").reads(kAttrS).vjp(MG_VJP(vjp_add_s));
+  inner(&ops::mul_s, "mul_s", MG_FWD(fwd_mul_s)).labelled("mul").reads(kAttrS).vjp(MG_VJP(vjp_mul_s));
+  inner(&ops::div_s, "div_s", MG_FWD(fwd_div_s)).labelled("div").reads(kAttrS).vjp(MG_VJP(vjp_div_s));
+  inner(&ops::rsub_s, "rsub_s", MG_FWD(fwd_rsub_s)).labelled("sub").reads(kAttrS).vjp(MG_VJP(vjp_rsub_s));
+  inner(&k_rdiv_s, "rdiv_s", MG_FWD(fwd_rdiv_s)).labelled("div").reads(kAttrS).vjp(MG_VJP(vjp_rdiv_s));
+  inner(&ops::pow_s, "pow_s", MG_FWD(fwd_pow_s)).labelled("pow").reads(kAttrS).vjp(MG_VJP(vjp_pow_s));
+  inner(&k_rpow_s, "rpow_s", MG_FWD(fwd_rpow_s)).labelled("pow").reads(kAttrS).vjp(MG_VJP(vjp_rpow_s));
+
+  binary_entry(binary(&ops::add, "add", bcast_shape_add, MG_FWD(fwd_add)).vjp(MG_VJP(vjp_add)), front_add,
+               "`x + y`, elementwise.", "d/dx: `G`, d/dy: `G`")
+      .pyop = PyOperator::add;
+  binary_entry(binary(&ops::sub, "sub", bcast_shape_sub, MG_FWD(fwd_sub)).vjp(MG_VJP(vjp_sub)), front_sub,
+               "`x - y`, elementwise.", "d/dx: `G`, d/dy: `-G`")
+      .pyop = PyOperator::sub;
+  binary_entry(binary(&ops::mul, "mul", bcast_shape_mul, MG_FWD(fwd_mul)).vjp(MG_VJP(vjp_mul)), front_mul,
+               "`x * y`, elementwise.", "d/dx: `G * y`, d/dy: `G * x`")
+      .pyop = PyOperator::mul;
+  binary_entry(binary(&ops::div, "div", bcast_shape_div, MG_FWD(fwd_div)).vjp(MG_VJP(vjp_div)), front_div,
+               "`x / y`, elementwise.", "d/dx: `G / y`, d/dy: `-G * x / y^2`")
+      .pyop = PyOperator::truediv;
+  binary_entry(binary(&ops::pow, "pow", bcast_shape_pow, MG_FWD(fwd_pow)).vjp(MG_VJP(vjp_pow)), front_pow,
+               "`x ** y`, elementwise.",
+               "d/dx: `G * y x^(y-1)` (0 where `y = 0`), d/dy: `G * x^y log(x)` (0 where `x^y = 0`). With a Python "
+               "number `s` as the exponent, d/dx: `G * s x^(s-1)` (none for `s = 0`: `x ** 0` is constant); as the "
+               "base, d/dy: `G * s^y log(s)` (0 for `s = 0`).")
+      .pyop = PyOperator::pow;
+  binary_entry(binary(nullptr, "maximum", bcast_shape_maximum, MG_FWD(fwd_maximum)).vjp(MG_VJP(vjp_maximum)),
+               front_binary, "The larger of `x` and `y`, elementwise (NaN if either is NaN).",
+               "d/dx: `G * W`, d/dy: `G * (1 - W)` with `W = [x > y] + [x == y] / 2`: the adjoint goes to the "
+               "larger; ties split it equally.");
+  binary_entry(binary(nullptr, "minimum", bcast_shape_minimum, MG_FWD(fwd_minimum)).vjp(MG_VJP(vjp_minimum)),
+               front_binary, "The smaller of `x` and `y`, elementwise (NaN if either is NaN).",
+               "d/dx: `G * W`, d/dy: `G * (1 - W)` with `W = [x < y] + [x == y] / 2`: the adjoint goes to the "
+               "smaller; ties split it equally.");
+  binary(&ops::xlogy, "xlogy", bcast_shape_xlogy, MG_FWD(fwd_xlogy)).vjp(MG_VJP(vjp_xlogy));
+  binary(&ops::mask_nz, "mask_nz", bcast_shape_mask_nz, MG_FWD(fwd_mask_nz)).vjp(MG_VJP(vjp_mask_nz));
+  binary(&k_max_weight, "max_weight", bcast_shape_maximum, MG_FWD(fwd_max_weight));  // zero derivative
+  binary(&k_min_weight, "min_weight", bcast_shape_minimum, MG_FWD(fwd_min_weight));  // zero derivative
+
+  define(&k_where, "where", 3, where_shape, MG_FWD(fwd_where)).vjp(MG_VJP(vjp_where));
+  define_entry("where", "elementwise", front_where, k_where,
+               {{"mask", ParamKind::operand}, {"a", ParamKind::operand}, {"b", ParamKind::operand}})
+      .doc("`a` where `mask` is true, else `b`, as `np.where` (nonzero and NaN mask entries are true).",
+           "`mask`, `a` and `b` broadcast together as in NumPy (at most 2-D) -> the broadcast shape; a Python "
+           "number takes the other operand's dtype.",
+           "d/da: `G` where mask, 0 elsewhere; d/db: `G` where not mask, 0 elsewhere (each summed back to its "
+           "input's shape). The mask is a constant: no gradient flows to it.");
 }
 
 }  // namespace matgrad

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Linear algebra: matmul with transpose flags (numpy.matmul semantics for 1-D operands), trace,
-// the LU family (det, logdet, slogdet, inv, solve) sharing one factorization, cholesky, norm,
-// quad_form.
+// Linear algebra: matmul with transpose flags (numpy.matmul semantics for 1-D operands), trace
+// and its VJP eye_scale, the LU family (det, logdet, slogdet, inv, solve) sharing one
+// factorization, det's VJPs adj_t and adj_t_vjp, cholesky with its VJP helpers trsolve and tril,
+// norm, quad_form; the public entry points matmul, dot, outer, trace, det, logdet, slogdet, inv,
+// solve, cholesky, norm and quad_form.
 #include "registry.hpp"
 
 #include <Eigen/Cholesky>
@@ -17,6 +19,10 @@
 namespace matgrad {
 
 namespace {
+
+// Ops only this file names.
+OpId k_eye_scale, k_det, k_adj_t, k_adj_t_vjp, k_logdet, k_slogdet, k_solve, k_cholesky, k_trsolve, k_norm,
+    k_quad_form;
 
 // Note [matmul of vectors]
 // A 1-D left operand is a 1 x n row, a 1-D right operand an n x 1 column (both stored as
@@ -107,7 +113,7 @@ template <class T> void fwd_trace(const KernelArgs& k) { k.out.ptr<T>()[0] = k.i
 MG_VJP_FN(vjp_trace) {
   Attr at;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(OpId::eye_scale, {c.g}, at);
+  c.dx[0] = a.op(k_eye_scale, {c.g}, at);
 }
 
 Shape eye_scale_shape(const Attr& a, const Shape* in, int) {
@@ -218,7 +224,7 @@ template <class T> void fwd_det(const KernelArgs& k) {
 }
 // dX = G adj(X)^T  (= G det(X) X^-T when X is invertible; the adjugate keeps it finite when not)
 MG_VJP_FN(vjp_det) {
-  c.dx[0] = a.mul(c.g, a.on_node(OpId::adj_t, *c.node.parent(0), {}));
+  c.dx[0] = a.mul(c.g, a.on_node(k_adj_t, *c.node.parent(0), {}));
 }
 
 // adj_t(X) = adj(X)^T. Invertible, with det(X) X^-T representable: that (from the shared LU).
@@ -299,13 +305,13 @@ MG_VJP_FN(vjp_adj_t) {
   const Node& x = *c.node.parent(0);
   typename A::T xi;
   try {
-    xi = a.on_node(OpId::inv, x, {});
+    xi = a.on_node(ops::inv, x, {});
   } catch (const LinAlgError&) {
-    c.dx[0] = a.on_node(OpId::adj_t_vjp, x, {c.g});
+    c.dx[0] = a.on_node(k_adj_t_vjp, x, {c.g});
     return;
   }
   auto xit = a.transpose(xi);
-  auto s = a.op(OpId::sum, {a.mul(c.g, c.out)});
+  auto s = a.op(ops::sum, {a.mul(c.g, c.out)});
   c.dx[0] = a.sub(a.mul(s, xit), a.matmul(a.matmul(c.out, c.g, false, true), xit, false, false));
 }
 
@@ -378,7 +384,7 @@ template <class T> void fwd_logdet(const KernelArgs& k) {
 }
 // log|det X|:  dX = G X^-T
 MG_VJP_FN(vjp_logdet) {
-  c.dx[0] = a.mul(c.g, a.transpose(a.on_node(OpId::inv, *c.node.parent(0), {})));
+  c.dx[0] = a.mul(c.g, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {})));
 }
 Shape slogdet_shape(const Attr&, const Shape* in, int) {
   check_square("slogdet", in[0]);
@@ -391,7 +397,7 @@ template <class T> void fwd_slogdet(const KernelArgs& k) {
 // (sign, log|det X|) packed:  dX = G[1] X^-T  (the sign is piecewise constant)
 MG_VJP_FN(vjp_slogdet) {
   auto g1 = a.unpack(c.g, 1, Shape::scalar());
-  c.dx[0] = a.mul(g1, a.transpose(a.on_node(OpId::inv, *c.node.parent(0), {})));
+  c.dx[0] = a.mul(g1, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {})));
 }
 
 // ---- inv ----
@@ -438,7 +444,7 @@ MG_VJP_FN(vjp_solve) {
   const bool ta = c.node.attr.ta;
   Attr at;
   at.ta = !ta;
-  auto dB = a.on_node(OpId::solve, *c.node.parent(0), {c.g}, at);
+  auto dB = a.on_node(k_solve, *c.node.parent(0), {c.g}, at);
   if (c.needs[1]) c.dx[1] = dB;
   if (c.needs[0]) {
     const Shape& bs = a.shape(c.in[1]);
@@ -472,8 +478,8 @@ MG_VJP_FN(vjp_cholesky) {
   auto P = a.tril(a.matmul(L, a.tril(c.g, 1.0), true, false), 0.5);
   Attr up;
   up.ta = true;
-  auto Q = a.op(OpId::trsolve, {L, P}, up);                         // L^-T P
-  auto N = a.transpose(a.op(OpId::trsolve, {L, a.transpose(Q)}, up));  // Q L^-1
+  auto Q = a.op(k_trsolve, {L, P}, up);                         // L^-T P
+  auto N = a.transpose(a.op(k_trsolve, {L, a.transpose(Q)}, up));  // Q L^-1
   c.dx[0] = a.tril(a.add(N, a.transpose(N)), 0.5);
 }
 
@@ -498,7 +504,7 @@ MG_VJP_FN(vjp_trsolve) {
   const bool ta = c.node.attr.ta;
   Attr at;
   at.ta = !ta;
-  auto dB = a.op(OpId::trsolve, {c.in[0], c.g}, at);
+  auto dB = a.op(k_trsolve, {c.in[0], c.g}, at);
   if (c.needs[1]) c.dx[1] = dB;
   if (c.needs[0]) c.dx[0] = a.neg(a.tril(ta ? a.matmul(c.out, dB, false, true) : a.matmul(dB, c.out, false, true), 1.0));
 }
@@ -560,31 +566,129 @@ MG_VJP_FN(vjp_quad_form) {
   if (c.needs[1]) c.dx[1] = a.matmul(XG, X, false, true);
 }
 
+// ---- the entry points ----
+
+Results front_matmul(const EntryPoint&, const Arg* a) {
+  // a weak number becomes a 0-D operand of the other's dtype, which matmul refuses
+  NodeRef x = a[0].kind == Arg::kScalar && a[1].kind == Arg::kNode ? operand(a[0], a[1].node->dtype) : operand(a[0]);
+  return matmul(x, operand(a[1], x->dtype), false, false);
+}
+
+Results front_dot(const EntryPoint&, const Arg* a) {
+  if (a[0].kind == Arg::kScalar || a[1].kind == Arg::kScalar) return call(entry_point("mul"), a, 2);
+  NodeRef x = operand(a[0]), y = operand(a[1]);
+  const Shape& xs = x->shape;
+  const Shape& ys = y->shape;
+  if (xs.ndim == 0 || ys.ndim == 0) return call(entry_point("mul"), a, 2);
+  const std::int64_t inner = ys.ndim == 1 ? ys.cols : ys.rows;
+  if (xs.cols != inner) {
+    Shape sh[2] = {xs, ys};
+    fail_shapes("dot", "are not aligned", sh, 2);
+  }
+  return matmul(x, y, false, false);
+}
+
+Results front_outer(const EntryPoint&, const Arg* a) {
+  // x_i y_j as a broadcast product of a column and a row: no sums, so exactly NumPy's values.
+  NodeRef x = operand(a[0]), y = operand(a[1]);
+  return apply_promoted(ops::mul, reshape(x, Shape::matrix(x->shape.size(), 1)),
+                        reshape(y, Shape::matrix(1, y->shape.size())));
+}
+
+Results front_slogdet(const EntryPoint&, const Arg* a) {
+  NodeRef p = apply(k_slogdet, {operand(a[0])});
+  Results r;
+  r.n = 2;
+  r.v[0] = unpack(p, 0, Shape::scalar());
+  r.v[1] = unpack(p, 1, Shape::scalar());
+  return r;
+}
+
+Results front_binary_linalg(const EntryPoint& e, const Arg* a) {
+  return apply_promoted(e.op, operand(a[0]), operand(a[1]));
+}
+
 }  // namespace
 
 std::int64_t lu_factorizations() { return t_lu_count; }
 
-void register_linalg(OpDef* t) {
-  auto def = [t](OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) -> OpDef& {
-    return define(t, id, name, arity, shape, fwd);
+void register_linalg() {
+  define(&ops::matmul, "matmul", 2, matmul_shape, MG_FWD(fwd_matmul))
+      .reads(kAttrFlags)
+      .batched(BatchKind::matmul)
+      .vjp(MG_VJP(vjp_matmul));
+  define(&ops::trace, "trace", 1, trace_shape, MG_FWD(fwd_trace)).vjp(MG_VJP(vjp_trace));
+  define(&k_eye_scale, "eye_scale", 1, eye_scale_shape, MG_FWD(fwd_eye_scale)).reads(kAttrShape).vjp(MG_VJP(vjp_eye_scale));
+  define(&k_det, "det", 1, det_shape, MG_FWD(fwd_det)).vjp(MG_VJP(vjp_det));
+  define(&k_adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)).vjp(MG_VJP(vjp_adj_t));
+  define(&k_adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp)).vjp(MG_VJP(vjp_adj_t_vjp));
+  define(&k_logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet)).vjp(MG_VJP(vjp_logdet));
+  define(&k_slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet)).vjp(MG_VJP(vjp_slogdet));
+  define(&ops::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)).vjp(MG_VJP(vjp_inv));
+  define(&k_solve, "solve", 2, solve_shape, MG_FWD(fwd_solve)).reads(kAttrFlags).vjp(MG_VJP(vjp_solve));
+  define(&k_cholesky, "cholesky", 1, cholesky_shape, MG_FWD(fwd_cholesky)).vjp(MG_VJP(vjp_cholesky));
+  define(&k_trsolve, "trsolve", 2, trsolve_shape, MG_FWD(fwd_trsolve)).reads(kAttrFlags).vjp(MG_VJP(vjp_trsolve));
+  define(&ops::tril, "tril", 1, tril_shape, MG_FWD(fwd_tril)).reads(kAttrS).vjp(MG_VJP(vjp_tril));
+  define(&k_norm, "norm", 1, norm_shape, MG_FWD(fwd_norm)).vjp(MG_VJP(vjp_norm));
+  define(&k_quad_form, "quad_form", 2, quad_form_shape, MG_FWD(fwd_quad_form)).vjp(MG_VJP(vjp_quad_form));
+
+  const Param x{"x", ParamKind::operand}, y{"y", ParamKind::operand};
+  auto unary = [&x](const char* name, OpId op, const char* what, const char* shapes, const char* rule) -> EntryPoint& {
+    return define_entry(name, "linalg", front_unary, op, {x}).doc(what, shapes, rule);
   };
-  OpDef& m = def(OpId::matmul, "matmul", 2, matmul_shape, MG_FWD(fwd_matmul));
-  m.batch = BatchKind::matmul;
-  MG_VJP(m, vjp_matmul);
-  MG_VJP(def(OpId::trace, "trace", 1, trace_shape, MG_FWD(fwd_trace)), vjp_trace);
-  MG_VJP(def(OpId::eye_scale, "eye_scale", 1, eye_scale_shape, MG_FWD(fwd_eye_scale)), vjp_eye_scale);
-  MG_VJP(def(OpId::det, "det", 1, det_shape, MG_FWD(fwd_det)), vjp_det);
-  MG_VJP(def(OpId::adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)), vjp_adj_t);
-  MG_VJP(def(OpId::adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp)), vjp_adj_t_vjp);
-  MG_VJP(def(OpId::logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet)), vjp_logdet);
-  MG_VJP(def(OpId::slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet)), vjp_slogdet);
-  MG_VJP(def(OpId::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)), vjp_inv);
-  MG_VJP(def(OpId::solve, "solve", 2, solve_shape, MG_FWD(fwd_solve)), vjp_solve);
-  MG_VJP(def(OpId::cholesky, "cholesky", 1, cholesky_shape, MG_FWD(fwd_cholesky)), vjp_cholesky);
-  MG_VJP(def(OpId::trsolve, "trsolve", 2, trsolve_shape, MG_FWD(fwd_trsolve)), vjp_trsolve);
-  MG_VJP(def(OpId::tril, "tril", 1, tril_shape, MG_FWD(fwd_tril)), vjp_tril);
-  MG_VJP(def(OpId::norm, "norm", 1, norm_shape, MG_FWD(fwd_norm)), vjp_norm);
-  MG_VJP(def(OpId::quad_form, "quad_form", 2, quad_form_shape, MG_FWD(fwd_quad_form)), vjp_quad_form);
+  define_entry("matmul", "linalg", front_matmul, ops::matmul, {x, y})
+      .doc("`x @ y`, as `numpy.matmul` for 1-D and 2-D operands.",
+           "`(m, k) @ (k, n) -> (m, n)`. A 1-D `x` of shape `(k,)` is a row: `(k,) @ (k, n) -> (n,)`; a 1-D `y` "
+           "is a column: `(m, k) @ (k,) -> (m,)`; `(k,) @ (k,) -> ()`. No broadcasting; a 0-D operand raises "
+           "ValueError (use `mul`). float32 with float64 gives float64.",
+           "d/dx: `G y^T`, d/dy: `x^T G` (with 1-D operands and `G` as the rows and columns above, each result "
+           "reshaped back to its input's shape).")
+      .pyop = PyOperator::matmul;
+  define_entry("dot", "linalg", front_dot, ops::matmul, {x, y})
+      .doc("`np.dot(x, y)` for 0-D, 1-D and 2-D operands: the inner product of vectors, `matmul` otherwise.",
+           "`(k,), (k,) -> ()`; `(m, k), (k,) -> (m,)`; `(k,), (k, n) -> (n,)`; `(m, k), (k, n) -> (m, n)`. A 0-D "
+           "operand multiplies elementwise (as `mul`: the other operand's shape).",
+           "d/dx: `G y^T`, d/dy: `x^T G` (as `matmul`); with a 0-D operand as `mul`: d/dx: `G * y`, d/dy: `G * x`, "
+           "each summed back to its input's shape.");
+  define_entry("outer", "linalg", front_outer, ops::mul, {x, y})
+      .doc("`np.outer(x, y)`: `out[i, j] = x.ravel()[i] * y.ravel()[j]`.",
+           "`x` and `y` of any shape, flattened -> `(x.size, y.size)`.",
+           "d/dx: `G @ y.ravel()` (`sum_j G[i, j] y[j]`) reshaped to x's shape; d/dy: `G^T @ x.ravel()` "
+           "(`sum_i G[i, j] x[i]`) reshaped to y's shape.");
+  unary("trace", ops::trace, "`np.trace(x)`: the sum of the main diagonal of a matrix.",
+        "`(m, n)` (square or not) -> `()`; other ranks raise ValueError.",
+        "d/dx: `G I`, `I` the `(m, n)` identity (ones on the main diagonal, zeros elsewhere).");
+  unary("det", k_det, "`det(X)` of a square matrix, from a partial-pivoting LU (0 when X is singular, no error).",
+        "`(n, n) -> ()`.",
+        "d/dX: `G adj(X)^T`, which is `G det(X) X^-T` when X is invertible and stays finite when it is not.");
+  unary("logdet", k_logdet,
+        "`log|det X|` of a square matrix (`-inf` when X is singular; the sign is dropped, see `slogdet`).",
+        "`(n, n) -> ()`.", "d/dX: `G X^-T`");
+  define_entry("slogdet", "linalg", front_slogdet, k_slogdet, {x})
+      .doc("`(sign, log|det X|)` of a square matrix, as `np.linalg.slogdet` (`(0, -inf)` when X is singular).",
+           "`(n, n)` -> a tuple of two `()` Tensors.",
+           "d/dX: `G_2 X^-T` with `G_2` the adjoint of `log|det X|`; the sign is piecewise constant and passes no "
+           "gradient.")
+      .tuple = 2;
+  unary("inv", ops::inv, "`X^-1` of a square matrix (numpy.linalg.LinAlgError when X is singular).",
+        "`(n, n) -> (n, n)`.", "d/dX: `-Y^T G Y^T` with `Y = X^-1`, i.e. `-X^-T G X^-T`.");
+  define_entry("solve", "linalg", front_binary_linalg, k_solve, {{"a", ParamKind::operand}, {"b", ParamKind::operand}})
+      .doc("`Z = A^-1 B`, the solution of `A Z = B`, as `np.linalg.solve` (numpy.linalg.LinAlgError when A is "
+           "singular).",
+           "`a` of shape `(n, n)`, `b` of shape `(n,)` or `(n, k)` -> `b`'s shape.",
+           "d/db: `A^-T G`, d/da: `-(A^-T G) Z^T` (a 1-D `b`, `G` and `Z` taken as `(n, 1)` columns).");
+  unary("cholesky", k_cholesky,
+        "The lower-triangular `L` with `X = L L^T`. Only the lower triangle of X is read, as NumPy; "
+        "numpy.linalg.LinAlgError when X is not positive definite.",
+        "`(n, n) -> (n, n)`.",
+        "d/dX: `tril_half(N + N^T)` with `N = L^-T tril_half(L^T tril(G)) L^-1`, where `tril` keeps the lower "
+        "triangle and `tril_half` also halves the diagonal; the upper triangle of X gets 0.");
+  unary("norm", k_norm, "The Frobenius norm `sqrt(sum(X^2))` (the 2-norm of a vector, `|x|` of a number).",
+        "`x` of any shape -> `()`.", "d/dX: `G X / ||X||` (0 at `X = 0`)");
+  define_entry("quad_form", "linalg", front_binary_linalg, k_quad_form, {x, {"B", ParamKind::operand}})
+      .doc("The quadratic form `x^T B x` as one op (`X^T B X` for a matrix X).",
+           "`B` of shape `(n, n)`; `x` of shape `(n,)` -> `()`; `X` of shape `(n, k)` -> `(k, k)`.",
+           "d/dx: `B X G^T + B^T X G` (`(B + B^T) x G` for a 1-D x), d/dB: `X G X^T` (`G x x^T` for a 1-D x).");
 }
 
 }  // namespace matgrad

@@ -5,12 +5,16 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <utility>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace matgrad {
 
 namespace {
+
+// Ops only this file names.
+OpId k_max_weight_axis, k_xent, k_xent_vjp;
 
 // The axis as 0 (down the rows), 1 (along each row), or kAxisNone (everything). Vectors and
 // scalars reduce to a scalar.
@@ -72,7 +76,7 @@ MG_VJP_FN(vjp_sum) { c.dx[0] = expand(a, c.g, c.node.attr, a.shape(c.in[0])); }
 // dX = G / count broadcast back over the averaged axis
 MG_VJP_FN(vjp_mean) {
   const Shape& x = a.shape(c.in[0]);
-  c.dx[0] = expand(a, a.op(OpId::div_s, {c.g}, a.scalar(double(reduced_count(c.node.attr, x)))), c.node.attr, x);
+  c.dx[0] = expand(a, a.op(ops::div_s, {c.g}, a.scalar(double(reduced_count(c.node.attr, x)))), c.node.attr, x);
 }
 
 // Apply f(first, count, stride) -> result to every reduced slice of x (row-major storage):
@@ -137,7 +141,7 @@ template <class T> void fwd_max(const KernelArgs& k) {
 // dX = G w, w = (X == max) / (number of ties) along the axis
 MG_VJP_FN(vjp_max) {
   const Shape& x = a.shape(c.in[0]);
-  auto w = a.op(OpId::max_weight_axis, {c.in[0], c.out}, c.node.attr);
+  auto w = a.op(k_max_weight_axis, {c.in[0], c.out}, c.node.attr);
   c.dx[0] = a.mul(w, expand(a, c.g, c.node.attr, x));
 }
 
@@ -242,11 +246,11 @@ Attr along_rows() {
 }
 template <class A>
 typename A::T row_sum(A& a, const typename A::T& x) {
-  return a.op(OpId::sum, {x}, along_rows());
+  return a.op(ops::sum, {x}, along_rows());
 }
 template <class A>
 typename A::T row_lse(A& a, const typename A::T& z) {
-  return a.op(OpId::logsumexp, {z}, along_rows());
+  return a.op(ops::logsumexp, {z}, along_rows());
 }
 // (n,) -> (n, 1), broadcasting against (n, c) in the binary ops
 template <class A>
@@ -256,7 +260,7 @@ typename A::T column(A& a, const typename A::T& v) {
 
 // dZ = G_i (softmax(Z_i) s_i - Y_i) (one kernel), dY = G_i (logsumexp(Z_i) - Z_i) = -G_i log softmax(Z_i)
 MG_VJP_FN(vjp_xent) {
-  if (c.needs[0]) c.dx[0] = a.op(OpId::softmax_xent_vjp, {c.in[0], c.in[1], c.g});
+  if (c.needs[0]) c.dx[0] = a.op(k_xent_vjp, {c.in[0], c.in[1], c.g});
   if (c.needs[1]) c.dx[1] = a.mul(column(a, c.g), a.sub(column(a, row_lse(a, c.in[0])), c.in[0]));
 }
 
@@ -281,16 +285,60 @@ constexpr char kMax[] = "max";
 
 }  // namespace
 
-void register_reduction(OpDef* t) {
-  MG_VJP(define(t, OpId::sum, kSum, 1, reduce_shape<kSum>, MG_FWD(fwd_sum)), vjp_sum);
-  MG_VJP(define(t, OpId::mean, kMean, 1, reduce_shape<kMean>, MG_FWD(fwd_mean)), vjp_mean);
-  MG_VJP(define(t, OpId::logsumexp, kLogsumexp, 1, reduce_shape<kLogsumexp>, MG_FWD(fwd_logsumexp)), vjp_logsumexp);
-  MG_VJP(define(t, OpId::max, kMax, 1, nonempty_reduce_shape<kMax>, MG_FWD(fwd_max)), vjp_max);
-  MG_VJP(define(t, OpId::softmax_xent, kXent, 2, xent_shape, MG_FWD(fwd_xent)), vjp_xent);
-  MG_VJP(define(t, OpId::softmax_xent_vjp, "softmax_cross_entropy_vjp", 3, xent_vjp_shape, MG_FWD(fwd_xent_vjp)),
-         vjp_xent_vjp);
+void register_reduction() {
+  // A reduction over an axis with its public function mg.<name>(x, axis=None).
+  auto reduction = [](OpId* id, const char* name, ShapeFn shape, ForwardFn fwd, VjpFns vjp, const char* what,
+                      const char* rule) -> EntryPoint& {
+    OpDef& d = define(id, name, 1, shape, fwd).reads(kAttrAxis).vjp(vjp);
+    return define_entry(name, "reductions", front_axis, id_of(d),
+                        {{"x", ParamKind::operand}, {"axis", ParamKind::axis, "None"}})
+        .doc(what,
+             "`x` of any shape. `axis=None` -> `()`; for `x` of shape `(m, n)`, `axis=0` (or -2) -> `(n,)` and "
+             "`axis=1` (or -1) -> `(m,)`; a 0-D or 1-D `x` reduces to `()`. No keepdims.",
+             rule);
+  };
+  reduction(&ops::sum, kSum, reduce_shape<kSum>, MG_FWD(fwd_sum), MG_VJP(vjp_sum),
+            "The sum of the elements of `x` over `axis`.", "d/dx: `G` broadcast back over the summed axis.")
+      .method = "sum";
+  reduction(nullptr, kMean, reduce_shape<kMean>, MG_FWD(fwd_mean), MG_VJP(vjp_mean),
+            "The mean of the elements of `x` over `axis`.",
+            "d/dx: `G / n` broadcast back over the averaged axis, `n` the number of elements averaged.")
+      .method = "mean";
+  reduction(&ops::logsumexp, kLogsumexp, reduce_shape<kLogsumexp>, MG_FWD(fwd_logsumexp), MG_VJP(vjp_logsumexp),
+            "`log(sum(exp(x)))` over `axis`, computed stably as `m + log(sum(exp(x - m)))` with `m` the maximum.",
+            "d/dx: `G * exp(x - y)` with `y` the output: `G` times the softmax of `x` along the axis (`G` and `y` "
+            "broadcast back over it).");
+  reduction(nullptr, kMax, nonempty_reduce_shape<kMax>, MG_FWD(fwd_max), MG_VJP(vjp_max),
+            "The largest element of `x` over `axis` (NaN if one is; a zero-size axis raises ValueError).",
+            "d/dx: `G * w` with `w = [x == max] / (number of ties)` along the axis: the adjoint goes to the "
+            "maximum; ties split it equally.");
+  define(&k_xent, kXent, 2, xent_shape, MG_FWD(fwd_xent)).vjp(MG_VJP(vjp_xent));
+  define(&k_xent_vjp, "softmax_cross_entropy_vjp", 3, xent_vjp_shape, MG_FWD(fwd_xent_vjp)).vjp(MG_VJP(vjp_xent_vjp));
   // zero derivative: no VJP
-  define(t, OpId::max_weight_axis, "max_weight_axis", 2, max_weight_axis_shape, MG_FWD(fwd_max_weight_axis));
+  define(&k_max_weight_axis, "max_weight_axis", 2, max_weight_axis_shape, MG_FWD(fwd_max_weight_axis)).reads(kAttrAxis);
+}
+
+NodeRef softmax_cross_entropy(const NodeRef& z, const NodeRef& y) { return apply_promoted(k_xent, z, y); }
+
+NodeRef softmax_cross_entropy_labels(const NodeRef& z, const std::vector<std::int64_t>& labels, const char* dtype) {
+  const Shape& s = z->shape;
+  const std::int64_t n = static_cast<std::int64_t>(labels.size());
+  if (s.ndim == 2 && s.cols == 0)  // no classes: the op's own error (an empty result for 0 rows)
+    return softmax_cross_entropy(z, full(s, z->dtype, 0.0));
+  bool ok = s.ndim == 2 && n == s.rows;
+  for (std::int64_t i = 0; ok && i < n; ++i) ok = labels[i] >= 0 && labels[i] < s.cols;
+  if (!ok)
+    throw ShapeError(std::string(kXent) + ": labels must be " + std::to_string(s.ndim == 2 ? s.rows : 0) +
+                     " integers in [0, " + std::to_string(s.ndim == 2 ? s.cols : 0) + "), got shape (" + std::to_string(n) +
+                     ",) dtype " + dtype + " for logits of shape " + s.str());
+  NodeRef onehot = full(s, z->dtype, 0.0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (z->dtype == DType::f64)
+      static_cast<double*>(onehot->data)[i * s.cols + labels[i]] = 1.0;
+    else
+      static_cast<float*>(onehot->data)[i * s.cols + labels[i]] = 1.0f;
+  }
+  return softmax_cross_entropy(z, onehot);
 }
 
 }  // namespace matgrad

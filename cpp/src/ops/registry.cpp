@@ -1,28 +1,164 @@
 // SPDX-License-Identifier: MIT
 #include "registry.hpp"
 
+#include <cstring>
+#include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace matgrad {
 
-OpDef g_opdefs[static_cast<int>(OpId::count_)];
+OpDef g_opdefs[kMaxOps];
 bool g_opdefs_ready = false;
+
+namespace ops {
+OpId neg, exp, log, sin, cos, abs, square, sigmoid, sign, step;
+OpId add_s, mul_s, div_s, rsub_s, pow_s;
+OpId add, sub, mul, div, pow, xlogy, mask_nz;
+OpId sum, logsumexp;
+OpId transpose, reshape, broadcast_to, sum_to, cast, alias, pack, unpack, embed, block, gather;
+OpId matmul, trace, tril, inv;
+}  // namespace ops
+
+namespace {
+
+int g_nops = 0;
+// Stable addresses: the entry points are referred to by pointer (bindings, entry_point()).
+std::deque<EntryPoint>& entry_storage() {
+  static std::deque<EntryPoint> e;
+  return e;
+}
+std::vector<const EntryPoint*>& entry_list() {
+  static std::vector<const EntryPoint*> v;
+  return v;
+}
+
+}  // namespace
 
 void init_opdefs() {
   static const bool once = [] {
     g_opdefs[0].name = "leaf";
     g_opdefs[0].arity = 0;
-    register_elementwise(g_opdefs);
-    register_reduction(g_opdefs);
-    register_shape(g_opdefs);
-    register_linalg(g_opdefs);
+    g_nops = 1;
+    register_elementwise();
+    register_reduction();
+    register_shape();
+    register_linalg();
     return true;
   }();
   g_opdefs_ready = once;
 }
+// The registry is built when the library loads (and, before that, on first use).
+[[maybe_unused]] const bool g_registry_built = (init_opdefs(), true);
+
+OpDef& define(OpId* id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) {
+  if (g_nops >= kMaxOps) throw std::logic_error("matgrad: too many ops (raise kMaxOps)");
+  const OpId o{static_cast<std::uint16_t>(g_nops++)};
+  if (id) *id = o;
+  OpDef& d = g_opdefs[o.v];
+  d.name = name;
+  d.arity = arity;
+  d.shape = shape;
+  d.forward = fwd;
+  return d;
+}
+
+EntryPoint& define_entry(const char* name, const char* family, FrontFn fn, OpId op, std::vector<Param> params) {
+  EntryPoint& e = entry_storage().emplace_back();
+  e.name = name;
+  e.family = family;
+  e.fn = fn;
+  e.op = op;
+  e.params = std::move(params);
+  entry_list().push_back(&e);
+  return e;
+}
+
 const char* op_name(OpId op) { return opdef(op).name; }
+const char* op_label(OpId op) {
+  const OpDef& d = opdef(op);
+  return d.label ? d.label : d.name;
+}
+int op_count() {
+  init_opdefs();
+  return g_nops;
+}
+OpId op_id(const char* name) {
+  init_opdefs();
+  for (int i = 0; i < g_nops; ++i)
+    if (std::strcmp(g_opdefs[i].name, name) == 0) return OpId{static_cast<std::uint16_t>(i)};
+  throw ValueError(std::string("op_id: no op is called '") + name + "'");
+}
+
+const std::vector<const EntryPoint*>& entry_points() {
+  init_opdefs();
+  return entry_list();
+}
+const EntryPoint& entry_point(const char* name) {
+  for (const EntryPoint* e : entry_points())
+    if (std::strcmp(e->name, name) == 0) return *e;
+  throw ValueError(std::string("entry_point: no public op is called '") + name + "'");
+}
+
+Results call(const EntryPoint& e, const Arg* args, int n) {
+  const int np = static_cast<int>(e.params.size());
+  if (n > np) throw TypeError(std::string(e.name) + ": takes at most " + std::to_string(np) + " arguments, got " +
+                              std::to_string(n));
+  if (n == np) return e.fn(e, args);
+  SmallArray<Arg> full(np);
+  for (int i = 0; i < np; ++i) {
+    if (i < n) {
+      full[i] = args[i];
+    } else if (!e.params[i].default_value) {
+      throw TypeError(std::string(e.name) + ": missing argument '" + e.params[i].name + "'");
+    } else if (std::strcmp(e.params[i].default_value, "None") != 0) {
+      full[i] = Arg::integer(std::stoll(e.params[i].default_value));
+    }
+  }
+  return e.fn(e, full.p);
+}
+
+namespace {
+const char* py_type(ParamKind k) {
+  switch (k) {
+    case ParamKind::operands:
+      return "Sequence";
+    default:
+      return "object";
+  }
+}
+}  // namespace
+
+std::string EntryPoint::signature(const char* as_name, bool self) const {
+  std::string s = std::string(as_name ? as_name : name) + "(";
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (i) s += ", ";
+    if (i == 0 && self) {
+      s += "self: matgrad._core.Tensor";
+      continue;
+    }
+    s += std::string(params[i].name) + ": " + py_type(params[i].kind);
+    if (params[i].default_value) s += std::string(" = ") + params[i].default_value;
+  }
+  s += ") -> ";
+  if (tuple) {
+    s += "tuple[";
+    for (int i = 0; i < tuple; ++i) s += i ? ", matgrad._core.Tensor" : "matgrad._core.Tensor";
+    s += "]";
+  } else {
+    s += "matgrad._core.Tensor";
+  }
+  return s;
+}
+
+std::string EntryPoint::docstring() const {
+  std::string d = signature() + "\n\n" + what;
+  if (shapes) d += std::string("\n\nShapes: ") + shapes;
+  if (rule) d += std::string("\n\n") + rule;
+  return d;
+}
 
 void fail_shapes(const char* op, const char* what, const Shape* in, int n) {
   std::string msg = std::string(op) + ": ";
@@ -53,7 +189,7 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
 NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   const OpDef& d = opdef(op);
   if ((d.arity >= 0 && n != d.arity) || n < 1 || n > 65535)
-    throw TypeError(std::string(d.name ? d.name : "apply") + ": takes " +
+    throw TypeError(std::string(d.name ? op_label(op) : "apply") + ": takes " +
                     (d.arity >= 0 ? std::to_string(d.arity) : std::string("1 to 65535")) + " inputs, got " +
                     std::to_string(n));
   SmallArray<Shape> shapes(n);
@@ -67,26 +203,26 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
     const Node& x = *in[i];
     if (i == d.index_input) {
       if (x.requires_grad)
-        throw TypeError(std::string(d.name) + ": the index input cannot require a gradient");
+        throw TypeError(std::string(op_label(op)) + ": the index input cannot require a gradient");
       shapes[i] = x.shape;
       vals[i] = Val(x.data, x.shape, x.dtype);
       continue;
     }
     if (x.dtype != dt0)
-      throw TypeError(std::string(d.name) + ": inputs have different dtypes " + dtype_name(dt0) + " and " +
+      throw TypeError(std::string(op_label(op)) + ": inputs have different dtypes " + dtype_name(dt0) + " and " +
                       dtype_name(x.dtype));
     shapes[i] = x.shape;
     vals[i] = Val(x.data, x.shape, x.dtype);  // borrowed: the inputs outlive the kernel
     rg = rg || x.requires_grad;
   }
   Shape s = d.shape(attr, shapes.p, n);
-  if (!s.representable()) fail_shapes(d.name, "give a result too large to represent", shapes.p, n);
+  if (!s.representable()) fail_shapes(op_label(op), "give a result too large to represent", shapes.p, n);
   DType dt = d.dtype ? d.dtype(attr, nullptr, n) : dt0;
   NodeRef out = make_node(op, s, dt);
   Node& o = *out;
   o.attr = attr;
   Val ov(o.data, s, dt);
-  d.forward(KernelArgs{attr, vals.p, n, ov, &o.state, nodes});
+  d.forward(KernelArgs{attr, vals.p, n, ov, nodes});
   if (rg && d.vjp_value && grad_enabled()) {
     o.requires_grad = true;
     o.nparents = static_cast<std::uint16_t>(n);
@@ -107,8 +243,7 @@ Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr, Node* const
   Shape s = d.shape(attr, shapes.p, n);
   DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[d.index_input == 0 ? 1 : 0].dtype();
   Val out = Val::empty(s, dt);
-  std::unique_ptr<OpState> state;
-  d.forward(KernelArgs{attr, in, n, out, &state, nodes});
+  d.forward(KernelArgs{attr, in, n, out, nodes});
   return out;
 }
 
@@ -148,185 +283,121 @@ void ValueAlg::accumulate(Val& slot, Val&& v) {
   }
 }
 
-// ---- front end: promotion and argument checks, then apply ----
+// ---- front ends ----
 
-NodeRef unary(OpId op, const NodeRef& x) { return apply(op, {x}); }
+NodeRef operand(const Arg& a, DType weak) {
+  if (a.kind == Arg::kNode) return a.node;
+  if (a.kind == Arg::kScalar) return full(Shape::scalar(), weak, a.scalar);
+  throw TypeError("operand: expected an array or a number");
+}
 
-// float32 with float64 gives float64 (the float32 side is cast).
-static NodeRef binary_promoted(OpId op, const NodeRef& x, const NodeRef& y, const Attr& a) {
+NodeRef apply_promoted(OpId op, const NodeRef& x, const NodeRef& y, const Attr& a) {
   if (x->dtype == y->dtype) return apply(op, {x, y}, a);
   if (x->dtype == DType::f32) return apply(op, {cast(x, DType::f64), y}, a);
   return apply(op, {x, cast(y, DType::f64)}, a);
 }
 
-NodeRef binary(OpId op, const NodeRef& x, const NodeRef& y) { return binary_promoted(op, x, y, Attr{}); }
-
-NodeRef scalar_op(OpId op, const NodeRef& x, double s) {
+NodeRef apply_scalar(OpId op, const NodeRef& x, double s) {
   Attr a;
   a.s = s;
   return apply(op, {x}, a);
 }
 
-NodeRef reduce(OpId op, const NodeRef& x, int axis) {
-  Attr a;
-  a.axis = axis;
-  return apply(op, {x}, a);
+int axis_arg(const char* op, const Arg& a, const Shape& s) {
+  if (a.is_none()) return kAxisNone;
+  if (a.i < -s.ndim || a.i >= s.ndim)
+    throw ShapeError(std::string(op) + ": axis " + std::to_string(a.i) + " is out of bounds for shape " + s.str());
+  return static_cast<int>(a.i);
 }
-NodeRef sum(const NodeRef& x, int axis) { return reduce(OpId::sum, x, axis); }
-NodeRef mean(const NodeRef& x, int axis) { return reduce(OpId::mean, x, axis); }
+
+Results front_unary(const EntryPoint& e, const Arg* a) { return apply(e.op, {operand(a[0])}); }
+
+Results front_axis(const EntryPoint& e, const Arg* a) {
+  NodeRef x = operand(a[0]);
+  Attr at;
+  at.axis = axis_arg(e.name, a[1], x->shape);
+  return apply(e.op, {x}, at);
+}
+
+Results front_binary(const EntryPoint& e, const Arg* a) {
+  // a weak number takes the other operand's dtype (NEP 50), whichever side it is on
+  const bool w0 = a[0].kind == Arg::kScalar, w1 = a[1].kind == Arg::kScalar;
+  NodeRef x = w0 && !w1 ? operand(a[0], a[1].node->dtype) : operand(a[0]);
+  NodeRef y = operand(a[1], x->dtype);
+  return apply_promoted(e.op, x, y);
+}
+
+// ---- the engine's primitives ----
 
 NodeRef matmul(const NodeRef& x, const NodeRef& y, bool ta, bool tb) {
   Attr a;
   a.ta = ta && x->shape.ndim == 2;  // transposing a vector is the identity (as in NumPy)
   a.tb = tb && y->shape.ndim == 2;
-  return binary_promoted(OpId::matmul, x, y, a);
-}
-
-NodeRef transpose(const NodeRef& x) { return apply(OpId::transpose, {x}); }
-
-NodeRef trace(const NodeRef& x) { return apply(OpId::trace, {x}); }
-
-NodeRef dot(const NodeRef& x, const NodeRef& y) {
-  const Shape& a = x->shape;
-  const Shape& b = y->shape;
-  if (a.ndim == 0 || b.ndim == 0) return binary(OpId::mul, x, y);
-  const std::int64_t inner_b = b.ndim == 1 ? b.cols : b.rows;
-  if (a.cols != inner_b) {
-    Shape s[2] = {a, b};
-    fail_shapes("dot", "are not aligned", s, 2);
-  }
-  return matmul(x, y);
-}
-
-NodeRef outer(const NodeRef& x, const NodeRef& y) {
-  // x_i y_j as a broadcast product of a column and a row: no sums, so exactly NumPy's values.
-  return binary(OpId::mul, reshape(x, Shape::matrix(x->shape.size(), 1)), reshape(y, Shape::matrix(1, y->shape.size())));
+  return apply_promoted(ops::matmul, x, y, a);
 }
 
 NodeRef reshape(const NodeRef& x, Shape s) {
   Attr a;
   a.shape = s;
-  return apply(OpId::reshape, {x}, a);
+  return apply(ops::reshape, {x}, a);
 }
 
 NodeRef cast(const NodeRef& x, DType d) {
   if (x->dtype == d) return x;
   Attr a;
   a.dtype = d;
-  return apply(OpId::cast, {x}, a);
+  return apply(ops::cast, {x}, a);
 }
 
 NodeRef broadcast_to(const NodeRef& x, Shape s) {
   Attr a;
   a.shape = s;
-  return apply(OpId::broadcast_to, {x}, a);
+  return apply(ops::broadcast_to, {x}, a);
 }
 
-NodeRef alias(const NodeRef& x) { return apply(OpId::alias, {x}); }
+NodeRef alias(const NodeRef& x) { return apply(ops::alias, {x}); }
 
 NodeRef pack(const std::vector<NodeRef>& xs) {
   if (xs.empty()) throw ShapeError("pack: needs at least one value");
-  return apply(OpId::pack, xs.data(), static_cast<int>(xs.size()));
+  return apply(ops::pack, xs.data(), static_cast<int>(xs.size()));
 }
 
 NodeRef unpack(const NodeRef& packed, std::int64_t offset, Shape s) {
   Attr a;
   a.offset = offset;
   a.shape = s;
-  return apply(OpId::unpack, {packed}, a);
+  return apply(ops::unpack, {packed}, a);
 }
 
-NodeRef det(const NodeRef& x) { return apply(OpId::det, {x}); }
-NodeRef logdet(const NodeRef& x) { return apply(OpId::logdet, {x}); }
-std::pair<NodeRef, NodeRef> slogdet(const NodeRef& x) {
-  NodeRef p = apply(OpId::slogdet, {x});
-  return {unpack(p, 0, Shape::scalar()), unpack(p, 1, Shape::scalar())};
-}
-NodeRef inv(const NodeRef& x) { return apply(OpId::inv, {x}); }
-NodeRef solve(const NodeRef& a, const NodeRef& b) { return binary_promoted(OpId::solve, a, b, Attr{}); }
-NodeRef cholesky(const NodeRef& x) { return apply(OpId::cholesky, {x}); }
-NodeRef norm(const NodeRef& x) { return apply(OpId::norm, {x}); }
-NodeRef quad_form(const NodeRef& x, const NodeRef& b) { return binary_promoted(OpId::quad_form, x, b, Attr{}); }
-NodeRef logsumexp(const NodeRef& x, int axis) { return reduce(OpId::logsumexp, x, axis); }
-NodeRef max(const NodeRef& x, int axis) { return reduce(OpId::max, x, axis); }
-NodeRef softmax_cross_entropy(const NodeRef& z, const NodeRef& y) {
-  return binary_promoted(OpId::softmax_xent, z, y, Attr{});
-}
-NodeRef where(const NodeRef& mask, const NodeRef& a, const NodeRef& b) {
-  const DType d = a->dtype == DType::f64 || b->dtype == DType::f64 ? DType::f64 : DType::f32;
-  // The mask as a 0/1 constant of its own (truthiness as NumPy: nonzero and NaN are true; NaN != 0).
-  NodeRef m = make_leaf(mask->dtype == d ? mask->value() : ValueAlg().cast(mask->value(), d), false);
-  if (d == DType::f64)
-    m->value().arr<double>() = (m->value().arr<double>() != 0.0).cast<double>();
-  else
-    m->value().arr<float>() = (m->value().arr<float>() != 0.0f).cast<float>();
-  return apply(OpId::where, {m, cast(a, d), cast(b, d)});
-}
-NodeRef concatenate(const std::vector<NodeRef>& xs, int axis) {
-  if (xs.empty()) throw ShapeError("concatenate: needs at least one array");
-  DType d = DType::f32;
-  for (const NodeRef& x : xs)
-    if (x->dtype == DType::f64) d = DType::f64;
-  std::vector<NodeRef> in;
-  in.reserve(xs.size());
-  for (const NodeRef& x : xs) in.push_back(cast(x, d));
-  Attr a;
-  a.axis = axis;
-  return apply(OpId::concat, in.data(), static_cast<int>(in.size()), a);
-}
-NodeRef stack(const std::vector<NodeRef>& xs, int axis) {
-  if (xs.empty()) throw ShapeError("stack: needs at least one array");
-  const Shape s = xs[0]->shape;
-  for (const NodeRef& x : xs)
-    if (x->shape != s)
-      throw ShapeError("stack: all input arrays must have the same shape, got " + s.str() + " and " + x->shape.str());
-  if (s.ndim == 2)
-    throw ShapeError("stack: stacking arrays of shape " + s.str() + " gives 3 dimensions (at most 2 are supported)");
-  if (axis < -(s.ndim + 1) || axis > s.ndim)
-    throw ShapeError("stack: axis " + std::to_string(axis) + " is out of bounds for stacking arrays of shape " + s.str());
-  if (axis < 0) axis += s.ndim + 1;
-  std::vector<NodeRef> parts;
-  parts.reserve(xs.size());
-  if (s.ndim == 0) {
-    for (const NodeRef& x : xs) parts.push_back(reshape(x, Shape::vector(1)));
-    return concatenate(parts, 0);
-  }
-  const Shape each = axis == 0 ? Shape::matrix(1, s.cols) : Shape::matrix(s.cols, 1);
-  for (const NodeRef& x : xs) parts.push_back(reshape(x, each));
-  return concatenate(parts, axis);
-}
-NodeRef diag(const NodeRef& x, std::int64_t k) {
-  Attr a;
-  a.offset = k;
-  if (x->shape.ndim == 2) return apply(OpId::diag_part, {x}, a);
-  if (x->shape.ndim != 1) fail_shapes("diag", "is not valid: diag takes a 1-D or 2-D array", &x->shape, 1);
-  const std::int64_t n = x->shape.cols + (k < 0 ? -k : k);
-  a.shape = Shape::matrix(n, n);
-  return apply(OpId::diag_embed, {x}, a);
-}
 NodeRef block(const NodeRef& x, std::int64_t r0, std::int64_t c0, Shape s) {
   Attr a;
   a.offset = r0;
   a.offset2 = c0;
   a.shape = s;
-  return apply(OpId::block, {x}, a);
+  return apply(ops::block, {x}, a);
 }
+
 NodeRef gather(const NodeRef& x, const std::vector<std::int64_t>& flat_index, Shape s) {
   if (!s.representable() || s.size() != static_cast<std::int64_t>(flat_index.size()))
     throw ShapeError("gather: " + std::to_string(flat_index.size()) + " indices do not fill shape " + s.str());
-  NodeRef idx = make_node(OpId::leaf, s, DType::f64);
+  NodeRef idx = make_node(kLeaf, s, DType::f64);
   double* p = static_cast<double*>(idx->data);
   for (std::size_t i = 0; i < flat_index.size(); ++i) p[i] = static_cast<double>(flat_index[i]);
-  return apply(OpId::gather, {x, idx});
+  return apply(ops::gather, {x, idx});
 }
 
 NodeRef full(Shape s, DType d, double v) {
-  NodeRef n = make_node(OpId::leaf, s, d);
+  NodeRef n = make_node(kLeaf, s, d);
   if (d == DType::f64)
     MapArr<double>(static_cast<double*>(n->data), s.size()).setConstant(v);
   else
     MapArr<float>(static_cast<float*>(n->data), s.size()).setConstant(static_cast<float>(v));
   return n;
+}
+
+NodeRef detach(const Node& n) {
+  if (n.buf) return make_leaf_shared(n.buf, n.data, n.shape, n.dtype, false);
+  return make_leaf(n.value(), false);
 }
 
 }  // namespace matgrad

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The op registry: one entry per op with its shape rule, forward kernel and VJP.
+// The op registry: one entry per op with its shape rule, forward kernel and VJP, and the
+// entry points (matgrad/entry.hpp) that make the public ops out of them. Each op family file
+// (elementwise.cpp, reduction.cpp, shape.cpp, linalg.cpp) defines its ops and entry points in
+// one register_<family> function; docs/architecture.md says how to add one.
 #pragma once
 
+#include <matgrad/entry.hpp>
 #include <matgrad/error.hpp>
 #include <matgrad/node.hpp>
 #include <matgrad/ops.hpp>
@@ -18,7 +22,6 @@ struct KernelArgs {
   const Val* in;
   int n;
   const Val& out;
-  std::unique_ptr<OpState>* state;  ///< where to keep state for the VJP (may be null)
   /// The input nodes when the op runs on a graph (entries may be null; the array may be null):
   /// lets linear-algebra kernels share a factorization kept on the input node.
   Node* const* nodes = nullptr;
@@ -27,7 +30,7 @@ struct KernelArgs {
 /// Everything a VJP sees. `dx[i]` is left empty for a zero cotangent or when !needs[i].
 template <class T>
 struct VjpCtx {
-  const Node& node;  ///< the op's node: attributes and saved state
+  const Node& node;  ///< the op's node: attributes, and its inputs' nodes for shared factors
   const T* in;
   int n;
   const T& out;
@@ -48,7 +51,7 @@ using VjpValFn = void (*)(ValueAlg&, VjpCtx<Val>&);
 using VjpGraphFn = void (*)(GraphAlg&, VjpCtx<NodeRef>&);
 using VjpBatchFn = void (*)(BatchAlg&, VjpCtx<BVal>&);
 
-/// How an op runs on a batch of values (Note [batched sweeps] in autodiff_batch.cpp).
+/// How an op runs on a batch of values (Note [batched sweeps] in batch.cpp).
 enum class BatchKind : std::uint8_t {
   generic,  ///< one kernel call per batch member
   unary,    ///< elementwise in one input: one call on the whole (k, n) batch
@@ -56,9 +59,29 @@ enum class BatchKind : std::uint8_t {
   matmul,   ///< one GEMM for the batch
 };
 
+/// The fields of Attr an op reads (printed programs and saved files carry just these).
+enum AttrField : std::uint8_t {
+  kAttrS = 1,        ///< s, a scalar
+  kAttrAxis = 2,     ///< axis
+  kAttrFlags = 4,    ///< ta, tb
+  kAttrDtype = 8,    ///< dtype
+  kAttrShape = 16,   ///< shape
+  kAttrOffset = 32,  ///< offset
+  kAttrOffset2 = 64, ///< offset2
+};
+
+/// Three generic VJPs: one template instantiated for each algebra (Note [one VJP, two algebras]).
+struct VjpFns {
+  VjpValFn value = nullptr;
+  VjpGraphFn graph = nullptr;
+  VjpBatchFn batch = nullptr;
+};
+
 struct OpDef {
-  const char* name = nullptr;
+  const char* name = nullptr;   ///< unique: op_id(), printed programs and saved files use it
+  const char* label = nullptr;  ///< the public op it serves, for messages ("add" for add_s); null: name
   int arity = 1;  ///< -1: any number of inputs
+  std::uint8_t attrs = 0;  ///< AttrField bits it reads
   ShapeFn shape = nullptr;
   DTypeFn dtype = nullptr;  ///< null: the dtype of the first input
   ForwardFn forward = nullptr;
@@ -68,18 +91,33 @@ struct OpDef {
   BatchKind batch = BatchKind::generic;
   /// Input holding element indices (any dtype, never differentiated), or -1.
   int index_input = -1;
+
+  OpDef& vjp(VjpFns f) {
+    vjp_value = f.value;
+    vjp_graph = f.graph;
+    vjp_batch = f.batch;
+    return *this;
+  }
+  OpDef& labelled(const char* public_op) {
+    label = public_op;
+    return *this;
+  }
+  OpDef& reads(std::uint8_t fields) {
+    attrs = fields;
+    return *this;
+  }
+  OpDef& batched(BatchKind k) {
+    batch = k;
+    return *this;
+  }
 };
 
-/// Fill the common fields of an op's registry entry (the family files then add a VJP and any
-/// other field).
-inline OpDef& define(OpDef* table, OpId id, const char* name, int arity, ShapeFn shape, ForwardFn fwd) {
-  OpDef& d = table[static_cast<int>(id)];
-  d.name = name;
-  d.arity = arity;
-  d.shape = shape;
-  d.forward = fwd;
-  return d;
-}
+/// Define op `name` (the family files' one way to register an op): its number goes to *id
+/// when id is not null (ops that other code refers to keep it in a variable).
+OpDef& define(OpId* id, const char* name, int arity, ShapeFn shape, ForwardFn fwd);
+/// Define the public entry point `name` of `family`, with front end `fn` applying `op` (the
+/// generic front ends read it) and its parameters.
+EntryPoint& define_entry(const char* name, const char* family, FrontFn fn, OpId op, std::vector<Param> params);
 
 /// Fixed storage for the usual number of op inputs, a heap array beyond.
 template <class T, int N = 4>
@@ -96,19 +134,33 @@ struct SmallArray {
   T& operator[](int i) { return p[i]; }
 };
 
-extern OpDef g_opdefs[static_cast<int>(OpId::count_)];
+constexpr int kMaxOps = 512;
+extern OpDef g_opdefs[kMaxOps];
 extern bool g_opdefs_ready;
 void init_opdefs();
 inline const OpDef& opdef(OpId op) {
   if (!g_opdefs_ready) init_opdefs();
-  return g_opdefs[static_cast<int>(op)];
+  return g_opdefs[op.v];
 }
+inline OpId id_of(const OpDef& d) { return OpId{static_cast<std::uint16_t>(&d - g_opdefs)}; }
 
-// Filled by one function per op family (called once, in order, by the registry).
-void register_elementwise(OpDef* table);
-void register_reduction(OpDef* table);
-void register_shape(OpDef* table);
-void register_linalg(OpDef* table);
+// Filled by one function per op family (called once, in this order, by the registry).
+void register_elementwise();
+void register_reduction();
+void register_shape();
+void register_linalg();
+
+// The ops that code outside their family file names (the VJP vocabulary below, the sweeps,
+// other families' rules). Set when the registry is built; an op that only its own family
+// refers to keeps its number in that file.
+namespace ops {
+extern OpId neg, exp, log, sin, cos, abs, square, sigmoid, sign, step;
+extern OpId add_s, mul_s, div_s, rsub_s, pow_s;
+extern OpId add, sub, mul, div, pow, xlogy, mask_nz;
+extern OpId sum, logsumexp;
+extern OpId transpose, reshape, broadcast_to, sum_to, cast, alias, pack, unpack, embed, block, gather;
+extern OpId matmul, trace, tril, inv;
+}  // namespace ops
 
 /// The type sums of T accumulate in: float32 sums run in double, so their result is the
 /// correctly rounded sum in nearly every case (NumPy's pairwise float32 sums are not).
@@ -125,13 +177,8 @@ template <> struct Accum<float> { using type = double; };
   }
 /// Declare a generic VJP: `a` is the algebra, `c` the VjpCtx.
 #define MG_VJP_FN(name) template <class A> void name([[maybe_unused]] A& a, VjpCtx<typename A::T>& c)
-/// Register one generic VJP for both algebras.
-#define MG_VJP(def, fn)                  \
-  do {                                   \
-    (def).vjp_value = &fn<ValueAlg>;     \
-    (def).vjp_graph = &fn<GraphAlg>;     \
-    (def).vjp_batch = &fn<BatchAlg>;     \
-  } while (0)
+/// The three instantiations of a generic VJP, for OpDef::vjp.
+#define MG_VJP(fn) (::matgrad::VjpFns{&fn<ValueAlg>, &fn<GraphAlg>, &fn<BatchAlg>})
 
 // Note [one VJP, two algebras]
 // Each VJP is a template over an algebra A with a value type A::T. ValueAlg::T is Val: the ops
@@ -151,57 +198,57 @@ class AlgebraBase {
     a.s = s;
     return a;
   }
-  T neg(const T& x) { return op(OpId::neg, {x}); }
-  T add(const T& x, const T& y) { return op(OpId::add, {x, y}); }
-  T sub(const T& x, const T& y) { return op(OpId::sub, {x, y}); }
-  T mul(const T& x, const T& y) { return op(OpId::mul, {x, y}); }
-  T div(const T& x, const T& y) { return op(OpId::div, {x, y}); }
-  T pow(const T& x, const T& y) { return op(OpId::pow, {x, y}); }
-  T add_s(const T& x, double s) { return op(OpId::add_s, {x}, scalar(s)); }
-  T mul_s(const T& x, double s) { return op(OpId::mul_s, {x}, scalar(s)); }
-  T rsub_s(const T& x, double s) { return op(OpId::rsub_s, {x}, scalar(s)); }
-  T pow_s(const T& x, double s) { return op(OpId::pow_s, {x}, scalar(s)); }
-  T xlogy(const T& x, const T& y) { return op(OpId::xlogy, {x, y}); }
-  T exp(const T& x) { return op(OpId::exp, {x}); }
-  T log(const T& x) { return op(OpId::log, {x}); }
-  T sin(const T& x) { return op(OpId::sin, {x}); }
-  T cos(const T& x) { return op(OpId::cos, {x}); }
-  T square(const T& x) { return op(OpId::square, {x}); }
-  T sigmoid(const T& x) { return op(OpId::sigmoid, {x}); }
-  T sign(const T& x) { return op(OpId::sign, {x}); }
-  T step(const T& x) { return op(OpId::step, {x}); }
-  T transpose(const T& x) { return op(OpId::transpose, {x}); }
-  T trace(const T& x) { return op(OpId::trace, {x}); }
+  T neg(const T& x) { return op(ops::neg, {x}); }
+  T add(const T& x, const T& y) { return op(ops::add, {x, y}); }
+  T sub(const T& x, const T& y) { return op(ops::sub, {x, y}); }
+  T mul(const T& x, const T& y) { return op(ops::mul, {x, y}); }
+  T div(const T& x, const T& y) { return op(ops::div, {x, y}); }
+  T pow(const T& x, const T& y) { return op(ops::pow, {x, y}); }
+  T add_s(const T& x, double s) { return op(ops::add_s, {x}, scalar(s)); }
+  T mul_s(const T& x, double s) { return op(ops::mul_s, {x}, scalar(s)); }
+  T rsub_s(const T& x, double s) { return op(ops::rsub_s, {x}, scalar(s)); }
+  T pow_s(const T& x, double s) { return op(ops::pow_s, {x}, scalar(s)); }
+  T xlogy(const T& x, const T& y) { return op(ops::xlogy, {x, y}); }
+  T exp(const T& x) { return op(ops::exp, {x}); }
+  T log(const T& x) { return op(ops::log, {x}); }
+  T sin(const T& x) { return op(ops::sin, {x}); }
+  T cos(const T& x) { return op(ops::cos, {x}); }
+  T square(const T& x) { return op(ops::square, {x}); }
+  T sigmoid(const T& x) { return op(ops::sigmoid, {x}); }
+  T sign(const T& x) { return op(ops::sign, {x}); }
+  T step(const T& x) { return op(ops::step, {x}); }
+  T transpose(const T& x) { return op(ops::transpose, {x}); }
+  T trace(const T& x) { return op(ops::trace, {x}); }
   T cast(const T& x, DType d) {
     Attr a;
     a.dtype = d;
-    return op(OpId::cast, {x}, a);
+    return op(ops::cast, {x}, a);
   }
   T matmul(const T& x, const T& y, bool ta, bool tb) {
     Attr a;
     a.ta = ta;
     a.tb = tb;
-    return op(OpId::matmul, {x, y}, a);
+    return op(ops::matmul, {x, y}, a);
   }
-  T tril(const T& x, double diag) { return op(OpId::tril, {x}, scalar(diag)); }
-  T mask_nz(const T& m, const T& v) { return op(OpId::mask_nz, {m, v}); }
+  T tril(const T& x, double diag) { return op(ops::tril, {x}, scalar(diag)); }
+  T mask_nz(const T& m, const T& v) { return op(ops::mask_nz, {m, v}); }
   T unpack(const T& x, std::int64_t offset, Shape s) {
     Attr a;
     a.offset = offset;
     a.shape = s;
-    return op(OpId::unpack, {x}, a);
+    return op(ops::unpack, {x}, a);
   }
   T broadcast_to(const T& x, Shape s) {
     if (self().shape(x) == s) return x;
     Attr a;
     a.shape = s;
-    return op(OpId::broadcast_to, {x}, a);
+    return op(ops::broadcast_to, {x}, a);
   }
   T sum_to(const T& x, Shape s) {
     if (self().shape(x) == s) return x;
     Attr a;
     a.shape = s;
-    return op(OpId::sum_to, {x}, a);
+    return op(ops::sum_to, {x}, a);
   }
 };
 
@@ -233,7 +280,7 @@ class GraphAlg : public AlgebraBase<GraphAlg, NodeRef> {
   NodeRef reshape(const NodeRef& x, Shape s) { return x->shape == s ? x : matgrad::reshape(x, s); }
   NodeRef input(const Node& p) { return NodeRef(const_cast<Node*>(&p)); }
   NodeRef output(const Node& n) { return NodeRef(const_cast<Node*>(&n)); }
-  void accumulate(NodeRef& slot, NodeRef&& v) { slot = slot ? matgrad::apply(OpId::add, {slot, v}) : std::move(v); }
+  void accumulate(NodeRef& slot, NodeRef&& v) { slot = slot ? matgrad::apply(ops::add, {slot, v}) : std::move(v); }
 };
 
 /// A value of the batched sweep: k == 0 an ordinary value of shape s; k > 0 a batch of k values
@@ -262,5 +309,23 @@ class BatchAlg : public AlgebraBase<BatchAlg, BVal> {
 // Shape-rule helpers shared by the op families.
 [[noreturn]] void fail_shapes(const char* op, const char* what, const Shape* in, int n);
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
+
+// ---- front ends: what the entry points share ----
+
+/// float32 with float64 gives float64.
+inline DType promote(DType a, DType b) { return a == DType::f64 || b == DType::f64 ? DType::f64 : DType::f32; }
+/// An operand as a node: a weak number becomes a 0-D constant of dtype `weak`.
+NodeRef operand(const Arg& a, DType weak = DType::f64);
+/// op(x, y) after promoting the two to one dtype.
+NodeRef apply_promoted(OpId op, const NodeRef& x, const NodeRef& y, const Attr& a = {});
+/// op(x) with the scalar attribute s (a weak number: x keeps its dtype).
+NodeRef apply_scalar(OpId op, const NodeRef& x, double s);
+/// The axis argument for an operand of shape s: kAxisNone for None, else checked.
+int axis_arg(const char* op, const Arg& a, const Shape& s);
+/// Generic front ends: e.op applied to the one operand, (e.op)(x, axis), and e.op applied to
+/// two operands after promotion (weak numbers take the other operand's dtype).
+Results front_unary(const EntryPoint& e, const Arg* a);
+Results front_axis(const EntryPoint& e, const Arg* a);
+Results front_binary(const EntryPoint& e, const Arg* a);
 
 }  // namespace matgrad

@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: MIT
-// Shape ops: transpose, reshape, broadcast_to / sum_to (each other's VJP), cast, alias.
+// Shape ops: transpose, reshape, broadcast_to / sum_to (each other's VJP), cast, alias, the
+// packing of several results (pack, unpack, embed), concatenation, blocks, gathers and
+// diagonals; the public entry points transpose, reshape, concatenate, stack and diag.
 #include "registry.hpp"
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace matgrad {
 
 namespace {
+
+// Ops only this file names.
+OpId k_concat, k_unblock, k_scatter_add, k_diag_part, k_diag_embed;
 
 template <class T> void fwd_copy(const KernelArgs& k) {
   std::memcpy(k.out.data(), k.in[0].data(), sizeof(T) * std::size_t(k.out.shape().size()));
@@ -121,7 +127,7 @@ MG_VJP_FN(vjp_pack) {
   Attr at;
   for (int i = 0; i < c.n; ++i) {
     at.shape = a.shape(c.in[i]);
-    if (c.needs[i]) c.dx[i] = a.op(OpId::unpack, {c.g}, at);
+    if (c.needs[i]) c.dx[i] = a.op(ops::unpack, {c.g}, at);
     at.offset += at.shape.size();
   }
 }
@@ -140,7 +146,7 @@ MG_VJP_FN(vjp_unpack) {
   Attr at;
   at.offset = c.node.attr.offset;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(OpId::embed, {c.g}, at);
+  c.dx[0] = a.op(ops::embed, {c.g}, at);
 }
 
 Shape embed_shape(const Attr& a, const Shape* in, int) {
@@ -158,7 +164,7 @@ MG_VJP_FN(vjp_embed) {
   Attr at;
   at.offset = c.node.attr.offset;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(OpId::unpack, {c.g}, at);
+  c.dx[0] = a.op(ops::unpack, {c.g}, at);
 }
 
 // ---- concat ----
@@ -206,7 +212,7 @@ MG_VJP_FN(vjp_concat) {
   for (int i = 0; i < c.n; ++i) {
     const Shape xs = a.shape(c.in[i]);
     at.shape = xs;
-    if (c.needs[i]) c.dx[i] = a.op(OpId::block, {c.g}, at);
+    if (c.needs[i]) c.dx[i] = a.op(ops::block, {c.g}, at);
     if (rows)
       at.offset += xs.rows;
     else
@@ -231,7 +237,7 @@ template <class T> void fwd_block(const KernelArgs& k) {
 MG_VJP_FN(vjp_block) {
   Attr at = c.node.attr;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(OpId::unblock, {c.g}, at);
+  c.dx[0] = a.op(k_unblock, {c.g}, at);
 }
 Shape unblock_shape(const Attr& a, const Shape* in, int) {
   const Shape& s = a.shape;
@@ -251,7 +257,7 @@ template <class T> void fwd_unblock(const KernelArgs& k) {
 MG_VJP_FN(vjp_unblock) {
   Attr at = c.node.attr;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(OpId::block, {c.g}, at);
+  c.dx[0] = a.op(ops::block, {c.g}, at);
 }
 
 // ---- gather / scatter_add: element indices in a float64 index input ----
@@ -274,7 +280,7 @@ template <class T> void fwd_gather(const KernelArgs& k) {
 MG_VJP_FN(vjp_gather) {
   Attr at;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(OpId::scatter_add, {c.g, c.in[1]}, at);
+  c.dx[0] = a.op(k_scatter_add, {c.g, c.in[1]}, at);
 }
 Shape scatter_add_shape(const Attr& a, const Shape* in, int) {
   if (in[0].size() != in[1].size() || !a.shape.representable())
@@ -291,7 +297,7 @@ template <class T> void fwd_scatter_add(const KernelArgs& k) {
 }
 // dG = gather(G', idx)
 MG_VJP_FN(vjp_scatter_add) {
-  if (c.needs[0]) c.dx[0] = a.op(OpId::gather, {c.g, c.in[1]});
+  if (c.needs[0]) c.dx[0] = a.op(ops::gather, {c.g, c.in[1]});
 }
 
 // ---- diag_part / diag_embed: np.diag both ways, offset k in attr.offset ----
@@ -314,7 +320,7 @@ template <class T> void fwd_diag_part(const KernelArgs& k) {
 MG_VJP_FN(vjp_diag_part) {
   Attr at = c.node.attr;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(OpId::diag_embed, {c.g}, at);
+  c.dx[0] = a.op(k_diag_embed, {c.g}, at);
 }
 Shape diag_embed_shape(const Attr& a, const Shape* in, int) {
   if (in[0].ndim != 1 || a.shape.ndim != 2 || !a.shape.representable() || diag_len(a.shape, a.offset) != in[0].cols)
@@ -331,42 +337,177 @@ template <class T> void fwd_diag_embed(const KernelArgs& k) {
   for (std::int64_t i = 0; i < n; ++i) o(r0 + i, c0 + i) = v[i];
 }
 // dV = diag_part(G, k)
-MG_VJP_FN(vjp_diag_embed) { c.dx[0] = a.op(OpId::diag_part, {c.g}, c.node.attr); }
+MG_VJP_FN(vjp_diag_embed) { c.dx[0] = a.op(k_diag_part, {c.g}, c.node.attr); }
+
+// ---- the entry points ----
+
+Results front_transpose(const EntryPoint&, const Arg* a) { return apply(ops::transpose, {operand(a[0])}); }
+
+// np.reshape's target: at most 2 entries, one of which may be -1 (inferred).
+Shape reshape_target(const std::vector<std::int64_t>& dims_in, const Shape& from) {
+  std::vector<std::int64_t> dims = dims_in;
+  std::string req = "(";
+  for (std::size_t i = 0; i < dims.size(); ++i)
+    req += std::to_string(dims[i]) + (dims.size() == 1 ? "," : (i + 1 < dims.size() ? ", " : ""));
+  req += ")";
+  if (dims.size() > 2)
+    throw ShapeError("reshape: shapes of more than 2 dimensions are not supported (shape " + from.str() +
+                     " into " + req + ")");
+  std::int64_t known = 1;
+  int unknown = -1;
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == -1 && unknown < 0) {
+      unknown = int(i);
+    } else if (dims[i] < 0 || __builtin_mul_overflow(known, dims[i], &known)) {
+      throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
+    }
+  }
+  if (unknown >= 0) {
+    if (known == 0 || from.size() % known != 0)
+      throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
+    dims[unknown] = from.size() / known;
+  }
+  Shape s = dims.empty() ? Shape::scalar() : dims.size() == 1 ? Shape::vector(dims[0]) : Shape::matrix(dims[0], dims[1]);
+  if (s.size() != from.size())
+    throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
+  return s;
+}
+
+Results front_reshape(const EntryPoint&, const Arg* a) {
+  NodeRef x = operand(a[0]);
+  return reshape(x, reshape_target(a[1].ints, x->shape));
+}
+
+// The axis of concatenate and stack: an integer in [-3, 2] (the ops check it against the shapes).
+int join_axis(const char* op, const Arg& a) {
+  if (a.i < -3 || a.i > 2) throw ShapeError(std::string(op) + ": axis " + std::to_string(a.i) + " is out of bounds");
+  return static_cast<int>(a.i);
+}
+
+NodeRef concatenate_nodes(const std::vector<NodeRef>& xs, int axis) {
+  if (xs.empty()) throw ShapeError("concatenate: needs at least one array");
+  DType d = DType::f32;
+  for (const NodeRef& x : xs) d = promote(d, x->dtype);
+  std::vector<NodeRef> in;
+  in.reserve(xs.size());
+  for (const NodeRef& x : xs) in.push_back(cast(x, d));
+  Attr a;
+  a.axis = axis;
+  return apply(k_concat, in.data(), static_cast<int>(in.size()), a);
+}
+
+Results front_concatenate(const EntryPoint& e, const Arg* a) {
+  return concatenate_nodes(a[0].nodes, join_axis(e.name, a[1]));
+}
+
+Results front_stack(const EntryPoint& e, const Arg* a) {
+  const std::vector<NodeRef>& xs = a[0].nodes;
+  int axis = join_axis(e.name, a[1]);
+  if (xs.empty()) throw ShapeError("stack: needs at least one array");
+  const Shape s = xs[0]->shape;
+  for (const NodeRef& x : xs)
+    if (x->shape != s)
+      throw ShapeError("stack: all input arrays must have the same shape, got " + s.str() + " and " + x->shape.str());
+  if (s.ndim == 2)
+    throw ShapeError("stack: stacking arrays of shape " + s.str() + " gives 3 dimensions (at most 2 are supported)");
+  if (axis < -(s.ndim + 1) || axis > s.ndim)
+    throw ShapeError("stack: axis " + std::to_string(axis) + " is out of bounds for stacking arrays of shape " + s.str());
+  if (axis < 0) axis += s.ndim + 1;
+  std::vector<NodeRef> parts;
+  parts.reserve(xs.size());
+  if (s.ndim == 0) {
+    for (const NodeRef& x : xs) parts.push_back(reshape(x, Shape::vector(1)));
+    return concatenate_nodes(parts, 0);
+  }
+  const Shape each = axis == 0 ? Shape::matrix(1, s.cols) : Shape::matrix(s.cols, 1);
+  for (const NodeRef& x : xs) parts.push_back(reshape(x, each));
+  return concatenate_nodes(parts, axis);
+}
+
+Results front_diag(const EntryPoint&, const Arg* a) {
+  NodeRef x = operand(a[0]);
+  const std::int64_t k = a[1].i;
+  if (k > (std::int64_t(1) << 40) || k < -(std::int64_t(1) << 40))
+    throw ShapeError("diag: k " + std::to_string(k) + " is out of range for shape " + x->shape.str());
+  Attr at;
+  at.offset = k;
+  if (x->shape.ndim == 2) return apply(k_diag_part, {x}, at);
+  if (x->shape.ndim != 1) fail_shapes("diag", "is not valid: diag takes a 1-D or 2-D array", &x->shape, 1);
+  const std::int64_t n = x->shape.cols + (k < 0 ? -k : k);
+  at.shape = Shape::matrix(n, n);
+  return apply(k_diag_embed, {x}, at);
+}
 
 }  // namespace
 
-void register_shape(OpDef* t) {
-  auto def = [t](OpId id, const char* name, ShapeFn shape, ForwardFn fwd) -> OpDef& {
-    return define(t, id, name, 1, shape, fwd);
+void register_shape() {
+  auto def = [](OpId* id, const char* name, ShapeFn shape, ForwardFn fwd) -> OpDef& {
+    return define(id, name, 1, shape, fwd);
   };
-  MG_VJP(def(OpId::transpose, "transpose", transpose_shape, MG_FWD(fwd_transpose)), vjp_transpose);
-  MG_VJP(def(OpId::reshape, "reshape", reshape_shape, MG_FWD(fwd_copy)), vjp_reshape);
-  MG_VJP(def(OpId::broadcast_to, "broadcast_to", broadcast_to_shape, MG_FWD(fwd_broadcast_to)), vjp_broadcast_to);
-  MG_VJP(def(OpId::sum_to, "sum_to", sum_to_shape, MG_FWD(fwd_sum_to)), vjp_sum_to);
-  OpDef& cast = def(OpId::cast, "cast", same_shape, fwd_cast);
+  def(&ops::transpose, "transpose", transpose_shape, MG_FWD(fwd_transpose)).vjp(MG_VJP(vjp_transpose));
+  def(&ops::reshape, "reshape", reshape_shape, MG_FWD(fwd_copy)).reads(kAttrShape).vjp(MG_VJP(vjp_reshape));
+  def(&ops::broadcast_to, "broadcast_to", broadcast_to_shape, MG_FWD(fwd_broadcast_to))
+      .reads(kAttrShape)
+      .vjp(MG_VJP(vjp_broadcast_to));
+  def(&ops::sum_to, "sum_to", sum_to_shape, MG_FWD(fwd_sum_to)).reads(kAttrShape).vjp(MG_VJP(vjp_sum_to));
+  OpDef& cast = def(&ops::cast, "cast", same_shape, fwd_cast).reads(kAttrDtype).vjp(MG_VJP(vjp_cast));
   cast.dtype = cast_dtype;
-  MG_VJP(cast, vjp_cast);
-  MG_VJP(def(OpId::alias, "alias", same_shape, MG_FWD(fwd_copy)), vjp_alias);
-  OpDef& pack = def(OpId::pack, "pack", pack_shape, MG_FWD(fwd_pack));
-  pack.arity = -1;
-  MG_VJP(pack, vjp_pack);
-  MG_VJP(def(OpId::unpack, "unpack", unpack_shape, MG_FWD(fwd_unpack)), vjp_unpack);
-  MG_VJP(def(OpId::embed, "embed", embed_shape, MG_FWD(fwd_embed)), vjp_embed);
-  OpDef& cat = def(OpId::concat, "concatenate", concat_shape, MG_FWD(fwd_concat));
-  cat.arity = -1;
-  MG_VJP(cat, vjp_concat);
-  MG_VJP(def(OpId::block, "block", block_shape, MG_FWD(fwd_block)), vjp_block);
-  MG_VJP(def(OpId::unblock, "unblock", unblock_shape, MG_FWD(fwd_unblock)), vjp_unblock);
-  OpDef& ga = def(OpId::gather, "gather", gather_shape, MG_FWD(fwd_gather));
+  def(&ops::alias, "alias", same_shape, MG_FWD(fwd_copy)).vjp(MG_VJP(vjp_alias));
+  def(&ops::pack, "pack", pack_shape, MG_FWD(fwd_pack)).vjp(MG_VJP(vjp_pack)).arity = -1;
+  def(&ops::unpack, "unpack", unpack_shape, MG_FWD(fwd_unpack)).reads(kAttrShape | kAttrOffset).vjp(MG_VJP(vjp_unpack));
+  def(&ops::embed, "embed", embed_shape, MG_FWD(fwd_embed)).reads(kAttrShape | kAttrOffset).vjp(MG_VJP(vjp_embed));
+  def(&k_concat, "concatenate", concat_shape, MG_FWD(fwd_concat)).reads(kAttrAxis).vjp(MG_VJP(vjp_concat)).arity = -1;
+  def(&ops::block, "block", block_shape, MG_FWD(fwd_block))
+      .reads(kAttrShape | kAttrOffset | kAttrOffset2)
+      .vjp(MG_VJP(vjp_block));
+  def(&k_unblock, "unblock", unblock_shape, MG_FWD(fwd_unblock))
+      .reads(kAttrShape | kAttrOffset | kAttrOffset2)
+      .vjp(MG_VJP(vjp_unblock));
+  OpDef& ga = def(&ops::gather, "gather", gather_shape, MG_FWD(fwd_gather)).vjp(MG_VJP(vjp_gather));
   ga.arity = 2;
   ga.index_input = 1;
-  MG_VJP(ga, vjp_gather);
-  OpDef& sc = def(OpId::scatter_add, "scatter_add", scatter_add_shape, MG_FWD(fwd_scatter_add));
+  OpDef& sc = def(&k_scatter_add, "scatter_add", scatter_add_shape, MG_FWD(fwd_scatter_add))
+                  .reads(kAttrShape)
+                  .vjp(MG_VJP(vjp_scatter_add));
   sc.arity = 2;
   sc.index_input = 1;
-  MG_VJP(sc, vjp_scatter_add);
-  MG_VJP(def(OpId::diag_part, "diag", diag_part_shape, MG_FWD(fwd_diag_part)), vjp_diag_part);
-  MG_VJP(def(OpId::diag_embed, "diag", diag_embed_shape, MG_FWD(fwd_diag_embed)), vjp_diag_embed);
+  def(&k_diag_part, "diag_part", diag_part_shape, MG_FWD(fwd_diag_part))
+      .labelled("diag")
+      .reads(kAttrOffset)
+      .vjp(MG_VJP(vjp_diag_part));
+  def(&k_diag_embed, "diag_embed", diag_embed_shape, MG_FWD(fwd_diag_embed))
+      .labelled("diag")
+      .reads(kAttrShape | kAttrOffset)
+      .vjp(MG_VJP(vjp_diag_embed));
+
+  const Param x{"x", ParamKind::operand};
+  define_entry("transpose", "shape", front_transpose, ops::transpose, {x})
+      .doc("`x^T`, rows and columns swapped (a 0-D or 1-D `x` is returned as is, as NumPy).",
+           "`(m, n) -> (n, m)`; `()` and `(n,)` unchanged.", "d/dx: `G^T`")
+      .property = "T";
+  define_entry("reshape", "shape", front_reshape, ops::reshape, {x, {"shape", ParamKind::shape}})
+      .doc("`x` with a new shape, in C order (as `numpy.reshape`).",
+           "`shape` is an int or a tuple of at most 2 ints, one of which may be -1 (inferred); the number of "
+           "elements must not change -> `shape`.",
+           "d/dx: `reshape(G, x.shape)`")
+      .method = "reshape";
+  define_entry("concatenate", "shape", front_concatenate, k_concat,
+               {{"xs", ParamKind::operands}, {"axis", ParamKind::integer, "0"}})
+      .doc("`np.concatenate(xs, axis)`: arrays joined along an existing axis (float64 if any is float64).",
+           "`(n_i,)` along axis 0 (or -1) -> `(sum n_i,)`; `(m_i, n)` along axis 0 (or -2) -> `(sum m_i, n)`; "
+           "`(m, n_i)` along axis 1 (or -1) -> `(m, sum n_i)`. 0-D arrays raise ValueError (use `stack`).",
+           "d/dx_i: the block of `G` where `xs[i]` was placed.");
+  define_entry("stack", "shape", front_stack, k_concat, {{"xs", ParamKind::operands}, {"axis", ParamKind::integer, "0"}})
+      .doc("`np.stack(xs, axis)`: arrays of one shape joined along a new axis (results of at most 2 dimensions).",
+           "N arrays of shape `()` -> `(N,)`; N arrays of shape `(k,)` -> `(N, k)` at axis 0, `(k, N)` at axis 1 "
+           "(or -1).",
+           "d/dx_i: the slice of `G` for `xs[i]` (row i at axis 0, column i at axis 1).");
+  define_entry("diag", "shape", front_diag, k_diag_part, {x, {"k", ParamKind::integer, "0"}})
+      .doc("`np.diag(x, k)` both ways: the k-th diagonal of a matrix, or the square matrix with the vector x on "
+           "its k-th diagonal (k > 0 above the main diagonal, k < 0 below).",
+           "`(m, n)` -> `(d,)`, d the length of the k-th diagonal; `(n,)` -> `(n + |k|, n + |k|)`.",
+           "d/dx: for a matrix x, `G` placed on the k-th diagonal of zeros of x's shape; for a vector x, the k-th "
+           "diagonal of `G`.");
 }
 
 }  // namespace matgrad

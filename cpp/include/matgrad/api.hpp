@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+// The C++ API's variables and transforms on Eigen matrices (matgrad/matgrad.hpp includes it,
+// with the ops and the operators).
+#pragma once
+
+#include <matgrad/autodiff.hpp>
+#include <matgrad/node.hpp>
+#include <matgrad/ops.hpp>
+#include <matgrad/value.hpp>
+
+#include <type_traits>
+#include <vector>
+
+namespace matgrad {
+
+/// A handle on a graph node (shared, reference counted).
+using Var = NodeRef;
+
+/// A leaf holding a copy of m (2-D), optionally requiring a gradient.
+template <class Derived>
+Var variable(const Eigen::MatrixBase<Derived>& m, bool requires_grad = true) {
+  using T = typename Derived::Scalar;
+  static_assert(std::is_same<T, double>::value || std::is_same<T, float>::value, "float or double");
+  Var v = make_node(kLeaf, Shape::matrix(m.rows(), m.cols()), dtype_of<T>::value);
+  v->mat<T>() = m;
+  v->requires_grad = requires_grad;
+  return v;
+}
+/// A 0-D leaf.
+inline Var scalar(double x, bool requires_grad = true) {
+  Var v = full(Shape::scalar(), DType::f64, x);
+  v->requires_grad = requires_grad;
+  return v;
+}
+/// A constant (no gradient).
+template <class Derived>
+Var constant(const Eigen::MatrixBase<Derived>& m) {
+  return variable(m, false);
+}
+
+/// The value of v as a float64 Eigen matrix (rows x cols of its storage).
+Eigen::MatrixXd value(const Var& v);
+
+/// Gradients of the single-element f with respect to each of xs, as float64 matrices.
+std::vector<Eigen::MatrixXd> grad(const Var& f, const std::vector<Var>& xs);
+
+/// Jacobians d f / d xs[k] as (f.size, xs[k].size) float64 matrices (C-order flattening).
+std::vector<Eigen::MatrixXd> jacobian(const Var& f, const std::vector<Var>& xs);
+
+/// Hessian blocks d^2 f / d xs[i] d xs[j] of the single-element f.
+std::vector<std::vector<Eigen::MatrixXd>> hessian(const Var& f, const std::vector<Var>& xs);
+
+/// Forward mode: sum_k d f / d xs[k] . tangents[k] (of f's storage shape).
+Eigen::MatrixXd jvp(const Var& f, const std::vector<Var>& xs, const std::vector<Var>& tangents);
+
+}  // namespace matgrad
