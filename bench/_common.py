@@ -1,7 +1,7 @@
 """Shared machinery of matgrad's Python benchmarks (bench/overhead.py, bench/network.py).
 
-The method is the one of ../shared/peers/bench_peers.py, which measured the peers' figures
-quoted in BENCHMARKS.md, so matgrad's numbers are comparable with them:
+The method is the one the peers' figures in docs/benchmarks.md were measured with, so
+matgrad's numbers are comparable with them:
 
 * Every benchmark script is a *parent* that starts one *worker* process of itself per thread
   setting (thread counts of OpenBLAS / MKL / OpenMP are fixed when those libraries load, and
@@ -125,7 +125,7 @@ def pin_threads(n: int) -> list:
 
 
 # ------------------------------------------------------------------------------------------
-# timing (bench_peers.py's method)
+# timing (the method of docs/benchmarks.md)
 # ------------------------------------------------------------------------------------------
 def _loop(fn, number):
     gc_was = gc.isenabled()

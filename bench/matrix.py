@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""matgrad on matrix workloads (BENCHMARKS.md W4, W5, W6) against the NumPy closed form, PyTorch and JAX.
+"""matgrad on matrix workloads (docs/benchmarks.md W4, W5, W6) against the NumPy closed form, PyTorch and JAX.
 
-All float64, 1 thread (pinned to one core); data and closed forms are bench_peers.py's:
+All float64, 1 thread (pinned to one core); data and closed forms as in docs/benchmarks.md:
 
   W4  value and gradient w.r.t. X of g(X) = log|det X| + trace(inv X) + a^T inv(X) b,
       n = 64 and 256, X = n I + N(0, 1) (well conditioned), a, b ~ N(0, 1);
@@ -20,13 +20,13 @@ Systems:
   matgrad hessian, mg.logsumexp    W6: mg.hessian(h)(x, A), h written with mg.logsumexp(x): NumPy out
   matgrad hessian, log(sum(exp))   W6: the same with mg.log(mg.sum(mg.exp(x))), the peers' formula
   torch eager                      W4: torch.autograd.grad on a leaf created once; W5, W6:
-                                   torch.autograd.functional.jacobian / hessian (bench_peers.py's)
+                                   torch.autograd.functional.jacobian / hessian (as the peers' figures)
   torch.func                       torch.func.grad_and_value / jacrev / hessian
   jax eager, jax jit               jax.value_and_grad / jacrev / hessian, without and with jax.jit
 
 Every answer is checked against the float64 closed form first (W4: rtol 1e-8, atol 1e-10 x max|ref|;
 W5: 1e-12, 1e-14; W6: 1e-10, 1e-12). Ratios are against the numpy closed form ("x numpy") and
-torch.func ("x tfunc") of the same run. The issue's aims, printed as PASS/MISS (a MISS does not
+torch.func ("x tfunc") of the same run. The aims, printed as PASS/MISS (a MISS does not
 fail the run, a wrong answer does): W4 matgrad within 1.3x of the numpy closed form at n = 256;
 W5 and W6 matgrad faster than torch.func (jacrev, hessian).
 
@@ -63,7 +63,7 @@ MG_NEEDS = {"W4": ("value_and_grad", "tensor", "inv", "logdet", "trace"),
             "W5": ("jacobian",),
             "W6": ("hessian", "sum", "sin", "exp", "log", "logsumexp")}
 W4_AIM_N, W4_AIM = 256, 1.3
-# BENCHMARKS.md's peer figures (another run, 2026-11-26): median µs (numpy closed form, torch.func)
+# docs/benchmarks.md's peer figures (another run, 2026-11-26): median µs (numpy closed form, torch.func)
 ANCHOR_US = {("W4", "n=64"): (86.8, 382.0), ("W4", "n=256"): (2766.0, 5236.0),
              ("W5", "B 16x16"): (21.5, 403.0), ("W6", "n=100"): (22.7, 1967.0)}
 
@@ -97,7 +97,7 @@ def worker(args):
                              f"{', '.join('mg.' + n for n in missing)}: rebuild it, or leave matgrad out "
                              "(--systems peers)")
 
-    # ---- namespaces for the peers' generic implementations (bench_peers.py's) ---------------
+    # ---- namespaces for the peers' generic implementations (as the peers' figures) ----------
     def ns(mod, inv, slogdet, trace):
         return types.SimpleNamespace(sin=mod.sin, exp=mod.exp, log=mod.log, sum=mod.sum, inv=inv,
                                      logabsdet=lambda X: slogdet(X)[1], trace=trace)
@@ -192,7 +192,7 @@ def worker(args):
             p_list = (p,)
             Xt_plain, at, bt = tt(X), tt(a), tt(b)
 
-            def torch_eager():  # bench_peers.py's: a leaf created once
+            def torch_eager():  # as the peers' figures were measured: a leaf created once
                 y = ft(p, at, bt)
                 g = torch.autograd.grad(y, p_list)
                 return y.detach(), g[0]
@@ -288,7 +288,7 @@ def worker(args):
 # parent
 # ------------------------------------------------------------------------------------------
 def verdicts(results):
-    """The issue's aims, one entry per matgrad row that has an aim and a measured baseline."""
+    """The aims, one entry per matgrad row that has an aim and a measured baseline."""
     out = []
     for r in results:
         if r["system"] not in MATGRAD:
@@ -352,14 +352,15 @@ def parent(args, argv):
     elif not any(v["against"] == TFUNC for v in vd) and any(r["workload"] in ("W5", "W6") for r in results):
         print("  W5/W6 not evaluated: torch.func not measured (torch not installed or not selected)")
     # sanity check of the peer on this machine: torch.func's cost relative to numpy, here and in
-    # BENCHMARKS.md; if they differ a lot, the W5/W6 verdicts are flattered or hurt by the peer
+    # docs/benchmarks.md; if they differ a lot, the W5/W6 verdicts are flattered or hurt by the peer
     sane = []
     for (wid, var), (a_np, a_tf) in ANCHOR_US.items():
         m = {r["system"]: r["median_us"] for r in results if r["workload"] == wid and r["variant"] == var}
         if TFUNC in m and C.REF in m:
             sane.append(f"{wid} {var} {m[TFUNC] / m[C.REF]:.1f} (anchor {a_tf / a_np:.1f})")
     if sane:
-        print("  peer sanity, torch.func / numpy closed form here (BENCHMARKS.md anchor): " + "; ".join(sane))
+        print("  peer sanity, torch.func / numpy closed form here (docs/benchmarks.md anchor): "
+              + "; ".join(sane))
     if any(r["disturbed"] for r in results):
         print("'!' = other processes used >= %.2f cores on our core during the timed repeats: treat with caution"
               % args.quiet_threshold)

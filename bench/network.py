@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""matgrad on the lecture's network (BENCHMARKS.md W3) against the NumPy closed form and PyTorch eager.
+"""matgrad on the lecture's network (docs/benchmarks.md W3) against the NumPy closed form and PyTorch eager.
 
   f_0 = X (64 x 784), f_i = sigmoid(f_{i-1} A_i + b_i), 784 -> 256 -> 128 -> 10 (sigmoid on every
   layer, the last too), L = ||Y - f_3||_F^2; value and gradients w.r.t. A_1, b_1, A_2, b_2, A_3, b_3.
   float32 and float64; 1 thread (pinned to 1 core), and with --threads 2 also 2 threads.
-  Data: bench_peers.py's (X uniform in [0, 1), Y one-hot, A_i ~ N(0, 1/fan_in), b_i ~ 0.1 N(0, 1)).
+  Data: docs/benchmarks.md's (X uniform in [0, 1), Y one-hot, A_i ~ N(0, 1/fan_in), b_i ~ 0.1 N(0, 1)).
 
 Systems:
   numpy (closed form)        hand-written backprop in the same dtype (the limit)
@@ -12,7 +12,7 @@ Systems:
                              NumPy in, NumPy value and 6 gradients out
   matgrad eager (backward)   six mg.tensor(p, requires_grad=True) leaves per call, L.backward(),
                              p.grad.numpy()  (informational)
-  torch eager                torch.autograd.grad over leaf tensors created once (bench_peers.py's)
+  torch eager                torch.autograd.grad over leaf tensors created once (as the peers' figures)
 
 Every answer is checked against the float64 closed form on the same (dtype-rounded) inputs
 first (float64: rtol 1e-9, atol 1e-11 x max|ref|; float32: rtol 2e-3, atol 2e-4 x max|ref|).
@@ -76,7 +76,7 @@ def worker(args):
         r = Y - f3
         return torch.sum(r * r)
 
-    rng = np.random.default_rng([20240601, 3])  # the data of bench_peers.py
+    rng = np.random.default_rng([20240601, 3])  # W3's data (docs/benchmarks.md)
     sizes = [784, 256, 128, 10]
     Xd = rng.random((64, 784))
     Yd = np.eye(10)[rng.integers(0, 10, size=64)]
@@ -130,7 +130,7 @@ def parent(args, argv):
     C.warn_env()
     t0 = time.time()
     thread_counts = [1] + ([args.threads] if args.threads > 1 else [])
-    # the multi-thread worker needs every core quiet: it may wait twice as long (as bench_peers.py)
+    # the multi-thread worker needs every core quiet: it may wait twice as long (as for the peers)
     payloads = [C.run_worker(__file__, argv, threads=n, malloc=args.malloc,
                              extra_argv=() if n == 1 else ("--max-wait", str(2 * args.max_wait)))
                 for n in thread_counts]

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""matgrad's small-op overhead (BENCHMARKS.md W1, W2) against PyTorch eager and the NumPy closed form.
+"""matgrad's small-op overhead (docs/benchmarks.md W1, W2) against PyTorch eager and the NumPy closed form.
 
 All systems go from NumPy inputs to value and gradient, 1 thread (pinned to one core):
 
   W1  f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)) at x = 0.7, written with the common
-      subexpression shared: a = x*x; u = a + exp(a); f = sqrt(u) + cos(u)   (as bench_peers.py)
+      subexpression shared: a = x*x; u = a + exp(a); f = sqrt(u) + cos(u)   (as for the peers)
   W2  x in R^16; y = x; 200 times: y = sin(y)*0.9 + 0.1*y; loss = sum(y). 801 forward ops.
 
 Systems:
@@ -14,7 +14,7 @@ Systems:
   matgrad eager (backward)     x = mg.tensor(x, requires_grad=True); y = f(x); y.backward();
                                y.numpy(), x.grad.numpy()  (a fresh leaf each call)
   torch eager                  torch.autograd.grad on a leaf tensor created once, tensors out:
-                               exactly bench_peers.py's "torch eager" (the BENCHMARKS.md anchor)
+                               exactly the peers' "torch eager" (the docs/benchmarks.md anchor)
   torch eager (numpy in/out)   torch.from_numpy(x).requires_grad_(); y.backward(); .numpy() out
 
 Targets (matgrad / torch eager, median time ratio from this run; lower is better):
@@ -43,7 +43,7 @@ TORCH = "torch eager"
 TORCH_NP = "torch eager (numpy in/out)"
 MATH = "python math (closed form)"
 TARGETS = {"W1": (1 / 4, "1/4"), "W2": (1 / 3, "1/3")}
-# BENCHMARKS.md's peer figures (another run, 2026-11-26): median µs (numpy closed form, torch eager)
+# docs/benchmarks.md's peer figures (another run, 2026-11-26): median µs (numpy closed form, torch eager)
 ANCHOR_US = {"W1": (0.89, 34.4), "W2": (566.0, 3282.0)}
 AIM = (1 / 5, "1/5")
 
@@ -120,7 +120,7 @@ def worker(args):
             p = torch.from_numpy(np.array(x_np, copy=True)).requires_grad_(True)
             p_list = (p,)
 
-            def torch_eager():  # bench_peers.py's "torch eager", unchanged
+            def torch_eager():  # the peers' "torch eager", unchanged
                 y = f_t(p)
                 g = torch.autograd.grad(y, p_list)
                 return y.detach(), g[0]
@@ -143,7 +143,7 @@ def worker(args):
         cases.append(C.Case("W1", "x=0.7", "float64", sysd, w1_math(0.7), 1e-12, 1e-14,
                             numpy_out=(MG_FUNC, MG_EAGER)))
     if "W2" in only:
-        rng = np.random.default_rng([20240601, 2])  # the data of bench_peers.py
+        rng = np.random.default_rng([20240601, 2])  # W2's data (docs/benchmarks.md)
         x = rng.standard_normal(16)
         sysd = systems_for(w2_f, x, w2_np)
         cases.append(C.Case("W2", "n=16,200 steps", "float64", sysd, w2_np(x), 1e-10, 1e-13,
@@ -198,9 +198,9 @@ def parent(args, argv):
                   + ", ".join(f"{s} {w2[s]['per_fwd_op_ns']:.0f} ns" for s in (MG_FUNC, MG_EAGER, TORCH, C.REF)
                               if s in w2))
         # sanity check of the peer on this machine: torch's cost relative to numpy, here and in
-        # BENCHMARKS.md. If they differ a lot, the matgrad/torch ratio above is flattered or hurt by
+        # docs/benchmarks.md. If they differ a lot, the matgrad/torch ratio above is flattered or hurt by
         # the peer; matgrad/numpy divided by the anchor's torch/numpy gives a machine-neutral estimate.
-        print("  peer sanity (torch eager / numpy closed form; here vs BENCHMARKS.md anchor) and the "
+        print("  peer sanity (torch eager / numpy closed form; here vs docs/benchmarks.md anchor) and the "
               "anchor-normalised estimate (matgrad/numpy here) / (torch/numpy anchor):")
         for wid, (a_np, a_t) in ANCHOR_US.items():
             m = {r["system"]: r["median_us"] for r in results if r["workload"] == wid}

@@ -1,7 +1,7 @@
 """Bad input gets a clear exception; never a crash, an abort, a hang or a silent wrong result.
 
 Messages start with the op name and contain every operand shape as a Python tuple
-(DESIGN.md "Errors"). Shape errors and > 2-D arrays raise ValueError, wrong types and complex
+(docs/errors.md). Shape errors and > 2-D arrays raise ValueError, wrong types and complex
 input TypeError. The nastiest inputs (NaN/inf, empty arrays, huge ints) run in a subprocess
 so that a segfault or abort fails one test instead of killing pytest.
 """
@@ -737,7 +737,7 @@ SINGULAR = {
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", list(SINGULAR))
 def test_det_of_a_singular_matrix_is_exactly_zero(name, dtype):
-    """DESIGN.md: det of a singular matrix is 0 (no error); logdet is -inf, slogdet (0, -inf)."""
+    """det of a singular matrix is 0 (no error); logdet is -inf, slogdet (0, -inf)."""
     a = np.array(SINGULAR[name], dtype=dtype)
     for x in (a, mg.tensor(a, requires_grad=True)):
         d = mg.det(x).numpy()
@@ -817,7 +817,7 @@ def test_matmul_errors_iff_numpy(a, b):
 
 
 # Targets use -1 as the only negative entry: NumPy also takes -2, -3, ... as "unknown"
-# (an undocumented quirk); DESIGN.md specifies -1, and matgrad refuses the others.
+# (an undocumented quirk); matgrad accepts one -1 (docs/concepts.md) and refuses the others.
 @given(a=shapes(), target=st.lists(st.integers(-1, 17), max_size=2).map(tuple))
 def test_reshape_errors_iff_numpy(a, target):
     want = outcome(lambda: np.reshape(np.ones(a), target))

@@ -1,4 +1,4 @@
-"""NumPy interop, exactly as DESIGN.md ("NumPy interop and shapes", "Python API") states it."""
+"""NumPy interop, exactly as the Python API contract in docs/concepts.md states it."""
 
 from __future__ import annotations
 
@@ -615,3 +615,16 @@ def test_gradients_never_alias_the_callers_arrays(kind, create_graph):
         watched = h
     c[...] = 7.0
     np.testing.assert_array_equal(np.asarray(watched.grad), np.ones(3))
+
+
+# ---- the hot call path (python/src/fast.cpp, Note [the hot call path]) ----
+
+
+def test_the_fast_call_path_is_the_one_running():
+    # Results are made in pybind11's simple instance layout without its registration, and
+    # Tensor's number slots are matgrad's own: a pybind11 whose layout differs (outside the
+    # range pyproject.toml pins) makes this fail instead of silently slowing every op down.
+    assert mg._core._fast_path()
+    t = mg.tensor([1.0, 2.0])
+    for r in (t + 1.0, 2.0 * t, -t, t @ t, mg.sin(t), t.sum()):
+        assert type(r) is mg.Tensor

@@ -483,7 +483,7 @@ add(
     ),
 )
 
-# ---- matrix calculus (issue 3) ----
+# ---- matrix calculus ----
 
 SQUARE = st.integers(1, 4).map(lambda n: ((n, n),))
 SQUARE_FIXED = (((1, 1),), ((2, 2),), ((4, 4),))
@@ -883,7 +883,7 @@ def test_transform_results_are_independent_arrays(case):
         np.testing.assert_array_equal(a, k)
 
 
-# ---- DESIGN.md conventions at kinks and special points ----
+# ---- conventions at kinks and special points (docs/concepts.md) ----
 
 
 @pytest.mark.parametrize("create_graph", [False, True])

@@ -165,7 +165,7 @@ def test_a_function_returning_a_tuple_is_refused_not_silently_zero(transform):
         getattr(mg, transform)(lambda x: [mg.sum(x * x)])(np.ones(3))
 
 
-# ---- found by a second reading of the matrix-calculus change (issue 3) ----
+# ---- found by a second reading of the matrix-calculus change ----
 # ---- where: the VJP assumes a 0/1 mask --------------------------------------------------
 @pytest.mark.parametrize("mask", [np.array([2, 0, 1]), np.array([0.5, 0.0, 1.0]), np.array([-1.0, 0.0, 3.0])])
 def test_where_gradient_with_non_boolean_mask(mask):

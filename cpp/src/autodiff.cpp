@@ -453,7 +453,7 @@ std::vector<NodeRef> jacobian_nodes(const NodeRef& out, const std::vector<NodeRe
     if (rows[i].empty()) {
       res.push_back(full(s, inputs[i]->dtype, 0.0));
     } else {
-      const Arg args[2] = {Arg::list(std::move(rows[i])), Arg::integer(0)};
+      const Arg args[2] = {Arg::list(rows[i]), Arg::integer(0)};
       res.push_back(call(entry_point("concatenate"), args, 2).v[0]);
     }
   }

@@ -39,18 +39,29 @@ std::string out_of(const Arg* done, int i, const char* kind) {
   return std::string("is out of ") + kind;
 }
 
-Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i) {
+// Where converted lists and shapes live until the call returns (an Arg refers to them).
+struct ArgStore {
+  std::vector<NodeRef> nodes[4];
+  std::vector<std::int64_t> ints[4];
+};
+
+// An operand: a Tensor, a weak Python number (kept as a number), or data to convert.
+Arg operand_arg(py::handle h, const char* op) {
+  if (is_weak_scalar(h)) return Arg(weak_scalar_value(h, op));
+  if (is_tensor(h)) return Arg(NodeRef(tensor_ptr(h)));
+  return Arg(node_from_data(h, false, py::none(), op, false, /*operand=*/true));
+}
+
+Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i, ArgStore& store) {
   switch (p.kind) {
     case ParamKind::operand:
-      if (is_tensor(h)) return Arg(NodeRef(tensor_ptr(h)));
-      if (is_weak_scalar(h)) return Arg(weak_scalar_value(h, op));
-      return Arg(node_from_data(h, false, py::none(), op, false, /*operand=*/true));
+      return operand_arg(h, op);
     case ParamKind::operands: {
       if (is_tensor(h) || py::isinstance<py::array>(h) || !py::isinstance<py::sequence>(h) || PyUnicode_Check(h.ptr()))
         throw TypeError(std::string(op) + ": expects a list or tuple of arrays, got " + Py_TYPE(h.ptr())->tp_name);
-      std::vector<NodeRef> xs;
+      std::vector<NodeRef>& xs = store.nodes[i];
       for (py::handle x : h) xs.push_back(as_node(x, op));
-      return Arg::list(std::move(xs));
+      return Arg::list(xs);
     }
     case ParamKind::axis:
     case ParamKind::integer: {
@@ -63,7 +74,7 @@ Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i
       return Arg::integer(v);
     }
     case ParamKind::shape: {
-      std::vector<std::int64_t> dims;
+      std::vector<std::int64_t>& dims = store.ints[i];
       const std::string range = i > 0 && done[0].kind == Arg::kNode
                                     ? "is out of range (reshaping shape " + done[0].node->shape.str() + ")"
                                     : "is out of range";
@@ -79,13 +90,13 @@ Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i
         for (py::handle d : h) entry(d);
       else
         throw TypeError(std::string(op) + ": shape must be an int or a tuple of ints, got " + Py_TYPE(h.ptr())->tp_name);
-      return Arg::dims(std::move(dims));
+      return Arg::dims(dims);
     }
   }
   throw TypeError(std::string(op) + ": unknown parameter kind");
 }
 
-PyObject* results(const EntryPoint& e, Results r) {
+PyObject* results(const EntryPoint& e, Results&& r) {
   if (!e.tuple) return wrap(std::move(r.v[0]));
   PyObject* t = PyTuple_New(r.n);
   if (!t) return nullptr;
@@ -100,9 +111,8 @@ PyObject* results(const EntryPoint& e, Results r) {
   return t;
 }
 
-const EntryPoint& entry_of(PyObject* self) {
-  return *static_cast<const EntryPoint*>(PyCapsule_GetPointer(self, "matgrad.EntryPoint"));
-}
+// The entry point behind a function or method: its self, a capsule (unnamed: no name to compare).
+const EntryPoint& entry_of(PyObject* self) { return *static_cast<const EntryPoint*>(PyCapsule_GetPointer(self, nullptr)); }
 
 // mg.<name>(*args, **kwargs): positional arguments, then keywords by parameter name.
 // `self_arg`, when not null, is the first argument (a Tensor method).
@@ -128,6 +138,7 @@ PyObject* call_entry(const EntryPoint& e, PyObject* self_arg, PyObject* const* a
       given[at] = args[nargs + k];
     }
     Arg conv[4];
+    ArgStore store;
     int n = 0;
     for (int i = 0; i < np; ++i) {
       if (!given[i]) {
@@ -135,7 +146,7 @@ PyObject* call_entry(const EntryPoint& e, PyObject* self_arg, PyObject* const* a
           throw TypeError(std::string(e.name) + ": missing required argument '" + e.params[i].name + "'");
         break;  // call() fills the defaults of the trailing parameters
       }
-      conv[i] = convert(given[i], e.params[i], e.name, conv, i);
+      conv[i] = convert(given[i], e.params[i], e.name, conv, i, store);
       n = i + 1;
     }
     for (int i = n; i < np; ++i)
@@ -149,7 +160,24 @@ PyObject* call_entry(const EntryPoint& e, PyObject* self_arg, PyObject* const* a
 }
 
 PyObject* fn_entry(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  return call_entry(entry_of(self), nullptr, args, PyVectorcall_NARGS(nargs), kwnames);
+  const EntryPoint& e = entry_of(self);
+  nargs = PyVectorcall_NARGS(nargs);
+  // The common case first: every parameter an operand, all given by position (mg.sin(x), mg.add(x, y)).
+  if (!kwnames && (nargs == 1 || nargs == 2) && e.params.size() == std::size_t(nargs) &&
+      e.params[0].kind == ParamKind::operand && e.params[nargs - 1].kind == ParamKind::operand) {
+    try {
+      if (nargs == 1) {
+        const Arg in[1] = {operand_arg(args[0], e.name)};
+        return results(e, e.fn(e, in));
+      }
+      const Arg in[2] = {operand_arg(args[0], e.name), operand_arg(args[1], e.name)};
+      return results(e, e.fn(e, in));
+    } catch (...) {
+      set_python_error();
+      return nullptr;
+    }
+  }
+  return call_entry(e, nullptr, args, nargs, kwnames);
 }
 
 // ---- operators: Tensor's number slots ----
@@ -173,12 +201,13 @@ template <PyOperator Op>
 PyObject* nb_binary(PyObject* a, PyObject* b) {
   const EntryPoint& e = *g_operator[int(Op)];
   try {
-    PyObject* other = is_tensor(a) ? b : a;
-    if (!is_tensor(other) && !is_operand(other)) Py_RETURN_NOTIMPLEMENTED;
-    Arg in[2];
-    in[0] = convert(a, e.params[0], e.name, in, 0);
-    in[1] = convert(b, e.params[1], e.name, in, 1);
-    return wrap(e.fn(e, in).v[0]);
+    // a weak number on either side needs no more checks (most operators are x * 0.9, 2 * x)
+    if (!is_weak_scalar(a) && !is_weak_scalar(b)) {
+      PyObject* other = is_tensor(a) ? b : a;
+      if (!is_tensor(other) && !is_operand(other)) Py_RETURN_NOTIMPLEMENTED;
+    }
+    const Arg in[2] = {operand_arg(a, e.name), operand_arg(b, e.name)};
+    return wrap(std::move(e.fn(e, in).v[0]));
   } catch (...) {
     set_python_error();
     return nullptr;
@@ -198,7 +227,7 @@ PyObject* nb_unary(PyObject* a) {
   const EntryPoint& e = *g_operator[int(Op)];
   try {
     const Arg in[1] = {Arg(NodeRef(tensor_ptr(a)))};
-    return wrap(e.fn(e, in).v[0]);
+    return wrap(std::move(e.fn(e, in).v[0]));
   } catch (...) {
     set_python_error();
     return nullptr;
@@ -333,7 +362,7 @@ void bind_entry(py::module_& m) {
   py::object property = py::module_::import("builtins").attr("property");
   auto* type = g_tensor_type;
   for (const EntryPoint* e : entry_points()) {
-    PyObject* cap = PyCapsule_New(const_cast<EntryPoint*>(e), "matgrad.EntryPoint", nullptr);
+    PyObject* cap = PyCapsule_New(const_cast<EntryPoint*>(e), nullptr, nullptr);
     if (!cap) throw py::error_already_set();
     py::object capsule = py::reinterpret_steal<py::object>(cap);
     PyMethodDef& d = method_defs().emplace_back(PyMethodDef{
@@ -394,6 +423,28 @@ void bind_entry(py::module_& m) {
   nb.nb_positive = nb_positive;
   type->tp_as_number = &nb;
   PyType_Modified(type);
+
+  // The table itself, for the documentation's API pages and the tests' coverage checks.
+  m.def(
+      "_entry_points",
+      [] {
+        py::list r;
+        for (const EntryPoint* e : entry_points()) {
+          py::list params;
+          for (const Param& p : e->params) params.append(py::str(p.name));
+          py::dict d;
+          d["name"] = e->name;
+          d["family"] = e->family;
+          d["params"] = params;
+          d["method"] = e->method ? py::object(py::str(e->method)) : py::object(py::none());
+          d["property"] = e->property ? py::object(py::str(e->property)) : py::object(py::none());
+          d["operator"] = e->pyop != PyOperator::none;
+          r.append(d);
+        }
+        return r;
+      },
+      "The public ops as the engine defines them: name, family, parameter names, and the Tensor method, "
+      "property or operator each also is (for the documentation and the tests).");
 
   // _core.__all__: the Tensor type, mg.tensor and is_grad_enabled, then every public op.
   py::list names;

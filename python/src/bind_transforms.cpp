@@ -284,7 +284,7 @@ void bind_transforms(py::module_& m) {
     NodeRef b = block(as_node(x, "index"), r0, c0, Shape::matrix(rows, cols));
     std::vector<std::int64_t> dims;
     for (py::handle d : shape) dims.push_back(d.cast<std::int64_t>());
-    const Arg args[2] = {Arg(b), Arg::dims(std::move(dims))};
+    const Arg args[2] = {Arg(b), Arg::dims(dims)};
     return call(entry_point("reshape"), args, 2).v[0];
   });
   m.def("_gather", [](py::handle x, py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> idx) {

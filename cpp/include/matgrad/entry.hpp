@@ -23,7 +23,8 @@
 
 namespace matgrad {
 
-/// One argument of an entry point, converted from Python or C++.
+/// One argument of an entry point, converted from Python or C++. A list or a shape is
+/// referred to, not copied: keep it alive until the call returns.
 struct Arg {
   enum Kind : std::uint8_t {
     kNone,     ///< not given, or None
@@ -37,8 +38,8 @@ struct Arg {
   NodeRef node;
   double scalar = 0.0;
   std::int64_t i = 0;
-  std::vector<NodeRef> nodes;
-  std::vector<std::int64_t> ints;
+  const std::vector<NodeRef>* nodes = nullptr;
+  const std::vector<std::int64_t>* ints = nullptr;
 
   Arg() = default;
   Arg(NodeRef n) : kind(kNode), node(std::move(n)) {}  // NOLINT: operands convert implicitly
@@ -50,16 +51,16 @@ struct Arg {
     a.i = v;
     return a;
   }
-  static Arg list(std::vector<NodeRef> xs) {
+  static Arg list(const std::vector<NodeRef>& xs) {
     Arg a;
     a.kind = kNodes;
-    a.nodes = std::move(xs);
+    a.nodes = &xs;
     return a;
   }
-  static Arg dims(std::vector<std::int64_t> d) {
+  static Arg dims(const std::vector<std::int64_t>& d) {
     Arg a;
     a.kind = kInts;
-    a.ints = std::move(d);
+    a.ints = &d;
     return a;
   }
   bool is_none() const { return kind == kNone; }

@@ -310,7 +310,10 @@ int axis_arg(const char* op, const Arg& a, const Shape& s) {
   return static_cast<int>(a.i);
 }
 
-Results front_unary(const EntryPoint& e, const Arg* a) { return apply(e.op, {operand(a[0])}); }
+Results front_unary(const EntryPoint& e, const Arg* a) {
+  if (a[0].kind == Arg::kNode) return apply(e.op, &a[0].node, 1);
+  return apply(e.op, {operand(a[0])});
+}
 
 Results front_axis(const EntryPoint& e, const Arg* a) {
   NodeRef x = operand(a[0]);

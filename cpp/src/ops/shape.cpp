@@ -375,7 +375,7 @@ Shape reshape_target(const std::vector<std::int64_t>& dims_in, const Shape& from
 
 Results front_reshape(const EntryPoint&, const Arg* a) {
   NodeRef x = operand(a[0]);
-  return reshape(x, reshape_target(a[1].ints, x->shape));
+  return reshape(x, reshape_target(*a[1].ints, x->shape));
 }
 
 // The axis of concatenate and stack: an integer in [-3, 2] (the ops check it against the shapes).
@@ -397,11 +397,11 @@ NodeRef concatenate_nodes(const std::vector<NodeRef>& xs, int axis) {
 }
 
 Results front_concatenate(const EntryPoint& e, const Arg* a) {
-  return concatenate_nodes(a[0].nodes, join_axis(e.name, a[1]));
+  return concatenate_nodes(*a[0].nodes, join_axis(e.name, a[1]));
 }
 
 Results front_stack(const EntryPoint& e, const Arg* a) {
-  const std::vector<NodeRef>& xs = a[0].nodes;
+  const std::vector<NodeRef>& xs = *a[0].nodes;
   int axis = join_axis(e.name, a[1]);
   if (xs.empty()) throw ShapeError("stack: needs at least one array");
   const Shape s = xs[0]->shape;
