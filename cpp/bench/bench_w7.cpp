@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// W7 of shared/BENCHMARKS.md: the C++ engine's cost per node, next to hand-written C++.
+// W7 of docs/benchmarks.md: the C++ engine's cost per node, next to hand-written C++.
 //   prod    the product of n scalars as a loop of scalar multiplications (0-D nodes)
 //   lse     log-sum-exp of an n-vector, from 0-D nodes and from vector ops
 //   normal  the normal log-density sum_i log N(x_i | mu, sigma), gradient w.r.t. x, mu and

@@ -91,7 +91,7 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
 def _placed(block: Any, out_shape: tuple[int, ...], in_shape: tuple[int, ...], graph: bool) -> Any:
     """A Jacobian block (out.size, in.size) given its full shape out_shape + in_shape: NumPy
     results always; Tensor results when that has at most 2 dimensions (else the C-order
-    matricisation stays, as DESIGN.md says)."""
+    matricisation stays, as docs/concepts.md says)."""
     full = tuple(out_shape) + tuple(in_shape)
     if not graph:
         return block.reshape(full)
