@@ -63,6 +63,11 @@ def nonzero(rng, shape):
     return np.asarray(rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 2.0, size=shape))
 
 
+def above_minus_one(rng, shape):
+    """log1p's domain, x > -1, with room for the finite-difference step."""
+    return np.asarray(rng.uniform(-0.8, 2.0, size=shape))
+
+
 def small(rng, shape):
     return np.asarray(rng.uniform(-1.2, 1.2, size=shape))
 
@@ -148,6 +153,8 @@ UNARY = [
     ("neg", np.negative, real),
     ("exp", np.exp, real),
     ("log", np.log, positive),
+    ("log1p", np.log1p, above_minus_one),
+    ("expm1", np.expm1, real),
     ("sin", np.sin, real),
     ("cos", np.cos, real),
     ("tan", np.tan, small),
@@ -962,3 +969,16 @@ def test_pow_zero_base_mixed_second_derivative():
     """d/dx (d/dy x**y) = y x^(y-1) log x + x^(y-1) -> 0 as x -> 0 for y > 1."""
     got = mg.grad(lambda x: mg.sum(mg.grad(lambda u: mg.sum(x**u))(np.array([2.0, 3.0]))))(np.zeros(2))
     np.testing.assert_array_equal(got, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log1p_and_expm1_stay_accurate_near_zero(dtype):
+    # where log(1 + x) and exp(x) - 1 lose every digit: values as NumPy's, gradients closed forms
+    x = np.array([-1e-30, -1e-12, 1e-20, 3e-8, 1e-4, -0.5, 5.0], dtype=dtype)
+    tol = {"rtol": 1e-15 if dtype == np.float64 else 1e-6, "atol": 0}
+    np.testing.assert_allclose(mg.log1p(x).numpy(), np.log1p(x), **tol)
+    np.testing.assert_allclose(mg.expm1(x).numpy(), np.expm1(x), **tol)
+    g = mg.grad(lambda t: mg.sum(mg.log1p(t)))(x)
+    assert g.dtype == dtype
+    np.testing.assert_allclose(g, 1 / (1 + x.astype(np.float64)), **tol)
+    np.testing.assert_allclose(mg.grad(lambda t: mg.sum(mg.expm1(t)))(x), np.exp(x.astype(np.float64)), **tol)

@@ -333,6 +333,8 @@ std::vector<OpCase> all_cases() {
       {opid("neg"), "neg", [](double x) { return -x; }, {}},
       {opid("exp"), "exp", [](double x) { return std::exp(x); }, {}},
       {opid("log"), "log", [](double x) { return std::log(x); }, {0.2, 3.0}},
+      {opid("log1p"), "log1p", [](double x) { return std::log1p(x); }, {-0.8, 2.0}},
+      {opid("expm1"), "expm1", [](double x) { return std::expm1(x); }, {}},
       {opid("sin"), "sin", [](double x) { return std::sin(x); }, {-3.0, 3.0}},
       {opid("cos"), "cos", [](double x) { return std::cos(x); }, {-3.0, 3.0}},
       {opid("tan"), "tan", [](double x) { return std::tan(x); }, {-1.2, 1.2}},

@@ -85,6 +85,18 @@ template <class T> void fwd_log(const KernelArgs& k) {
 // dX = G / X
 MG_VJP_FN(vjp_log) { c.dx[0] = a.div(c.g, c.in[0]); }
 
+template <class T> void fwd_log1p(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.unaryExpr([](T v) { return std::log1p(v); }); });
+}
+// dX = G / (1 + X)
+MG_VJP_FN(vjp_log1p) { c.dx[0] = a.div(c.g, a.add_s(c.in[0], 1.0)); }
+
+template <class T> void fwd_expm1(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.unaryExpr([](T v) { return std::expm1(v); }); });
+}
+// dX = G * (expm1(X) + 1)
+MG_VJP_FN(vjp_expm1) { c.dx[0] = a.mul(c.g, a.add_s(c.out, 1.0)); }
+
 template <class T> void fwd_sin(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.sin(); }); }
 // dX = G * cos(X)
 MG_VJP_FN(vjp_sin) { c.dx[0] = a.mul(c.g, a.cos(c.in[0])); }
@@ -412,6 +424,10 @@ void register_elementwise() {
   unary(&ops::exp, "exp", MG_FWD(fwd_exp), MG_VJP(vjp_exp), "`exp(x)`, elementwise.", "d/dx: `G * exp(x)`");
   unary(&ops::log, "log", MG_FWD(fwd_log), MG_VJP(vjp_log), "The natural logarithm `log(x)`, elementwise.",
         "d/dx: `G / x`");
+  unary(nullptr, "log1p", MG_FWD(fwd_log1p), MG_VJP(vjp_log1p),
+        "`log(1 + x)`, elementwise, accurate where `x` is near 0.", "d/dx: `G / (1 + x)`");
+  unary(nullptr, "expm1", MG_FWD(fwd_expm1), MG_VJP(vjp_expm1),
+        "`exp(x) - 1`, elementwise, accurate where `x` is near 0.", "d/dx: `G * (expm1(x) + 1)`");
   unary(&ops::sin, "sin", MG_FWD(fwd_sin), MG_VJP(vjp_sin), "`sin(x)`, elementwise.", "d/dx: `G * cos(x)`");
   unary(&ops::cos, "cos", MG_FWD(fwd_cos), MG_VJP(vjp_cos), "`cos(x)`, elementwise.", "d/dx: `-G * sin(x)`");
   unary(nullptr, "tan", MG_FWD(fwd_tan), MG_VJP(vjp_tan), "`tan(x)`, elementwise.", "d/dx: `G * (1 + tan(x)^2)`");
