@@ -210,8 +210,7 @@ struct NormalHand {
   double mu, sigma;
   std::vector<double> gx;
   double value = 0, gmu = 0, gsigma = 0;
-  NormalHand(const std::vector<double>& x_, double mu_, double sigma_)
-      : x(x_), mu(mu_), sigma(sigma_), gx(x_.size()) {}
+  NormalHand(const std::vector<double>& x_, double mu_, double sigma_) : x(x_), mu(mu_), sigma(sigma_), gx(x_.size()) {}
   void operator()() {
     const std::size_t n = x.size();
     const double inv = 1 / sigma;
@@ -320,10 +319,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "W7: a gradient does not match the hand-written one; nothing timed\n");
     return 1;
   }
-  std::printf("W7: n = %ld; all gradients match the hand-written ones. Median of %d repeats of >= %.2f s.\n"
-              "record = eager recording + freeing the graph; rec+bwd = the same + reverse sweep (grad_values);\n"
-              "hand = hand-written C++ value and gradient. Compiled replay: n/a (no C++ compile() yet).\n",
-              n, g_repeats, g_min_time);
+  std::printf(
+      "W7: n = %ld; all gradients match the hand-written ones. Median of %d repeats of >= %.2f s.\n"
+      "record = eager recording + freeing the graph; rec+bwd = the same + reverse sweep (grad_values);\n"
+      "hand = hand-written C++ value and gradient. Compiled replay: n/a (no C++ compile() yet).\n",
+      n, g_repeats, g_min_time);
   print_header();
   g_timed = true;
   run_all([](const Row& r) { print(r); });

@@ -342,7 +342,8 @@ std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>&
     return J;
   }
   if (m <= total) {  // reverse: one sweep per output element, in batches
-    const std::int64_t k_max = std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(out.get())));
+    const std::int64_t k_max =
+        std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(out.get())));
     for (std::int64_t first = 0; first < m; first += k_max) {
       const std::int64_t k = std::min(k_max, m - first);
       Sweep<BatchAlg> s(out.get(), basis(first, k, m, out->shape, out->dtype), &inputs);
@@ -367,7 +368,8 @@ std::vector<Val> jacobian_values(const NodeRef& out, const std::vector<NodeRef>&
       zero(J[i], 0, m, false);
       continue;
     }
-    const std::int64_t k_max = std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(g.get())));
+    const std::int64_t k_max =
+        std::max<std::int64_t>(1, kBatchElements / std::max<std::int64_t>(1, largest_node(g.get())));
     for (std::int64_t first = 0; first < n; first += k_max) {
       const std::int64_t k = std::min(k_max, n - first);
       Sweep<BatchAlg> s(g.get(), basis(first, k, n, g->shape, g->dtype), &target);
@@ -491,8 +493,9 @@ std::vector<int> resolve_argnums(const char* op, const std::vector<long long>& a
 
 void backward(const NodeRef& out, const NodeRef& seed, bool create_graph) {
   if (!out->requires_grad)
-    throw GraphError("backward: the output does not require grad (no input it depends on has "
-                     "requires_grad=True)");
+    throw GraphError(
+        "backward: the output does not require grad (no input it depends on has "
+        "requires_grad=True)");
   if (!create_graph) {
     Sweep<ValueAlg> s(out.get(), value_seed(out, seed, "backward"), nullptr);
     GradMode off(false);

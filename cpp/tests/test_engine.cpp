@@ -459,9 +459,9 @@ TEST(Errors, BroadcastingNamesTheOpAndBothShapes) {
   Var v3 = leaf(S(3), DType::f64, {1, 2, 3}), v4 = leaf(S(4), DType::f64, {1, 2, 3, 4});
   Var m23 = matgrad::variable(Eigen::MatrixXd::Ones(2, 3));
   Var v2 = leaf(S(2), DType::f64, {1, 2});
-  const std::pair<OpId, const char*> ops[] = {{opid("add"), "add"}, {opid("sub"), "sub"}, {opid("mul"), "mul"},
-                                              {opid("div"), "div"}, {opid("pow"), "pow"}, {opid("maximum"), "maximum"},
-                                              {opid("minimum"), "minimum"}};
+  const std::pair<OpId, const char*> ops[] = {
+      {opid("add"), "add"}, {opid("sub"), "sub"},         {opid("mul"), "mul"},        {opid("div"), "div"},
+      {opid("pow"), "pow"}, {opid("maximum"), "maximum"}, {opid("minimum"), "minimum"}};
   for (const auto& op : ops) {
     EXPECT_EQ(error_of<matgrad::ShapeError>([&] { apply2(op.first, v3, v4); }),
               std::string(op.second) + ": shapes (3,) and (4,) cannot be broadcast together");
@@ -474,7 +474,8 @@ TEST(Errors, BroadcastingNamesTheOpAndBothShapes) {
 TEST(Errors, ReductionAxisOutOfBounds) {
   Var m = matgrad::variable(Eigen::MatrixXd::Ones(3, 4));
   Var v = leaf(S(3), DType::f64, {1, 2, 3});
-  EXPECT_EQ(error_of<matgrad::ShapeError>([&] { matgrad::sum(m, 2); }), "sum: axis 2 is out of bounds for shape (3, 4)");
+  EXPECT_EQ(error_of<matgrad::ShapeError>([&] { matgrad::sum(m, 2); }),
+            "sum: axis 2 is out of bounds for shape (3, 4)");
   EXPECT_EQ(error_of<matgrad::ShapeError>([&] { matgrad::mean(m, -3); }),
             "mean: axis -3 is out of bounds for shape (3, 4)");
   EXPECT_EQ(error_of<matgrad::ShapeError>([&] { matgrad::sum(v, 1); }), "sum: axis 1 is out of bounds for shape (3,)");
@@ -499,8 +500,8 @@ TEST(Errors, GradientsOfNonScalarsAndOfConstants) {
   EXPECT_TRUE(starts_with(b, "backward: output of shape (3,) is not a scalar")) << b;
   const std::string g = error_of<matgrad::ShapeError>([&] { matgrad::grad(x * x, {x}); });
   EXPECT_TRUE(starts_with(g, "grad: output of shape (3,) is not a scalar")) << g;
-  const std::string c = error_of<matgrad::ShapeError>(
-      [&] { matgrad::backward(x * x, leaf(S(2), DType::f64, {1, 1}, false)); });
+  const std::string c =
+      error_of<matgrad::ShapeError>([&] { matgrad::backward(x * x, leaf(S(2), DType::f64, {1, 1}, false)); });
   EXPECT_EQ(c, "backward: cotangent of shape (2,) does not match output of shape (3,)");
   const std::string gn = error_of<matgrad::ShapeError>(
       [&] { matgrad::grad_nodes(x * x, {x}, leaf(S(1, 3), DType::f64, {1, 1, 1}, false)); });
@@ -637,8 +638,7 @@ TEST(MultipleOutputs, OutputsOfOnePackedNodeDifferentiateTogether) {
   // f = sum(a * a) + sum(b): df/dx = 2 sin x cos x, df/dy = exp y
   Var f = matgrad::sum(a * a) + matgrad::sum(b);
   auto g = matgrad::grad_values(f, {x, y});
-  for (int i = 0; i < 3; ++i)
-    EXPECT_DOUBLE_EQ(g[0].ptr<double>()[i], 2 * std::sin(i + 1.0) * std::cos(i + 1.0));
+  for (int i = 0; i < 3; ++i) EXPECT_DOUBLE_EQ(g[0].ptr<double>()[i], 2 * std::sin(i + 1.0) * std::cos(i + 1.0));
   for (int i = 0; i < 2; ++i) EXPECT_DOUBLE_EQ(g[1].ptr<double>()[i], std::exp(4.0 + i));
   // Only one output used: the other gets a zero cotangent, its input a zero gradient.
   auto g2 = matgrad::grad_values(matgrad::sum(b), {x, y});
@@ -695,8 +695,8 @@ TEST(OptimiserSteps, AdamAndSgdFollowTheirFormulasInPlace) {
       const Eigen::MatrixXd g = want.array().square();
       m = 0.9 * m + 0.1 * g;
       v = 0.999 * v + 0.001 * g.cwiseProduct(g);
-      const Eigen::ArrayXXd step = (m / (1 - std::pow(0.9, t))).array() /
-                                   ((v / (1 - std::pow(0.999, t))).array().sqrt() + 1e-8);
+      const Eigen::ArrayXXd step =
+          (m / (1 - std::pow(0.9, t))).array() / ((v / (1 - std::pow(0.999, t))).array().sqrt() + 1e-8);
       want = want.array() - 0.05 * step;
       matgrad::adam_update(*x, x->grad->value(), Val(ms.data(), S(2, 3), DType::f64),
                            Val(vs.data(), S(2, 3), DType::f64), 0.05, 0.9, 0.999, 1e-8, t);

@@ -106,8 +106,10 @@ Ref ref_matmul(bool ta, bool tb) {
   return [ta, tb](const std::vector<Input>& in) {
     const Input& x = in[0];
     const Input& y = in[1];
-    Eigen::MatrixXd X = x.shape.ndim == 1 ? unflat(x.data, 1, x.shape.cols) : unflat(x.data, x.shape.rows, x.shape.cols);
-    Eigen::MatrixXd Y = y.shape.ndim == 1 ? unflat(y.data, y.shape.cols, 1) : unflat(y.data, y.shape.rows, y.shape.cols);
+    Eigen::MatrixXd X =
+        x.shape.ndim == 1 ? unflat(x.data, 1, x.shape.cols) : unflat(x.data, x.shape.rows, x.shape.cols);
+    Eigen::MatrixXd Y =
+        y.shape.ndim == 1 ? unflat(y.data, y.shape.cols, 1) : unflat(y.data, y.shape.rows, y.shape.cols);
     if (ta && x.shape.ndim == 2) X.transposeInPlace();
     if (tb && y.shape.ndim == 2) Y.transposeInPlace();
     const Eigen::MatrixXd P = X * Y;
@@ -221,7 +223,8 @@ Eigen::MatrixXd chol_ref(const Eigen::MatrixXd& a) {
 Eigen::MatrixXd tril_ref(const Eigen::MatrixXd& a, double s) {
   Eigen::MatrixXd o = Eigen::MatrixXd::Zero(a.rows(), a.cols());
   for (Eigen::Index i = 0; i < a.rows(); ++i)
-    for (Eigen::Index j = 0; j <= std::min<Eigen::Index>(i, a.cols() - 1); ++j) o(i, j) = i == j ? s * a(i, j) : a(i, j);
+    for (Eigen::Index j = 0; j <= std::min<Eigen::Index>(i, a.cols() - 1); ++j)
+      o(i, j) = i == j ? s * a(i, j) : a(i, j);
   return o;
 }
 
@@ -349,8 +352,12 @@ std::vector<OpCase> all_cases() {
   for (const U& u : unary)
     for (const Shape& s : unary_shapes) {
       const OpId op = u.op;
-      cs.push_back({std::string(u.name) + "_" + shape_tag(s), op, {s}, {u.dom},
-                    [op](V v) { return apply1(op, v[0]); }, ref_unary(u.ref)});
+      cs.push_back({std::string(u.name) + "_" + shape_tag(s),
+                    op,
+                    {s},
+                    {u.dom},
+                    [op](V v) { return apply1(op, v[0]); },
+                    ref_unary(u.ref)});
     }
 
   struct Sc {
@@ -383,7 +390,10 @@ std::vector<OpCase> all_cases() {
       const OpId op = c.op;
       const double sv = c.s;
       auto r = c.ref;
-      cs.push_back({std::string(c.name) + "_" + shape_tag(s), op, {s}, {c.dom},
+      cs.push_back({std::string(c.name) + "_" + shape_tag(s),
+                    op,
+                    {s},
+                    {c.dom},
                     [op, sv](V v) { return apply_s(op, v[0], sv); },
                     ref_unary([r, sv](double x) { return r(x, sv); })});
     }
@@ -410,49 +420,78 @@ std::vector<OpCase> all_cases() {
   for (const B& b : binary)
     for (const auto& p : pairs) {
       const OpId op = b.op;
-      cs.push_back({std::string(b.name) + "_" + shape_tag(p.first) + "_" + shape_tag(p.second), op,
-                    {p.first, p.second}, b.doms, [op](V v) { return apply2(op, v[0], v[1]); },
+      cs.push_back({std::string(b.name) + "_" + shape_tag(p.first) + "_" + shape_tag(p.second),
+                    op,
+                    {p.first, p.second},
+                    b.doms,
+                    [op](V v) { return apply2(op, v[0], v[1]); },
                     ref_binary(b.ref)});
     }
 
   const int none = matgrad::kAxisNone;
-  const std::pair<Shape, int> reductions[] = {{S(3, 4), none}, {S(3, 4), 0}, {S(3, 4), 1},  {S(3, 4), -1},
-                                              {S(3, 4), -2},   {S(5), none},  {S(5), 0},     {S(5), -1},
-                                              {S(), none},     {S(1, 4), 0},  {S(4, 1), 1}};
+  const std::pair<Shape, int> reductions[] = {{S(3, 4), none}, {S(3, 4), 0}, {S(3, 4), 1}, {S(3, 4), -1},
+                                              {S(3, 4), -2},   {S(5), none}, {S(5), 0},    {S(5), -1},
+                                              {S(), none},     {S(1, 4), 0}, {S(4, 1), 1}};
   for (const auto& r : reductions) {
     const int ax = r.second;
-    const std::string tag = shape_tag(r.first) + "_axis" + (ax == none ? std::string("None") : ax < 0 ? "m" + std::to_string(-ax) : std::to_string(ax));
-    cs.push_back({"sum_" + tag, opid("sum"), {r.first}, {}, [ax](V v) { return matgrad::sum(v[0], ax); },
+    const std::string tag = shape_tag(r.first) + "_axis" +
+                            (ax == none ? std::string("None")
+                             : ax < 0   ? "m" + std::to_string(-ax)
+                                        : std::to_string(ax));
+    cs.push_back({"sum_" + tag,
+                  opid("sum"),
+                  {r.first},
+                  {},
+                  [ax](V v) { return matgrad::sum(v[0], ax); },
                   ref_reduce(ax, false)});
-    cs.push_back({"mean_" + tag, opid("mean"), {r.first}, {}, [ax](V v) { return matgrad::mean(v[0], ax); },
+    cs.push_back({"mean_" + tag,
+                  opid("mean"),
+                  {r.first},
+                  {},
+                  [ax](V v) { return matgrad::mean(v[0], ax); },
                   ref_reduce(ax, true)});
   }
 
   for (const Shape& s : {S(3, 4), S(5), S(), S(1, 3)})
-    cs.push_back({"transpose_" + shape_tag(s), opid("transpose"), {s}, {},
-                  [](V v) { return matgrad::transpose(v[0]); }, ref_transpose()});
+    cs.push_back({"transpose_" + shape_tag(s),
+                  opid("transpose"),
+                  {s},
+                  {},
+                  [](V v) { return matgrad::transpose(v[0]); },
+                  ref_transpose()});
 
-  const std::pair<Shape, Shape> reshapes[] = {
-      {S(3, 4), S(2, 6)}, {S(3, 4), S(12)}, {S(6), S(2, 3)}, {S(), S(1, 1)}, {S(1, 1), S()}, {S(1), S()}};
+  const std::pair<Shape, Shape> reshapes[] = {{S(3, 4), S(2, 6)}, {S(3, 4), S(12)}, {S(6), S(2, 3)},
+                                              {S(), S(1, 1)},     {S(1, 1), S()},   {S(1), S()}};
   for (const auto& r : reshapes) {
     const Shape to = r.second;
-    cs.push_back({"reshape_" + shape_tag(r.first) + "_to_" + shape_tag(to), opid("reshape"), {r.first}, {},
-                  [to](V v) { return matgrad::reshape(v[0], to); }, ref_reshape(to)});
+    cs.push_back({"reshape_" + shape_tag(r.first) + "_to_" + shape_tag(to),
+                  opid("reshape"),
+                  {r.first},
+                  {},
+                  [to](V v) { return matgrad::reshape(v[0], to); },
+                  ref_reshape(to)});
   }
 
-  const std::pair<Shape, Shape> bcasts[] = {
-      {S(4), S(3, 4)}, {S(3, 1), S(3, 4)}, {S(), S(2, 3)}, {S(1, 1), S(2, 2)}, {S(), S(5)}, {S(1, 4), S(3, 4)}};
+  const std::pair<Shape, Shape> bcasts[] = {{S(4), S(3, 4)},    {S(3, 1), S(3, 4)}, {S(), S(2, 3)},
+                                            {S(1, 1), S(2, 2)}, {S(), S(5)},        {S(1, 4), S(3, 4)}};
   for (const auto& b : bcasts) {
     const Shape to = b.second;
-    cs.push_back({"broadcast_to_" + shape_tag(b.first) + "_to_" + shape_tag(to), opid("broadcast_to"), {b.first}, {},
-                  [to](V v) { return matgrad::broadcast_to(v[0], to); }, ref_broadcast_to(to)});
+    cs.push_back({"broadcast_to_" + shape_tag(b.first) + "_to_" + shape_tag(to),
+                  opid("broadcast_to"),
+                  {b.first},
+                  {},
+                  [to](V v) { return matgrad::broadcast_to(v[0], to); },
+                  ref_broadcast_to(to)});
   }
 
-  const std::pair<Shape, Shape> sum_tos[] = {
-      {S(3, 4), S(4)}, {S(3, 4), S(3, 1)}, {S(3, 4), S()}, {S(3, 4), S(1, 1)}, {S(3, 4), S(1, 4)}, {S(5), S()}};
+  const std::pair<Shape, Shape> sum_tos[] = {{S(3, 4), S(4)},    {S(3, 4), S(3, 1)}, {S(3, 4), S()},
+                                             {S(3, 4), S(1, 1)}, {S(3, 4), S(1, 4)}, {S(5), S()}};
   for (const auto& b : sum_tos) {
     const Shape to = b.second;
-    cs.push_back({"sum_to_" + shape_tag(b.first) + "_to_" + shape_tag(to), opid("sum_to"), {b.first}, {},
+    cs.push_back({"sum_to_" + shape_tag(b.first) + "_to_" + shape_tag(to),
+                  opid("sum_to"),
+                  {b.first},
+                  {},
                   [to](V v) {
                     matgrad::Attr a;
                     a.shape = to;
@@ -462,7 +501,10 @@ std::vector<OpCase> all_cases() {
   }
 
   {
-    OpCase c{"cast_to_other_dtype", opid("cast"), {S(3, 4)}, {},
+    OpCase c{"cast_to_other_dtype",
+             opid("cast"),
+             {S(3, 4)},
+             {},
              [](V v) { return matgrad::cast(v[0], v[0]->dtype == DType::f64 ? DType::f32 : DType::f64); },
              ref_unary([](double x) { return x; })};
     c.eps = 0.25;  // linear: a wide step keeps float32 rounding out of the difference
@@ -470,11 +512,16 @@ std::vector<OpCase> all_cases() {
     c.same_dtype_out = false;
     cs.push_back(c);
   }
-  cs.push_back({"alias_m3x4", opid("alias"), {S(3, 4)}, {}, [](V v) { return matgrad::alias(v[0]); },
-                ref_unary([](double x) { return x; })});
+  cs.push_back(
+      {"alias_m3x4", opid("alias"), {S(3, 4)}, {}, [](V v) { return matgrad::alias(v[0]); }, ref_unary([](double x) {
+         return x;
+       })});
 
   // Note [multiple outputs]: pack / unpack / embed.
-  cs.push_back({"pack_m2x3_v4_s", opid("pack"), {S(2, 3), S(4), S()}, {},
+  cs.push_back({"pack_m2x3_v4_s",
+                opid("pack"),
+                {S(2, 3), S(4), S()},
+                {},
                 [](V v) { return matgrad::pack({v[0], v[1], v[2]}); },
                 [](const std::vector<Input>& in) {
                   Input out{S(0), {}};
@@ -482,12 +529,18 @@ std::vector<OpCase> all_cases() {
                   out.shape = S(std::int64_t(out.data.size()));
                   return out;
                 }});
-  cs.push_back({"unpack_v10_at3_m2x2", opid("unpack"), {S(10)}, {},
+  cs.push_back({"unpack_v10_at3_m2x2",
+                opid("unpack"),
+                {S(10)},
+                {},
                 [](V v) { return matgrad::unpack(v[0], 3, S(2, 2)); },
                 [](const std::vector<Input>& in) {
                   return Input{S(2, 2), std::vector<double>(in[0].data.begin() + 3, in[0].data.begin() + 7)};
                 }});
-  cs.push_back({"embed_m2x2_at3_v10", opid("embed"), {S(2, 2)}, {},
+  cs.push_back({"embed_m2x2_at3_v10",
+                opid("embed"),
+                {S(2, 2)},
+                {},
                 [](V v) {
                   matgrad::Attr a;
                   a.offset = 3;
@@ -506,23 +559,31 @@ std::vector<OpCase> all_cases() {
     bool ta, tb;
   };
   const M matmuls[] = {
-      {"m3x4_m4x2", S(3, 4), S(4, 2), false, false},  {"m4x3T_m4x2", S(4, 3), S(4, 2), true, false},
-      {"m3x4_m2x4T", S(3, 4), S(2, 4), false, true},  {"m4x3T_m2x4T", S(4, 3), S(2, 4), true, true},
-      {"v4_m4x2", S(4), S(4, 2), false, false},       {"m3x4_v4", S(3, 4), S(4), false, false},
-      {"v4_v4", S(4), S(4), false, false},            {"v4_m2x4T", S(4), S(2, 4), false, true},
-      {"m4x3T_v4", S(4, 3), S(4), true, false},       {"v4T_m4x2", S(4), S(4, 2), true, false},
-      {"v4T_v4T", S(4), S(4), true, true},            {"m1x1_m1x1", S(1, 1), S(1, 1), false, false},
-      {"m5x1_m1x3", S(5, 1), S(1, 3), false, false},  {"m1x5_m5x1", S(1, 5), S(5, 1), false, false},
+      {"m3x4_m4x2", S(3, 4), S(4, 2), false, false}, {"m4x3T_m4x2", S(4, 3), S(4, 2), true, false},
+      {"m3x4_m2x4T", S(3, 4), S(2, 4), false, true}, {"m4x3T_m2x4T", S(4, 3), S(2, 4), true, true},
+      {"v4_m4x2", S(4), S(4, 2), false, false},      {"m3x4_v4", S(3, 4), S(4), false, false},
+      {"v4_v4", S(4), S(4), false, false},           {"v4_m2x4T", S(4), S(2, 4), false, true},
+      {"m4x3T_v4", S(4, 3), S(4), true, false},      {"v4T_m4x2", S(4), S(4, 2), true, false},
+      {"v4T_v4T", S(4), S(4), true, true},           {"m1x1_m1x1", S(1, 1), S(1, 1), false, false},
+      {"m5x1_m1x3", S(5, 1), S(1, 3), false, false}, {"m1x5_m5x1", S(1, 5), S(5, 1), false, false},
   };
   for (const M& m : matmuls) {
     const bool ta = m.ta, tb = m.tb;
-    cs.push_back({std::string("matmul_") + m.name, opid("matmul"), {m.a, m.b}, {},
-                  [ta, tb](V v) { return matgrad::matmul(v[0], v[1], ta, tb); }, ref_matmul(ta, tb)});
+    cs.push_back({std::string("matmul_") + m.name,
+                  opid("matmul"),
+                  {m.a, m.b},
+                  {},
+                  [ta, tb](V v) { return matgrad::matmul(v[0], v[1], ta, tb); },
+                  ref_matmul(ta, tb)});
   }
 
   // trace (np.trace: the diagonal's sum, any 2-D shape) and eye_scale (g I, its VJP)
   for (const Shape& s : {S(3, 3), S(2, 4), S(4, 1), S(1, 1)})
-    cs.push_back({"trace_" + shape_tag(s), opid("trace"), {s}, {}, [](V v) { return matgrad::trace(v[0]); },
+    cs.push_back({"trace_" + shape_tag(s),
+                  opid("trace"),
+                  {s},
+                  {},
+                  [](V v) { return matgrad::trace(v[0]); },
                   [](const std::vector<Input>& in) {
                     const Input& x = in[0];
                     double t = 0;
@@ -531,7 +592,10 @@ std::vector<OpCase> all_cases() {
                     return Input{S(), {t}};
                   }});
   for (const Shape& to : {S(3, 3), S(2, 4)})
-    cs.push_back({"eye_scale_to_" + shape_tag(to), opid("eye_scale"), {S()}, {},
+    cs.push_back({"eye_scale_to_" + shape_tag(to),
+                  opid("eye_scale"),
+                  {S()},
+                  {},
                   [to](V v) {
                     matgrad::Attr a;
                     a.shape = to;
@@ -546,14 +610,19 @@ std::vector<OpCase> all_cases() {
 
   // xlogy(x, y) = x log y, 0 where x = 0 (the y-derivative of pow)
   for (const auto& p : {std::make_pair(S(3, 4), S(3, 4)), std::make_pair(S(3, 4), S(4)), std::make_pair(S(), S(5))})
-    cs.push_back({"xlogy_" + shape_tag(p.first) + "_" + shape_tag(p.second), opid("xlogy"), {p.first, p.second},
-                  {{-2.0, 2.0}, {0.3, 2.0}}, [](V v) { return apply2(opid("xlogy"), v[0], v[1]); },
+    cs.push_back({"xlogy_" + shape_tag(p.first) + "_" + shape_tag(p.second),
+                  opid("xlogy"),
+                  {p.first, p.second},
+                  {{-2.0, 2.0}, {0.3, 2.0}},
+                  [](V v) { return apply2(opid("xlogy"), v[0], v[1]); },
                   ref_binary([](double x, double y) { return x == 0 ? 0.0 : x * std::log(y); })});
 
   // mask_nz(s, v) = v where s != 0, else 0 (the x-derivative of pow; constant in s)
   for (const auto& p : {std::make_pair(S(3, 4), S(3, 4)), std::make_pair(S(4), S(3, 4)), std::make_pair(S(), S(5))})
-    cs.push_back({"mask_nz_" + shape_tag(p.first) + "_" + shape_tag(p.second), opid("mask_nz"),
-                  {p.first, p.second}, {{0.5, 2.0}, {-2.0, 2.0}},
+    cs.push_back({"mask_nz_" + shape_tag(p.first) + "_" + shape_tag(p.second),
+                  opid("mask_nz"),
+                  {p.first, p.second},
+                  {{0.5, 2.0}, {-2.0, 2.0}},
                   [](V v) { return apply2(opid("mask_nz"), v[0], v[1]); },
                   ref_binary([](double s, double v) { return s == 0 ? 0.0 : v; })});
 
@@ -561,45 +630,84 @@ std::vector<OpCase> all_cases() {
   // kernels and in the VJPs.
   for (const OpId op : {opid("add"), opid("mul"), opid("div"), opid("maximum")}) {
     const std::string nm = matgrad::op_name(op);
-    auto r = op == opid("add") ? ref_binary([](double x, double y) { return x + y; })
+    auto r = op == opid("add")   ? ref_binary([](double x, double y) { return x + y; })
              : op == opid("mul") ? ref_binary([](double x, double y) { return x * y; })
              : op == opid("div") ? ref_binary([](double x, double y) { return x / y; })
-                               : ref_binary([](double x, double y) { return std::max(x, y); });
+                                 : ref_binary([](double x, double y) { return std::max(x, y); });
     const std::vector<Dom> doms = op == opid("div") ? std::vector<Dom>{{-2.0, 2.0}, {0.5, 2.0}} : std::vector<Dom>{};
-    cs.push_back({"large_" + nm + "_m17x9_v9", op, {S(17, 9), S(9)}, doms,
-                  [op](V v) { return apply2(op, v[0], v[1]); }, r});
-    cs.push_back({"large_" + nm + "_m17x1_m1x9", op, {S(17, 1), S(1, 9)}, doms,
-                  [op](V v) { return apply2(op, v[0], v[1]); }, r});
+    cs.push_back(
+        {"large_" + nm + "_m17x9_v9", op, {S(17, 9), S(9)}, doms, [op](V v) { return apply2(op, v[0], v[1]); }, r});
+    cs.push_back({"large_" + nm + "_m17x1_m1x9",
+                  op,
+                  {S(17, 1), S(1, 9)},
+                  doms,
+                  [op](V v) { return apply2(op, v[0], v[1]); },
+                  r});
   }
-  cs.push_back({"large_exp_m17x9", opid("exp"), {S(17, 9)}, {}, [](V v) { return matgrad::exp(v[0]); },
-                ref_unary([](double x) { return std::exp(x); })});
-  cs.push_back({"large_sin_v40", opid("sin"), {S(40)}, {}, [](V v) { return matgrad::sin(v[0]); },
-                ref_unary([](double x) { return std::sin(x); })});
+  cs.push_back(
+      {"large_exp_m17x9", opid("exp"), {S(17, 9)}, {}, [](V v) { return matgrad::exp(v[0]); }, ref_unary([](double x) {
+         return std::exp(x);
+       })});
+  cs.push_back(
+      {"large_sin_v40", opid("sin"), {S(40)}, {}, [](V v) { return matgrad::sin(v[0]); }, ref_unary([](double x) {
+         return std::sin(x);
+       })});
   for (int ax : {none, 0, 1})
-    cs.push_back({"large_sum_m17x9_axis" + (ax == none ? std::string("None") : std::to_string(ax)), opid("sum"),
-                  {S(17, 9)}, {}, [ax](V v) { return matgrad::sum(v[0], ax); }, ref_reduce(ax, false)});
-  cs.push_back({"large_mean_m17x9_axis1", opid("mean"), {S(17, 9)}, {}, [](V v) { return matgrad::mean(v[0], 1); },
+    cs.push_back({"large_sum_m17x9_axis" + (ax == none ? std::string("None") : std::to_string(ax)),
+                  opid("sum"),
+                  {S(17, 9)},
+                  {},
+                  [ax](V v) { return matgrad::sum(v[0], ax); },
+                  ref_reduce(ax, false)});
+  cs.push_back({"large_mean_m17x9_axis1",
+                opid("mean"),
+                {S(17, 9)},
+                {},
+                [](V v) { return matgrad::mean(v[0], 1); },
                 ref_reduce(1, true)});
-  cs.push_back({"large_transpose_m17x9", opid("transpose"), {S(17, 9)}, {},
-                [](V v) { return matgrad::transpose(v[0]); }, ref_transpose()});
-  cs.push_back({"large_reshape_m17x9_to_v153", opid("reshape"), {S(17, 9)}, {},
-                [](V v) { return matgrad::reshape(v[0], S(153)); }, ref_reshape(S(153))});
+  cs.push_back({"large_transpose_m17x9",
+                opid("transpose"),
+                {S(17, 9)},
+                {},
+                [](V v) { return matgrad::transpose(v[0]); },
+                ref_transpose()});
+  cs.push_back({"large_reshape_m17x9_to_v153",
+                opid("reshape"),
+                {S(17, 9)},
+                {},
+                [](V v) { return matgrad::reshape(v[0], S(153)); },
+                ref_reshape(S(153))});
   for (int t = 0; t < 4; ++t) {
     const bool ta = t & 1, tb = t & 2;
-    cs.push_back({"large_matmul_" + std::string(ta ? "T" : "N") + (tb ? "T" : "N"), opid("matmul"),
-                  {ta ? S(10, 12) : S(12, 10), tb ? S(9, 10) : S(10, 9)}, {},
-                  [ta, tb](V v) { return matgrad::matmul(v[0], v[1], ta, tb); }, ref_matmul(ta, tb)});
+    cs.push_back({"large_matmul_" + std::string(ta ? "T" : "N") + (tb ? "T" : "N"),
+                  opid("matmul"),
+                  {ta ? S(10, 12) : S(12, 10), tb ? S(9, 10) : S(10, 9)},
+                  {},
+                  [ta, tb](V v) { return matgrad::matmul(v[0], v[1], ta, tb); },
+                  ref_matmul(ta, tb)});
   }
-  cs.push_back({"large_matmul_v10_m10x20", opid("matmul"), {S(10), S(10, 20)}, {},
-                [](V v) { return matgrad::matmul(v[0], v[1]); }, ref_matmul(false, false)});
+  cs.push_back({"large_matmul_v10_m10x20",
+                opid("matmul"),
+                {S(10), S(10, 20)},
+                {},
+                [](V v) { return matgrad::matmul(v[0], v[1]); },
+                ref_matmul(false, false)});
 
   // Empty arrays (NumPy allows them).
-  cs.push_back({"empty_sum_v0", opid("sum"), {S(0)}, {}, [](V v) { return matgrad::sum(v[0]); },
-                ref_reduce(none, false)});
-  cs.push_back({"empty_add_m0x3_v3", opid("add"), {S(0, 3), S(3)}, {},
-                [](V v) { return v[0] + v[1]; }, ref_binary([](double x, double y) { return x + y; })});
-  cs.push_back({"empty_matmul_m3x0_m0x2", opid("matmul"), {S(3, 0), S(0, 2)}, {},
-                [](V v) { return matgrad::matmul(v[0], v[1]); }, ref_matmul(false, false)});
+  cs.push_back(
+      {"empty_sum_v0", opid("sum"), {S(0)}, {}, [](V v) { return matgrad::sum(v[0]); }, ref_reduce(none, false)});
+  cs.push_back({"empty_add_m0x3_v3",
+                opid("add"),
+                {S(0, 3), S(3)},
+                {},
+                [](V v) { return v[0] + v[1]; },
+                ref_binary([](double x, double y) { return x + y; })});
+  cs.push_back({"empty_matmul_m3x0_m0x2",
+                opid("matmul"),
+                {S(3, 0), S(0, 2)},
+                {},
+                [](V v) { return matgrad::matmul(v[0], v[1]); },
+                ref_matmul(false, false)});
 
   // ---- matrix calculus (det, logdet, slogdet, inv, solve share one LU per node) ----
   const Dom kWell{-1.0, 1.0, 0.0, wellcond};
@@ -608,34 +716,68 @@ std::vector<OpCase> all_cases() {
   const Dom kNonzero{-2.0, 2.0, 0.1};
   for (const Shape& s : {S(1, 1), S(2, 2), S(3, 3), S(4, 4)}) {
     const std::string t = shape_tag(s);
-    cs.push_back({"det_" + t, opid("det"), {s}, {kWell}, [](V v) { return matgrad::det(v[0]); },
+    cs.push_back({"det_" + t,
+                  opid("det"),
+                  {s},
+                  {kWell},
+                  [](V v) { return matgrad::det(v[0]); },
                   [](const std::vector<Input>& in) { return Input{S(), {det_ref(mat2d(in[0]))}}; }});
-    cs.push_back({"logdet_" + t, opid("logdet"), {s}, {kWell}, [](V v) { return matgrad::logdet(v[0]); },
-                  [](const std::vector<Input>& in) { return Input{S(), {std::log(std::abs(det_ref(mat2d(in[0]))))}}; }});
+    cs.push_back(
+        {"logdet_" + t,
+         opid("logdet"),
+         {s},
+         {kWell},
+         [](V v) { return matgrad::logdet(v[0]); },
+         [](const std::vector<Input>& in) { return Input{S(), {std::log(std::abs(det_ref(mat2d(in[0]))))}}; }});
     // the packed (sign, log|det|) node itself (the front end returns two unpacks of it)
-    cs.push_back({"slogdet_" + t, opid("slogdet"), {s}, {kWell}, [](V v) { return matgrad::apply(opid("slogdet"), {v[0]}); },
+    cs.push_back({"slogdet_" + t,
+                  opid("slogdet"),
+                  {s},
+                  {kWell},
+                  [](V v) { return matgrad::apply(opid("slogdet"), {v[0]}); },
                   [](const std::vector<Input>& in) {
                     const double d = det_ref(mat2d(in[0]));
                     return Input{S(2), {sign(d), std::log(std::abs(d))}};
                   }});
-    cs.push_back({"inv_" + t, opid("inv"), {s}, {kWell}, [](V v) { return matgrad::inv(v[0]); },
+    cs.push_back({"inv_" + t,
+                  opid("inv"),
+                  {s},
+                  {kWell},
+                  [](V v) { return matgrad::inv(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(inv_ref(mat2d(in[0])), s); }});
     // adj_t(X) = adj(X)^T = det(X) X^-T, the VJP of det
-    cs.push_back({"adj_t_" + t, opid("adj_t"), {s}, {kWell}, [](V v) { return matgrad::apply(opid("adj_t"), {v[0]}); },
+    cs.push_back({"adj_t_" + t,
+                  opid("adj_t"),
+                  {s},
+                  {kWell},
+                  [](V v) { return matgrad::apply(opid("adj_t"), {v[0]}); },
                   [s](const std::vector<Input>& in) { return input_of(cofactors(mat2d(in[0])), s); }});
     // cholesky reads the lower triangle; through sym(X) = (X + X^T) / 2 every entry of X is a
     // free variable of a symmetric input (the raw op is checked by the test below).
-    cs.push_back({"cholesky_" + t, opid("cholesky"), {s}, {kSpd}, [](V v) { return matgrad::cholesky(v[0]); },
+    cs.push_back({"cholesky_" + t,
+                  opid("cholesky"),
+                  {s},
+                  {kSpd},
+                  [](V v) { return matgrad::cholesky(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(chol_ref(mat2d(in[0])), s); }});
-    cs.push_back({"cholesky_sym_" + t, opid("cholesky"), {s}, {kSpd},
+    cs.push_back({"cholesky_sym_" + t,
+                  opid("cholesky"),
+                  {s},
+                  {kSpd},
                   [](V v) { return matgrad::cholesky((v[0] + matgrad::transpose(v[0])) * 0.5); },
                   [s](const std::vector<Input>& in) { return input_of(chol_ref(sym_ref(mat2d(in[0]))), s); }});
   }
   // x^T x + n I: cholesky of a product (second derivatives through both factors)
-  cs.push_back({"cholesky_gram_m3x3", opid("cholesky"), {S(3, 3)}, {},
+  cs.push_back({"cholesky_gram_m3x3",
+                opid("cholesky"),
+                {S(3, 3)},
+                {},
                 [](V v) {
-                  NodeRef eye = matgrad::apply(opid("eye_scale"), {matgrad::full(S(), v[0]->dtype, 3.0)},
-                                               [] { matgrad::Attr a; a.shape = S(3, 3); return a; }());
+                  NodeRef eye = matgrad::apply(opid("eye_scale"), {matgrad::full(S(), v[0]->dtype, 3.0)}, [] {
+                    matgrad::Attr a;
+                    a.shape = S(3, 3);
+                    return a;
+                  }());
                   return matgrad::cholesky(matgrad::matmul(v[0], v[0], false, true) + eye);
                 },
                 [](const std::vector<Input>& in) {
@@ -646,13 +788,15 @@ std::vector<OpCase> all_cases() {
     Shape a, b;
     bool ta;
   };
-  for (const Sv& p : {Sv{S(3, 3), S(3), false}, Sv{S(3, 3), S(3, 2), false}, Sv{S(1, 1), S(1), false},
-                      Sv{S(2, 2), S(2, 1), false}, Sv{S(4, 4), S(4, 3), false}, Sv{S(3, 3), S(3, 2), true},
-                      Sv{S(3, 3), S(3), true}}) {
+  for (const Sv& p :
+       {Sv{S(3, 3), S(3), false}, Sv{S(3, 3), S(3, 2), false}, Sv{S(1, 1), S(1), false}, Sv{S(2, 2), S(2, 1), false},
+        Sv{S(4, 4), S(4, 3), false}, Sv{S(3, 3), S(3, 2), true}, Sv{S(3, 3), S(3), true}}) {
     const bool ta = p.ta;
     const Shape bs = p.b;
-    cs.push_back({std::string("solve_") + (ta ? "T_" : "") + shape_tag(p.a) + "_" + shape_tag(p.b), opid("solve"),
-                  {p.a, p.b}, {kWell, Dom{}},
+    cs.push_back({std::string("solve_") + (ta ? "T_" : "") + shape_tag(p.a) + "_" + shape_tag(p.b),
+                  opid("solve"),
+                  {p.a, p.b},
+                  {kWell, Dom{}},
                   [ta](V v) {
                     matgrad::Attr a;
                     a.ta = ta;
@@ -665,11 +809,14 @@ std::vector<OpCase> all_cases() {
   }
   // trsolve(L, B) = op(L)^-1 B on the lower triangle of L (the upper part is not read: its
   // gradient is zero, as its central difference)
-  for (const auto& p : {std::make_pair(S(3, 3), S(3, 2)), std::make_pair(S(1, 1), S(1, 3)), std::make_pair(S(4, 4), S(4, 4))})
+  for (const auto& p :
+       {std::make_pair(S(3, 3), S(3, 2)), std::make_pair(S(1, 1), S(1, 3)), std::make_pair(S(4, 4), S(4, 4))})
     for (bool ta : {false, true}) {
       const Shape bs = p.second;
       cs.push_back({std::string("trsolve_") + (ta ? "T_" : "") + shape_tag(p.first) + "_" + shape_tag(p.second),
-                    opid("trsolve"), {p.first, p.second}, {kWell, Dom{}},
+                    opid("trsolve"),
+                    {p.first, p.second},
+                    {kWell, Dom{}},
                     [ta](V v) {
                       matgrad::Attr a;
                       a.ta = ta;
@@ -684,7 +831,10 @@ std::vector<OpCase> all_cases() {
                         std::make_pair(S(4, 2), 1.0), std::make_pair(S(1, 1), 0.5)}) {
     const double sv = p.second;
     const Shape s = p.first;
-    cs.push_back({"tril_" + shape_tag(s) + (sv == 1.0 ? "_s1" : "_s0p5"), opid("tril"), {s}, {},
+    cs.push_back({"tril_" + shape_tag(s) + (sv == 1.0 ? "_s1" : "_s0p5"),
+                  opid("tril"),
+                  {s},
+                  {},
                   [sv](V v) {
                     matgrad::Attr a;
                     a.s = sv;
@@ -693,7 +843,11 @@ std::vector<OpCase> all_cases() {
                   [sv, s](const std::vector<Input>& in) { return input_of(tril_ref(mat2d(in[0]), sv), s); }});
   }
   for (const Shape& s : {S(3, 4), S(5), S(), S(1, 1)})
-    cs.push_back({"norm_" + shape_tag(s), opid("norm"), {s}, {kNonzero}, [](V v) { return matgrad::norm(v[0]); },
+    cs.push_back({"norm_" + shape_tag(s),
+                  opid("norm"),
+                  {s},
+                  {kNonzero},
+                  [](V v) { return matgrad::norm(v[0]); },
                   [](const std::vector<Input>& in) {
                     double q = 0;
                     for (double x : in[0].data) q += x * x;
@@ -702,8 +856,11 @@ std::vector<OpCase> all_cases() {
   for (const auto& p : {std::make_pair(S(3), S(3, 3)), std::make_pair(S(1), S(1, 1)), std::make_pair(S(3, 2), S(3, 3)),
                         std::make_pair(S(4, 1), S(4, 4))}) {
     const Shape xs = p.first;
-    cs.push_back({"quad_form_" + shape_tag(p.first) + "_" + shape_tag(p.second), opid("quad_form"), {p.first, p.second},
-                  {}, [](V v) { return matgrad::quad_form(v[0], v[1]); },
+    cs.push_back({"quad_form_" + shape_tag(p.first) + "_" + shape_tag(p.second),
+                  opid("quad_form"),
+                  {p.first, p.second},
+                  {},
+                  [](V v) { return matgrad::quad_form(v[0], v[1]); },
                   [xs](const std::vector<Input>& in) {
                     const Eigen::MatrixXd x = mat2d(in[0]);
                     const Eigen::MatrixXd q = x.transpose() * mat2d(in[1]) * x;
@@ -713,19 +870,34 @@ std::vector<OpCase> all_cases() {
 
   // ---- reductions: logsumexp, max (distinct values: no ties) ----
   const std::pair<Shape, int> lse_axes[] = {{S(3, 4), none}, {S(3, 4), 0}, {S(3, 4), 1}, {S(3, 4), -1},
-                                            {S(3, 4), -2},   {S(5), none},  {S(5), 0},    {S(5), -1},
-                                            {S(), none},     {S(1, 4), 0},  {S(4, 1), 1}};
+                                            {S(3, 4), -2},   {S(5), none}, {S(5), 0},    {S(5), -1},
+                                            {S(), none},     {S(1, 4), 0}, {S(4, 1), 1}};
   for (const auto& r : lse_axes) {
     const int ax = r.second;
-    const std::string tag = shape_tag(r.first) + "_axis" + (ax == none ? std::string("None") : ax < 0 ? "m" + std::to_string(-ax) : std::to_string(ax));
-    cs.push_back({"logsumexp_" + tag, opid("logsumexp"), {r.first}, {}, [ax](V v) { return matgrad::logsumexp(v[0], ax); },
+    const std::string tag = shape_tag(r.first) + "_axis" +
+                            (ax == none ? std::string("None")
+                             : ax < 0   ? "m" + std::to_string(-ax)
+                                        : std::to_string(ax));
+    cs.push_back({"logsumexp_" + tag,
+                  opid("logsumexp"),
+                  {r.first},
+                  {},
+                  [ax](V v) { return matgrad::logsumexp(v[0], ax); },
                   ref_reduce_with(ax, lse_ref)});
-    cs.push_back({"max_" + tag, opid("max"), {r.first}, {kSpread}, [ax](V v) { return matgrad::max(v[0], ax); },
+    cs.push_back({"max_" + tag,
+                  opid("max"),
+                  {r.first},
+                  {kSpread},
+                  [ax](V v) { return matgrad::max(v[0], ax); },
                   ref_reduce_with(ax, max_ref)});
   }
   {  // large values away from 0: the shift by the maximum matters (exp(50) * 12 is fine, exp(800) is not)
-    cs.push_back({"logsumexp_shifted_m3x4_axis1", opid("logsumexp"), {S(3, 4)}, {Dom{700.0, 702.0}},
-                  [](V v) { return matgrad::logsumexp(v[0], 1); }, ref_reduce_with(1, lse_ref)});
+    cs.push_back({"logsumexp_shifted_m3x4_axis1",
+                  opid("logsumexp"),
+                  {S(3, 4)},
+                  {Dom{700.0, 702.0}},
+                  [](V v) { return matgrad::logsumexp(v[0], 1); },
+                  ref_reduce_with(1, lse_ref)});
   }
 
   // ---- softmax_cross_entropy(Z, Y) per row, and its one-kernel VJP (Note [fused softmax cross-entropy]) ----
@@ -759,15 +931,25 @@ std::vector<OpCase> all_cases() {
       return out;
     };
     for (const Shape& s : {S(3, 4), S(1, 1), S(1, 5), S(4, 1)}) {
-      cs.push_back({"softmax_cross_entropy_" + shape_tag(s), opid("softmax_cross_entropy"), {s, s}, {Dom{-2.0, 2.0}, Dom{0.0, 1.0}},
-                    [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); }, xent_ref});
-      cs.push_back({"softmax_cross_entropy_vjp_" + shape_tag(s), opid("softmax_cross_entropy_vjp"), {s, s, S(s.rows)},
+      cs.push_back({"softmax_cross_entropy_" + shape_tag(s),
+                    opid("softmax_cross_entropy"),
+                    {s, s},
+                    {Dom{-2.0, 2.0}, Dom{0.0, 1.0}},
+                    [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); },
+                    xent_ref});
+      cs.push_back({"softmax_cross_entropy_vjp_" + shape_tag(s),
+                    opid("softmax_cross_entropy_vjp"),
+                    {s, s, S(s.rows)},
                     {Dom{-2.0, 2.0}, Dom{0.0, 1.0}, Dom{-2.0, 2.0}},
-                    [](V v) { return matgrad::apply(opid("softmax_cross_entropy_vjp"), {v[0], v[1], v[2]}); }, xent_vjp_ref});
+                    [](V v) { return matgrad::apply(opid("softmax_cross_entropy_vjp"), {v[0], v[1], v[2]}); },
+                    xent_vjp_ref});
     }
     // large logits: the shift by the row maximum matters
-    cs.push_back({"softmax_cross_entropy_shifted_m3x4", opid("softmax_cross_entropy"), {S(3, 4), S(3, 4)},
-                  {Dom{700.0, 702.0}, Dom{0.0, 1.0}}, [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); },
+    cs.push_back({"softmax_cross_entropy_shifted_m3x4",
+                  opid("softmax_cross_entropy"),
+                  {S(3, 4), S(3, 4)},
+                  {Dom{700.0, 702.0}, Dom{0.0, 1.0}},
+                  [](V v) { return matgrad::softmax_cross_entropy(v[0], v[1]); },
                   xent_ref});
   }
 
@@ -783,7 +965,10 @@ std::vector<OpCase> all_cases() {
       for (std::int64_t k = 0; k < ms.size(); ++k) m.push_back(k % 3 != 1 ? 1.0 : 0.0);
       return m;
     };
-    cs.push_back({"where_" + shape_tag(w.a) + "_" + shape_tag(w.b) + "_mask_" + shape_tag(ms), opid("where"), {w.a, w.b}, {},
+    cs.push_back({"where_" + shape_tag(w.a) + "_" + shape_tag(w.b) + "_mask_" + shape_tag(ms),
+                  opid("where"),
+                  {w.a, w.b},
+                  {},
                   [ms, mask_data](V v) { return matgrad::where(leaf(ms, DType::f64, mask_data(), false), v[0], v[1]); },
                   [ms, mask_data](const std::vector<Input>& in) {
                     const Input m{ms, mask_data()};
@@ -792,7 +977,8 @@ std::vector<OpCase> all_cases() {
                     const Input a = ref_broadcast_to(out0.shape)({in[0]}), b = ref_broadcast_to(out0.shape)({in[1]});
                     const Input mm = ref_broadcast_to(out0.shape)({m});
                     Input out{out0.shape, {}};
-                    for (std::size_t k = 0; k < mm.data.size(); ++k) out.data.push_back(mm.data[k] != 0 ? a.data[k] : b.data[k]);
+                    for (std::size_t k = 0; k < mm.data.size(); ++k)
+                      out.data.push_back(mm.data[k] != 0 ? a.data[k] : b.data[k]);
                     return out;
                   }});
   }
@@ -815,7 +1001,10 @@ std::vector<OpCase> all_cases() {
   };
   for (const Cc& cc : concats) {
     const int ax = cc.axis;
-    cs.push_back({std::string("concat_") + cc.name, opid("concatenate"), cc.shapes, {},
+    cs.push_back({std::string("concat_") + cc.name,
+                  opid("concatenate"),
+                  cc.shapes,
+                  {},
                   [ax](V v) { return matgrad::concatenate(v, ax); },
                   [ax](const std::vector<Input>& in) {
                     const bool rows = in[0].shape.ndim == 2 && (ax == 0 || ax == -2);
@@ -839,10 +1028,17 @@ std::vector<OpCase> all_cases() {
                   }});
   }
   // np.stack ends in a concat of reshaped operands
-  cs.push_back({"concat_stack_0d_0d", opid("concatenate"), {S(), S()}, {}, [](V v) { return matgrad::stack(v, 0); },
+  cs.push_back({"concat_stack_0d_0d",
+                opid("concatenate"),
+                {S(), S()},
+                {},
+                [](V v) { return matgrad::stack(v, 0); },
                 [](const std::vector<Input>& in) { return Input{S(2), {in[0].data[0], in[1].data[0]}}; }});
   for (int ax : {0, -1})
-    cs.push_back({std::string("concat_stack_v3_v3_axis") + (ax ? "m1" : "0"), opid("concatenate"), {S(3), S(3)}, {},
+    cs.push_back({std::string("concat_stack_v3_v3_axis") + (ax ? "m1" : "0"),
+                  opid("concatenate"),
+                  {S(3), S(3)},
+                  {},
                   [ax](V v) { return matgrad::stack(v, ax); },
                   [ax](const std::vector<Input>& in) {
                     Eigen::MatrixXd o(2, 3);
@@ -861,20 +1057,29 @@ std::vector<OpCase> all_cases() {
                       Bl{S(5), 0, 1, S(3)}, Bl{S(3, 4), 1, 1, S()}, Bl{S(3, 4), 0, 0, S(3, 4)}}) {
     const std::int64_t r0 = b.r0, c0 = b.c0;
     const Shape s = b.s;
-    cs.push_back({"block_" + shape_tag(b.x) + "_at" + std::to_string(r0) + "_" + std::to_string(c0) + "_" + shape_tag(s),
-                  opid("block"), {b.x}, {}, [r0, c0, s](V v) { return matgrad::block(v[0], r0, c0, s); },
-                  [r0, c0, s](const std::vector<Input>& in) {
-                    const Eigen::MatrixXd x = unflat(in[0].data, in[0].shape.rows, in[0].shape.cols);
-                    return input_of(x.block(r0, c0, s.rows, s.cols), s);
-                  }});
+    cs.push_back(
+        {"block_" + shape_tag(b.x) + "_at" + std::to_string(r0) + "_" + std::to_string(c0) + "_" + shape_tag(s),
+         opid("block"),
+         {b.x},
+         {},
+         [r0, c0, s](V v) { return matgrad::block(v[0], r0, c0, s); },
+         [r0, c0, s](const std::vector<Input>& in) {
+           const Eigen::MatrixXd x = unflat(in[0].data, in[0].shape.rows, in[0].shape.cols);
+           return input_of(x.block(r0, c0, s.rows, s.cols), s);
+         }});
   }
-  for (const Bl& b : {Bl{S(2, 3), 1, 2, S(4, 5)}, Bl{S(4), 2, 0, S(3, 4)}, Bl{S(3), 0, 1, S(5)}, Bl{S(), 1, 1, S(3, 4)}}) {
+  for (const Bl& b :
+       {Bl{S(2, 3), 1, 2, S(4, 5)}, Bl{S(4), 2, 0, S(3, 4)}, Bl{S(3), 0, 1, S(5)}, Bl{S(), 1, 1, S(3, 4)}}) {
     matgrad::Attr at;
     at.offset = b.r0;
     at.offset2 = b.c0;
     at.shape = b.s;
-    cs.push_back({"unblock_" + shape_tag(b.x) + "_at" + std::to_string(b.r0) + "_" + std::to_string(b.c0) + "_in_" + shape_tag(b.s),
-                  opid("unblock"), {b.x}, {}, [at](V v) { return matgrad::apply(opid("unblock"), {v[0]}, at); },
+    cs.push_back({"unblock_" + shape_tag(b.x) + "_at" + std::to_string(b.r0) + "_" + std::to_string(b.c0) + "_in_" +
+                      shape_tag(b.s),
+                  opid("unblock"),
+                  {b.x},
+                  {},
+                  [at](V v) { return matgrad::apply(opid("unblock"), {v[0]}, at); },
                   [at](const std::vector<Input>& in) {
                     Eigen::MatrixXd o = Eigen::MatrixXd::Zero(at.shape.rows, at.shape.cols);
                     o.block(at.offset, at.offset2, in[0].shape.rows, in[0].shape.cols) =
@@ -893,7 +1098,10 @@ std::vector<OpCase> all_cases() {
                       Ga{S(2, 2), {3, 2, 1, 0, 3, 3, 0}, S(7)}, Ga{S(), {0, 0, 0}, S(3, 1)}}) {
     const std::vector<std::int64_t> idx = g.idx;
     const Shape s = g.s;
-    cs.push_back({"gather_" + shape_tag(g.x) + "_to_" + shape_tag(s), opid("gather"), {g.x}, {},
+    cs.push_back({"gather_" + shape_tag(g.x) + "_to_" + shape_tag(s),
+                  opid("gather"),
+                  {g.x},
+                  {},
                   [idx, s](V v) { return matgrad::gather(v[0], idx, s); },
                   [idx, s](const std::vector<Input>& in) {
                     Input out{s, {}};
@@ -908,8 +1116,13 @@ std::vector<OpCase> all_cases() {
     const Shape gs = g.x;
     matgrad::Attr at;
     at.shape = g.s;
-    cs.push_back({"scatter_add_" + shape_tag(g.x) + "_into_" + shape_tag(g.s), opid("scatter_add"), {g.x}, {},
-                  [idx, gs, at](V v) { return matgrad::apply(opid("scatter_add"), {v[0], leaf(gs, DType::f64, idx, false)}, at); },
+    cs.push_back({"scatter_add_" + shape_tag(g.x) + "_into_" + shape_tag(g.s),
+                  opid("scatter_add"),
+                  {g.x},
+                  {},
+                  [idx, gs, at](V v) {
+                    return matgrad::apply(opid("scatter_add"), {v[0], leaf(gs, DType::f64, idx, false)}, at);
+                  },
                   [idx, at](const std::vector<Input>& in) {
                     Input out{at.shape, std::vector<double>(std::size_t(at.shape.size()), 0.0)};
                     for (std::size_t k = 0; k < idx.size(); ++k) out.data[std::size_t(idx[k])] += in[0].data[k];
@@ -918,12 +1131,15 @@ std::vector<OpCase> all_cases() {
   }
 
   // ---- np.diag both ways (diag_part of a matrix, diag_embed of a vector), offset k ----
-  for (const auto& p : {std::make_pair(S(3, 4), 0), std::make_pair(S(3, 4), 1), std::make_pair(S(3, 4), -2),
-                        std::make_pair(S(4, 2), 0), std::make_pair(S(4, 2), -1), std::make_pair(S(1, 1), 0),
-                        std::make_pair(S(3, 4), 5)}) {
+  for (const auto& p :
+       {std::make_pair(S(3, 4), 0), std::make_pair(S(3, 4), 1), std::make_pair(S(3, 4), -2), std::make_pair(S(4, 2), 0),
+        std::make_pair(S(4, 2), -1), std::make_pair(S(1, 1), 0), std::make_pair(S(3, 4), 5)}) {
     const std::int64_t k = p.second;
     cs.push_back({"diag_part_" + shape_tag(p.first) + "_k" + (k < 0 ? "m" + std::to_string(-k) : std::to_string(k)),
-                  opid("diag_part"), {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
+                  opid("diag_part"),
+                  {p.first},
+                  {},
+                  [k](V v) { return matgrad::diag(v[0], k); },
                   [k](const std::vector<Input>& in) {
                     const Eigen::MatrixXd x = mat2d(in[0]);
                     Input out{S(0), {}};
@@ -933,10 +1149,14 @@ std::vector<OpCase> all_cases() {
                     return out;
                   }});
   }
-  for (const auto& p : {std::make_pair(S(3), 0), std::make_pair(S(3), 1), std::make_pair(S(3), -2), std::make_pair(S(1), 0)}) {
+  for (const auto& p :
+       {std::make_pair(S(3), 0), std::make_pair(S(3), 1), std::make_pair(S(3), -2), std::make_pair(S(1), 0)}) {
     const std::int64_t k = p.second;
     cs.push_back({"diag_embed_" + shape_tag(p.first) + "_k" + (k < 0 ? "m" + std::to_string(-k) : std::to_string(k)),
-                  opid("diag_embed"), {p.first}, {}, [k](V v) { return matgrad::diag(v[0], k); },
+                  opid("diag_embed"),
+                  {p.first},
+                  {},
+                  [k](V v) { return matgrad::diag(v[0], k); },
                   [k](const std::vector<Input>& in) {
                     const std::int64_t n = in[0].shape.cols + (k < 0 ? -k : k);
                     Eigen::MatrixXd o = Eigen::MatrixXd::Zero(n, n);
@@ -947,15 +1167,34 @@ std::vector<OpCase> all_cases() {
   }
 
   // ---- empty matrices (NumPy: det of a 0 x 0 matrix is 1) ----
-  cs.push_back({"empty_det_m0x0", opid("det"), {S(0, 0)}, {}, [](V v) { return matgrad::det(v[0]); },
+  cs.push_back({"empty_det_m0x0",
+                opid("det"),
+                {S(0, 0)},
+                {},
+                [](V v) { return matgrad::det(v[0]); },
                 [](const std::vector<Input>&) { return Input{S(), {1.0}}; }});
-  cs.push_back({"empty_logdet_m0x0", opid("logdet"), {S(0, 0)}, {}, [](V v) { return matgrad::logdet(v[0]); },
+  cs.push_back({"empty_logdet_m0x0",
+                opid("logdet"),
+                {S(0, 0)},
+                {},
+                [](V v) { return matgrad::logdet(v[0]); },
                 [](const std::vector<Input>&) { return Input{S(), {0.0}}; }});
-  cs.push_back({"empty_inv_m0x0", opid("inv"), {S(0, 0)}, {}, [](V v) { return matgrad::inv(v[0]); },
+  cs.push_back({"empty_inv_m0x0",
+                opid("inv"),
+                {S(0, 0)},
+                {},
+                [](V v) { return matgrad::inv(v[0]); },
                 [](const std::vector<Input>&) { return Input{S(0, 0), {}}; }});
-  cs.push_back({"empty_solve_m0x0_v0", opid("solve"), {S(0, 0), S(0)}, {}, [](V v) { return matgrad::solve(v[0], v[1]); },
+  cs.push_back({"empty_solve_m0x0_v0",
+                opid("solve"),
+                {S(0, 0), S(0)},
+                {},
+                [](V v) { return matgrad::solve(v[0], v[1]); },
                 [](const std::vector<Input>&) { return Input{S(0), {}}; }});
-  cs.push_back({"empty_solve_m3x3_m3x0", opid("solve"), {S(3, 3), S(3, 0)}, {kWell, Dom{}},
+  cs.push_back({"empty_solve_m3x3_m3x0",
+                opid("solve"),
+                {S(3, 3), S(3, 0)},
+                {kWell, Dom{}},
                 [](V v) { return matgrad::solve(v[0], v[1]); },
                 [](const std::vector<Input>&) { return Input{S(3, 0), {}}; }});
   return cs;
@@ -998,9 +1237,7 @@ TEST_P(OpTest, ForwardMatchesClosedForm) {
   EXPECT_TRUE(all_close(values(out), want.data, value_tol(c().same_dtype_out ? dt() : DType::f32)));
 }
 
-TEST_P(OpTest, GradientMatchesFiniteDifferences) {
-  EXPECT_TRUE(check_grad(c().f, draw(c(), seed()), dt(), opts()));
-}
+TEST_P(OpTest, GradientMatchesFiniteDifferences) { EXPECT_TRUE(check_grad(c().f, draw(c(), seed()), dt(), opts())); }
 
 TEST_P(OpTest, SecondOrderGradNodesMatchFiniteDifferences) {
   EXPECT_TRUE(check_grad(grad_of(c().f), draw(c(), seed()), dt(), opts()));
@@ -1064,8 +1301,7 @@ INSTANTIATE_TEST_SUITE_P(Registry, OpTest,
                          ::testing::Combine(::testing::Range<std::size_t>(0, cases().size()),
                                             ::testing::Values(DType::f64, DType::f32)),
                          [](const ::testing::TestParamInfo<OpTest::ParamType>& info) {
-                           return cases()[std::get<0>(info.param)].name + "_" +
-                                  dtype_str(std::get<1>(info.param));
+                           return cases()[std::get<0>(info.param)].name + "_" + dtype_str(std::get<1>(info.param));
                          });
 
 // ---- piecewise-constant helpers: values, and no edges (zero derivative) ----
@@ -1079,8 +1315,12 @@ struct ZeroDerivCase {
 const ZeroDerivCase kZeroDeriv[] = {
     {opid("sign"), 1, [](double x, double) { return sign(x); }},
     {opid("step"), 1, [](double x, double) { return x > 0 ? 1.0 : 0.0; }},
-    {opid("max_weight"), 2, [](double x, double y) { return x > y ? 1.0 : x == y ? 0.5 : 0.0; }},
-    {opid("min_weight"), 2, [](double x, double y) { return x < y ? 1.0 : x == y ? 0.5 : 0.0; }},
+    {opid("max_weight"), 2, [](double x, double y) { return x > y    ? 1.0
+                                                            : x == y ? 0.5
+                                                                     : 0.0; }},
+    {opid("min_weight"), 2, [](double x, double y) { return x < y    ? 1.0
+                                                            : x == y ? 0.5
+                                                                     : 0.0; }},
 };
 
 TEST(ZeroDerivativeOps, ValuesAndNoEdges) {
@@ -1094,8 +1334,7 @@ TEST(ZeroDerivativeOps, ValuesAndNoEdges) {
       NodeRef out = z.arity == 1 ? matgrad::apply(z.op, {lx}) : matgrad::apply(z.op, {lx, ly});
       EXPECT_FALSE(out->requires_grad);
       EXPECT_EQ(out->nparents, 0);
-      Input want = z.arity == 1 ? ref_unary([&](double v) { return z.ref(v, 0); })({x})
-                                : broadcast2(x, y, z.ref);
+      Input want = z.arity == 1 ? ref_unary([&](double v) { return z.ref(v, 0); })({x}) : broadcast2(x, y, z.ref);
       EXPECT_EQ(out->shape, want.shape);
       EXPECT_TRUE(all_close(values(out), want.data, value_tol(d)));
     }
@@ -1279,8 +1518,7 @@ TEST(BroadcastClosedForm, CotangentsAreSummedBackToEachInputShape) {
   Rng rng(5);
   const Eigen::MatrixXd A = rng.matrix(3, 4), G = rng.matrix(3, 4);
   const Input row = rng.input(S(4)), col = rng.input(S(3, 1)), s = rng.input(S());
-  NodeRef la = matgrad::variable(A), lr = leaf(row, DType::f64), lc = leaf(col, DType::f64),
-          ls = leaf(s, DType::f64);
+  NodeRef la = matgrad::variable(A), lr = leaf(row, DType::f64), lc = leaf(col, DType::f64), ls = leaf(s, DType::f64);
   // out = A * row + col - s  (3, 4)
   NodeRef out = la * lr + lc - ls;
   auto d = matgrad::grad_values(out, {la, lr, lc, ls}, matgrad::variable(G, false));
@@ -1342,12 +1580,12 @@ TEST(Kinks, AbsAndReluHaveZeroDerivativeAtZero) {
     const double xr = round_to(x, d);
     const double w = round_to(want(xr), d);
     for (std::size_t i = 0; i < got.size(); ++i) {
-      const bool ok = std::isnan(w) ? std::isnan(got[i])
+      const bool ok = std::isnan(w)   ? std::isnan(got[i])
                       : std::isinf(w) ? got[i] == w
                                       : close(got[i], w, d == DType::f64 ? Tol{1e-13, 0} : Tol{1e-6, 0});
       if (!ok)
-        return ::testing::AssertionFailure() << matgrad::op_name(op) << "(" << xr << ") in " << dtype_str(d)
-                                             << ": got " << got[i] << " at index " << i << ", expected " << w;
+        return ::testing::AssertionFailure() << matgrad::op_name(op) << "(" << xr << ") in " << dtype_str(d) << ": got "
+                                             << got[i] << " at index " << i << ", expected " << w;
     }
   }
   return ::testing::AssertionSuccess();
@@ -1385,7 +1623,8 @@ TEST(SpecialValues, InfinitiesNansAndRangeEnds) {
     const double x = round_to(xs[i], d);
     const double w = d == DType::f64 ? std::sqrt(x) : double(std::sqrt(float(x)));
     if (!(got[i] == w)) {
-      if (!bad++) first = "sqrt(" + std::to_string(x) + ") = " + std::to_string(got[i]) + ", expected " + std::to_string(w);
+      if (!bad++)
+        first = "sqrt(" + std::to_string(x) + ") = " + std::to_string(got[i]) + ", expected " + std::to_string(w);
     }
   }
   if (bad)
@@ -1419,8 +1658,7 @@ TEST(SpecialValues, LogOfSubnormals) {
 
 // relu(NaN) is NaN, as NumPy's maximum(x, 0) and PyTorch's relu (it was 0 until 19021ae).
 TEST(SpecialValues, ReluPropagatesNan) {
-  for (DType d : {DType::f64, DType::f32})
-    EXPECT_TRUE(like_libm(opid("relu"), d, {kNaN}, [](double x) { return x; }));
+  for (DType d : {DType::f64, DType::f32}) EXPECT_TRUE(like_libm(opid("relu"), d, {kNaN}, [](double x) { return x; }));
 }
 
 TEST(SpecialValues, MaximumAndMinimumPropagateNan) {
@@ -1484,7 +1722,6 @@ TEST(DTypes, MixedApplyWithoutPromotionIsATypeError) {
     EXPECT_EQ(std::string(e.what()).rfind("add: ", 0), 0u) << e.what();
   }
 }
-
 
 // ---- Note [shared factorizations]: one LU per matrix node ----
 
@@ -1634,8 +1871,8 @@ TEST(Singular, DetIsExactlyZeroAndItsGradientIsTheTransposedAdjugate) {
       }
       // central differences agree (det is a polynomial: smooth through singular matrices)
       if (d == DType::f64) {
-        EXPECT_TRUE(check_grad([](const std::vector<NodeRef>& v) { return matgrad::det(v[0]); },
-                               {Input{S(c.n, c.n), c.x}}, d));
+        EXPECT_TRUE(
+            check_grad([](const std::vector<NodeRef>& v) { return matgrad::det(v[0]); }, {Input{S(c.n, c.n), c.x}}, d));
       }
     }
 }
@@ -1692,8 +1929,10 @@ TEST(Indexing, OutOfRangeIndicesAndShapeMismatchesRaise) {
   matgrad::Attr at;
   at.shape = S(2, 2);
   NodeRef g = leaf(S(2), DType::f64, {1, 2});
-  EXPECT_THROW(matgrad::apply(opid("scatter_add"), {g, leaf(S(2), DType::f64, {0, 4}, false)}, at), matgrad::IndexError);
-  EXPECT_THROW(matgrad::apply(opid("scatter_add"), {g, leaf(S(3), DType::f64, {0, 1, 2}, false)}, at), matgrad::ShapeError);
+  EXPECT_THROW(matgrad::apply(opid("scatter_add"), {g, leaf(S(2), DType::f64, {0, 4}, false)}, at),
+               matgrad::IndexError);
+  EXPECT_THROW(matgrad::apply(opid("scatter_add"), {g, leaf(S(3), DType::f64, {0, 1, 2}, false)}, at),
+               matgrad::ShapeError);
   // an index input that requires a gradient is a TypeError
   EXPECT_THROW(matgrad::apply(opid("gather"), {x, leaf(S(1), DType::f64, {0}, true)}), matgrad::TypeError);
   EXPECT_THROW(matgrad::block(x, 2, 0, S(2, 4)), matgrad::ShapeError);
@@ -1859,8 +2098,8 @@ TEST(Jacobian, ReverseAndForwardAgreeThroughTheLuFamily) {
   const Input wi = rng.input(S(5, 3)), mi = wellcond(rng, S(3, 3)), xi = rng.input(S(3));
   auto f = [](const std::vector<NodeRef>& v) {  // v = (W, M, x): out of 5 + 3 + 3 + 9 = 20
     const NodeRef &W = v[0], &M = v[1], &x = v[2];
-    return matgrad::concatenate({matgrad::tanh(matgrad::matmul(W, x)), matgrad::solve(M, x),
-                                 matgrad::det(M) * x, matgrad::reshape(matgrad::inv(M) * matgrad::logdet(M), S(9))},
+    return matgrad::concatenate({matgrad::tanh(matgrad::matmul(W, x)), matgrad::solve(M, x), matgrad::det(M) * x,
+                                 matgrad::reshape(matgrad::inv(M) * matgrad::logdet(M), S(9))},
                                 0);
   };
   NodeRef W = leaf(wi, DType::f64), M = leaf(mi, DType::f64), x = leaf(xi, DType::f64);
@@ -1873,7 +2112,8 @@ TEST(Jacobian, ReverseAndForwardAgreeThroughTheLuFamily) {
   const Tol t{1e-11, 1e-12};
   EXPECT_TRUE(all_close(values(fwd[0]), values(rev[2]), t)) << "x: forward vs reverse";
   EXPECT_TRUE(all_close(values(fwd_m[0]), values(rev[1]), t)) << "M: forward vs reverse";
-  for (int k = 0; k < 3; ++k) EXPECT_TRUE(all_close(values(rev[std::size_t(k)]), values(nodes[std::size_t(k)]), t)) << k;
+  for (int k = 0; k < 3; ++k)
+    EXPECT_TRUE(all_close(values(rev[std::size_t(k)]), values(nodes[std::size_t(k)]), t)) << k;
   // central differences, column by column
   const std::vector<Input> xs = {wi, mi, xi};
   const double eps = 1e-6;

@@ -138,8 +138,7 @@ inline bool close(double got, double want, Tol t) {
 }
 
 /// Elementwise comparison with a message naming the first bad index.
-inline ::testing::AssertionResult all_close(const std::vector<double>& got, const std::vector<double>& want,
-                                            Tol t) {
+inline ::testing::AssertionResult all_close(const std::vector<double>& got, const std::vector<double>& want, Tol t) {
   if (got.size() != want.size())
     return ::testing::AssertionFailure() << "size " << got.size() << " != expected " << want.size();
   for (std::size_t i = 0; i < got.size(); ++i)
@@ -155,8 +154,8 @@ inline ::testing::AssertionResult all_close(const Eigen::MatrixXd& got, const Ei
   for (Eigen::Index i = 0; i < got.rows(); ++i)
     for (Eigen::Index j = 0; j < got.cols(); ++j)
       if (!close(got(i, j), want(i, j), t))
-        return ::testing::AssertionFailure() << "element (" << i << ", " << j << "): got " << got(i, j)
-                                             << ", expected " << want(i, j);
+        return ::testing::AssertionFailure()
+               << "element (" << i << ", " << j << "): got " << got(i, j) << ", expected " << want(i, j);
   return ::testing::AssertionSuccess();
 }
 
@@ -195,8 +194,7 @@ struct GradCheck {
 /// 3. Each element must match the float64 central difference of <c, f(x)>.
 /// 4. Dot-product test: <t, vjp(c)> = <c, (f(x + h t) - f(x - h t)) / 2h> for a random t.
 /// Leaves of the float64 evaluations require grad too, so f may itself take gradients.
-inline ::testing::AssertionResult check_grad(const Fn& f, std::vector<Input> xs, DType d,
-                                             GradCheck opt = {}) {
+inline ::testing::AssertionResult check_grad(const Fn& f, std::vector<Input> xs, DType d, GradCheck opt = {}) {
   for (Input& x : xs) x = round_to(x, d);
   Rng rng(opt.seed);
   std::vector<NodeRef> in;
@@ -230,9 +228,9 @@ inline ::testing::AssertionResult check_grad(const Fn& f, std::vector<Input> xs,
       return ::testing::AssertionFailure() << "gradient of input " << k << " has shape " << g[k].shape().str()
                                            << ", input has shape " << xs[k].shape.str();
     if (g[k].dtype() != d)
-      return ::testing::AssertionFailure() << "gradient of input " << k << " has dtype "
-                                           << matgrad::dtype_name(g[k].dtype()) << ", input has "
-                                           << matgrad::dtype_name(d);
+      return ::testing::AssertionFailure()
+             << "gradient of input " << k << " has dtype " << matgrad::dtype_name(g[k].dtype()) << ", input has "
+             << matgrad::dtype_name(d);
     const std::vector<double> gk = values(g[k]);
     for (std::size_t j = 0; j < xs[k].data.size(); ++j) {
       std::vector<Input> p = xs, m = xs;
@@ -240,9 +238,9 @@ inline ::testing::AssertionResult check_grad(const Fn& f, std::vector<Input> xs,
       m[k].data[j] -= opt.eps;
       const double fd = (F(p) - F(m)) / (2 * opt.eps);
       if (!close(gk[j], fd, tol))
-        return ::testing::AssertionFailure() << "d/d input " << k << " " << xs[k].shape.str() << " element " << j
-                                             << ": autodiff " << gk[j] << ", central difference " << fd << " ("
-                                             << dtype_str(d) << ")";
+        return ::testing::AssertionFailure()
+               << "d/d input " << k << " " << xs[k].shape.str() << " element " << j << ": autodiff " << gk[j]
+               << ", central difference " << fd << " (" << dtype_str(d) << ")";
     }
   }
   // Dot-product test along a random direction.

@@ -144,19 +144,21 @@ struct Dunder {
   const char* rname;
 };
 constexpr Dunder kDunders[] = {
-    {PyOperator::add, "__add__", "__radd__"},          {PyOperator::sub, "__sub__", "__rsub__"},
-    {PyOperator::mul, "__mul__", "__rmul__"},          {PyOperator::truediv, "__truediv__", "__rtruediv__"},
-    {PyOperator::pow, "__pow__", "__rpow__"},          {PyOperator::matmul, "__matmul__", "__rmatmul__"},
-    {PyOperator::neg, "__neg__", nullptr},             {PyOperator::abs, "__abs__", nullptr},
+    {PyOperator::add, "__add__", "__radd__"}, {PyOperator::sub, "__sub__", "__rsub__"},
+    {PyOperator::mul, "__mul__", "__rmul__"}, {PyOperator::truediv, "__truediv__", "__rtruediv__"},
+    {PyOperator::pow, "__pow__", "__rpow__"}, {PyOperator::matmul, "__matmul__", "__rmatmul__"},
+    {PyOperator::neg, "__neg__", nullptr},    {PyOperator::abs, "__abs__", nullptr},
 };
 
 std::string stub_members() {
   std::string m = "    # Generated from the entry points (cpp/tools/gen_api.cpp): methods, properties, operators.\n";
   for (const EntryPoint* e : matgrad::entry_points()) {
-    if (e->property) m += "    @property\n    def " + std::string(e->property) + "(self) -> " + stub_result(*e) + ": ...\n";
+    if (e->property)
+      m += "    @property\n    def " + std::string(e->property) + "(self) -> " + stub_result(*e) + ": ...\n";
     if (e->method && e->params.size() == 2 && e->params[1].kind == ParamKind::shape) {
       // x.reshape((2, 3)) and x.reshape(2, 3)
-      m += "    @overload\n    def " + std::string(e->method) + "(self, " + e->params[1].name + ": _Shape, /) -> Tensor: ...\n";
+      m += "    @overload\n    def " + std::string(e->method) + "(self, " + e->params[1].name +
+           ": _Shape, /) -> Tensor: ...\n";
       m += "    @overload\n    def " + std::string(e->method) + "(self, *" + e->params[1].name +
            ": SupportsIndex) -> Tensor: ...\n";
     } else if (e->method) {
@@ -210,7 +212,8 @@ int main(int argc, char** argv) {
   try {
     for (int i = 1; i < argc; ++i) {
       if (std::strcmp(argv[i], "--cpp") == 0 && i + 1 < argc) {
-        if (!write_if_changed(argv[++i], cpp_header())) throw std::runtime_error(std::string("cannot write ") + argv[i]);
+        if (!write_if_changed(argv[++i], cpp_header()))
+          throw std::runtime_error(std::string("cannot write ") + argv[i]);
       } else if (std::strcmp(argv[i], "--stub") == 0 && i + 2 < argc) {
         std::ifstream in(argv[++i]);
         if (!in) throw std::runtime_error(std::string("cannot read ") + argv[i]);

@@ -89,7 +89,8 @@ Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i
       else if (py::isinstance<py::sequence>(h) && !PyUnicode_Check(h.ptr()))
         for (py::handle d : h) entry(d);
       else
-        throw TypeError(std::string(op) + ": shape must be an int or a tuple of ints, got " + Py_TYPE(h.ptr())->tp_name);
+        throw TypeError(std::string(op) + ": shape must be an int or a tuple of ints, got " +
+                        Py_TYPE(h.ptr())->tp_name);
       return Arg::dims(dims);
     }
   }
@@ -112,7 +113,9 @@ PyObject* results(const EntryPoint& e, Results&& r) {
 }
 
 // The entry point behind a function or method: its self, a capsule (unnamed: no name to compare).
-const EntryPoint& entry_of(PyObject* self) { return *static_cast<const EntryPoint*>(PyCapsule_GetPointer(self, nullptr)); }
+const EntryPoint& entry_of(PyObject* self) {
+  return *static_cast<const EntryPoint*>(PyCapsule_GetPointer(self, nullptr));
+}
 
 // mg.<name>(*args, **kwargs): positional arguments, then keywords by parameter name.
 // `self_arg`, when not null, is the first argument (a Tensor method).
@@ -122,8 +125,8 @@ PyObject* call_entry(const EntryPoint& e, PyObject* self_arg, PyObject* const* a
   const Py_ssize_t npos = nargs + (self_arg ? 1 : 0);
   try {
     if (npos > np)
-      throw TypeError(std::string(e.name) + ": takes " + std::to_string(np) + " arguments but " +
-                      std::to_string(npos) + " were given");
+      throw TypeError(std::string(e.name) + ": takes " + std::to_string(np) + " arguments but " + std::to_string(npos) +
+                      " were given");
     PyObject* given[4] = {nullptr, nullptr, nullptr, nullptr};
     for (Py_ssize_t i = 0; i < npos; ++i) given[i] = self_arg ? (i == 0 ? self_arg : args[i - 1]) : args[i];
     const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -281,16 +284,17 @@ struct Dunder {
   const char* symbol;  // "self + other"
 };
 constexpr Dunder kDunders[] = {
-    {PyOperator::add, "__add__", "__radd__", "+"},        {PyOperator::sub, "__sub__", "__rsub__", "-"},
-    {PyOperator::mul, "__mul__", "__rmul__", "*"},        {PyOperator::truediv, "__truediv__", "__rtruediv__", "/"},
-    {PyOperator::pow, "__pow__", "__rpow__", "**"},       {PyOperator::matmul, "__matmul__", "__rmatmul__", "@"},
-    {PyOperator::neg, "__neg__", nullptr, "-"},           {PyOperator::abs, "__abs__", nullptr, "abs"},
+    {PyOperator::add, "__add__", "__radd__", "+"},  {PyOperator::sub, "__sub__", "__rsub__", "-"},
+    {PyOperator::mul, "__mul__", "__rmul__", "*"},  {PyOperator::truediv, "__truediv__", "__rtruediv__", "/"},
+    {PyOperator::pow, "__pow__", "__rpow__", "**"}, {PyOperator::matmul, "__matmul__", "__rmatmul__", "@"},
+    {PyOperator::neg, "__neg__", nullptr, "-"},     {PyOperator::abs, "__abs__", nullptr, "abs"},
 };
 
 PyCFunction binary_method(PyOperator op, bool reflected) {
   switch (op) {
-#define MG_CASE(o) \
-  case PyOperator::o: return reflected ? (PyCFunction)m_rbinary<PyOperator::o> : (PyCFunction)m_binary<PyOperator::o>;
+#define MG_CASE(o)    \
+  case PyOperator::o: \
+    return reflected ? (PyCFunction)m_rbinary<PyOperator::o> : (PyCFunction)m_binary<PyOperator::o>;
     MG_CASE(add)
     MG_CASE(sub)
     MG_CASE(mul)
@@ -319,8 +323,8 @@ std::string operator_doc(const EntryPoint& e, const Dunder& d, bool reflected) {
   const char* l = reflected ? "other" : "self";
   const char* r = reflected ? "self" : "other";
   return std::string(name) + "(self: matgrad._core.Tensor, other: object) -> matgrad._core.Tensor\n\n`" + l + " " +
-         d.symbol + " " + r + "`, as `mg." + e.name + "(" + l + ", " + r + ")`: " + e.what + "\n\nShapes: " +
-         e.shapes + "\n\n" + e.rule + " (x = " + l + ", y = " + r + ")";
+         d.symbol + " " + r + "`, as `mg." + e.name + "(" + l + ", " + r + ")`: " + e.what + "\n\nShapes: " + e.shapes +
+         "\n\n" + e.rule + " (x = " + l + ", y = " + r + ")";
 }
 
 // Tensor.<method>(...) and Tensor.<property>: a builtin whose self is the entry point's capsule
@@ -365,8 +369,8 @@ void bind_entry(py::module_& m) {
     PyObject* cap = PyCapsule_New(const_cast<EntryPoint*>(e), nullptr, nullptr);
     if (!cap) throw py::error_already_set();
     py::object capsule = py::reinterpret_steal<py::object>(cap);
-    PyMethodDef& d = method_defs().emplace_back(PyMethodDef{
-        e->name, (PyCFunction)(void (*)())fn_entry, METH_FASTCALL | METH_KEYWORDS, keep(e->docstring())});
+    PyMethodDef& d = method_defs().emplace_back(
+        PyMethodDef{e->name, (PyCFunction)(void (*)())fn_entry, METH_FASTCALL | METH_KEYWORDS, keep(e->docstring())});
     PyObject* fn = PyCFunction_NewEx(&d, capsule.ptr(), modname.ptr());
     if (!fn) throw py::error_already_set();
     m.add_object(e->name, py::reinterpret_steal<py::object>(fn), /*overwrite=*/true);

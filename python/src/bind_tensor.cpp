@@ -17,7 +17,8 @@ Val state_view(py::handle h, const char* op, const char* what) {
   const bool f64 = a.dtype().equal(py::dtype::of<double>()), f32 = a.dtype().equal(py::dtype::of<float>());
   const bool aligned = a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_;
   if (!(f64 || f32) || !aligned || !(a.flags() & py::array::c_style) || !a.writeable() || a.ndim() > 2)
-    throw TypeError(std::string(op) + ": " + what + " must be a writable, aligned, C-contiguous float64/float32 "
+    throw TypeError(std::string(op) + ": " + what +
+                    " must be a writable, aligned, C-contiguous float64/float32 "
                     "array (native byte order) of at most 2 dimensions");
   const Shape s = a.ndim() == 0   ? Shape::scalar()
                   : a.ndim() == 1 ? Shape::vector(a.shape(0))
@@ -87,20 +88,26 @@ void bind_tensor(py::module_& m) {
   g_tensor_type = reinterpret_cast<PyTypeObject*>(cls.ptr());
   cls.attr("__array_ufunc__") = py::none();  // ndarray (op) Tensor reaches Tensor.__r<op>__
 
-  cls.def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.shape); },
-                            "shape -> tuple[int, ...]\n\nThe shape: `()`, `(n,)` or `(m, n)`.")
-      .def_property_readonly("ndim", [](const Node& n) { return int(n.shape.ndim); },
-                             "ndim -> int\n\nThe number of dimensions of the shape: 0, 1 or 2.")
-      .def_property_readonly("size", [](const Node& n) { return n.shape.size(); },
-                             "size -> int\n\nThe number of elements: the product of the shape (1 for shape `()`).")
-      .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.dtype); },
-                             "dtype -> numpy.dtype\n\nfloat64 or float32 (a gradient has its input's dtype).")
-      .def_property_readonly("is_leaf", [](const Node& n) { return n.is_leaf(); },
-                             "is_leaf -> bool\n\nTrue when no op made this node (`op == 'leaf'`): tensors from "
-                             "`mg.tensor` and `detach()`, and the constants ops make of arrays and numbers.")
-      .def_property_readonly("op", [](const Node& n) { return std::string(op_label(n.op)); },
-                             "op -> str\n\nThe name of the op that made this node (`'leaf'` for inputs and "
-                             "constants).")
+  cls.def_property_readonly(
+         "shape", [](const Node& n) { return shape_tuple(n.shape); },
+         "shape -> tuple[int, ...]\n\nThe shape: `()`, `(n,)` or `(m, n)`.")
+      .def_property_readonly(
+          "ndim", [](const Node& n) { return int(n.shape.ndim); },
+          "ndim -> int\n\nThe number of dimensions of the shape: 0, 1 or 2.")
+      .def_property_readonly(
+          "size", [](const Node& n) { return n.shape.size(); },
+          "size -> int\n\nThe number of elements: the product of the shape (1 for shape `()`).")
+      .def_property_readonly(
+          "dtype", [](const Node& n) { return numpy_dtype(n.dtype); },
+          "dtype -> numpy.dtype\n\nfloat64 or float32 (a gradient has its input's dtype).")
+      .def_property_readonly(
+          "is_leaf", [](const Node& n) { return n.is_leaf(); },
+          "is_leaf -> bool\n\nTrue when no op made this node (`op == 'leaf'`): tensors from "
+          "`mg.tensor` and `detach()`, and the constants ops make of arrays and numbers.")
+      .def_property_readonly(
+          "op", [](const Node& n) { return std::string(op_label(n.op)); },
+          "op -> str\n\nThe name of the op that made this node (`'leaf'` for inputs and "
+          "constants).")
       .def_property(
           "requires_grad", [](const Node& n) { return n.requires_grad; },
           [](Node& n, bool v) { set_requires_grad(n, v); },
@@ -127,16 +134,19 @@ void bind_tensor(py::module_& m) {
           "Shapes: `cotangent` has this tensor's shape (None: this tensor must have one element and the seed is "
           "1); each `x.grad` has x's shape and dtype.\n\n"
           "`create_graph=True` records the gradients as graphs that can be differentiated again.")
-      .def("retain_grad", [](Node& self) { self.retains_grad = true; },
-           "Keep this intermediate node's adjoint in `.grad` (of this tensor's shape) after `backward()`, as "
-           "leaves keep theirs.")
-      .def("detach", [](const Node& self) { return detach(self); },
-           "The same value as a new constant leaf of the same shape and dtype, recording nothing: no gradient "
-           "flows back through it. Values of more than 128 bytes share the tensor's buffer; smaller ones, "
-           "which live inside the graph node, are copied.")
-      .def("numpy", [](Node& self) { return view_of(NodeRef(&self)); },
-           "The value as a read-only NumPy array of the same shape and dtype (a view, no copy; it keeps the "
-           "tensor alive). Outside the graph: no gradient flows through it.")
+      .def(
+          "retain_grad", [](Node& self) { self.retains_grad = true; },
+          "Keep this intermediate node's adjoint in `.grad` (of this tensor's shape) after `backward()`, as "
+          "leaves keep theirs.")
+      .def(
+          "detach", [](const Node& self) { return detach(self); },
+          "The same value as a new constant leaf of the same shape and dtype, recording nothing: no gradient "
+          "flows back through it. Values of more than 128 bytes share the tensor's buffer; smaller ones, "
+          "which live inside the graph node, are copied.")
+      .def(
+          "numpy", [](Node& self) { return view_of(NodeRef(&self)); },
+          "The value as a read-only NumPy array of the same shape and dtype (a view, no copy; it keeps the "
+          "tensor alive). Outside the graph: no gradient flows through it.")
       .def(
           "__array__",
           [](Node& self, py::handle dtype, py::handle copy) -> py::object {
@@ -156,31 +166,42 @@ void bind_tensor(py::module_& m) {
           py::arg("dtype") = py::none(), py::arg("copy") = py::none(),
           "`np.asarray(x)`: the value as a read-only NumPy view of the same shape; a copy when `dtype` differs "
           "or `copy=True` (`copy=False` with another dtype raises ValueError). No gradient flows through it.")
-      .def("item", [](const Node& n) { return item(n, "item"); },
-           "The value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`) as a Python float; other shapes "
-           "raise TypeError. No gradient flows through it.")
-      .def("__float__", [](const Node& n) { return item(n, "float"); },
-           "`float(x)` of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`), as `item()`. No gradient flows "
-           "through it.")
-      .def("__bool__", [](const Node& n) { return truth(n); },
-           "The truth value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`); other shapes raise "
-           "ValueError. No gradient flows through it.")
-      .def("__len__",
-           [](const Node& n) {
-             if (n.shape.ndim == 0) throw TypeError("len: a 0-D tensor has no length");
-             return n.shape.ndim == 1 ? n.shape.cols : n.shape.rows;
-           },
-           "`len(x)`: the length of the first dimension (`n` for shape `(n,)`, `m` for `(m, n)`); 0-D raises "
-           "TypeError.")
-      .def("__repr__",
-           [](Node& self) {
-             std::string r = py::repr(view_of(NodeRef(&self))).cast<std::string>();
-             if (r.rfind("array(", 0) == 0) r = "tensor(" + r.substr(6);
-             if (self.requires_grad) r = r.substr(0, r.size() - 1) + ", requires_grad=True)";
-             return r;
-           },
-           "`tensor(...)`: NumPy's repr of the value (any shape), with `requires_grad=True` when set.")
-      ;  // the ops' methods, properties and operators: bind_entry.cpp, from the entry points
+      .def(
+          "item", [](const Node& n) { return item(n, "item"); },
+          "The value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`) as a Python float; other shapes "
+          "raise TypeError. No gradient flows through it.")
+      .def(
+          "__float__", [](const Node& n) { return item(n, "float"); },
+          "`float(x)` of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`), as `item()`. No gradient flows "
+          "through it.")
+      .def(
+          "__bool__", [](const Node& n) { return truth(n); },
+          "The truth value of a one-element tensor (shape `()`, `(1,)` or `(1, 1)`); other shapes raise "
+          "ValueError. No gradient flows through it.")
+      .def(
+          "__len__",
+          [](const Node& n) {
+            if (n.shape.ndim == 0) throw TypeError("len: a 0-D tensor has no length");
+            return n.shape.ndim == 1 ? n.shape.cols : n.shape.rows;
+          },
+          "`len(x)`: the length of the first dimension (`n` for shape `(n,)`, `m` for `(m, n)`); 0-D raises "
+          "TypeError.")
+      .def(
+          "__repr__",
+          [](Node& self) {
+            std::string r = py::repr(view_of(NodeRef(&self))).cast<std::string>();
+            if (r.rfind("array(", 0) == 0) r = "tensor(" + r.substr(6);
+            if (self.requires_grad) r = r.substr(0, r.size() - 1) + ", requires_grad=True)";
+            return r;
+          },
+          "`tensor(...)`: NumPy's repr of the value (any shape), with `requires_grad=True` when set.");  // the ops'
+         // methods,
+         // properties
+         // and
+         // operators:
+                                                                                                         // bind_entry.cpp,
+                                                                                                         // from the
+                                                                                                         // entry points
 
   m.def(
       "tensor",

@@ -179,25 +179,26 @@ void bind_transforms(py::module_& m) {
     if (seed.is_none()) return nullptr;
     return is_tensor(seed) ? NodeRef(tensor_ptr(seed)) : as_node(seed, op.c_str(), out.dtype);
   };
-  m.def("_grad_values", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed,
-                                            const std::string& op) {
-    NodeRef o(out);
-    std::vector<Val> g = grad_values(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str());
-    py::list r;
-    for (const Val& v : g) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
-    return r;
-  });
-  m.def("_grad_nodes", [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed,
-                                           const std::string& op) {
-    NodeRef o(out);
-    py::list r;
-    for (NodeRef& g : grad_nodes(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str()))
-      r.append(py::reinterpret_steal<py::object>(wrap(std::move(g))));
-    return r;
-  });
+  m.def("_grad_values",
+        [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed, const std::string& op) {
+          NodeRef o(out);
+          std::vector<Val> g = grad_values(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str());
+          py::list r;
+          for (const Val& v : g) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
+          return r;
+        });
+  m.def("_grad_nodes",
+        [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed, const std::string& op) {
+          NodeRef o(out);
+          py::list r;
+          for (NodeRef& g : grad_nodes(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str()))
+            r.append(py::reinterpret_steal<py::object>(wrap(std::move(g))));
+          return r;
+        });
   m.def("_jacobian_values", [nodes_of](Node* out, const std::vector<Node*>& xs) {
     py::list r;
-    for (const Val& v : jacobian_values(NodeRef(out), nodes_of(xs))) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
+    for (const Val& v : jacobian_values(NodeRef(out), nodes_of(xs)))
+      r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
     return r;
   });
   m.def("_hessian_values", [nodes_of](Node* out, const std::vector<Node*>& xs) {
@@ -217,7 +218,8 @@ void bind_transforms(py::module_& m) {
   });
   m.def("_jacobian_nodes", [nodes_of](Node* out, const std::vector<Node*>& xs) {
     py::list r;
-    for (NodeRef& v : jacobian_nodes(NodeRef(out), nodes_of(xs))) r.append(py::reinterpret_steal<py::object>(wrap(std::move(v))));
+    for (NodeRef& v : jacobian_nodes(NodeRef(out), nodes_of(xs)))
+      r.append(py::reinterpret_steal<py::object>(wrap(std::move(v))));
     return r;
   });
 
@@ -231,10 +233,13 @@ void bind_transforms(py::module_& m) {
     return rows;
   });
 
-  m.def("_batch_stats", [] {
-    BatchStats s = batch_stats();
-    return py::make_tuple(s.batched_calls, s.per_member_calls);
-  }, "(whole-batch kernel calls, per-member kernel calls) of batched sweeps on this thread (for tests)");
+  m.def(
+      "_batch_stats",
+      [] {
+        BatchStats s = batch_stats();
+        return py::make_tuple(s.batched_calls, s.per_member_calls);
+      },
+      "(whole-batch kernel calls, per-member kernel calls) of batched sweeps on this thread (for tests)");
 
   // The recorded graph behind t, for pictures (python/matgrad/viz.py): every node reachable
   // through parents, parents before children, each with the indices of its parents.
@@ -249,8 +254,9 @@ void bind_transforms(py::module_& m) {
     }
     return out;
   });
-  m.def("_node_id", [](Node* t) { return reinterpret_cast<std::uintptr_t>(t); },
-        "The identity of the node behind a Tensor (several Python objects may wrap one node)");
+  m.def(
+      "_node_id", [](Node* t) { return reinterpret_cast<std::uintptr_t>(t); },
+      "The identity of the node behind a Tensor (several Python objects may wrap one node)");
 
   m.def("_pool_cached_bytes", &pool_cached_bytes);
   m.def("_pool_trim", &pool_trim);
@@ -279,14 +285,14 @@ void bind_transforms(py::module_& m) {
       "(their one-hot rows, in the logits' dtype) -> `(n,)`, in the promoted dtype of the two (NumPy's rules).\n\n"
       "d/dZ: `G_i (softmax(Z_i) sum_j Y_ij - Y_i)` (softmax - onehot for one-hot rows), "
       "d/dY: `-G_i log softmax(Z_i)`.");
-  m.def("_block", [](py::handle x, std::int64_t r0, std::int64_t c0, std::int64_t rows, std::int64_t cols,
-                     py::tuple shape) {
-    NodeRef b = block(as_node(x, "index"), r0, c0, Shape::matrix(rows, cols));
-    std::vector<std::int64_t> dims;
-    for (py::handle d : shape) dims.push_back(d.cast<std::int64_t>());
-    const Arg args[2] = {Arg(b), Arg::dims(dims)};
-    return call(entry_point("reshape"), args, 2).v[0];
-  });
+  m.def("_block",
+        [](py::handle x, std::int64_t r0, std::int64_t c0, std::int64_t rows, std::int64_t cols, py::tuple shape) {
+          NodeRef b = block(as_node(x, "index"), r0, c0, Shape::matrix(rows, cols));
+          std::vector<std::int64_t> dims;
+          for (py::handle d : shape) dims.push_back(d.cast<std::int64_t>());
+          const Arg args[2] = {Arg(b), Arg::dims(dims)};
+          return call(entry_point("reshape"), args, 2).v[0];
+        });
   m.def("_gather", [](py::handle x, py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> idx) {
     if (idx.ndim() > 2)
       throw ShapeError("index: the result would have " + std::to_string(idx.ndim()) +

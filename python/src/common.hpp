@@ -18,7 +18,9 @@ namespace py = pybind11;
 /// The Python type object of Tensor (set once by bind_tensor).
 extern PyTypeObject* g_tensor_type;
 
-inline bool is_tensor(py::handle h) { return Py_TYPE(h.ptr()) == g_tensor_type || PyObject_TypeCheck(h.ptr(), g_tensor_type); }
+inline bool is_tensor(py::handle h) {
+  return Py_TYPE(h.ptr()) == g_tensor_type || PyObject_TypeCheck(h.ptr(), g_tensor_type);
+}
 
 /// The node behind a Tensor object (no type check: call is_tensor first).
 inline Node* tensor_ptr(py::handle h) {

@@ -84,9 +84,7 @@ namespace {
 
 PyObject* g_descr[2] = {nullptr, nullptr};
 
-void release_buffer_capsule(PyObject* cap) {
-  static_cast<Buffer*>(PyCapsule_GetPointer(cap, nullptr))->unref();
-}
+void release_buffer_capsule(PyObject* cap) { static_cast<Buffer*>(PyCapsule_GetPointer(cap, nullptr))->unref(); }
 
 }  // namespace
 
@@ -108,12 +106,11 @@ PyObject* new_array(const Val& v, bool writable_owned) {
   PyObject* descr = g_descr[v.dtype() == DType::f64 ? 0 : 1];
   Py_INCREF(descr);  // stolen below
   const bool handover = writable_owned && v.unique();
-  PyObject* arr = api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, dims, strides,
-                                            handover ? v.data() : nullptr,
-                                            py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
-                                                py::detail::npy_api::NPY_ARRAY_WRITEABLE_ |
-                                                py::detail::npy_api::NPY_ARRAY_ALIGNED_,
-                                            nullptr);
+  PyObject* arr =
+      api.PyArray_NewFromDescr_(api.PyArray_Type_, descr, nd, dims, strides, handover ? v.data() : nullptr,
+                                py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                                    py::detail::npy_api::NPY_ARRAY_WRITEABLE_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_,
+                                nullptr);
   if (!arr) return nullptr;
   if (handover) {
     Buffer* b = v.buffer();

@@ -62,8 +62,7 @@ bool parse_dtype(py::handle dtype, DType& out, const char* op) {
   } else if (dt.equal(numpy_dtype(DType::f32))) {
     out = DType::f32;
   } else {
-    throw TypeError(std::string(op) + ": dtype must be float32 or float64, got " +
-                    py::str(dt).cast<std::string>());
+    throw TypeError(std::string(op) + ": dtype must be float32 or float64, got " + py::str(dt).cast<std::string>());
   }
   return true;
 }
@@ -91,7 +90,8 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
     return false;
   };
   if ((PyList_Check(h.ptr()) || PyTuple_Check(h.ptr())) && holds_graph(h, 0))
-    throw TypeError(std::string(op) + ": the list holds Tensors that require grad, whose graph a new array would "
+    throw TypeError(std::string(op) +
+                    ": the list holds Tensors that require grad, whose graph a new array would "
                     "drop; use mg.stack or mg.concatenate (or detach() them)");
   py::array a;
   try {
@@ -114,8 +114,8 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
     throw ShapeError(std::string(op) + ": arrays of more than 2 dimensions are not supported (got shape " +
                      shape_str(a) + ")");
   if (!forced)
-    want = ((kind == 'f' && a.itemsize() <= 4) || (operand && kind != 'f' && a.itemsize() <= 2)) ? DType::f32
-                                                                                                 : DType::f64;
+    want =
+        ((kind == 'f' && a.itemsize() <= 4) || (operand && kind != 'f' && a.itemsize() <= 2)) ? DType::f32 : DType::f64;
   const Shape s = shape_of(a);
   const py::dtype np_want = numpy_dtype(want);
   const bool exact = a.dtype().equal(np_want) && (a.flags() & py::array::c_style) &&

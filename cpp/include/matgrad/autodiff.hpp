@@ -28,12 +28,12 @@ void backward(const NodeRef& out, const NodeRef& seed = nullptr, bool create_gra
 
 /// The adjoints d<seed, out>/d inputs[k] as plain values (first order, no graph built). An input
 /// the output does not depend on gets zeros.
-std::vector<Val> grad_values(const NodeRef& out, const std::vector<NodeRef>& inputs,
-                             const NodeRef& seed = nullptr, const char* op = "grad");
+std::vector<Val> grad_values(const NodeRef& out, const std::vector<NodeRef>& inputs, const NodeRef& seed = nullptr,
+                             const char* op = "grad");
 
 /// The same adjoints as graph nodes (create_graph): differentiable again.
-std::vector<NodeRef> grad_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs,
-                                const NodeRef& seed = nullptr, const char* op = "grad");
+std::vector<NodeRef> grad_nodes(const NodeRef& out, const std::vector<NodeRef>& inputs, const NodeRef& seed = nullptr,
+                                const char* op = "grad");
 
 /// The Jacobians d out / d inputs[k], each as an (out.size(), inputs[k].size()) matrix of
 /// inputs[k]'s dtype (C-order flattening on both sides). Reverse sweeps (one per output element)

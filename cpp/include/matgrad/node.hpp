@@ -131,15 +131,11 @@ struct Node {
   Node& operator=(const Node&) = delete;
   ~Node();
 
-  const NodeRef& parent(int i) const {
-    return nparents > kInlineParents ? parents_heap[i] : parents_inline[i];
-  }
+  const NodeRef& parent(int i) const { return nparents > kInlineParents ? parents_heap[i] : parents_inline[i]; }
   bool is_leaf() const { return op == kLeaf; }
   /// The value as a borrowed handle (valid while the node lives).
   Val value() const { return Val(data, shape, dtype, buf); }
-  template <class T> MapMat<T> mat() const {
-    return MapMat<T>(static_cast<T*>(data), shape.rows, shape.cols);
-  }
+  template <class T> MapMat<T> mat() const { return MapMat<T>(static_cast<T*>(data), shape.rows, shape.cols); }
 
   /// Pooled allocation of nodes (a per-thread free list).
   static void* operator new(std::size_t n);

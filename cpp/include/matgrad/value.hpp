@@ -16,8 +16,12 @@ inline std::size_t itemsize(DType d) { return d == DType::f64 ? 8 : 4; }
 const char* dtype_name(DType d);
 
 template <class T> struct dtype_of;
-template <> struct dtype_of<double> { static constexpr DType value = DType::f64; };
-template <> struct dtype_of<float> { static constexpr DType value = DType::f32; };
+template <> struct dtype_of<double> {
+  static constexpr DType value = DType::f64;
+};
+template <> struct dtype_of<float> {
+  static constexpr DType value = DType::f32;
+};
 
 /// A 0-D, 1-D or 2-D shape. Storage is always a row-major rows x cols matrix:
 /// 0-D is 1 x 1 and a (n,) vector is 1 x n.

@@ -164,12 +164,11 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
   for (int i = 0; i < n; ++i) ss[i] = in[i].s;
   const Shape os = d.shape(a, ss.p, n);
   const DType dt = d.dtype ? d.dtype(a, nullptr, n) : in[d.index_input == 0 ? 1 : 0].v.dtype();
-  if (d.batch != BatchKind::generic && !(d.batch == BatchKind::matmul && batched != 1))
-    ++t_stats.batched_calls;
+  if (d.batch != BatchKind::generic && !(d.batch == BatchKind::matmul && batched != 1)) ++t_stats.batched_calls;
   switch (d.batch) {
     case BatchKind::unary: {
       Val out = Val::empty(in[0].v.shape(), dt);
-        d.forward(KernelArgs{a, &in[0].v, 1, out, nullptr});
+      d.forward(KernelArgs{a, &in[0].v, 1, out, nullptr});
       return BVal{out, k, os};
     }
     case BatchKind::binary: {
@@ -188,7 +187,7 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* 
         }
       }
       Val out = Val::empty(Shape::matrix(k, os.size()), dt);
-        d.forward(KernelArgs{a, ops, 2, out, nullptr});
+      d.forward(KernelArgs{a, ops, 2, out, nullptr});
       return BVal{out, k, os};
     }
     case BatchKind::matmul:

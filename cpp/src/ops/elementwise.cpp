@@ -53,7 +53,9 @@ void binary_kernel(const KernelArgs& k, F f) {
 // ---- unary ----
 // Each op: its forward kernel, and below it the VJP with its formula.
 
-template <class T> void fwd_neg(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return -x; }); }
+template <class T> void fwd_neg(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return -x; });
+}
 // dX = -G
 MG_VJP_FN(vjp_neg) { c.dx[0] = a.neg(c.g); }
 
@@ -97,31 +99,45 @@ template <class T> void fwd_expm1(const KernelArgs& k) {
 // dX = G * (expm1(X) + 1)
 MG_VJP_FN(vjp_expm1) { c.dx[0] = a.mul(c.g, a.add_s(c.out, 1.0)); }
 
-template <class T> void fwd_sin(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.sin(); }); }
+template <class T> void fwd_sin(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.sin(); });
+}
 // dX = G * cos(X)
 MG_VJP_FN(vjp_sin) { c.dx[0] = a.mul(c.g, a.cos(c.in[0])); }
 
-template <class T> void fwd_cos(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.cos(); }); }
+template <class T> void fwd_cos(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.cos(); });
+}
 // dX = -(G * sin(X))
 MG_VJP_FN(vjp_cos) { c.dx[0] = a.neg(a.mul(c.g, a.sin(c.in[0]))); }
 
-template <class T> void fwd_tan(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.tan(); }); }
+template <class T> void fwd_tan(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.tan(); });
+}
 // dX = G * (1 + tan(X)^2)
 MG_VJP_FN(vjp_tan) { c.dx[0] = a.mul(c.g, a.add_s(a.square(c.out), 1.0)); }
 
-template <class T> void fwd_tanh(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.tanh(); }); }
+template <class T> void fwd_tanh(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.tanh(); });
+}
 // dX = G * (1 - tanh(X)^2)
 MG_VJP_FN(vjp_tanh) { c.dx[0] = a.mul(c.g, a.rsub_s(a.square(c.out), 1.0)); }
 
-template <class T> void fwd_sqrt(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.sqrt(); }); }
+template <class T> void fwd_sqrt(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.sqrt(); });
+}
 // dX = G / (2 sqrt(X))
 MG_VJP_FN(vjp_sqrt) { c.dx[0] = a.div(c.g, a.mul_s(c.out, 2.0)); }
 
-template <class T> void fwd_abs(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.abs(); }); }
+template <class T> void fwd_abs(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.abs(); });
+}
 // dX = G * sign(X)   (abs'(0) = 0)
 MG_VJP_FN(vjp_abs) { c.dx[0] = a.mul(c.g, a.sign(c.in[0])); }
 
-template <class T> void fwd_square(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.square(); }); }
+template <class T> void fwd_square(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.square(); });
+}
 // dX = G * 2X
 MG_VJP_FN(vjp_square) { c.dx[0] = a.mul(c.g, a.mul_s(c.in[0], 2.0)); }
 
@@ -144,7 +160,9 @@ template <class T> void fwd_softplus(const KernelArgs& k) {
 // dX = G * sigmoid(X)
 MG_VJP_FN(vjp_softplus) { c.dx[0] = a.mul(c.g, a.sigmoid(c.in[0])); }
 
-template <class T> void fwd_sign(const KernelArgs& k) { unary_kernel<T>(k, [](const auto& x) { return x.sign(); }); }
+template <class T> void fwd_sign(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return x.sign(); });
+}
 template <class T> void fwd_step(const KernelArgs& k) {
   unary_kernel<T>(k, [](const auto& x) { return (x > T(0)).template cast<T>(); });
 }
@@ -264,9 +282,8 @@ MG_VJP_FN(vjp_div) {
 }
 
 template <class T> void fwd_pow(const KernelArgs& k) {
-  binary_kernel<T>(k, [](const auto& x, const auto& y) {
-    return x.binaryExpr(y, [](T u, T v) { return T(std::pow(u, v)); });
-  });
+  binary_kernel<T>(
+      k, [](const auto& x, const auto& y) { return x.binaryExpr(y, [](T u, T v) { return T(std::pow(u, v)); }); });
 }
 // dX = G * Y X^(Y-1)   (0 where Y = 0, as for x ** 0), dY = G * xlogy(X^Y, X)   (0 where X^Y = 0)
 MG_VJP_FN(vjp_pow) {
@@ -419,8 +436,7 @@ void register_elementwise() {
         .doc(what, kBinaryShapes, rule);
   };
 
-  unary(&ops::neg, "neg", MG_FWD(fwd_neg), MG_VJP(vjp_neg), "`-x`, elementwise.", "d/dx: `-G`").pyop =
-      PyOperator::neg;
+  unary(&ops::neg, "neg", MG_FWD(fwd_neg), MG_VJP(vjp_neg), "`-x`, elementwise.", "d/dx: `-G`").pyop = PyOperator::neg;
   unary(&ops::exp, "exp", MG_FWD(fwd_exp), MG_VJP(vjp_exp), "`exp(x)`, elementwise.", "d/dx: `G * exp(x)`");
   unary(&ops::log, "log", MG_FWD(fwd_log), MG_VJP(vjp_log), "The natural logarithm `log(x)`, elementwise.",
         "d/dx: `G / x`");
@@ -431,11 +447,9 @@ void register_elementwise() {
   unary(&ops::sin, "sin", MG_FWD(fwd_sin), MG_VJP(vjp_sin), "`sin(x)`, elementwise.", "d/dx: `G * cos(x)`");
   unary(&ops::cos, "cos", MG_FWD(fwd_cos), MG_VJP(vjp_cos), "`cos(x)`, elementwise.", "d/dx: `-G * sin(x)`");
   unary(nullptr, "tan", MG_FWD(fwd_tan), MG_VJP(vjp_tan), "`tan(x)`, elementwise.", "d/dx: `G * (1 + tan(x)^2)`");
-  unary(nullptr, "tanh", MG_FWD(fwd_tanh), MG_VJP(vjp_tanh), "`tanh(x)`, elementwise.",
-        "d/dx: `G * (1 - tanh(x)^2)`");
+  unary(nullptr, "tanh", MG_FWD(fwd_tanh), MG_VJP(vjp_tanh), "`tanh(x)`, elementwise.", "d/dx: `G * (1 - tanh(x)^2)`");
   unary(nullptr, "sqrt", MG_FWD(fwd_sqrt), MG_VJP(vjp_sqrt), "`sqrt(x)`, elementwise.", "d/dx: `G / (2 sqrt(x))`");
-  unary(&ops::abs, "abs", MG_FWD(fwd_abs), MG_VJP(vjp_abs), "`|x|`, elementwise.",
-        "d/dx: `G * sign(x)` (0 at `x = 0`)")
+  unary(&ops::abs, "abs", MG_FWD(fwd_abs), MG_VJP(vjp_abs), "`|x|`, elementwise.", "d/dx: `G * sign(x)` (0 at `x = 0`)")
       .pyop = PyOperator::abs;
   unary(&ops::square, "square", MG_FWD(fwd_square), MG_VJP(vjp_square), "`x^2`, elementwise.", "d/dx: `G * 2x`");
   unary(&ops::sigmoid, "sigmoid", MG_FWD(fwd_sigmoid), MG_VJP(vjp_sigmoid), "`1 / (1 + exp(-x))`, elementwise.",

@@ -21,8 +21,7 @@ namespace matgrad {
 namespace {
 
 // Ops only this file names.
-OpId k_eye_scale, k_det, k_adj_t, k_adj_t_vjp, k_logdet, k_slogdet, k_solve, k_cholesky, k_trsolve, k_norm,
-    k_quad_form;
+OpId k_eye_scale, k_det, k_adj_t, k_adj_t_vjp, k_logdet, k_slogdet, k_solve, k_cholesky, k_trsolve, k_norm, k_quad_form;
 
 // Note [matmul of vectors]
 // A 1-D left operand is a 1 x n row, a 1-D right operand an n x 1 column (both stored as
@@ -223,9 +222,7 @@ template <class T> void fwd_det(const KernelArgs& k) {
   k.out.ptr<T>()[0] = lu_det(*lu_of<T>(k, 0), k.in[0].shape().rows);
 }
 // dX = G adj(X)^T  (= G det(X) X^-T when X is invertible; the adjugate keeps it finite when not)
-MG_VJP_FN(vjp_det) {
-  c.dx[0] = a.mul(c.g, a.on_node(k_adj_t, *c.node.parent(0), {}));
-}
+MG_VJP_FN(vjp_det) { c.dx[0] = a.mul(c.g, a.on_node(k_adj_t, *c.node.parent(0), {})); }
 
 // adj_t(X) = adj(X)^T. Invertible, with det(X) X^-T representable: that (from the shared LU).
 // Otherwise (singular, or det or X^-1 out of range) on Y = D1 X D2, X scaled by powers of two so
@@ -383,9 +380,7 @@ template <class T> void fwd_logdet(const KernelArgs& k) {
   k.out.ptr<T>()[0] = la;
 }
 // log|det X|:  dX = G X^-T
-MG_VJP_FN(vjp_logdet) {
-  c.dx[0] = a.mul(c.g, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {})));
-}
+MG_VJP_FN(vjp_logdet) { c.dx[0] = a.mul(c.g, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {}))); }
 Shape slogdet_shape(const Attr&, const Shape* in, int) {
   check_square("slogdet", in[0]);
   return Shape::vector(2);
@@ -506,7 +501,8 @@ MG_VJP_FN(vjp_trsolve) {
   at.ta = !ta;
   auto dB = a.op(k_trsolve, {c.in[0], c.g}, at);
   if (c.needs[1]) c.dx[1] = dB;
-  if (c.needs[0]) c.dx[0] = a.neg(a.tril(ta ? a.matmul(c.out, dB, false, true) : a.matmul(dB, c.out, false, true), 1.0));
+  if (c.needs[0])
+    c.dx[0] = a.neg(a.tril(ta ? a.matmul(c.out, dB, false, true) : a.matmul(dB, c.out, false, true), 1.0));
 }
 
 // tril(X, s): the lower triangle with the diagonal scaled by s (self-adjoint: dX = tril(G, s))
@@ -537,7 +533,8 @@ MG_VJP_FN(vjp_norm) { c.dx[0] = a.mul(c.in[0], a.mask_nz(c.out, a.div(c.g, c.out
 Shape quad_form_shape(const Attr&, const Shape* in, int) {
   const Shape& x = in[0];
   const Shape& B = in[1];
-  if (B.ndim != 2 || B.rows != B.cols) fail_shapes("quad_form", "are not valid: the second is not a square matrix", in, 2);
+  if (B.ndim != 2 || B.rows != B.cols)
+    fail_shapes("quad_form", "are not valid: the second is not a square matrix", in, 2);
   const std::int64_t n = x.ndim == 1 ? x.cols : x.rows;
   if (x.ndim == 0 || n != B.rows) fail_shapes("quad_form", "are not aligned", in, 2);
   return x.ndim == 1 ? Shape::scalar() : Shape::matrix(x.cols, x.cols);
@@ -618,7 +615,9 @@ void register_linalg() {
       .batched(BatchKind::matmul)
       .vjp(MG_VJP(vjp_matmul));
   define(&ops::trace, "trace", 1, trace_shape, MG_FWD(fwd_trace)).vjp(MG_VJP(vjp_trace));
-  define(&k_eye_scale, "eye_scale", 1, eye_scale_shape, MG_FWD(fwd_eye_scale)).reads(kAttrShape).vjp(MG_VJP(vjp_eye_scale));
+  define(&k_eye_scale, "eye_scale", 1, eye_scale_shape, MG_FWD(fwd_eye_scale))
+      .reads(kAttrShape)
+      .vjp(MG_VJP(vjp_eye_scale));
   define(&k_det, "det", 1, det_shape, MG_FWD(fwd_det)).vjp(MG_VJP(vjp_det));
   define(&k_adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)).vjp(MG_VJP(vjp_adj_t));
   define(&k_adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp)).vjp(MG_VJP(vjp_adj_t_vjp));
@@ -673,10 +672,11 @@ void register_linalg() {
   unary("inv", ops::inv, "`X^-1` of a square matrix (numpy.linalg.LinAlgError when X is singular).",
         "`(n, n) -> (n, n)`.", "d/dX: `-Y^T G Y^T` with `Y = X^-1`, i.e. `-X^-T G X^-T`.");
   define_entry("solve", "linalg", front_binary_linalg, k_solve, {{"a", ParamKind::operand}, {"b", ParamKind::operand}})
-      .doc("`Z = A^-1 B`, the solution of `A Z = B`, as `np.linalg.solve` (numpy.linalg.LinAlgError when A is "
-           "singular).",
-           "`a` of shape `(n, n)`, `b` of shape `(n,)` or `(n, k)` -> `b`'s shape.",
-           "d/db: `A^-T G`, d/da: `-(A^-T G) Z^T` (a 1-D `b`, `G` and `Z` taken as `(n, 1)` columns).");
+      .doc(
+          "`Z = A^-1 B`, the solution of `A Z = B`, as `np.linalg.solve` (numpy.linalg.LinAlgError when A is "
+          "singular).",
+          "`a` of shape `(n, n)`, `b` of shape `(n,)` or `(n, k)` -> `b`'s shape.",
+          "d/db: `A^-T G`, d/da: `-(A^-T G) Z^T` (a 1-D `b`, `G` and `Z` taken as `(n, 1)` columns).");
   unary("cholesky", k_cholesky,
         "The lower-triangular `L` with `X = L L^T`. Only the lower triangle of X is read, as NumPy; "
         "numpy.linalg.LinAlgError when X is not positive definite.",

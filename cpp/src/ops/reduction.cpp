@@ -21,8 +21,7 @@ OpId k_max_weight_axis, k_xent, k_xent_vjp;
 int normalize_axis(const char* op, int axis, const Shape& s) {
   if (axis == kAxisNone) return kAxisNone;
   if (axis < -s.ndim || axis >= s.ndim)
-    throw ShapeError(std::string(op) + ": axis " + std::to_string(axis) + " is out of bounds for shape " +
-                     s.str());
+    throw ShapeError(std::string(op) + ": axis " + std::to_string(axis) + " is out of bounds for shape " + s.str());
   if (s.ndim < 2) return kAxisNone;
   return axis < 0 ? axis + 2 : axis;
 }
@@ -329,8 +328,8 @@ NodeRef softmax_cross_entropy_labels(const NodeRef& z, const std::vector<std::in
   for (std::int64_t i = 0; ok && i < n; ++i) ok = labels[i] >= 0 && labels[i] < s.cols;
   if (!ok)
     throw ShapeError(std::string(kXent) + ": labels must be " + std::to_string(s.ndim == 2 ? s.rows : 0) +
-                     " integers in [0, " + std::to_string(s.ndim == 2 ? s.cols : 0) + "), got shape (" + std::to_string(n) +
-                     ",) dtype " + dtype + " for logits of shape " + s.str());
+                     " integers in [0, " + std::to_string(s.ndim == 2 ? s.cols : 0) + "), got shape (" +
+                     std::to_string(n) + ",) dtype " + dtype + " for logits of shape " + s.str());
   NodeRef onehot = full(s, z->dtype, 0.0);
   for (std::int64_t i = 0; i < n; ++i) {
     if (z->dtype == DType::f64)

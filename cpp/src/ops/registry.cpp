@@ -104,8 +104,9 @@ const EntryPoint& entry_point(const char* name) {
 
 Results call(const EntryPoint& e, const Arg* args, int n) {
   const int np = static_cast<int>(e.params.size());
-  if (n > np) throw TypeError(std::string(e.name) + ": takes at most " + std::to_string(np) + " arguments, got " +
-                              std::to_string(n));
+  if (n > np)
+    throw TypeError(std::string(e.name) + ": takes at most " + std::to_string(np) + " arguments, got " +
+                    std::to_string(n));
   if (n == np) return e.fn(e, args);
   SmallArray<Arg> full(np);
   for (int i = 0; i < np; ++i) {
@@ -202,8 +203,7 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   for (int i = 0; i < n; ++i) {
     const Node& x = *in[i];
     if (i == d.index_input) {
-      if (x.requires_grad)
-        throw TypeError(std::string(op_label(op)) + ": the index input cannot require a gradient");
+      if (x.requires_grad) throw TypeError(std::string(op_label(op)) + ": the index input cannot require a gradient");
       shapes[i] = x.shape;
       vals[i] = Val(x.data, x.shape, x.dtype);
       continue;

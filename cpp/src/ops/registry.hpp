@@ -164,16 +164,20 @@ extern OpId matmul, trace, tril, inv;
 
 /// The type sums of T accumulate in: float32 sums run in double, so their result is the
 /// correctly rounded sum in nearly every case (NumPy's pairwise float32 sums are not).
-template <class T> struct Accum { using type = T; };
-template <> struct Accum<float> { using type = double; };
+template <class T> struct Accum {
+  using type = T;
+};
+template <> struct Accum<float> {
+  using type = double;
+};
 
 /// Dispatch a kernel template on the output dtype.
-#define MG_FWD(fn)                                       \
-  [](const KernelArgs& k) {                              \
-    if (k.out.dtype() == DType::f64)                     \
-      fn<double>(k);                                     \
-    else                                                 \
-      fn<float>(k);                                      \
+#define MG_FWD(fn)                   \
+  [](const KernelArgs& k) {          \
+    if (k.out.dtype() == DType::f64) \
+      fn<double>(k);                 \
+    else                             \
+      fn<float>(k);                  \
   }
 /// Declare a generic VJP: `a` is the algebra, `c` the VjpCtx.
 #define MG_VJP_FN(name) template <class A> void name([[maybe_unused]] A& a, VjpCtx<typename A::T>& c)

@@ -134,8 +134,8 @@ MG_VJP_FN(vjp_pack) {
 
 Shape unpack_shape(const Attr& a, const Shape* in, int) {
   if (in[0].ndim != 1 || a.offset < 0 || a.shape.size() < 0 || a.offset + a.shape.size() > in[0].size())
-    throw ShapeError("unpack: " + std::to_string(a.shape.size()) + " elements at offset " +
-                     std::to_string(a.offset) + " do not fit in a packed value of shape " + in[0].str());
+    throw ShapeError("unpack: " + std::to_string(a.shape.size()) + " elements at offset " + std::to_string(a.offset) +
+                     " do not fit in a packed value of shape " + in[0].str());
   return a.shape;
 }
 template <class T> void fwd_unpack(const KernelArgs& k) {
@@ -351,8 +351,8 @@ Shape reshape_target(const std::vector<std::int64_t>& dims_in, const Shape& from
     req += std::to_string(dims[i]) + (dims.size() == 1 ? "," : (i + 1 < dims.size() ? ", " : ""));
   req += ")";
   if (dims.size() > 2)
-    throw ShapeError("reshape: shapes of more than 2 dimensions are not supported (shape " + from.str() +
-                     " into " + req + ")");
+    throw ShapeError("reshape: shapes of more than 2 dimensions are not supported (shape " + from.str() + " into " +
+                     req + ")");
   std::int64_t known = 1;
   int unknown = -1;
   for (std::size_t i = 0; i < dims.size(); ++i) {
@@ -367,7 +367,9 @@ Shape reshape_target(const std::vector<std::int64_t>& dims_in, const Shape& from
       throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
     dims[unknown] = from.size() / known;
   }
-  Shape s = dims.empty() ? Shape::scalar() : dims.size() == 1 ? Shape::vector(dims[0]) : Shape::matrix(dims[0], dims[1]);
+  Shape s = dims.empty()       ? Shape::scalar()
+            : dims.size() == 1 ? Shape::vector(dims[0])
+                               : Shape::matrix(dims[0], dims[1]);
   if (s.size() != from.size())
     throw ShapeError("reshape: cannot reshape array of shape " + from.str() + " into shape " + req);
   return s;
@@ -411,7 +413,8 @@ Results front_stack(const EntryPoint& e, const Arg* a) {
   if (s.ndim == 2)
     throw ShapeError("stack: stacking arrays of shape " + s.str() + " gives 3 dimensions (at most 2 are supported)");
   if (axis < -(s.ndim + 1) || axis > s.ndim)
-    throw ShapeError("stack: axis " + std::to_string(axis) + " is out of bounds for stacking arrays of shape " + s.str());
+    throw ShapeError("stack: axis " + std::to_string(axis) + " is out of bounds for stacking arrays of shape " +
+                     s.str());
   if (axis < 0) axis += s.ndim + 1;
   std::vector<NodeRef> parts;
   parts.reserve(xs.size());
@@ -497,17 +500,19 @@ void register_shape() {
            "`(n_i,)` along axis 0 (or -1) -> `(sum n_i,)`; `(m_i, n)` along axis 0 (or -2) -> `(sum m_i, n)`; "
            "`(m, n_i)` along axis 1 (or -1) -> `(m, sum n_i)`. 0-D arrays raise ValueError (use `stack`).",
            "d/dx_i: the block of `G` where `xs[i]` was placed.");
-  define_entry("stack", "shape", front_stack, k_concat, {{"xs", ParamKind::operands}, {"axis", ParamKind::integer, "0"}})
+  define_entry("stack", "shape", front_stack, k_concat,
+               {{"xs", ParamKind::operands}, {"axis", ParamKind::integer, "0"}})
       .doc("`np.stack(xs, axis)`: arrays of one shape joined along a new axis (results of at most 2 dimensions).",
            "N arrays of shape `()` -> `(N,)`; N arrays of shape `(k,)` -> `(N, k)` at axis 0, `(k, N)` at axis 1 "
            "(or -1).",
            "d/dx_i: the slice of `G` for `xs[i]` (row i at axis 0, column i at axis 1).");
   define_entry("diag", "shape", front_diag, k_diag_part, {x, {"k", ParamKind::integer, "0"}})
-      .doc("`np.diag(x, k)` both ways: the k-th diagonal of a matrix, or the square matrix with the vector x on "
-           "its k-th diagonal (k > 0 above the main diagonal, k < 0 below).",
-           "`(m, n)` -> `(d,)`, d the length of the k-th diagonal; `(n,)` -> `(n + |k|, n + |k|)`.",
-           "d/dx: for a matrix x, `G` placed on the k-th diagonal of zeros of x's shape; for a vector x, the k-th "
-           "diagonal of `G`.");
+      .doc(
+          "`np.diag(x, k)` both ways: the k-th diagonal of a matrix, or the square matrix with the vector x on "
+          "its k-th diagonal (k > 0 above the main diagonal, k < 0 below).",
+          "`(m, n)` -> `(d,)`, d the length of the k-th diagonal; `(n,)` -> `(n + |k|, n + |k|)`.",
+          "d/dx: for a matrix x, `G` placed on the k-th diagonal of zeros of x's shape; for a vector x, the k-th "
+          "diagonal of `G`.");
 }
 
 }  // namespace matgrad
