@@ -12,7 +12,7 @@ namespace matgrad {
 // Note [batched sweeps]
 // A Jacobian needs one reverse sweep per output element (or one forward sweep per input
 // element). Run one at a time, every VJP of a sweep is a call per seed: a matmul VJP becomes k
-// small GEMMs. The batched sweep runs the same generic VJPs (Note [one VJP, two algebras]) with
+// small GEMMs. The batched sweep runs the same generic VJPs (Note [one VJP, three algebras]) with
 // a third algebra whose values are either ordinary values (k == 0: things computed from the
 // primal values only, such as X^-1 in the VJP of logdet) or batches of k values of one shape,
 // stored as the rows of a (k, size) matrix (everything that depends on the cotangent, which a

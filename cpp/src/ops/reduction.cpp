@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Reductions over one axis or all of them (NumPy semantics, no keepdims).
+// Reductions over one axis or all of them (NumPy semantics, no keepdims): sum, mean, logsumexp,
+// max and the VJP helper max_weight_axis; the fused softmax cross-entropy and its VJP. The
+// public entry points sum, mean, logsumexp and max.
 #include "registry.hpp"
 
 #include <algorithm>

@@ -70,7 +70,7 @@ enum AttrField : std::uint8_t {
   kAttrOffset2 = 64, ///< offset2
 };
 
-/// Three generic VJPs: one template instantiated for each algebra (Note [one VJP, two algebras]).
+/// Three generic VJPs: one template instantiated for each algebra (Note [one VJP, three algebras]).
 struct VjpFns {
   VjpValFn value = nullptr;
   VjpGraphFn graph = nullptr;
@@ -184,12 +184,14 @@ template <> struct Accum<float> {
 /// The three instantiations of a generic VJP, for OpDef::vjp.
 #define MG_VJP(fn) (::matgrad::VjpFns{&fn<ValueAlg>, &fn<GraphAlg>, &fn<BatchAlg>})
 
-// Note [one VJP, two algebras]
-// Each VJP is a template over an algebra A with a value type A::T. ValueAlg::T is Val: the ops
-// run the forward kernels straight into pooled buffers (first-order backward at hand-written
-// speed). GraphAlg::T is NodeRef: the same calls create graph nodes, so the gradient is a graph
-// that can be differentiated again. Both run the same kernels in the same order, so both give
-// the same bits. The helpers below are the vocabulary VJPs are written in.
+// Note [one VJP, three algebras]
+// Each VJP is a template over an algebra A with a value type A::T, instantiated three times.
+// ValueAlg::T is Val: the ops run the forward kernels straight into pooled buffers (first-order
+// backward at hand-written speed). GraphAlg::T is NodeRef: the same calls create graph nodes, so
+// the gradient is a graph that can be differentiated again (and compiled). BatchAlg::T is BVal: a
+// batch of k cotangents at once, for Jacobians and Hessians (Note [batched sweeps] in batch.cpp).
+// Value and graph runs call the same kernels in the same order, so they give the same bits. The
+// helpers below are the vocabulary VJPs are written in.
 template <class Derived, class T>
 class AlgebraBase {
  public:
