@@ -27,6 +27,7 @@ matgrad's numbers are comparable with them:
 Peers are optional: a peer that is not installed is skipped with "skipped: <peer> not
 installed". matgrad itself is required.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,10 +44,21 @@ import time
 RESULT_MARK = "@@MATGRAD_BENCH_RESULT_JSON@@ "
 REF = "numpy (closed form)"
 MALLOC_TUNED = {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(128 << 20)}
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS")
-ENV_REPORTED = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", *THREAD_VARS, "XLA_FLAGS",
-                "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+ENV_REPORTED = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    *THREAD_VARS,
+    "XLA_FLAGS",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+)
 
 
 def log(*a):
@@ -57,25 +69,51 @@ def log(*a):
 # command line
 # ------------------------------------------------------------------------------------------
 def add_common_args(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--quick", action="store_true",
-                    help="fast smoke run (answers still checked): 3 repeats of >= 0.02 s, no waiting for "
-                         "quiet CPUs, no retries. The times are NOT measurements.")
-    ap.add_argument("--json", metavar="PATH", default=None,
-                    help="also write the results and metadata as JSON to PATH ('-' = stdout)")
-    ap.add_argument("--min-time", type=float, default=None,
-                    help="seconds per timed repeat (default 0.2; 0.02 with --quick)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fast smoke run (answers still checked): 3 repeats of >= 0.02 s, no waiting for "
+        "quiet CPUs, no retries. The times are NOT measurements.",
+    )
+    ap.add_argument(
+        "--json",
+        metavar="PATH",
+        default=None,
+        help="also write the results and metadata as JSON to PATH ('-' = stdout)",
+    )
+    ap.add_argument(
+        "--min-time",
+        type=float,
+        default=None,
+        help="seconds per timed repeat (default 0.2; 0.02 with --quick)",
+    )
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats (default 7; 3 with --quick)")
-    ap.add_argument("--quiet-threshold", type=float, default=0.25,
-                    help="CPU cores' worth used by OTHER processes on our cores above which a measurement "
-                         "counts as disturbed (default 0.25)")
-    ap.add_argument("--max-wait", type=float, default=None,
-                    help="total seconds per worker to wait for other processes to go quiet "
-                         "(default 20; 0 with --quick)")
-    ap.add_argument("--retries", type=int, default=None,
-                    help="re-measure a disturbed measurement this often (default 1; 0 with --quick)")
-    ap.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
-                    help="tuned (default): MALLOC_MMAP_THRESHOLD_=64MiB MALLOC_TRIM_THRESHOLD_=128MiB in the "
-                         "workers, as the peers were measured; default: glibc's dynamic thresholds")
+    ap.add_argument(
+        "--quiet-threshold",
+        type=float,
+        default=0.25,
+        help="CPU cores' worth used by OTHER processes on our cores above which a measurement "
+        "counts as disturbed (default 0.25)",
+    )
+    ap.add_argument(
+        "--max-wait",
+        type=float,
+        default=None,
+        help="total seconds per worker to wait for other processes to go quiet (default 20; 0 with --quick)",
+    )
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="re-measure a disturbed measurement this often (default 1; 0 with --quick)",
+    )
+    ap.add_argument(
+        "--malloc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="tuned (default): MALLOC_MMAP_THRESHOLD_=64MiB MALLOC_TRIM_THRESHOLD_=128MiB in the "
+        "workers, as the peers were measured; default: glibc's dynamic thresholds",
+    )
     # internal: parent -> worker
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_threads", type=int, default=1, help=argparse.SUPPRESS)
@@ -113,8 +151,11 @@ def pin_threads(n: int) -> list:
     for v in THREAD_VARS:
         os.environ[v] = str(n)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    flags = [f for f in os.environ.get("XLA_FLAGS", "").split()
-             if not f.startswith(("--xla_cpu_multi_thread_eigen", "intra_op_parallelism_threads"))]
+    flags = [
+        f
+        for f in os.environ.get("XLA_FLAGS", "").split()
+        if not f.startswith(("--xla_cpu_multi_thread_eigen", "intra_op_parallelism_threads"))
+    ]
     if n == 1:
         flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
     if flags:
@@ -253,6 +294,7 @@ def check(label, got, ref, dtype, rtol, atol_rel, require_ndarray=False):
     require_ndarray: the outputs must be NumPy arrays (matgrad's NumPy-in/NumPy-out contract).
     Returns the largest error relative to each output's max |ref|."""
     import numpy as np
+
     g = _flatten(got, [])
     r = _flatten(ref, [])
     if len(g) != len(r):
@@ -260,8 +302,10 @@ def check(label, got, ref, dtype, rtol, atol_rel, require_ndarray=False):
     max_err = 0.0
     for k, (gi, ri) in enumerate(zip(g, r)):
         if require_ndarray and not isinstance(gi, np.ndarray):
-            raise AssertionError(f"{label}: output {k} is a {type(gi).__module__}.{type(gi).__name__}, "
-                                 "expected a numpy.ndarray")
+            raise AssertionError(
+                f"{label}: output {k} is a {type(gi).__module__}.{type(gi).__name__}, "
+                "expected a numpy.ndarray"
+            )
         gi = gi.detach().cpu().numpy() if _is_torch_tensor(gi) else np.asarray(gi)
         ri = np.asarray(ri, dtype=np.float64)
         if gi.dtype != dtype:
@@ -269,8 +313,13 @@ def check(label, got, ref, dtype, rtol, atol_rel, require_ndarray=False):
         if gi.shape != ri.shape:
             raise AssertionError(f"{label}: output {k} has shape {gi.shape}, expected {ri.shape}")
         scale = float(np.max(np.abs(ri))) if ri.size else 1.0
-        np.testing.assert_allclose(gi.astype(np.float64), ri, rtol=rtol, atol=atol_rel * scale,
-                                   err_msg=f"{label}: output {k} does not match the numpy closed form")
+        np.testing.assert_allclose(
+            gi.astype(np.float64),
+            ri,
+            rtol=rtol,
+            atol=atol_rel * scale,
+            err_msg=f"{label}: output {k} does not match the numpy closed form",
+        )
         if ri.size:
             max_err = max(max_err, float(np.max(np.abs(gi.astype(np.float64) - ri))) / max(scale, 1e-300))
     return max_err
@@ -285,13 +334,13 @@ class Case:
     def __init__(self, workload, variant, dtype, systems, ref, rtol, atol_rel, numpy_out=(), extra=None):
         self.workload = workload
         self.variant = variant
-        self.dtype = dtype            # numpy dtype name of every output
-        self.systems = systems        # {name: zero-argument callable}
-        self.ref = ref                # float64 closed-form outputs (nested tuples)
+        self.dtype = dtype  # numpy dtype name of every output
+        self.systems = systems  # {name: zero-argument callable}
+        self.ref = ref  # float64 closed-form outputs (nested tuples)
         self.rtol = rtol
-        self.atol_rel = atol_rel      # atol relative to max |ref| of each output
+        self.atol_rel = atol_rel  # atol relative to max |ref| of each output
         self.numpy_out = set(numpy_out)  # systems that must return numpy.ndarray outputs
-        self.extra = extra            # f(result dict) -> extra fields (e.g. per-op time)
+        self.extra = extra  # f(result dict) -> extra fields (e.g. per-op time)
 
 
 class Worker:
@@ -301,7 +350,8 @@ class Worker:
         self.args = args
         self.threads = args._threads
         self.affinity = pin_threads(self.threads)
-        import numpy as np  # noqa: E402  (after pin_threads, on purpose)
+        import numpy as np  # after pin_threads, on purpose
+
         self.np = np
         self.skipped = []
         self.versions = {"python": sys.version.split()[0], "numpy": np.__version__}
@@ -313,23 +363,28 @@ class Worker:
         self.threadpool_info = None
         try:
             import threadpoolctl
+
             self._tp_limits = threadpoolctl.threadpool_limits(limits=self.threads)
             self.versions["threadpoolctl"] = threadpoolctl.__version__
         except ImportError:
             log("note: threadpoolctl not installed; BLAS thread pools are set by environment only")
-        log(f"[worker {self.threads}T{(' ' + args._tag) if args._tag else ''}] affinity={self.affinity} "
-            f"malloc={'tuned' if os.environ.get('MALLOC_MMAP_THRESHOLD_') else 'glibc default'}")
+        log(
+            f"[worker {self.threads}T{(' ' + args._tag) if args._tag else ''}] affinity={self.affinity} "
+            f"malloc={'tuned' if os.environ.get('MALLOC_MMAP_THRESHOLD_') else 'glibc default'}"
+        )
 
     # -- imports --------------------------------------------------------------------------
     def import_matgrad(self):
         import matgrad as mg
+
         core = getattr(mg, "_core", None)
         so = getattr(core, "__file__", None)
         self.versions["matgrad"] = getattr(mg, "__version__", "?")
         self.extra_meta["matgrad_module"] = so
         if so and os.path.exists(so):
             self.extra_meta["matgrad_module_mtime"] = time.strftime(
-                "%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(so)))
+                "%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(so))
+            )
         return mg
 
     def peer(self, name, display=None):
@@ -353,7 +408,7 @@ class Worker:
             self.extra_meta["torch_blas"] = "MKL" if mod.backends.mkl.is_available() else "non-MKL"
             try:
                 self.extra_meta["torch_cpu_capability"] = mod.backends.cpu.get_cpu_capability()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         return mod
 
@@ -374,8 +429,15 @@ class Worker:
                 t0 = time.perf_counter()
                 out = fn()
                 first = time.perf_counter() - t0
-                err = check(label, out, c.ref, np.dtype(c.dtype), c.rtol, c.atol_rel,
-                            require_ndarray=name in c.numpy_out)
+                err = check(
+                    label,
+                    out,
+                    c.ref,
+                    np.dtype(c.dtype),
+                    c.rtol,
+                    c.atol_rel,
+                    require_ndarray=name in c.numpy_out,
+                )
                 firsts[(c.workload, c.variant, name)] = (first, err)
                 log(f"  checked {label:<58s} max rel err {err:.1e}  first call {first * 1e3:8.2f} ms")
         # 2. timing
@@ -394,22 +456,32 @@ class Worker:
                     attempts.append(r)
                     if r["foreign_load_cores"] < self.args.quiet_threshold:
                         break
-                    log(f"  {label}: other processes used {r['foreign_load_cores']:.2f} cores during timing; "
-                        f"{'retrying' if attempt < self.args.retries else 'keeping the least disturbed attempt'}")
+                    log(
+                        f"  {label}: other processes used {r['foreign_load_cores']:.2f} cores during timing; "
+                        f"{'retrying' if attempt < self.args.retries else 'keeping the least disturbed attempt'}"
+                    )
                 r = min(attempts, key=lambda x: x["foreign_load_cores"])
                 r["attempts"] = len(attempts)
                 r["disturbed"] = r["foreign_load_cores"] >= self.args.quiet_threshold
-                rec = {"workload": c.workload, "variant": c.variant, "threads": self.threads,
-                       "dtype": c.dtype, "system": name,
-                       "first_call_ms": first * 1e3, "max_rel_err_vs_ref": err,
-                       "malloc": "tuned" if os.environ.get("MALLOC_MMAP_THRESHOLD_") else "default",
-                       "tag": self.args._tag}
+                rec = {
+                    "workload": c.workload,
+                    "variant": c.variant,
+                    "threads": self.threads,
+                    "dtype": c.dtype,
+                    "system": name,
+                    "first_call_ms": first * 1e3,
+                    "max_rel_err_vs_ref": err,
+                    "malloc": "tuned" if os.environ.get("MALLOC_MMAP_THRESHOLD_") else "default",
+                    "tag": self.args._tag,
+                }
                 rec.update(r)
                 if c.extra:
                     rec.update(c.extra(r))
                 self.results.append(rec)
-                log(f"  timed   {label:<58s} median {r['median_us']:11.2f} us  iqr {r['iqr_pct']:5.1f}%  "
-                    f"n={r['number']:<6d} load {r['foreign_load_cores']:.2f}")
+                log(
+                    f"  timed   {label:<58s} median {r['median_us']:11.2f} us  iqr {r['iqr_pct']:5.1f}%  "
+                    f"n={r['number']:<6d} load {r['foreign_load_cores']:.2f}"
+                )
 
     def finish(self):
         meta = {
@@ -424,9 +496,11 @@ class Worker:
         }
         try:
             import threadpoolctl
+
             meta["threadpool_info"] = [
                 {k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
-                for i in threadpoolctl.threadpool_info()]
+                for i in threadpoolctl.threadpool_info()
+            ]
         except ImportError:
             meta["threadpool_info"] = []
         print(RESULT_MARK + json.dumps({"meta": meta, "results": self.results}), flush=True)
@@ -448,9 +522,11 @@ def cpu_model():
 
 def warn_env():
     if os.environ.get("OPENBLAS_CORETYPE") or os.environ.get("OPENBLAS_L2_SIZE"):
-        log("WARNING: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set; numpy's OpenBLAS will use the forced "
+        log(
+            "WARNING: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are set; numpy's OpenBLAS will use the forced "
             "kernel and the numpy baseline will be slow. Run with: "
-            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...")
+            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ..."
+        )
 
 
 def run_worker(script, argv, threads=1, malloc="tuned", systems=None, tag="", extra_argv=()):
@@ -460,7 +536,15 @@ def run_worker(script, argv, threads=1, malloc="tuned", systems=None, tag="", ex
         env.pop(k, None)
     if malloc == "tuned":
         env.update(MALLOC_TUNED)
-    cmd = [sys.executable, os.path.abspath(script), *argv, *extra_argv, "--_worker", "--_threads", str(threads)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(script),
+        *argv,
+        *extra_argv,
+        "--_worker",
+        "--_threads",
+        str(threads),
+    ]
     if systems:
         cmd += ["--_systems", "|".join(systems)]
     if tag:
@@ -470,12 +554,14 @@ def run_worker(script, argv, threads=1, malloc="tuned", systems=None, tag="", ex
     payload = None
     for line in p.stdout.splitlines():
         if line.startswith(RESULT_MARK):
-            payload = json.loads(line[len(RESULT_MARK):])
+            payload = json.loads(line[len(RESULT_MARK) :])
         else:
             log("  [worker stdout] " + line)
     if p.returncode != 0 or payload is None:
-        raise SystemExit(f"FAILED: worker (threads={threads}) exited with code {p.returncode}; see its "
-                         "traceback above (a wrong answer fails the run)")
+        raise SystemExit(
+            f"FAILED: worker (threads={threads}) exited with code {p.returncode}; see its "
+            "traceback above (a wrong answer fails the run)"
+        )
     return payload
 
 
@@ -488,17 +574,21 @@ def add_ratios(results, baselines, group=("workload", "variant", "threads", "mal
                 base[(label, tuple(r[k] for k in group))] = r["median_us"]
     for r in results:
         key = tuple(r[k] for k in group)
-        r["ratios"] = {label: (r["median_us"] / base[(label, key)] if (label, key) in base else None)
-                       for label, _ in baselines}
+        r["ratios"] = {
+            label: (r["median_us"] / base[(label, key)] if (label, key) in base else None)
+            for label, _ in baselines
+        }
     return results
 
 
 def format_table(results, baselines, title=None):
     """Times in µs, ratios vs each baseline (from this run), one block per workload variant."""
     rl = [label for label, _ in baselines]
-    hdr = (f"{'workload':<8} {'variant':<16} {'system':<30} {'median µs':>11} "
-           + " ".join(f"{'x ' + lab:>10}" for lab in rl)
-           + f" {'min µs':>11} {'IQR%':>5} {'calls':>6} {'1st ms':>8} {'load':>5}  note")
+    hdr = (
+        f"{'workload':<8} {'variant':<16} {'system':<30} {'median µs':>11} "
+        + " ".join(f"{'x ' + lab:>10}" for lab in rl)
+        + f" {'min µs':>11} {'IQR%':>5} {'calls':>6} {'1st ms':>8} {'load':>5}  note"
+    )
     lines = ([title] if title else []) + [hdr, "-" * len(hdr)]
     prev = None
     for r in results:
@@ -506,12 +596,16 @@ def format_table(results, baselines, title=None):
         if prev is not None and key != prev:
             lines.append("")
         prev = key
-        ratios = " ".join(f"{(format(r['ratios'][lab], '.3f') if r['ratios'].get(lab) is not None else '-'):>10}"
-                          for lab in rl)
+        ratios = " ".join(
+            f"{(format(r['ratios'][lab], '.3f') if r['ratios'].get(lab) is not None else '-'):>10}"
+            for lab in rl
+        )
         note = r.get("note", "")
-        lines.append(f"{r['workload']:<8} {r['variant']:<16} {r['system']:<30} {r['median_us']:11.2f} {ratios} "
-                     f"{r['min_us']:11.2f} {r['iqr_pct']:5.1f} {r['number']:6d} {r['first_call_ms']:8.2f} "
-                     f"{r['foreign_load_cores']:5.2f}{'!' if r['disturbed'] else ' '} {note}")
+        lines.append(
+            f"{r['workload']:<8} {r['variant']:<16} {r['system']:<30} {r['median_us']:11.2f} {ratios} "
+            f"{r['min_us']:11.2f} {r['iqr_pct']:5.1f} {r['number']:6d} {r['first_call_ms']:8.2f} "
+            f"{r['foreign_load_cores']:5.2f}{'!' if r['disturbed'] else ' '} {note}"
+        )
     return "\n".join(lines)
 
 
@@ -527,16 +621,23 @@ def header_lines(script_name, args, payloads, t_start):
     ]
     for p in payloads:
         m = p["meta"]
-        pools = "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-                          f"threads={i.get('num_threads')}" for i in m.get("threadpool_info", []))
-        lines.append(f"worker {m['threads']}T{(' ' + m['tag']) if m.get('tag') else ''}: affinity={m['affinity']} "
-                     f"malloc={'tuned' if m['env'].get('MALLOC_MMAP_THRESHOLD_') else 'glibc default'} "
-                     f"torch threads={m.get('torch_num_threads', '-')} pools: {pools or '?'}; "
-                     f"waited {m['waited_for_quiet_s']:.0f} s for quiet CPUs")
+        pools = "; ".join(
+            f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+            f"threads={i.get('num_threads')}"
+            for i in m.get("threadpool_info", [])
+        )
+        lines.append(
+            f"worker {m['threads']}T{(' ' + m['tag']) if m.get('tag') else ''}: affinity={m['affinity']} "
+            f"malloc={'tuned' if m['env'].get('MALLOC_MMAP_THRESHOLD_') else 'glibc default'} "
+            f"torch threads={m.get('torch_num_threads', '-')} pools: {pools or '?'}; "
+            f"waited {m['waited_for_quiet_s']:.0f} s for quiet CPUs"
+        )
     mode = "QUICK SMOKE RUN: times are not measurements" if args.quick else "measurement"
-    lines.append(f"timing ({mode}): median of {args.repeats} repeats, each >= {args.min_time} s of calls "
-                 f"(autorange), after a warm-up; gc off in timed loops; every answer checked against the "
-                 f"numpy closed form first. wall time {time.time() - t_start:.0f} s")
+    lines.append(
+        f"timing ({mode}): median of {args.repeats} repeats, each >= {args.min_time} s of calls "
+        f"(autorange), after a warm-up; gc off in timed loops; every answer checked against the "
+        f"numpy closed form first. wall time {time.time() - t_start:.0f} s"
+    )
     skipped = sorted({s for p in payloads for s in p["meta"]["skipped"]})
     for s in skipped:
         lines.append(f"skipped: {s} not installed")

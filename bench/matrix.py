@@ -33,6 +33,7 @@ W5 and W6 matgrad faster than torch.func (jacrev, hessian).
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/matrix.py [--workloads W4,W6]
       [--systems peers]   (--systems: a subset of the systems; the numpy closed form always runs)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 WORKLOADS = ("W4", "W5", "W6")
 MG_FUNC = "matgrad value_and_grad"
@@ -55,17 +56,31 @@ TORCH = "torch eager"
 TFUNC = "torch.func"
 JAX = "jax eager"
 JAX_JIT = "jax jit"
-SYSTEM_KEYS = {"numpy": (C.REF,), "matgrad": MATGRAD, "torch-eager": (TORCH,), "torch-func": (TFUNC,),
-               "jax-eager": (JAX,), "jax-jit": (JAX_JIT,), "torch": (TORCH, TFUNC), "jax": (JAX, JAX_JIT),
-               "peers": (TORCH, TFUNC, JAX, JAX_JIT)}
+SYSTEM_KEYS = {
+    "numpy": (C.REF,),
+    "matgrad": MATGRAD,
+    "torch-eager": (TORCH,),
+    "torch-func": (TFUNC,),
+    "jax-eager": (JAX,),
+    "jax-jit": (JAX_JIT,),
+    "torch": (TORCH, TFUNC),
+    "jax": (JAX, JAX_JIT),
+    "peers": (TORCH, TFUNC, JAX, JAX_JIT),
+}
 # the matgrad functions each workload needs (checked up front, so a module without them fails clearly)
-MG_NEEDS = {"W4": ("value_and_grad", "tensor", "inv", "logdet", "trace"),
-            "W5": ("jacobian",),
-            "W6": ("hessian", "sum", "sin", "exp", "log", "logsumexp")}
+MG_NEEDS = {
+    "W4": ("value_and_grad", "tensor", "inv", "logdet", "trace"),
+    "W5": ("jacobian",),
+    "W6": ("hessian", "sum", "sin", "exp", "log", "logsumexp"),
+}
 W4_AIM_N, W4_AIM = 256, 1.3
 # docs/benchmarks.md's peer figures (another run, 2026-11-26): median µs (numpy closed form, torch.func)
-ANCHOR_US = {("W4", "n=64"): (86.8, 382.0), ("W4", "n=256"): (2766.0, 5236.0),
-             ("W5", "B 16x16"): (21.5, 403.0), ("W6", "n=100"): (22.7, 1967.0)}
+ANCHOR_US = {
+    ("W4", "n=64"): (86.8, 382.0),
+    ("W4", "n=256"): (2766.0, 5236.0),
+    ("W5", "B 16x16"): (21.5, 403.0),
+    ("W6", "n=100"): (22.7, 1967.0),
+}
 
 
 # ------------------------------------------------------------------------------------------
@@ -80,10 +95,12 @@ def worker(args):
     if jax is not None:
         jax.config.update("jax_enable_x64", True)
         import jax.numpy as jnp
+
         try:
             import importlib.metadata as md
+
             w.versions["jaxlib"] = md.version("jaxlib")
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     only = [x for x in WORKLOADS if x in args.workloads]
 
@@ -93,14 +110,23 @@ def worker(args):
     if any(want(s) for s in MATGRAD):
         missing = sorted({n for wid in only for n in MG_NEEDS[wid] if not hasattr(mg, n)})
         if missing:
-            raise SystemExit(f"FAILED: the installed matgrad ({w.extra_meta.get('matgrad_module')}) has no "
-                             f"{', '.join('mg.' + n for n in missing)}: rebuild it, or leave matgrad out "
-                             "(--systems peers)")
+            raise SystemExit(
+                f"FAILED: the installed matgrad ({w.extra_meta.get('matgrad_module')}) has no "
+                f"{', '.join('mg.' + n for n in missing)}: rebuild it, or leave matgrad out "
+                "(--systems peers)"
+            )
 
     # ---- namespaces for the peers' generic implementations (as the peers' figures) ----------
     def ns(mod, inv, slogdet, trace):
-        return types.SimpleNamespace(sin=mod.sin, exp=mod.exp, log=mod.log, sum=mod.sum, inv=inv,
-                                     logabsdet=lambda X: slogdet(X)[1], trace=trace)
+        return types.SimpleNamespace(
+            sin=mod.sin,
+            exp=mod.exp,
+            log=mod.log,
+            sum=mod.sum,
+            inv=inv,
+            logabsdet=lambda X: slogdet(X)[1],
+            trace=trace,
+        )
 
     T = ns(torch, torch.linalg.inv, torch.linalg.slogdet, torch.trace) if torch is not None else None
     J = ns(jnp, jnp.linalg.inv, jnp.linalg.slogdet, jnp.trace) if jax is not None else None
@@ -109,16 +135,19 @@ def worker(args):
         def f(X, a, b):
             Xi = m.inv(X)
             return m.logabsdet(X) + m.trace(Xi) + a @ Xi @ b
+
         return f
 
     def w5_f(m):
         def f(B):
             return B.T @ B
+
         return f
 
     def w6_f(m):
         def f(x, A):
             return m.sum(m.sin(x)) + 0.5 * (x @ (A @ x)) + m.log(m.sum(m.exp(x)))
+
         return f
 
     # ---- matgrad's (mg.* looked up at call time) ------------------------------------------
@@ -136,21 +165,21 @@ def worker(args):
         Xi = np.linalg.inv(X)
         val = np.linalg.slogdet(X)[1] + np.trace(Xi) + a @ Xi @ b
         XiT = Xi.T
-        grad = XiT - (Xi @ Xi).T - np.outer(XiT @ a, Xi @ b)   # X^-T - (X^-2)^T - X^-T a b^T X^-T
+        grad = XiT - (Xi @ Xi).T - np.outer(XiT @ a, Xi @ b)  # X^-T - (X^-2)^T - X^-T a b^T X^-T
         return val, grad
 
     def w5_np(B):
         m_, n_ = B.shape
-        Jac = np.zeros((n_, n_, m_, n_), dtype=B.dtype)    # [p, q, i, j]
+        Jac = np.zeros((n_, n_, m_, n_), dtype=B.dtype)  # [p, q, i, j]
         idx = np.arange(n_)
         BT = B.T
-        Jac[idx, :, :, idx] += BT    # delta_jp B_iq
-        Jac[:, idx, :, idx] += BT    # delta_jq B_ip
+        Jac[idx, :, :, idx] += BT  # delta_jp B_iq
+        Jac[:, idx, :, idx] += BT  # delta_jq B_ip
         return Jac
 
     def w5_np_einsum(B):  # independent check of w5_np (not timed)
-        I = np.eye(B.shape[1])
-        return np.einsum("jp,iq->pqij", I, B) + np.einsum("jq,ip->pqij", I, B)
+        eye = np.eye(B.shape[1])
+        return np.einsum("jp,iq->pqij", eye, B) + np.einsum("jq,ip->pqij", eye, B)
 
     def w6_np(x, A):
         s = np.exp(x - np.max(x))
@@ -180,11 +209,13 @@ def worker(args):
             vg = mg.value_and_grad(w4_mg)
             sysd[MG_FUNC] = lambda: vg(X, a, b)
         if want(MG_EAGER):
+
             def mg_eager():
                 Xt = mg.tensor(X, requires_grad=True)
                 y = w4_mg(Xt, a, b)
                 y.backward()
                 return y.numpy(), Xt.grad.numpy()
+
             sysd[MG_EAGER] = mg_eager
         if torch is not None:
             ft = w4_f(T)
@@ -196,12 +227,14 @@ def worker(args):
                 y = ft(p, at, bt)
                 g = torch.autograd.grad(y, p_list)
                 return y.detach(), g[0]
+
             sysd[TORCH] = torch_eager
             gvt = torch.func.grad_and_value(ft, argnums=0)
 
             def torch_func():
                 g, v = gvt(Xt_plain, at, bt)
                 return v, g
+
             sysd[TFUNC] = torch_func
         if jax is not None:
             Xj, aj, bj = jnp.asarray(X), jnp.asarray(a), jnp.asarray(b)
@@ -221,10 +254,11 @@ def worker(args):
             # independent sanity check of the closed form: directional finite difference
             V = rng.standard_normal((n, n))
             V /= np.linalg.norm(V)
-            hstep = 1e-2   # tiny relative to ||X|| ~ n^1.5; central difference error O(h^2)
+            hstep = 1e-2  # tiny relative to ||X|| ~ n^1.5; central difference error O(h^2)
 
             def g_val(Z):
                 return np.linalg.slogdet(Z)[1] + np.trace(np.linalg.inv(Z)) + a @ np.linalg.inv(Z) @ b
+
             fd = (g_val(X + hstep * V) - g_val(X - hstep * V)) / (2 * hstep)
             if not np.isclose(fd, np.sum(w4_np(X, a, b)[1] * V), rtol=1e-4, atol=1e-9):
                 raise AssertionError(f"W4 n={n}: closed form fails the finite-difference check")
@@ -295,15 +329,32 @@ def verdicts(results):
             continue
         if r["workload"] == "W4" and r["variant"] == f"n={W4_AIM_N}" and r["ratios"].get("numpy") is not None:
             ratio = r["ratios"]["numpy"]
-            out.append({"workload": "W4", "variant": r["variant"], "system": r["system"], "against": C.REF,
-                        "ratio": ratio, "aim": f"<= {W4_AIM:.2f}x numpy closed form", "pass": ratio <= W4_AIM,
-                        "disturbed": r["disturbed"]})
+            out.append(
+                {
+                    "workload": "W4",
+                    "variant": r["variant"],
+                    "system": r["system"],
+                    "against": C.REF,
+                    "ratio": ratio,
+                    "aim": f"<= {W4_AIM:.2f}x numpy closed form",
+                    "pass": ratio <= W4_AIM,
+                    "disturbed": r["disturbed"],
+                }
+            )
         elif r["workload"] in ("W5", "W6") and r["ratios"].get("tfunc") is not None:
             ratio = r["ratios"]["tfunc"]
-            out.append({"workload": r["workload"], "variant": r["variant"], "system": r["system"],
-                        "against": TFUNC, "ratio": ratio,
-                        "aim": f"faster than torch.func ({'jacrev' if r['workload'] == 'W5' else 'hessian'})",
-                        "pass": ratio < 1.0, "disturbed": r["disturbed"]})
+            out.append(
+                {
+                    "workload": r["workload"],
+                    "variant": r["variant"],
+                    "system": r["system"],
+                    "against": TFUNC,
+                    "ratio": ratio,
+                    "aim": f"faster than torch.func ({'jacrev' if r['workload'] == 'W5' else 'hessian'})",
+                    "pass": ratio < 1.0,
+                    "disturbed": r["disturbed"],
+                }
+            )
     return out
 
 
@@ -317,36 +368,56 @@ def parent(args, argv):
     payload = C.run_worker(__file__, argv, threads=1, malloc=args.malloc, systems=systems)
     baselines = [("numpy", C.REF), ("tfunc", TFUNC)]
     results = C.add_ratios(payload["results"], baselines)
-    lines = C.header_lines("bench/matrix.py (W4 value and gradient, W5 Jacobian, W6 Hessian; NumPy in -> "
-                           "NumPy out)", args, [payload], t0)
+    lines = C.header_lines(
+        "bench/matrix.py (W4 value and gradient, W5 Jacobian, W6 Hessian; NumPy in -> NumPy out)",
+        args,
+        [payload],
+        t0,
+    )
     print("\n".join(lines))
     print()
     print(C.format_table(results, baselines))
     print()
 
     def base_disturbed(r, base):
-        return any(b["disturbed"] for b in results if b["system"] == base and
-                   all(b[k] == r[k] for k in ("workload", "variant")))
+        return any(
+            b["disturbed"]
+            for b in results
+            if b["system"] == base and all(b[k] == r[k] for k in ("workload", "variant"))
+        )
 
     vd = verdicts(results)
     print("aims (median ratio from this run; lower is faster for matgrad; a MISS does not fail the run):")
-    w4_64 = [r for r in results if r["workload"] == "W4" and r["variant"] != f"n={W4_AIM_N}"
-             and r["system"] in MATGRAD and r["ratios"].get("numpy") is not None]
+    w4_64 = [
+        r
+        for r in results
+        if r["workload"] == "W4"
+        and r["variant"] != f"n={W4_AIM_N}"
+        and r["system"] in MATGRAD
+        and r["ratios"].get("numpy") is not None
+    ]
     for r in w4_64:
         t = r["ratios"].get("tfunc")
-        print(f"  W4 {r['variant']:<8} {r['system']:<31} {r['ratios']['numpy']:6.3f}x numpy"
-              f"{'' if t is None else f', {t:6.3f}x torch.func'}   (aim is for n={W4_AIM_N})")
+        print(
+            f"  W4 {r['variant']:<8} {r['system']:<31} {r['ratios']['numpy']:6.3f}x numpy"
+            f"{'' if t is None else f', {t:6.3f}x torch.func'}   (aim is for n={W4_AIM_N})"
+        )
     for v in vd:
-        other = next(r for r in results if r["system"] == v["system"] and r["workload"] == v["workload"]
-                     and r["variant"] == v["variant"])
+        other = next(
+            r
+            for r in results
+            if r["system"] == v["system"] and r["workload"] == v["workload"] and r["variant"] == v["variant"]
+        )
         if v["against"] == C.REF:
             t = other["ratios"].get("tfunc")
             ratios = f"{v['ratio']:6.3f}x numpy{'' if t is None else f', {t:6.3f}x torch.func'}"
         else:
             ratios = f"{v['ratio']:6.3f}x torch.func, {other['ratios']['numpy']:6.3f}x numpy"
-        print(f"  {v['workload']} {v['variant']:<8} {v['system']:<31} {ratios}   aim {v['aim']}: "
-              f"{'PASS' if v['pass'] else 'MISS'}"
-              f"{'  (! disturbed)' if v['disturbed'] or base_disturbed(v, v['against']) else ''}")
+        print(
+            f"  {v['workload']} {v['variant']:<8} {v['system']:<31} {ratios}   aim {v['aim']}: "
+            f"{'PASS' if v['pass'] else 'MISS'}"
+            f"{'  (! disturbed)' if v['disturbed'] or base_disturbed(v, v['against']) else ''}"
+        )
     if not any(r["system"] in MATGRAD for r in results):
         print("  not evaluated: matgrad not measured")
     elif not any(v["against"] == TFUNC for v in vd) and any(r["workload"] in ("W5", "W6") for r in results):
@@ -359,22 +430,34 @@ def parent(args, argv):
         if TFUNC in m and C.REF in m:
             sane.append(f"{wid} {var} {m[TFUNC] / m[C.REF]:.1f} (anchor {a_tf / a_np:.1f})")
     if sane:
-        print("  peer sanity, torch.func / numpy closed form here (docs/benchmarks.md anchor): "
-              + "; ".join(sane))
+        print(
+            "  peer sanity, torch.func / numpy closed form here (docs/benchmarks.md anchor): "
+            + "; ".join(sane)
+        )
     if any(r["disturbed"] for r in results):
-        print("'!' = other processes used >= %.2f cores on our core during the timed repeats: treat with caution"
-              % args.quiet_threshold)
+        print(
+            f"'!' = other processes used >= {args.quiet_threshold:.2f} cores "
+            "on our core during the timed repeats: treat with caution"
+        )
     if args.json:
-        C.write_json(args.json, {"meta": payload["meta"], "results": results, "aims": vd,
-                                 "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}})
+        C.write_json(
+            args.json,
+            {
+                "meta": payload["meta"],
+                "results": results,
+                "aims": vd,
+                "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+            },
+        )
 
 
 def _workloads(text):
     ws = [x.strip().upper() for x in text.split(",") if x.strip()]
     bad = [x for x in ws if x not in WORKLOADS]
     if bad or not ws:
-        raise argparse.ArgumentTypeError(f"unknown workload(s) {', '.join(bad) or '(none)'}; "
-                                         f"choose from {', '.join(WORKLOADS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown workload(s) {', '.join(bad) or '(none)'}; choose from {', '.join(WORKLOADS)}"
+        )
     return ws
 
 
@@ -382,19 +465,29 @@ def _systems(text):
     ks = [k.strip() for k in text.split(",") if k.strip()]
     bad = [k for k in ks if k not in SYSTEM_KEYS]
     if bad or not ks:
-        raise argparse.ArgumentTypeError(f"unknown system(s) {', '.join(bad) or '(none)'}; "
-                                         f"choose from {', '.join(SYSTEM_KEYS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown system(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SYSTEM_KEYS)}"
+        )
     return ks
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workloads", type=_workloads, default=list(WORKLOADS),
-                    help="comma list of workloads: W4,W5,W6 (default all)")
-    ap.add_argument("--systems", type=_systems, default=None,
-                    help="comma list of systems: " + ", ".join(SYSTEM_KEYS)
-                         + " (default all; the numpy closed form always runs, it is the reference). "
-                           "E.g. --systems peers leaves matgrad out")
+    ap.add_argument(
+        "--workloads",
+        type=_workloads,
+        default=list(WORKLOADS),
+        help="comma list of workloads: W4,W5,W6 (default all)",
+    )
+    ap.add_argument(
+        "--systems",
+        type=_systems,
+        default=None,
+        help="comma list of systems: "
+        + ", ".join(SYSTEM_KEYS)
+        + " (default all; the numpy closed form always runs, it is the reference). "
+        "E.g. --systems peers leaves matgrad out",
+    )
     C.run_script(ap, worker, parent)
 
 

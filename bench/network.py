@@ -21,6 +21,7 @@ within 1.05x of it (reported now, not enforced).
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/network.py [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 MG_FUNC = "matgrad value_and_grad"
 MG_EAGER = "matgrad eager (backward)"
@@ -103,6 +104,7 @@ def worker(args):
             L = w3_mg(*ps, X, Y)
             L.backward()
             return L.numpy(), tuple(p.grad.numpy() for p in ps)
+
         sysd[MG_EAGER] = mg_eager
 
         if torch is not None:
@@ -113,6 +115,7 @@ def worker(args):
                 L = w3_torch(*pt, Xt, Yt)
                 g = torch.autograd.grad(L, pt)
                 return L.detach(), g
+
             sysd[TORCH] = torch_eager
 
         if dtype_name == "float32":
@@ -120,8 +123,18 @@ def worker(args):
         else:
             rtol, atol_rel = 1e-9, 1e-11
         short = "f32" if dtype_name == "float32" else "f64"
-        cases.append(C.Case("W3", f"{short} {w.threads}T", dtype_name, sysd, ref, rtol, atol_rel,
-                            numpy_out=(MG_FUNC, MG_EAGER)))
+        cases.append(
+            C.Case(
+                "W3",
+                f"{short} {w.threads}T",
+                dtype_name,
+                sysd,
+                ref,
+                rtol,
+                atol_rel,
+                numpy_out=(MG_FUNC, MG_EAGER),
+            )
+        )
     w.run(cases)
     w.finish()
 
@@ -131,58 +144,94 @@ def parent(args, argv):
     t0 = time.time()
     thread_counts = [1] + ([args.threads] if args.threads > 1 else [])
     # the multi-thread worker needs every core quiet: it may wait twice as long (as for the peers)
-    payloads = [C.run_worker(__file__, argv, threads=n, malloc=args.malloc,
-                             extra_argv=() if n == 1 else ("--max-wait", str(2 * args.max_wait)))
-                for n in thread_counts]
+    payloads = [
+        C.run_worker(
+            __file__,
+            argv,
+            threads=n,
+            malloc=args.malloc,
+            extra_argv=() if n == 1 else ("--max-wait", str(2 * args.max_wait)),
+        )
+        for n in thread_counts
+    ]
     if args.malloc_check:
         # diagnostic: f64 1T, each system alone in a FRESH process with glibc's default (dynamic) mmap/trim
         # thresholds, i.e. what a user's first script sees; matgrad should not need MALLOC_ variables
-        diag_argv = list(argv) + ["--dtypes", "f64"]
+        diag_argv = [*argv, "--dtypes", "f64"]
         for key in ("numpy", "mg-func", "mg-eager", "torch"):
-            payloads.append(C.run_worker(__file__, diag_argv, threads=1, malloc="default",
-                                         extra_argv=("--max-wait", str(args.max_wait / 4)),
-                                         systems=[SYSTEM_KEYS[key]], tag="fresh process, glibc malloc"))
+            payloads.append(
+                C.run_worker(
+                    __file__,
+                    diag_argv,
+                    threads=1,
+                    malloc="default",
+                    extra_argv=("--max-wait", str(args.max_wait / 4)),
+                    systems=[SYSTEM_KEYS[key]],
+                    tag="fresh process, glibc malloc",
+                )
+            )
     results = [r for p in payloads for r in p["results"]]
     baselines = [("numpy", C.REF), ("torch", TORCH)]
     # ratios: within one worker; the diagnostic workers are compared with each other (same tag)
     C.add_ratios(results, baselines, group=("workload", "variant", "threads", "malloc", "tag"))
-    lines = C.header_lines("bench/network.py (W3: value and 6 gradients, NumPy in -> NumPy out)",
-                           args, payloads, t0)
+    lines = C.header_lines(
+        "bench/network.py (W3: value and 6 gradients, NumPy in -> NumPy out)", args, payloads, t0
+    )
     print("\n".join(lines))
     print()
     print(C.format_table(results, baselines))
     print()
 
     def base_disturbed(r):
-        return any(b["disturbed"] for b in results if b["system"] == C.REF and
-                   all(b[k] == r[k] for k in ("workload", "variant", "threads", "malloc", "tag")))
+        return any(
+            b["disturbed"]
+            for b in results
+            if b["system"] == C.REF
+            and all(b[k] == r[k] for k in ("workload", "variant", "threads", "malloc", "tag"))
+        )
 
-    print(f"W3 matgrad / numpy closed form (later target: <= {TARGET_VS_NUMPY:.2f}x; reported, not enforced):")
+    print(
+        f"W3 matgrad / numpy closed form (later target: <= {TARGET_VS_NUMPY:.2f}x; reported, not enforced):"
+    )
     for r in results:
         if r["system"] in (MG_FUNC, MG_EAGER) and r["ratios"].get("numpy") is not None:
             ok = r["ratios"]["numpy"] <= TARGET_VS_NUMPY
             tag = f" [{r['tag']}]" if r.get("tag") else ""
             t = r["ratios"].get("torch")
-            print(f"  {r['variant']:<8} {r['system']:<26} {r['ratios']['numpy']:6.3f}x numpy"
-                  f"{'' if t is None else f', {t:6.3f}x torch eager'}   "
-                  f"{'within' if ok else 'not within'} {TARGET_VS_NUMPY:.2f}x{tag}"
-                  f"{'  (! disturbed)' if r['disturbed'] or base_disturbed(r) else ''}")
+            print(
+                f"  {r['variant']:<8} {r['system']:<26} {r['ratios']['numpy']:6.3f}x numpy"
+                f"{'' if t is None else f', {t:6.3f}x torch eager'}   "
+                f"{'within' if ok else 'not within'} {TARGET_VS_NUMPY:.2f}x{tag}"
+                f"{'  (! disturbed)' if r['disturbed'] or base_disturbed(r) else ''}"
+            )
     if any(r["disturbed"] for r in results):
-        print("'!' = other processes used >= %.2f cores on our cores during the timed repeats: treat with caution"
-              % args.quiet_threshold)
+        print(
+            f"'!' = other processes used >= {args.quiet_threshold:.2f} cores "
+            "on our cores during the timed repeats: treat with caution"
+        )
     if args.json:
-        C.write_json(args.json, {"meta": [p["meta"] for p in payloads], "results": results,
-                                 "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}})
+        C.write_json(
+            args.json,
+            {
+                "meta": [p["meta"] for p in payloads],
+                "results": results,
+                "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+            },
+        )
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="also run with this many threads (besides 1), e.g. --threads 2")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="also run with this many threads (besides 1), e.g. --threads 2"
+    )
     ap.add_argument("--dtypes", default="f32,f64", help="comma list: f32,f64 (default both)")
-    ap.add_argument("--malloc-check", action="store_true",
-                    help="also run f64 1T with glibc's default malloc thresholds, each system alone in a fresh "
-                         "process (diagnostic)")
+    ap.add_argument(
+        "--malloc-check",
+        action="store_true",
+        help="also run f64 1T with glibc's default malloc thresholds, each system alone in a fresh "
+        "process (diagnostic)",
+    )
     C.run_script(ap, worker, parent)
 
 

@@ -23,6 +23,7 @@ Targets (matgrad / torch eager, median time ratio from this run; lower is better
 
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/overhead.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 W2_STEPS = 200
 W2_OPS = 4 * W2_STEPS + 1  # sin, *0.9, 0.1*, + per step, plus the final sum
@@ -63,6 +64,7 @@ def worker(args):
             a = x * x
             u = a + m.exp(a)
             return m.sqrt(u) + m.cos(u)
+
         return f
 
     def w2_f(m):
@@ -71,6 +73,7 @@ def worker(args):
             for _ in range(W2_STEPS):
                 y = m.sin(y) * 0.9 + 0.1 * y
             return m.sum(y)
+
         return f
 
     # ---- closed forms (the reference) ------------------------------------------------------
@@ -113,6 +116,7 @@ def worker(args):
             y = f_mg(x)
             y.backward()
             return y.numpy(), x.grad.numpy()
+
         sysd[MG_EAGER] = mg_eager
 
         if torch is not None:
@@ -124,6 +128,7 @@ def worker(args):
                 y = f_t(p)
                 g = torch.autograd.grad(y, p_list)
                 return y.detach(), g[0]
+
             sysd[TORCH] = torch_eager
             x_arr = np.asarray(x_np)
 
@@ -132,6 +137,7 @@ def worker(args):
                 y = f_t(xt)
                 y.backward()
                 return y.detach().numpy(), xt.grad.numpy()
+
             sysd[TORCH_NP] = torch_numpy_io
         return sysd
 
@@ -140,16 +146,30 @@ def worker(args):
         x0 = np.float64(0.7)
         sysd = systems_for(w1_f, x0, w1_np)
         sysd = {C.REF: sysd.pop(C.REF), MATH: (lambda: w1_math(0.7)), **sysd}
-        cases.append(C.Case("W1", "x=0.7", "float64", sysd, w1_math(0.7), 1e-12, 1e-14,
-                            numpy_out=(MG_FUNC, MG_EAGER)))
+        cases.append(
+            C.Case("W1", "x=0.7", "float64", sysd, w1_math(0.7), 1e-12, 1e-14, numpy_out=(MG_FUNC, MG_EAGER))
+        )
     if "W2" in only:
         rng = np.random.default_rng([20240601, 2])  # W2's data (docs/benchmarks.md)
         x = rng.standard_normal(16)
         sysd = systems_for(w2_f, x, w2_np)
-        cases.append(C.Case("W2", "n=16,200 steps", "float64", sysd, w2_np(x), 1e-10, 1e-13,
-                            numpy_out=(MG_FUNC, MG_EAGER),
-                            extra=lambda r: {"fwd_ops": W2_OPS, "per_fwd_op_ns": r["median_us"] * 1e3 / W2_OPS,
-                                             "note": f"{r['median_us'] * 1e3 / W2_OPS:.0f} ns per fwd op"}))
+        cases.append(
+            C.Case(
+                "W2",
+                "n=16,200 steps",
+                "float64",
+                sysd,
+                w2_np(x),
+                1e-10,
+                1e-13,
+                numpy_out=(MG_FUNC, MG_EAGER),
+                extra=lambda r: {
+                    "fwd_ops": W2_OPS,
+                    "per_fwd_op_ns": r["median_us"] * 1e3 / W2_OPS,
+                    "note": f"{r['median_us'] * 1e3 / W2_OPS:.0f} ns per fwd op",
+                },
+            )
+        )
     w.run(cases)
     w.finish()
 
@@ -166,9 +186,19 @@ def targets(results):
             if (wid, s) not in med or (wid, TORCH) not in med:
                 continue
             ratio = med[(wid, s)] / med[(wid, TORCH)]
-            out.append({"workload": wid, "system": s, "ratio_vs_torch_eager": ratio,
-                        "target": tgt, "target_str": tgt_s, "target_pass": ratio <= tgt,
-                        "aim": AIM[0], "aim_str": AIM[1], "aim_pass": ratio <= AIM[0]})
+            out.append(
+                {
+                    "workload": wid,
+                    "system": s,
+                    "ratio_vs_torch_eager": ratio,
+                    "target": tgt,
+                    "target_str": tgt_s,
+                    "target_pass": ratio <= tgt,
+                    "aim": AIM[0],
+                    "aim_str": AIM[1],
+                    "aim_pass": ratio <= AIM[0],
+                }
+            )
     return out
 
 
@@ -177,8 +207,9 @@ def parent(args, argv):
     t0 = time.time()
     payload = C.run_worker(__file__, argv, threads=1, malloc=args.malloc)
     results = C.add_ratios(payload["results"], [("torch", TORCH), ("numpy", C.REF)])
-    lines = C.header_lines("bench/overhead.py (W1, W2: value and gradient, NumPy in -> NumPy out)",
-                           args, [payload], t0)
+    lines = C.header_lines(
+        "bench/overhead.py (W1, W2: value and gradient, NumPy in -> NumPy out)", args, [payload], t0
+    )
     print("\n".join(lines))
     print()
     print(C.format_table(results, [("torch", TORCH), ("numpy", C.REF)]))
@@ -189,32 +220,54 @@ def parent(args, argv):
     else:
         print("targets: matgrad / torch eager (median ratio from this run; lower is better)")
         for t in tg:
-            print(f"  {t['workload']}  {t['system']:<26} {t['ratio_vs_torch_eager']:7.3f}   "
-                  f"target <= {t['target_str']} ({t['target']:.3f}): {'PASS' if t['target_pass'] else 'MISS'}   "
-                  f"aim <= {t['aim_str']} ({t['aim']:.3f}): {'PASS' if t['aim_pass'] else 'MISS'}")
+            print(
+                f"  {t['workload']}  {t['system']:<26} {t['ratio_vs_torch_eager']:7.3f}   "
+                f"target <= {t['target_str']} ({t['target']:.3f}): {'PASS' if t['target_pass'] else 'MISS'}   "
+                f"aim <= {t['aim_str']} ({t['aim']:.3f}): {'PASS' if t['aim_pass'] else 'MISS'}"
+            )
         w2 = {r["system"]: r for r in results if r["workload"] == "W2"}
         if MG_FUNC in w2 and TORCH in w2:
-            print(f"  W2 per forward op ({W2_OPS} ops): "
-                  + ", ".join(f"{s} {w2[s]['per_fwd_op_ns']:.0f} ns" for s in (MG_FUNC, MG_EAGER, TORCH, C.REF)
-                              if s in w2))
+            print(
+                f"  W2 per forward op ({W2_OPS} ops): "
+                + ", ".join(
+                    f"{s} {w2[s]['per_fwd_op_ns']:.0f} ns"
+                    for s in (MG_FUNC, MG_EAGER, TORCH, C.REF)
+                    if s in w2
+                )
+            )
         # sanity check of the peer on this machine: torch's cost relative to numpy, here and in
         # docs/benchmarks.md. If they differ a lot, the matgrad/torch ratio above is flattered or hurt by
         # the peer; matgrad/numpy divided by the anchor's torch/numpy gives a machine-neutral estimate.
-        print("  peer sanity (torch eager / numpy closed form; here vs docs/benchmarks.md anchor) and the "
-              "anchor-normalised estimate (matgrad/numpy here) / (torch/numpy anchor):")
+        print(
+            "  peer sanity (torch eager / numpy closed form; here vs docs/benchmarks.md anchor) and the "
+            "anchor-normalised estimate (matgrad/numpy here) / (torch/numpy anchor):"
+        )
         for wid, (a_np, a_t) in ANCHOR_US.items():
             m = {r["system"]: r["median_us"] for r in results if r["workload"] == wid}
             if TORCH not in m or C.REF not in m:
                 continue
-            est = ", ".join(f"{s} {m[s] / m[C.REF] / (a_t / a_np):.3f}" for s in (MG_FUNC, MG_EAGER) if s in m)
-            print(f"    {wid}: torch/numpy here {m[TORCH] / m[C.REF]:6.2f}, anchor {a_t / a_np:6.2f};  "
-                  f"estimate: {est}")
+            est = ", ".join(
+                f"{s} {m[s] / m[C.REF] / (a_t / a_np):.3f}" for s in (MG_FUNC, MG_EAGER) if s in m
+            )
+            print(
+                f"    {wid}: torch/numpy here {m[TORCH] / m[C.REF]:6.2f}, anchor {a_t / a_np:6.2f};  "
+                f"estimate: {est}"
+            )
     if any(r["disturbed"] for r in results):
-        print("'!' = other processes used >= %.2f cores on our core during the timed repeats: treat with caution"
-              % args.quiet_threshold)
+        print(
+            f"'!' = other processes used >= {args.quiet_threshold:.2f} cores "
+            "on our core during the timed repeats: treat with caution"
+        )
     if args.json:
-        C.write_json(args.json, {"meta": payload["meta"], "results": results, "targets": tg,
-                                 "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}})
+        C.write_json(
+            args.json,
+            {
+                "meta": payload["meta"],
+                "results": results,
+                "targets": tg,
+                "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+            },
+        )
 
 
 def main():

@@ -30,6 +30,7 @@ each system's final test accuracy. Target: matgrad not slower than PyTorch (rati
 Run:  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/train.py [--threads 2] [--dtypes f32,f64]
 Needs scikit-learn (pip install "matgrad[train]") and, for the comparison, torch==2.13.0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 TARGET = 1.0
 
@@ -56,8 +57,16 @@ def worker(args):
     dtypes = [{"f32": "float32", "f64": "float64"}.get(d.strip(), d.strip()) for d in args.dtypes.split(",")]
     results = []
     for dtype in dtypes:
-        cfg = T.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=hidden,
-                            activation=args.activation, optimizer=args.optimizer, seed=0, dtype=dtype)
+        cfg = T.TrainConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            hidden=hidden,
+            activation=args.activation,
+            optimizer=args.optimizer,
+            seed=0,
+            dtype=dtype,
+        )
         cfg.check()
         data = T.load_digits(np.dtype(dtype))
 
@@ -86,13 +95,16 @@ def worker(args):
 
             def acc():
                 return T.accuracy(model, data.X_test, data.y_test)
+
             return init, run_steps, epoch, params, acc
 
         # ---- torch: the same loop ----
         def torch_system(init, fused=False):
             tdt = getattr(torch, dtype)
             ps = [torch.tensor(p, dtype=tdt, requires_grad=True) for p in init]
-            kw = {"fused": True} if fused else {}  # default: torch's own choice (on the CPU: one tensor at a time)
+            kw = (
+                {"fused": True} if fused else {}
+            )  # default: torch's own choice (on the CPU: one tensor at a time)
             if cfg.optimizer == "adam":
                 opt = torch.optim.Adam(ps, lr=cfg.lr, **kw)
             else:
@@ -129,12 +141,13 @@ def worker(args):
                 with torch.no_grad():
                     logits = forward(torch.from_numpy(data.X_test)).numpy()
                 return float(np.mean(np.argmax(logits, axis=1) == data.y_test))
+
             return run_steps, epoch, params, acc
 
         # ---- check: the same training, step for step ----
         rtol = 1e-10 if dtype == "float64" else 1e-4
         check_batches = T.batches(len(data.y_train), cfg.batch_size, np.random.default_rng([cfg.seed, 99]))
-        check_batches = check_batches[:args.check_steps]
+        check_batches = check_batches[: args.check_steps]
         init, mg_steps, mg_epoch, mg_params, mg_acc = mg_system()
         systems = {"matgrad": (mg_epoch, mg_acc)}
         if torch is not None:
@@ -144,11 +157,18 @@ def worker(args):
                 lt = t_steps(check_batches)
                 np.testing.assert_allclose(lm, lt, rtol=rtol, err_msg=f"{dtype}: losses differ from {name}'s")
                 for k, (a, b) in enumerate(zip(mg_params(), t_params())):
-                    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * float(np.max(np.abs(b))),
-                                               err_msg=f"{dtype}: parameter {k} differs from {name}'s after "
-                                                       f"{len(check_batches)} steps")
-            C.log(f"[{dtype}] check: {len(check_batches)} steps, losses and weights agree with torch's, default "
-                  f"and fused optimiser (rtol {rtol:g}); first loss {lm[0]:.6g}, last {lm[-1]:.6g}")
+                    np.testing.assert_allclose(
+                        a,
+                        b,
+                        rtol=rtol,
+                        atol=rtol * float(np.max(np.abs(b))),
+                        err_msg=f"{dtype}: parameter {k} differs from {name}'s after "
+                        f"{len(check_batches)} steps",
+                    )
+            C.log(
+                f"[{dtype}] check: {len(check_batches)} steps, losses and weights agree with torch's, default "
+                f"and fused optimiser (rtol {rtol:g}); first loss {lm[0]:.6g}, last {lm[-1]:.6g}"
+            )
             # fresh systems for the timing, from the same initial weights
             init, mg_steps, mg_epoch, mg_params, mg_acc = mg_system()
             systems = {"matgrad": (mg_epoch, mg_acc)}
@@ -158,7 +178,7 @@ def worker(args):
 
         # ---- timing: one warm-up epoch each, then alternate epoch by epoch ----
         times = {name: [] for name in systems}
-        for name, (ep, _) in systems.items():
+        for ep, _ in systems.values():
             ep()
         w.gate.wait()
         cpu0 = C._cpu_snapshot()
@@ -174,14 +194,27 @@ def worker(args):
         disturbed = foreign >= args.quiet_threshold
         for name, (_, acc) in systems.items():
             med = statistics.median(times[name])
-            results.append({"workload": "train digits", "variant": f"{dtype} {w.threads}T", "system": name,
-                            "threads": w.threads, "malloc": "tuned" if os.environ.get("MALLOC_MMAP_THRESHOLD_")
-                            else "default", "tag": "", "median_s": med,
-                            "epoch_s": times[name], "accuracy": acc(), "disturbed": disturbed,
-                            "steps_per_epoch": len(T.batches(len(data.y_train), cfg.batch_size,
-                                                             np.random.default_rng(0)))})
-            C.log(f"[{dtype} {w.threads}T] {name}: median {1000 * med:.2f} ms/epoch over {cfg.epochs} epochs, "
-                  f"test accuracy {100 * results[-1]['accuracy']:.2f}%")
+            results.append(
+                {
+                    "workload": "train digits",
+                    "variant": f"{dtype} {w.threads}T",
+                    "system": name,
+                    "threads": w.threads,
+                    "malloc": "tuned" if os.environ.get("MALLOC_MMAP_THRESHOLD_") else "default",
+                    "tag": "",
+                    "median_s": med,
+                    "epoch_s": times[name],
+                    "accuracy": acc(),
+                    "disturbed": disturbed,
+                    "steps_per_epoch": len(
+                        T.batches(len(data.y_train), cfg.batch_size, np.random.default_rng(0))
+                    ),
+                }
+            )
+            C.log(
+                f"[{dtype} {w.threads}T] {name}: median {1000 * med:.2f} ms/epoch over {cfg.epochs} epochs, "
+                f"test accuracy {100 * results[-1]['accuracy']:.2f}%"
+            )
     w.results = results
     w.finish()
 
@@ -194,17 +227,23 @@ def parent(args, argv):
     results = [r for p in payloads for r in p["results"]]
     m = payloads[0]["meta"]
     v = m["versions"]
-    print(f"bench/train.py: python -m matgrad train's training, matgrad vs PyTorch  "
-          f"{time.strftime('%Y-%m-%d %H:%M:%S')}  cpu: {C.cpu_model()}")
+    print(
+        f"bench/train.py: python -m matgrad train's training, matgrad vs PyTorch  "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}  cpu: {C.cpu_model()}"
+    )
     print("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     print(f"matgrad module: {m.get('matgrad_module')} (built {m.get('matgrad_module_mtime')})")
-    print(f"network 64 -> {args.hidden.replace(',', ' -> ')} -> 10 ({args.activation}), {args.optimizer} lr {args.lr}, "
-          f"batch {args.batch_size}; median of {args.epochs} epochs after 1 warm-up, systems alternating; "
-          f"wall time {time.time() - t0:.0f} s")
+    print(
+        f"network 64 -> {args.hidden.replace(',', ' -> ')} -> 10 ({args.activation}), {args.optimizer} lr {args.lr}, "
+        f"batch {args.batch_size}; median of {args.epochs} epochs after 1 warm-up, systems alternating; "
+        f"wall time {time.time() - t0:.0f} s"
+    )
     print()
-    print(f"| {'dtype, threads':<16} | {'matgrad ms/epoch':>16} | {'torch ms/epoch':>14} | "
-          f"{'torch fused ms/epoch':>20} | {'matgrad/fastest torch':>21} | {'test acc matgrad':>16} | "
-          f"{'test acc torch':>14} |")
+    print(
+        f"| {'dtype, threads':<16} | {'matgrad ms/epoch':>16} | {'torch ms/epoch':>14} | "
+        f"{'torch fused ms/epoch':>20} | {'matgrad/fastest torch':>21} | {'test acc matgrad':>16} | "
+        f"{'test acc torch':>14} |"
+    )
     print(f"|{'-' * 18}|{'-' * 17}:|{'-' * 15}:|{'-' * 21}:|{'-' * 22}:|{'-' * 17}:|{'-' * 15}:|")
     verdicts = []
     for variant in dict.fromkeys(r["variant"] for r in results):
@@ -217,20 +256,32 @@ def parent(args, argv):
         f_ms = "-" if tf is None else f"{1000 * tf['median_s']:.2f}"
         t_acc = "-" if tr is None else f"{100 * tr['accuracy']:.2f}%"
         r_txt = "-" if ratio is None else f"{ratio:.3f}x"
-        print(f"| {variant:<16} | {1000 * mgr['median_s']:16.2f} | {t_ms:>14} | {f_ms:>20} | {r_txt:>21} | "
-              f"{100 * mgr['accuracy']:15.2f}% | {t_acc:>14} |{flag}")
+        print(
+            f"| {variant:<16} | {1000 * mgr['median_s']:16.2f} | {t_ms:>14} | {f_ms:>20} | {r_txt:>21} | "
+            f"{100 * mgr['accuracy']:15.2f}% | {t_acc:>14} |{flag}"
+        )
         if ratio is not None:
             verdicts.append((variant, ratio))
     print()
     for variant, ratio in verdicts:
-        print(f"  {variant}: matgrad {ratio:.3f}x the faster torch per epoch: "
-              f"{'PASS' if ratio <= TARGET else 'FAIL'} (target: not slower, <= {TARGET:.2f}x)")
+        print(
+            f"  {variant}: matgrad {ratio:.3f}x the faster torch per epoch: "
+            f"{'PASS' if ratio <= TARGET else 'FAIL'} (target: not slower, <= {TARGET:.2f}x)"
+        )
     if any(r["disturbed"] for r in results):
-        print("'!' = other processes used >= %.2f cores on our cores while timing: treat with caution"
-              % args.quiet_threshold)
+        print(
+            f"'!' = other processes used >= {args.quiet_threshold:.2f} cores "
+            "on our cores while timing: treat with caution"
+        )
     if args.json:
-        C.write_json(args.json, {"meta": [p["meta"] for p in payloads], "results": results,
-                                 "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}})
+        C.write_json(
+            args.json,
+            {
+                "meta": [p["meta"] for p in payloads],
+                "results": results,
+                "args": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+            },
+        )
     if any(ratio > TARGET for _, ratio in verdicts) and args.strict:
         sys.exit(1)
 
@@ -245,7 +296,9 @@ def main():
     ap.add_argument("--hidden", default="64", help="hidden sizes, comma list (default 64)")
     ap.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default="sigmoid")
     ap.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    ap.add_argument("--check-steps", type=int, default=20, help="steps compared with torch first (default 20)")
+    ap.add_argument(
+        "--check-steps", type=int, default=20, help="steps compared with torch first (default 20)"
+    )
     ap.add_argument("--strict", action="store_true", help="exit 1 when matgrad is slower than torch")
     C.run_script(ap, worker, parent)
 

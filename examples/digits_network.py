@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from matgrad import nn, optim
 from matgrad.train import load_digits
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--hidden", type=int, default=64)
@@ -49,17 +49,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         perm = rng.permutation(len(y_tr))
         total = 0.0
         for i in range(0, len(perm), args.batch_size):
-            idx = perm[i:i + args.batch_size]
+            idx = perm[i : i + args.batch_size]
             loss = nn.softmax_cross_entropy(model(X_tr[idx]), y_tr[idx])
             opt.zero_grad()
             loss.backward()  # one reverse sweep: every parameter's .grad
-            opt.step()       # in place, outside the graph
+            opt.step()  # in place, outside the graph
             total += loss.item() * len(idx)
         seconds = time.perf_counter() - t0
         with mg.no_grad():
             acc = float(np.mean(np.argmax(model(X_te).numpy(), axis=1) == y_te))
-        print(f"epoch {epoch + 1:2d}  training loss {total / len(y_tr):.4f}  test accuracy {100 * acc:.2f}%  "
-              f"{1000 * seconds:.1f} ms")
+        print(
+            f"epoch {epoch + 1:2d}  training loss {total / len(y_tr):.4f}  test accuracy {100 * acc:.2f}%  "
+            f"{1000 * seconds:.1f} ms"
+        )
     print(f"test accuracy: {100 * acc:.2f}%")
     return 0
 

@@ -31,8 +31,10 @@ def main() -> None:
         eager = x.grad.item()
         functional = float(mg.grad(f)(x0))
         second = float(mg.grad(mg.grad(f))(x0))
-        print(f"x = {x0:5.2f}: df/dx eager {eager: .16f}, grad {functional: .16f}, "
-              f"closed form {closed_form(x0): .16f}; d2f/dx2 {second: .6f}")
+        print(
+            f"x = {x0:5.2f}: df/dx eager {eager: .16f}, grad {functional: .16f}, "
+            f"closed form {closed_form(x0): .16f}; d2f/dx2 {second: .6f}"
+        )
         assert np.isclose(eager, closed_form(x0), rtol=1e-14, atol=1e-15)
 
 

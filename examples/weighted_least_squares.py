@@ -16,7 +16,7 @@ Run: python examples/weighted_least_squares.py [--m 50] [--n 4] [--seed 0]
 from __future__ import annotations
 
 import argparse
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def rel_err(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(got - want)) / max(1e-300, float(np.max(np.abs(want)))))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--m", type=int, default=50, help="observations (rows of A)")
     p.add_argument("--n", type=int, default=4, help="unknowns (columns of A)")

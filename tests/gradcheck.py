@@ -26,8 +26,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Callable
 
-import matgrad as mg
 import numpy as np
+from hypothesis import strategies as st
+
+import matgrad as mg
 
 F64 = np.dtype(np.float64)
 F32 = np.dtype(np.float32)
@@ -310,8 +312,6 @@ def check_second_order(fn, args, diff=None, rng=None, what: str = "") -> None:
 # Shapes are 0-D, 1-D or 2-D. Every unary draw can hit (), (1,), (n,), (1, 1), (1, n), (n, 1)
 # and (m, n); binary draws produce NumPy-broadcastable pairs such as (3, 4) & (4,),
 # (3, 4) & (3, 1), (3, 4) & (1, 4), (3, 4) & (), (3,) & (3, 1).
-
-from hypothesis import strategies as st
 
 DIM = st.integers(min_value=1, max_value=4)
 

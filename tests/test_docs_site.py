@@ -19,10 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import matgrad as mg
-from matgrad.__main__ import lecture_graph
 import numpy as np
 import pytest
+
+import matgrad as mg
+from matgrad.__main__ import lecture_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -70,13 +71,15 @@ def test_python_blocks_run(page, tmp_path, monkeypatch):
         if not runs:
             continue
         code = compile("\n" * (line - 1) + src, str(DOCS / page), "exec")
-        exec(code, namespace)  # noqa: S102 (a failing assert points at the page's line)
+        exec(code, namespace)  # a failing assert points at the page's line
         ran += 1
     assert ran
 
 
 def test_python_block_parser_sees_fences_and_no_run_markers():
-    text = "a\n\n```python\nx = 1\n```\n\n<!-- no-run -->\n```python\nraise SystemExit\n```\n```bash\nls\n```\n"
+    text = (
+        "a\n\n```python\nx = 1\n```\n\n<!-- no-run -->\n```python\nraise SystemExit\n```\n```bash\nls\n```\n"
+    )
     assert python_blocks(text) == [(4, "x = 1\n", True), (9, "raise SystemExit\n", False)]
 
 
@@ -104,20 +107,32 @@ def test_every_public_name_is_in_the_api_reference():
 
 
 def public_members(mod):
-    return [k for k, v in vars(mod).items() if not k.startswith("_") and getattr(v, "__module__", "") == mod.__name__]
+    return [
+        k
+        for k, v in vars(mod).items()
+        if not k.startswith("_") and getattr(v, "__module__", "") == mod.__name__
+    ]
 
 
 def lecture_rows(text: str):
-    return {m.group(1): (m.group(2), float(m.group(3)), float(m.group(4)))
-            for m in re.finditer(r"^\s+([xa-f])\s+(\w+)\s+.*?\s(\S+)\s+(\S+)\s*$", text, re.MULTILINE)}
+    return {
+        m.group(1): (m.group(2), float(m.group(3)), float(m.group(4)))
+        for m in re.finditer(r"^\s+([xa-f])\s+(\w+)\s+.*?\s(\S+)\s+(\S+)\s*$", text, re.MULTILINE)
+    }
 
 
 def test_lecture_page_shows_what_python_m_matgrad_prints(tmp_path):
     page = (DOCS / "lecture.md").read_text()
     block = re.search(r"```text\n(matgrad \S+: the lecture example at x = 0\.7\n.*?)```", page, re.DOTALL)
     assert block, "lecture.md: the ```text block with the output of python -m matgrad lecture --no-graph"
-    r = subprocess.run([sys.executable, "-m", "matgrad", "lecture", "--no-graph"], capture_output=True, text=True,
-                       timeout=120, cwd=tmp_path, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "matgrad", "lecture", "--no-graph"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     shown, live = lecture_rows(block.group(1)), lecture_rows(r.stdout)
     assert set(shown) == set("xabcdef") and shown.keys() == live.keys()
@@ -134,8 +149,10 @@ def test_lecture_picture_shows_the_engines_values_and_adjoints():
     assert len(labels) == 7
     for label in labels:
         for row in label.split("\\n"):
-            assert row in svg, f"docs/assets/lecture-example-graph.svg lacks {row!r}: redraw it with " \
-                               "python -m matgrad lecture --graph docs/assets/lecture-example-graph.svg"
+            assert row in svg, (
+                f"docs/assets/lecture-example-graph.svg lacks {row!r}: redraw it with "
+                "python -m matgrad lecture --graph docs/assets/lecture-example-graph.svg"
+            )
 
 
 def test_mkdocs_build_strict(tmp_path):
@@ -144,9 +161,25 @@ def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("material")
     site = tmp_path / "site"
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                        "-d", str(site)], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
-                       check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(site),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "WARNING" not in r.stderr, r.stderr
 

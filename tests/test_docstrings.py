@@ -38,8 +38,9 @@ NOT_DIFFERENTIABLE = {
     "to_dot": "writes the recorded graph as DOT text",
     "draw": "renders the recorded graph to a file",
 }
-NO_GRADIENT_RE = re.compile(r"no gradient|not differentiable|not an op of the graph|outside the graph",
-                            re.IGNORECASE)
+NO_GRADIENT_RE = re.compile(
+    r"no gradient|not differentiable|not an op of the graph|outside the graph", re.IGNORECASE
+)
 
 # Names whose docstrings need not talk about shapes: they take and return no arrays.
 SHAPE_EXEMPT = {
@@ -67,13 +68,22 @@ TRANSFORM_RULE_RE = re.compile(r"\bd\S*/d\w")
 class Item:
     """One public callable: its dotted name, the object, and what its docstring must contain."""
 
-    def __init__(self, name: str, obj: Any, doc: str | None, *, sig_name: str, kind: str,
-                 python_sig: Callable[..., Any] | type | None = None, is_property: bool = False) -> None:
-        self.name = name            # e.g. "matmul", "Tensor.sum", "nn.Dense.__call__"
+    def __init__(
+        self,
+        name: str,
+        obj: Any,
+        doc: str | None,
+        *,
+        sig_name: str,
+        kind: str,
+        python_sig: Callable[..., Any] | type | None = None,
+        is_property: bool = False,
+    ) -> None:
+        self.name = name  # e.g. "matmul", "Tensor.sum", "nn.Dense.__call__"
         self.obj = obj
         self.doc = doc
-        self.sig_name = sig_name    # the name the first line must give
-        self.kind = kind            # "op", "transform", "no_grad" or "plain"
+        self.sig_name = sig_name  # the name the first line must give
+        self.kind = kind  # "op", "transform", "no_grad" or "plain"
         self.python_sig = python_sig  # a Python callable whose inspect.signature the line must match
         self.is_property = is_property
 
@@ -86,6 +96,7 @@ def _tensor_member_is_differentiable(name: str) -> bool:
     requires a gradient when x does: such members are ops and must give their derivative rule."""
     x = mg.tensor([[2.0, 1.0], [1.0, 3.0]], requires_grad=True)
     y = mg.tensor([[1.0, 2.0], [3.0, 4.0]])
+
     def connected(result: Any) -> bool:
         return isinstance(result, mg.Tensor) and result.requires_grad
 
@@ -101,16 +112,26 @@ def _tensor_member_is_differentiable(name: str) -> bool:
 def tensor_items() -> Iterator[Item]:
     t = mg.Tensor
     names = [n for n in dir(t) if not n.startswith("_")]
-    names += [n for n, v in vars(t).items()
-              if n.startswith("__") and n.endswith("__") and callable(v) and n not in TENSOR_PLUMBING]
+    names += [
+        n
+        for n, v in vars(t).items()
+        if n.startswith("__") and n.endswith("__") and callable(v) and n not in TENSOR_PLUMBING
+    ]
     for n in sorted(set(names)):
         attr = inspect.getattr_static(t, n)
         is_prop = isinstance(attr, property)
         kind = "op" if _tensor_member_is_differentiable(n) else "plain"
         fn = attr.fget if is_prop else getattr(t, n)
         py = fn if inspect.isfunction(fn) and not is_prop else None
-        yield Item(f"Tensor.{n}", fn, attr.__doc__ if is_prop else fn.__doc__, sig_name=n, kind=kind,
-                   python_sig=py, is_property=is_prop)
+        yield Item(
+            f"Tensor.{n}",
+            fn,
+            attr.__doc__ if is_prop else fn.__doc__,
+            sig_name=n,
+            kind=kind,
+            python_sig=py,
+            is_property=is_prop,
+        )
 
 
 def _class_members(prefix: str, cls: type) -> Iterator[tuple[str, Any]]:
@@ -136,7 +157,9 @@ def module_items(mod: Any, prefix: str) -> Iterator[Item]:
                 # a layer's __call__ is differentiable; an optimiser's methods work outside the graph
                 mkind = "op" if mname == "__call__" else ("no_grad" if prefix == "optim" else "plain")
                 if isinstance(member, property):
-                    yield Item(qual, member.fget, member.__doc__, sig_name=mname, kind=mkind, is_property=True)
+                    yield Item(
+                        qual, member.fget, member.__doc__, sig_name=mname, kind=mkind, is_property=True
+                    )
                 else:
                     yield Item(qual, member, member.__doc__, sig_name=mname, kind=mkind, python_sig=member)
         elif inspect.isfunction(obj):
@@ -185,7 +208,9 @@ def _line_params(fn: ast.FunctionDef) -> list[tuple[str, str, Any]]:
     a = fn.args
     out: list[tuple[str, str, Any]] = []
     pos = a.posonlyargs + a.args
-    defaults = [inspect.Parameter.empty] * (len(pos) - len(a.defaults)) + [_default_value(d) for d in a.defaults]
+    defaults = [inspect.Parameter.empty] * (len(pos) - len(a.defaults)) + [
+        _default_value(d) for d in a.defaults
+    ]
     for i, (p, d) in enumerate(zip(pos, defaults)):
         out.append((p.arg, "POSITIONAL_ONLY" if i < len(a.posonlyargs) else "POSITIONAL_OR_KEYWORD", d))
     if a.vararg:
@@ -223,8 +248,10 @@ def problems(item: Item) -> list[str]:
             if fn.name != item.sig_name:
                 out.append(f"the signature line names {fn.name!r}, not {item.sig_name!r}")
             elif item.python_sig is not None and _line_params(fn) != _real_params(item.python_sig):
-                out.append(f"the signature line gives {_line_params(fn)}, the function takes "
-                           f"{_real_params(item.python_sig)}")
+                out.append(
+                    f"the signature line gives {_line_params(fn)}, the function takes "
+                    f"{_real_params(item.python_sig)}"
+                )
     body = "\n".join(lines[1:]).strip()
     if not body:
         out.append("nothing after the signature line")
@@ -245,11 +272,39 @@ ITEMS = inventory()
 def test_inventory_covers_the_public_api() -> None:
     names = {i.name for i in ITEMS}
     # a few of each family, so that a broken walk cannot pass by finding nothing
-    for n in ["matmul", "sin", "add", "sum", "det", "solve", "where", "tensor", "grad", "jacobian", "jvp",
-              "no_grad", "check_grad", "to_dot", "draw", "Tensor", "Tensor.backward", "Tensor.sum", "Tensor.T",
-              "Tensor.grad", "Tensor.__add__", "Tensor.__matmul__", "Tensor.__getitem__", "Tensor.__pow__",
-              "nn.Dense", "nn.Dense.__call__", "nn.MLP.state_dict", "nn.mse", "optim.SGD", "optim.Adam.step",
-              "optim.Optimizer.zero_grad"]:
+    for n in [
+        "matmul",
+        "sin",
+        "add",
+        "sum",
+        "det",
+        "solve",
+        "where",
+        "tensor",
+        "grad",
+        "jacobian",
+        "jvp",
+        "no_grad",
+        "check_grad",
+        "to_dot",
+        "draw",
+        "Tensor",
+        "Tensor.backward",
+        "Tensor.sum",
+        "Tensor.T",
+        "Tensor.grad",
+        "Tensor.__add__",
+        "Tensor.__matmul__",
+        "Tensor.__getitem__",
+        "Tensor.__pow__",
+        "nn.Dense",
+        "nn.Dense.__call__",
+        "nn.MLP.state_dict",
+        "nn.mse",
+        "optim.SGD",
+        "optim.Adam.step",
+        "optim.Optimizer.zero_grad",
+    ]:
         assert n in names, n
     kinds = {i.name: i.kind for i in ITEMS}
     assert kinds["matmul"] == kinds["Tensor.__matmul__"] == kinds["Tensor.T"] == kinds["nn.mse"] == "op"
@@ -298,19 +353,24 @@ def test_the_check_catches_undocumented_ops() -> None:
     bare = mg._core._pool_trim
     assert (bare.__doc__ or "").strip().startswith("_pool_trim(")
     assert "nothing after the signature line" in problems(op_item(bare, "_pool_trim"))
+
     # a docstring with no signature line, no shapes and no rule (as the fast-path ops once had)
     def f(x: Any) -> Any:
         """f(x) = x, elementwise."""
 
     assert problems(op_item(f, "f"))
+
     # a signature line that does not match the function
     def g(x: Any, y: Any = 1) -> Any:
         """g(x, z=1) -> Tensor
 
         Shapes: any. d/dx: G"""
 
-    assert any("function takes" in p for p in problems(Item("g", g, g.__doc__, sig_name="g", kind="op",
-                                                            python_sig=g)))
+    assert any(
+        "function takes" in p
+        for p in problems(Item("g", g, g.__doc__, sig_name="g", kind="op", python_sig=g))
+    )
+
     # a complete one passes
     def h(x: Any, y: Any = 1) -> Any:
         """h(x, y=1) -> Tensor

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 
-import matgrad as mg
 import numpy as np
 import pytest
 from conftest import run_python
 from gradcheck import shapes
 from hypothesis import given
 from hypothesis import strategies as st
+
+import matgrad as mg
 
 T34 = mg.tensor(np.ones((3, 4)))
 T52 = mg.tensor(np.ones((5, 2)))
@@ -713,8 +714,16 @@ def test_axis_error_of_joins_names_the_axis_given(op, axis):
     [
         ("max", lambda a: mg.max(a, axis=np.int64(1)), lambda a: np.max(a, axis=1)),
         ("logsumexp", lambda a: mg.logsumexp(a, axis=np.int64(-1)), lambda a: np.log(np.exp(a).sum(axis=-1))),
-        ("concatenate", lambda a: mg.concatenate([a, a], axis=np.int64(1)), lambda a: np.concatenate([a, a], axis=1)),
-        ("stack", lambda a: mg.stack([a[0], a[1]], axis=np.int64(1)), lambda a: np.stack([a[0], a[1]], axis=1)),
+        (
+            "concatenate",
+            lambda a: mg.concatenate([a, a], axis=np.int64(1)),
+            lambda a: np.concatenate([a, a], axis=1),
+        ),
+        (
+            "stack",
+            lambda a: mg.stack([a[0], a[1]], axis=np.int64(1)),
+            lambda a: np.stack([a[0], a[1]], axis=1),
+        ),
         ("diag", lambda a: mg.diag(a, k=np.int64(1)), lambda a: np.diag(a, k=1)),
     ],
     ids=["max", "logsumexp", "concatenate", "stack", "diag"],

@@ -5,7 +5,6 @@ Tests that cannot fail prove nothing; these feed gradcheck deliberately broken f
 
 from __future__ import annotations
 
-import matgrad as mg
 import numpy as np
 import pytest
 from gradcheck import (
@@ -18,6 +17,8 @@ from gradcheck import (
     gradcheck,
     numeric_gradient,
 )
+
+import matgrad as mg
 
 X = np.array([[0.3, -0.7, 1.1], [0.9, 0.2, -1.4]])
 

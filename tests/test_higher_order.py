@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
-import matgrad as mg
 import numpy as np
 import pytest
 from gradcheck import F64, TOLS, assert_close, directional_derivative, numeric_gradient
 from test_ops_registry import CASES
+
+import matgrad as mg
 
 TOL = TOLS[F64]
 
@@ -25,7 +26,9 @@ def test_mixed_partials_closed_form():
         return mg.sum(a**2 * b**3)
 
     # d/dy sum_i (df/dx_i) = d/dy sum 2 x y^3 = 6 x y^2;  d/dx of the same = 2 y^3
-    gx_sum = lambda a, b: mg.sum(mg.grad(f, argnums=0)(a, b))
+    def gx_sum(a, b):
+        return mg.sum(mg.grad(f, argnums=0)(a, b))
+
     dxy = mg.grad(gx_sum, argnums=(0, 1))(x, y)
     assert isinstance(dxy, tuple) and all(isinstance(d, np.ndarray) for d in dxy)
     assert_close(dxy[0], 2 * y**3, TOL.grad_rtol, TOL.grad_atol, "d/dx sum(df/dx)")
@@ -46,7 +49,7 @@ def test_hessian_of_tanh_layer_closed_form():
     rows = []
     for i in range(4):
         e = np.eye(4)[i]
-        rows.append(mg.grad(lambda z: mg.sum(mg.grad(f)(z) * e))(x))  # noqa: B023
+        rows.append(mg.grad(lambda z: mg.sum(mg.grad(f)(z) * e))(x))
     assert_close(np.array(rows), want, TOL.grad_rtol, TOL.grad_atol, "Hessian")
     # the same Hessian-vector product through backward(create_graph=True)
     v = rng.standard_normal(4)
@@ -76,7 +79,9 @@ def test_matrix_function_second_order_against_differences():
 
 
 def test_nested_results_follow_input_kind():
-    f = lambda x: x**4.0
+    def f(x):
+        return x**4.0
+
     g2 = mg.grad(mg.grad(f))(1.5)
     assert type(g2) is np.ndarray and g2.shape == () and g2 == pytest.approx(12 * 1.5**2, rel=1e-15)
     g2t = mg.grad(mg.grad(f))(mg.tensor(1.5))
@@ -132,7 +137,10 @@ def test_check_grad_returns_largest_error():
     assert isinstance(err, float) and 0.0 <= err < 1e-8
     # the largest |analytic - central difference| over both arguments, computed independently
     eps = 1e-6
-    ref = lambda a, b: float(np.sum(np.sin(a) * b))
+
+    def ref(a, b):
+        return float(np.sum(np.sin(a) * b))
+
     worst = 0.0
     for k, (arg, exact) in enumerate([(x, np.cos(x) * w), (w, np.sin(x).sum(axis=0))]):
         for i in range(arg.size):
@@ -177,18 +185,27 @@ def test_check_grad_vector_index():
 
 def test_check_grad_honours_rtol_atol_eps():
     x = np.array([0.5, 1.0, 2.0])
+
     # relative error 5e-5: fails at rtol=1e-5, passes at rtol=1e-3
-    f = lambda a: mg.sum(a * a) + 1e-4 * mg.sum(a * a.detach())
+    def f(a):
+        return mg.sum(a * a) + 1e-4 * mg.sum(a * a.detach())
+
     with pytest.raises(AssertionError):
         mg.check_grad(f, x)
     assert mg.check_grad(f, x, rtol=1e-3) < 1e-3
+
     # absolute error 1e-7 |x| on a tiny gradient: fails at atol=1e-8, passes at atol=1e-6
-    g = lambda a: 1e-7 * mg.sum(a * a.detach())
+    def g(a):
+        return 1e-7 * mg.sum(a * a.detach())
+
     with pytest.raises(AssertionError):
         mg.check_grad(g, x)
     assert mg.check_grad(g, x, atol=1e-6) < 1e-6
+
     # a kink 1e-7 away: the difference straddles it with eps=1e-6, not with eps=1e-9
-    h = lambda a: mg.sum(mg.abs(a))
+    def h(a):
+        return mg.sum(mg.abs(a))
+
     with pytest.raises(AssertionError):
         mg.check_grad(h, np.array([1e-7]))
     assert mg.check_grad(h, np.array([1e-7]), eps=1e-9) < 1e-5
@@ -226,10 +243,13 @@ def test_check_grad_passes_on_every_registry_op(case):
 
     err = mg.check_grad(f, *[args[i] for i in idx])
     assert 0.0 <= err < 1e-5
+
     # and it agrees with this suite's own finite differences
-    ref_scalar = lambda dxs: float(
-        np.sum(case.ref(*[dxs[idx.index(i)] if i in idx else a for i, a in enumerate(args)]) * c)
-    )
+    def ref_scalar(dxs):
+        return float(
+            np.sum(case.ref(*[dxs[idx.index(i)] if i in idx else a for i, a in enumerate(args)]) * c)
+        )
+
     num = numeric_gradient(ref_scalar, [args[i] for i in idx], range(len(idx)))
     grads = mg.grad(f, argnums=tuple(range(len(idx))))(*[args[i] for i in idx])
     for g, n in zip(grads, num):

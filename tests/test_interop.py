@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gc
 
-import matgrad as mg
 import numpy as np
 import pytest
+
+import matgrad as mg
 
 # ---- in: zero copy for constants, one copy for leaves, correct conversion for the rest ----
 
@@ -328,7 +329,9 @@ def test_transforms_with_tensor_arguments_return_tensors():
 
 
 def test_argnums():
-    f = lambda x, y, z: mg.sum(x * y * y) + z * 0.0
+    def f(x, y, z):
+        return mg.sum(x * y * y) + z * 0.0
+
     x, y, z = np.array([1.0, 2.0]), np.array([3.0, 4.0]), 5.0
     g = mg.grad(f)(x, y, z)
     assert isinstance(g, np.ndarray)
@@ -539,7 +542,7 @@ def test_threads():
                 xt = mg.tensor(x, requires_grad=True)
                 mg.sum(mg.exp(xt) @ xt).backward()
                 assert xt.grad.shape == (4, 4)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]

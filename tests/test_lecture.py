@@ -17,10 +17,11 @@ and adjoints (df/dnode)
 
 from __future__ import annotations
 
-import matgrad as mg
 import numpy as np
 import pytest
 from gradcheck import F32, F64, TOLS, assert_close, directional_derivative
+
+import matgrad as mg
 
 XS = [-1.5, -0.7, -0.1, 0.0, 0.3, 1.0, 1.3]
 

@@ -28,13 +28,23 @@ def test_main_job_prints_every_node_and_the_closed_form(argv, tmp_path):
     assert r.returncode == 0, r.stderr
     x0 = float(argv[-1]) if "--x" in argv else 0.7
     out = r.stdout
-    for name, op in (("x", "leaf"), ("a", "pow"), ("b", "exp"), ("c", "add"), ("d", "sqrt"), ("e", "cos"), ("f", "add")):
+    for name, op in (
+        ("x", "leaf"),
+        ("a", "pow"),
+        ("b", "exp"),
+        ("c", "add"),
+        ("d", "sqrt"),
+        ("e", "cos"),
+        ("f", "add"),
+    ):
         assert re.search(rf"^\s+{name}\s+{op}\s", out, re.M), out
     # The values and adjoints printed are the engine's: check a few against closed forms.
     a, b = x0**2, math.exp(x0**2)
     c = a + b
-    row = {m.group(1): (float(m.group(2)), float(m.group(3)))
-           for m in re.finditer(r"^\s+([a-f])\s+\w+\s+\S+(?: \+ \S+)?\s+(\S+)\s+(\S+)$", out, re.M)}
+    row = {
+        m.group(1): (float(m.group(2)), float(m.group(3)))
+        for m in re.finditer(r"^\s+([a-f])\s+\w+\s+\S+(?: \+ \S+)?\s+(\S+)\s+(\S+)$", out, re.M)
+    }
     assert row["c"][0] == pytest.approx(c, rel=1e-15)
     assert row["d"][1] == 1.0 and row["e"][1] == 1.0
     assert row["c"][1] == pytest.approx(1 / (2 * math.sqrt(c)) - math.sin(c), rel=1e-14)

@@ -29,9 +29,9 @@ import itertools
 
 import numpy as np
 import pytest
+from gradcheck import F64, TOLS, assert_close, directional_derivative
 
 import matgrad as mg
-from gradcheck import F64, TOLS, assert_close, directional_derivative
 
 RTOL, ATOL = 1e-12, 1e-12
 RTOL32, ATOL32 = 1e-5, 1e-5

@@ -50,7 +50,7 @@ def test_losses_and_their_gradients():
     v, g = mg.value_and_grad(lambda z: mg.nn.mse(z, T, reduction="sum"))(Z)
     np.testing.assert_allclose(v, np.sum((T - Z) ** 2), rtol=1e-14)
     np.testing.assert_allclose(g, 2 * (Z - T), rtol=1e-14)
-    with pytest.raises(ValueError, match="^softmax_cross_entropy: labels must be 5 integers"):
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: labels must be 5 integers"):
         mg.nn.softmax_cross_entropy(mg.tensor(Z), np.array([0, 1, 2, 3, 0]))
 
 
@@ -107,9 +107,11 @@ def test_in_place_update_refuses_non_leaves_and_bad_shapes_and_drops_cached_fact
     assert mg.det(A).item() == pytest.approx(9.0)
     mg._core._assign_(A, 2 * np.eye(2))
     assert mg.det(A).item() == pytest.approx(4.0)  # not the cached LU of the old value
-    with pytest.raises(RuntimeError, match="^assign: only leaves"):
+    with pytest.raises(RuntimeError, match=r"^assign: only leaves"):
         mg._core._assign_(A * 2.0, np.eye(2))
-    with pytest.raises(ValueError, match=r"^assign: values of shape \(3,\) do not match the tensor's shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"^assign: values of shape \(3,\) do not match the tensor's shape \(2, 2\)"
+    ):
         mg._core._assign_(A, np.ones(3))
     with pytest.raises(TypeError, match="not a leaf Tensor with requires_grad=True"):
         mg.optim.SGD([mg.tensor(np.ones(2))])
@@ -185,6 +187,7 @@ try:
 except ImportError:  # pragma: no cover - hypothesis is in the test extra
     pass
 else:
+
     @settings(max_examples=40, deadline=None)
     @given(n=st.integers(1, 6), c=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
     def test_softmax_cross_entropy_random_shapes(n, c, seed):
@@ -198,26 +201,50 @@ else:
         mg.check_grad(lambda z: mg.nn.softmax_cross_entropy(z, labels), Z)
 
 
-@pytest.mark.parametrize("zs, ys, what", [
-    ((2, 3), (3,), r"shapes \(2, 3\) and \(3,\) are not logits and targets of one \(batch, classes\) shape"),
-    ((2, 3), (2, 4), r"shapes \(2, 3\) and \(2, 4\) are not"),
-    ((3,), (3,), r"shapes \(3,\) and \(3,\) are not"),
-    ((2, 0), (2, 0), r"shapes \(2, 0\) and \(2, 0\) have no classes"),
-])
+@pytest.mark.parametrize(
+    "zs, ys, what",
+    [
+        (
+            (2, 3),
+            (3,),
+            r"shapes \(2, 3\) and \(3,\) are not logits and targets of one \(batch, classes\) shape",
+        ),
+        ((2, 3), (2, 4), r"shapes \(2, 3\) and \(2, 4\) are not"),
+        ((3,), (3,), r"shapes \(3,\) and \(3,\) are not"),
+        ((2, 0), (2, 0), r"shapes \(2, 0\) and \(2, 0\) have no classes"),
+    ],
+)
 def test_fused_softmax_cross_entropy_names_the_op_and_shapes(zs, ys, what):
     with pytest.raises(ValueError, match="^softmax_cross_entropy: " + what):
         mg._core._softmax_cross_entropy(np.zeros(zs), np.zeros(ys))
 
 
-@pytest.mark.parametrize("labels", [np.array([0, 1, 3]), np.array([0, -1, 2]), np.array([0, 1]),
-                                    np.array([0.0, 1.0, 2.0]), np.array([0, 1, 2, 0])])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([0, 1, 3]),
+        np.array([0, -1, 2]),
+        np.array([0, 1]),
+        np.array([0.0, 1.0, 2.0]),
+        np.array([0, 1, 2, 0]),
+    ],
+)
 def test_softmax_cross_entropy_refuses_bad_labels(labels):
-    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: labels must be 3 integers in \[0, 3\), got shape"):
+    with pytest.raises(
+        ValueError, match=r"^softmax_cross_entropy: labels must be 3 integers in \[0, 3\), got shape"
+    ):
         mg.nn.softmax_cross_entropy(mg.tensor(np.zeros((3, 3))), labels)
 
 
-@pytest.mark.parametrize("labels", [[2, 0, 1], np.array([2, 0, 1], dtype=np.uint8),
-                                    np.array([2, 0, 1], dtype=np.int32), np.array([2, 9, 0, 9, 1])[::2]])
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [2, 0, 1],
+        np.array([2, 0, 1], dtype=np.uint8),
+        np.array([2, 0, 1], dtype=np.int32),
+        np.array([2, 9, 0, 9, 1])[::2],
+    ],
+)
 def test_softmax_cross_entropy_takes_any_integer_labels(labels):
     Z = rng.standard_normal((3, 4))
     p = _softmax(Z)
@@ -266,20 +293,27 @@ def test_fused_steps_drop_cached_factors_and_refuse_bad_state():
     A = mg.tensor(3 * np.eye(2), requires_grad=True)
     opt = mg.optim.SGD([A], lr=1.0)
     mg.det(A).backward()  # caches the LU of 3 I on A; d det/dA = det(A) A^-T = 3 I
-    opt.step()            # A = 3 I - 3 I = 0
+    opt.step()  # A = 3 I - 3 I = 0
     assert mg.det(A).item() == 0.0  # not the cached LU of the old value
     A.grad = np.ones((2, 2))
-    with pytest.raises(ValueError, match=r"^Adam: the first moment of shape \(3,\) does not match the parameter's "
-                                         r"shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^Adam: the first moment of shape \(3,\) does not match the parameter's "
+        r"shape \(2, 2\)",
+    ):
         mg._core._adam_update_(A, np.zeros(3), np.zeros((2, 2)), 0.1, 0.9, 0.999, 1e-8, 1)
-    with pytest.raises(TypeError, match="^Adam: the second moment must be a writable, aligned, C-contiguous"):
-        mg._core._adam_update_(A, np.zeros((2, 2)), np.zeros((2, 2), dtype=np.int64), 0.1, 0.9, 0.999, 1e-8, 1)
-    with pytest.raises(TypeError, match="^SGD: the momentum buffer is float32, the parameter float64"):
+    with pytest.raises(
+        TypeError, match=r"^Adam: the second moment must be a writable, aligned, C-contiguous"
+    ):
+        mg._core._adam_update_(
+            A, np.zeros((2, 2)), np.zeros((2, 2), dtype=np.int64), 0.1, 0.9, 0.999, 1e-8, 1
+        )
+    with pytest.raises(TypeError, match=r"^SGD: the momentum buffer is float32, the parameter float64"):
         mg._core._sgd_update_(A, np.zeros((2, 2), dtype=np.float32), 0.1, 0.9, 0.0)
     A.grad = None
     with pytest.raises(RuntimeError, match=r"^SGD: the parameter has no gradient \(run backward\(\) first\)"):
         mg._core._sgd_update_(A, None, 0.1, 0.0, 0.0)
-    with pytest.raises(RuntimeError, match="^SGD: only leaves can be updated in place"):
+    with pytest.raises(RuntimeError, match=r"^SGD: only leaves can be updated in place"):
         mg._core._sgd_update_(A * 2.0, None, 0.1, 0.0, 0.0)
 
 
@@ -292,7 +326,7 @@ def test_optimiser_subclasses_duplicates_and_per_parameter_step_counts():
     mg.sum(p * p).backward()
     Clipped([p], lr=1.0).step()
     assert p.item() == 9.0
-    with pytest.raises(ValueError, match="^Adam: parameters 0 and 1 are the same Tensor"):
+    with pytest.raises(ValueError, match=r"^Adam: parameters 0 and 1 are the same Tensor"):
         mg.optim.Adam([p, p])
     # Adam's bias corrections count each parameter's own updates (as PyTorch)
     a = mg.tensor([1.0], requires_grad=True)
@@ -317,9 +351,12 @@ def test_optimiser_subclasses_duplicates_and_per_parameter_step_counts():
 def test_softmax_cross_entropy_rows_with_non_finite_logits_are_nan():
     for row in ([np.inf, 0.0, 0.0], [np.nan, 0.0, 1.0], [-np.inf, -np.inf, -np.inf]):
         v, g = mg.value_and_grad(lambda z: mg.nn.softmax_cross_entropy(z, np.array([1, 0]), reduction="sum"))(
-            np.array([row, [0.5, 0.25, 0.0]]))
+            np.array([row, [0.5, 0.25, 0.0]])
+        )
         assert np.isnan(v) and np.all(np.isnan(g[0])) and np.all(np.isfinite(g[1])), (row, v, g)
-    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: shapes \(2, 0\) and \(2, 0\) have no classes"):
+    with pytest.raises(
+        ValueError, match=r"^softmax_cross_entropy: shapes \(2, 0\) and \(2, 0\) have no classes"
+    ):
         mg.nn.softmax_cross_entropy(mg.tensor(np.zeros((2, 0))), np.array([0, 0]))
 
 
@@ -327,7 +364,9 @@ def test_optimiser_state_must_be_native_aligned_floats():
     A = mg.tensor(np.ones(3), requires_grad=True)
     A.grad = np.ones(3)
     for bad in (np.zeros(3, dtype=">f8"), np.zeros(3, dtype=np.float16), np.zeros(6)[::2]):
-        with pytest.raises(TypeError, match="^Adam: the first moment must be a writable, aligned, C-contiguous"):
+        with pytest.raises(
+            TypeError, match=r"^Adam: the first moment must be a writable, aligned, C-contiguous"
+        ):
             mg._core._adam_update_(A, bad, np.zeros(3), 0.1, 0.9, 0.999, 1e-8, 1)
 
 
@@ -343,7 +382,9 @@ def test_backward_through_a_graph_made_before_an_in_place_update_raises():
     loss.backward()  # no update in between: accumulates
     np.testing.assert_allclose(p.grad.numpy(), 4 * np.array([1.0, 2.0, 3.0]))
     opt.step()
-    with pytest.raises(RuntimeError, match=r"^(mul|matmul): an input of shape \((3,|3, 3)\) was updated in place"):
+    with pytest.raises(
+        RuntimeError, match=r"^(mul|matmul): an input of shape \((3,|3, 3)\) was updated in place"
+    ):
         loss.backward()
     opt.zero_grad()
     loss = mg.sum(p * p) + mg.sum(q @ q)  # recorded again from the new values

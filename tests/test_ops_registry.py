@@ -24,7 +24,6 @@ import functools
 import zlib
 from typing import Any, Callable
 
-import matgrad as mg
 import numpy as np
 import pytest
 from gradcheck import (
@@ -44,6 +43,8 @@ from gradcheck import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+
+import matgrad as mg
 
 # ---- in-domain input generators ----
 # Every generator keeps x +- 2 * FD_STEP * t (|t| <= 1) inside the smooth domain: log/sqrt
@@ -353,12 +354,29 @@ add(
 
 # x ** p for Python-number exponents, including pow's exact shortcuts (0, 1, 2, -1) and their
 # neighbours; the reference uses the float exponent (NumPy refuses negative int powers of ints).
-_POW_EXPONENTS = [(2.5, positive), (3, real), (2, real), (-1.5, positive), (0, real), (1, real),
-                  (-1, nonzero), (-2, nonzero), (0.5, positive)]
+_POW_EXPONENTS = [
+    (2.5, positive),
+    (3, real),
+    (2, real),
+    (-1.5, positive),
+    (0, real),
+    (1, real),
+    (-1, nonzero),
+    (-2, nonzero),
+    (0.5, positive),
+]
 add(
     *[
-        Case(f"x**{p}", "pow", lambda x, p=p: x**p, lambda x, p=p: x ** float(p), (dom,), ONE,
-             operators=("__pow__",), elementwise=True)
+        Case(
+            f"x**{p}",
+            "pow",
+            lambda x, p=p: x**p,
+            lambda x, p=p: x ** float(p),
+            (dom,),
+            ONE,
+            operators=("__pow__",),
+            elementwise=True,
+        )
         for p, dom in _POW_EXPONENTS
     ]
 )
@@ -437,6 +455,7 @@ add(
     Case("x.mean()", "mean", lambda x: x.mean(), np.mean, (real,), ONE),
 )
 
+
 @st.composite
 def _dot_pairs(draw):
     """np.dot operands: the matmul pairs, or a 0-D operand with any shape (elementwise)."""
@@ -514,62 +533,196 @@ def _where_mask(a, b):
 
 add(
     Case("det", "det", mg.det, np.linalg.det, (wellcond,), SQUARE, fixed=SQUARE_FIXED),
-    Case("logdet", "logdet", mg.logdet, lambda x: np.linalg.slogdet(x)[1], (wellcond,), SQUARE, fixed=SQUARE_FIXED),
-    Case("slogdet[1]", "slogdet", lambda x: mg.slogdet(x)[1], lambda x: np.linalg.slogdet(x)[1], (wellcond,),
-         SQUARE, fixed=SQUARE_FIXED),
-    Case("sign*exp(logabs)", "slogdet", lambda x: mg.slogdet(x)[0] * mg.exp(mg.slogdet(x)[1]),
-         np.linalg.det, (wellcond,), SQUARE, fixed=SQUARE_FIXED),
+    Case(
+        "logdet",
+        "logdet",
+        mg.logdet,
+        lambda x: np.linalg.slogdet(x)[1],
+        (wellcond,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
+    Case(
+        "slogdet[1]",
+        "slogdet",
+        lambda x: mg.slogdet(x)[1],
+        lambda x: np.linalg.slogdet(x)[1],
+        (wellcond,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
+    Case(
+        "sign*exp(logabs)",
+        "slogdet",
+        lambda x: mg.slogdet(x)[0] * mg.exp(mg.slogdet(x)[1]),
+        np.linalg.det,
+        (wellcond,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
     Case("inv", "inv", mg.inv, np.linalg.inv, (wellcond,), SQUARE, fixed=SQUARE_FIXED),
-    Case("solve", "solve", mg.solve, np.linalg.solve, (wellcond, real), _solve_shapes(),
-         fixed=(((3, 3), (3,)), ((3, 3), (3, 2)), ((1, 1), (1,)), ((2, 2), (2, 1)))),
-    Case("solve(a,x)", "solve", mg.solve, np.linalg.solve, (wellcond, real), _solve_shapes(), CONST_LEFT,
-         fixed=(((3, 3), (3,)),)),
+    Case(
+        "solve",
+        "solve",
+        mg.solve,
+        np.linalg.solve,
+        (wellcond, real),
+        _solve_shapes(),
+        fixed=(((3, 3), (3,)), ((3, 3), (3, 2)), ((1, 1), (1,)), ((2, 2), (2, 1))),
+    ),
+    Case(
+        "solve(a,x)",
+        "solve",
+        mg.solve,
+        np.linalg.solve,
+        (wellcond, real),
+        _solve_shapes(),
+        CONST_LEFT,
+        fixed=(((3, 3), (3,)),),
+    ),
     Case("cholesky", "cholesky", mg.cholesky, np.linalg.cholesky, (spd,), SQUARE, fixed=SQUARE_FIXED),
-    Case("cholesky(sym)", "cholesky", lambda x: mg.cholesky(0.5 * (x + x.T)), lambda x: np.linalg.cholesky(sym(x)),
-         (spd,), SQUARE, fixed=SQUARE_FIXED),
+    Case(
+        "cholesky(sym)",
+        "cholesky",
+        lambda x: mg.cholesky(0.5 * (x + x.T)),
+        lambda x: np.linalg.cholesky(sym(x)),
+        (spd,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
     Case("norm", "norm", mg.norm, np.linalg.norm, (nonzero,), ONE),
-    Case("quad_form", "quad_form", mg.quad_form, lambda x, b: x.T @ b @ x, (real, real),
-         st.integers(1, 4).flatmap(lambda n: st.sampled_from([((n,), (n, n)), ((n, 1), (n, n)), ((n, 2), (n, n))])),
-         fixed=(((3,), (3, 3)), ((1,), (1, 1)), ((3, 2), (3, 3)))),
-    Case("where", "where", lambda a, b: mg.where(_where_mask(a, b), a, b),
-         lambda a, b: np.where(_where_mask(a, b), a, b), (real, real), PAIR),
-    Case("where(mask,x,s)", "where", lambda a: mg.where(_where_mask(a, a), a, 0.5),
-         lambda a: np.where(_where_mask(a, a), a, np.asarray(0.5, dtype=a.dtype)), (real,), ONE),
+    Case(
+        "quad_form",
+        "quad_form",
+        mg.quad_form,
+        lambda x, b: x.T @ b @ x,
+        (real, real),
+        st.integers(1, 4).flatmap(
+            lambda n: st.sampled_from([((n,), (n, n)), ((n, 1), (n, n)), ((n, 2), (n, n))])
+        ),
+        fixed=(((3,), (3, 3)), ((1,), (1, 1)), ((3, 2), (3, 3))),
+    ),
+    Case(
+        "where",
+        "where",
+        lambda a, b: mg.where(_where_mask(a, b), a, b),
+        lambda a, b: np.where(_where_mask(a, b), a, b),
+        (real, real),
+        PAIR,
+    ),
+    Case(
+        "where(mask,x,s)",
+        "where",
+        lambda a: mg.where(_where_mask(a, a), a, 0.5),
+        lambda a: np.where(_where_mask(a, a), a, np.asarray(0.5, dtype=a.dtype)),
+        (real,),
+        ONE,
+    ),
     Case("diag", "diag", mg.diag, np.diag, (real,), shapes(min_ndim=1).map(lambda s: (s,))),
-    Case("diag(k=1)", "diag", lambda x: mg.diag(x, 1), lambda x: np.diag(x, 1), (real,),
-         shapes(min_ndim=1).map(lambda s: (s,))),
-    Case("diag(k=-2)", "diag", lambda x: mg.diag(x, -2), lambda x: np.diag(x, -2), (real,),
-         shapes(min_ndim=1).map(lambda s: (s,))),
+    Case(
+        "diag(k=1)",
+        "diag",
+        lambda x: mg.diag(x, 1),
+        lambda x: np.diag(x, 1),
+        (real,),
+        shapes(min_ndim=1).map(lambda s: (s,)),
+    ),
+    Case(
+        "diag(k=-2)",
+        "diag",
+        lambda x: mg.diag(x, -2),
+        lambda x: np.diag(x, -2),
+        (real,),
+        shapes(min_ndim=1).map(lambda s: (s,)),
+    ),
 )
 for _ax in (None, 0, 1, -1, -2):
     _min_ndim = 0 if _ax is None else (1 if _ax in (0, -1) else 2)
     _shapes = shapes(min_ndim=_min_ndim).map(lambda s: (s,))
     add(
-        Case(f"logsumexp(axis={_ax})", "logsumexp", functools.partial(mg.logsumexp, axis=_ax),
-             functools.partial(_lse_ref, axis=_ax), (real,), _shapes),
-        Case(f"max(axis={_ax})", "max", functools.partial(mg.max, axis=_ax), functools.partial(np.max, axis=_ax),
-             (spread,), _shapes),
+        Case(
+            f"logsumexp(axis={_ax})",
+            "logsumexp",
+            functools.partial(mg.logsumexp, axis=_ax),
+            functools.partial(_lse_ref, axis=_ax),
+            (real,),
+            _shapes,
+        ),
+        Case(
+            f"max(axis={_ax})",
+            "max",
+            functools.partial(mg.max, axis=_ax),
+            functools.partial(np.max, axis=_ax),
+            (spread,),
+            _shapes,
+        ),
     )
 
 DIM = st.integers(1, 4)
 add(
-    Case("concatenate(1-D)", "concatenate", lambda x, y: mg.concatenate([x, y]), lambda x, y: np.concatenate([x, y]),
-         (real, real), st.tuples(DIM, DIM).map(lambda d: ((d[0],), (d[1],))), fixed=(((3,), (2,)), ((1,), (1,)))),
-    Case("concatenate(axis=0)", "concatenate", lambda x, y: mg.concatenate((x, y), axis=0),
-         lambda x, y: np.concatenate([x, y], axis=0), (real, real),
-         st.tuples(DIM, DIM, DIM).map(lambda d: ((d[0], d[2]), (d[1], d[2]))), fixed=(((2, 3), (1, 3)),)),
-    Case("concatenate(axis=-1)", "concatenate", lambda x, y: mg.concatenate([x, y], axis=-1),
-         lambda x, y: np.concatenate([x, y], axis=-1), (real, real),
-         st.tuples(DIM, DIM, DIM).map(lambda d: ((d[2], d[0]), (d[2], d[1]))), fixed=(((3, 2), (3, 1)),)),
-    Case("concatenate(3)", "concatenate", lambda x, y, z: mg.concatenate([x, y, z], axis=1),
-         lambda x, y, z: np.concatenate([x, y, z], axis=1), (real, real, real),
-         st.tuples(DIM, DIM, DIM).map(lambda d: ((d[0], d[1]), (d[0], d[2]), (d[0], 1))), fixed=(((2, 1), (2, 3), (2, 1)),)),
-    Case("stack(0-D)", "stack", lambda x, y: mg.stack([x, y]), lambda x, y: np.stack([x, y]), (real, real),
-         st.just(((), ())), fixed=(((), ()),)),
-    Case("stack(axis=0)", "stack", lambda x, y: mg.stack([x, y], axis=0), lambda x, y: np.stack([x, y], axis=0),
-         (real, real), DIM.map(lambda n: ((n,), (n,))), fixed=(((3,), (3,)), ((1,), (1,)))),
-    Case("stack(axis=-1)", "stack", lambda x, y: mg.stack([x, y], axis=-1), lambda x, y: np.stack([x, y], axis=-1),
-         (real, real), DIM.map(lambda n: ((n,), (n,))), fixed=(((3,), (3,)),)),
+    Case(
+        "concatenate(1-D)",
+        "concatenate",
+        lambda x, y: mg.concatenate([x, y]),
+        lambda x, y: np.concatenate([x, y]),
+        (real, real),
+        st.tuples(DIM, DIM).map(lambda d: ((d[0],), (d[1],))),
+        fixed=(((3,), (2,)), ((1,), (1,))),
+    ),
+    Case(
+        "concatenate(axis=0)",
+        "concatenate",
+        lambda x, y: mg.concatenate((x, y), axis=0),
+        lambda x, y: np.concatenate([x, y], axis=0),
+        (real, real),
+        st.tuples(DIM, DIM, DIM).map(lambda d: ((d[0], d[2]), (d[1], d[2]))),
+        fixed=(((2, 3), (1, 3)),),
+    ),
+    Case(
+        "concatenate(axis=-1)",
+        "concatenate",
+        lambda x, y: mg.concatenate([x, y], axis=-1),
+        lambda x, y: np.concatenate([x, y], axis=-1),
+        (real, real),
+        st.tuples(DIM, DIM, DIM).map(lambda d: ((d[2], d[0]), (d[2], d[1]))),
+        fixed=(((3, 2), (3, 1)),),
+    ),
+    Case(
+        "concatenate(3)",
+        "concatenate",
+        lambda x, y, z: mg.concatenate([x, y, z], axis=1),
+        lambda x, y, z: np.concatenate([x, y, z], axis=1),
+        (real, real, real),
+        st.tuples(DIM, DIM, DIM).map(lambda d: ((d[0], d[1]), (d[0], d[2]), (d[0], 1))),
+        fixed=(((2, 1), (2, 3), (2, 1)),),
+    ),
+    Case(
+        "stack(0-D)",
+        "stack",
+        lambda x, y: mg.stack([x, y]),
+        lambda x, y: np.stack([x, y]),
+        (real, real),
+        st.just(((), ())),
+        fixed=(((), ()),),
+    ),
+    Case(
+        "stack(axis=0)",
+        "stack",
+        lambda x, y: mg.stack([x, y], axis=0),
+        lambda x, y: np.stack([x, y], axis=0),
+        (real, real),
+        DIM.map(lambda n: ((n,), (n,))),
+        fixed=(((3,), (3,)), ((1,), (1,))),
+    ),
+    Case(
+        "stack(axis=-1)",
+        "stack",
+        lambda x, y: mg.stack([x, y], axis=-1),
+        lambda x, y: np.stack([x, y], axis=-1),
+        (real, real),
+        DIM.map(lambda n: ((n,), (n,))),
+        fixed=(((3,), (3,)),),
+    ),
 )
 
 # Indexing (Tensor.__getitem__): contiguous blocks, strided and reversed slices, integer
@@ -739,7 +892,7 @@ def fixed_inputs(case: Case):
     if case.shapes is MATMUL:
         return MATMUL_SHAPES
     if case.op == "dot":
-        return MATMUL_SHAPES + [((), (3, 4)), ((3,), ()), ((), ())]
+        return [*MATMUL_SHAPES, ((), (3, 4)), ((3,), ()), ((), ())]
     if case.op == "trace":
         return [(s,) for s in UNARY_SHAPES if len(s) == 2]
     if case.arity == 2:

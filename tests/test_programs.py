@@ -7,7 +7,6 @@ lead to an input, and the same through create_graph (bitwise) and second order.
 
 from __future__ import annotations
 
-import matgrad as mg
 import numpy as np
 from gradcheck import (
     F64,
@@ -21,6 +20,8 @@ from gradcheck import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import matgrad as mg
 
 # ops with bounded derivatives on all reals (values stay moderate through long programs)
 UNARY = {

@@ -14,7 +14,9 @@ import matgrad as mg
 
 
 def run_isolated(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_numpy_view_outlives_a_leaf_moving_to_its_own_storage():
@@ -94,7 +96,12 @@ def test_repeated_argnums_give_the_full_gradient_each_time():
 
 @pytest.mark.parametrize(
     "f",
-    [lambda a: mg.add(2.0, a), lambda a: mg.sub(1, a), lambda a: mg.maximum(0.0, a), lambda a: mg.mul(True, a)],
+    [
+        lambda a: mg.add(2.0, a),
+        lambda a: mg.sub(1, a),
+        lambda a: mg.maximum(0.0, a),
+        lambda a: mg.mul(True, a),
+    ],
 )
 def test_weak_scalar_in_first_position_keeps_float32(f):
     assert f(np.ones(3, np.float32)).dtype == np.float32
@@ -222,12 +229,12 @@ def test_hessian_of_det_at_singular_matrix():
     S = np.array([[1.0, 2, 3], [2, 4, 6], [1, 0, 1]])
     eps = 1e-4
     ref = np.zeros((3, 3, 3, 3))
-    for k, l in itertools.product(range(3), range(3)):  # the cofactor matrix is quadratic: exact
+    for i, j in itertools.product(range(3), range(3)):  # the cofactor matrix is quadratic: exact
         P = S.copy()
-        P[k, l] += eps
+        P[i, j] += eps
         M = S.copy()
-        M[k, l] -= eps
-        ref[:, :, k, l] = (_cofactor(P) - _cofactor(M)) / (2 * eps)
+        M[i, j] -= eps
+        ref[:, :, i, j] = (_cofactor(P) - _cofactor(M)) / (2 * eps)
     H = mg.hessian(mg.det)(S)
     np.testing.assert_allclose(H, ref, atol=1e-8)
 
@@ -258,13 +265,15 @@ def test_index_0d_with_newaxis():
 def test_a_list_of_tensors_that_require_grad_is_refused_not_silently_constant():
     """Regression: mg.tensor([x[0], x[1]]) made a constant, so a gradient through it was 0."""
     x = mg.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(TypeError, match="^tensor: the list holds Tensors that require grad"):
+    with pytest.raises(TypeError, match=r"^tensor: the list holds Tensors that require grad"):
         mg.tensor([x[0] * 3.0, x[1]])
-    with pytest.raises(TypeError, match="use mg.stack"):
+    with pytest.raises(TypeError, match=r"use mg.stack"):
         mg.grad(lambda z: mg.sum(mg.tensor([[z[0], z[1]]])))(np.ones(2))
     # constants in a list are fine, and stack keeps the graph
     np.testing.assert_array_equal(mg.tensor([x[0].detach(), 5.0]).numpy(), [1.0, 5.0])
-    np.testing.assert_array_equal(mg.grad(lambda z: mg.sum(mg.stack([z[0] * 3.0, z[1]])))(np.ones(2)), [3.0, 1.0])
+    np.testing.assert_array_equal(
+        mg.grad(lambda z: mg.sum(mg.stack([z[0] * 3.0, z[1]])))(np.ones(2)), [3.0, 1.0]
+    )
 
 
 def test_hessian_of_det_at_singular_matrix_float32():

@@ -26,7 +26,9 @@ def test_train_with_the_defaults_reaches_95_percent_and_writes_its_outputs(tmp_p
     out = r.stdout
     acc = float(re.search(r"^test accuracy: ([\d.]+)% \((\d+)/450\)$", out, re.M).group(1))
     assert acc >= 95.0, out
-    assert len(re.findall(r"^epoch +\d+/20 +loss [\d.]+ +test accuracy +[\d.]+% +[\d.]+ ms$", out, re.M)) == 20, out
+    assert (
+        len(re.findall(r"^epoch +\d+/20 +loss [\d.]+ +test accuracy +[\d.]+% +[\d.]+ ms$", out, re.M)) == 20
+    ), out
     per_epoch = re.search(r"^time per epoch: ([\d.]+) ms median, ([\d.]+) ms mean \(43 steps", out, re.M)
     assert per_epoch and float(per_epoch.group(1)) > 0, out
     png = (tmp_path / "out" / "loss-curve.png").read_bytes()
@@ -37,8 +39,27 @@ def test_train_with_the_defaults_reaches_95_percent_and_writes_its_outputs(tmp_p
 
 
 def test_train_options_shape_the_network_and_the_seed_makes_it_reproducible(tmp_path):
-    common = ["-m", "matgrad", "train", "--epochs", "2", "--hidden", "32", "16", "--activation", "tanh",
-              "--optimizer", "sgd", "--lr", "0.05", "--batch-size", "64", "--dtype", "float32", "--no-progress"]
+    common = [
+        "-m",
+        "matgrad",
+        "train",
+        "--epochs",
+        "2",
+        "--hidden",
+        "32",
+        "16",
+        "--activation",
+        "tanh",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "64",
+        "--dtype",
+        "float32",
+        "--no-progress",
+    ]
     r1 = run(*common, "--seed", "3", "--out", str(tmp_path / "a"))
     r2 = run(*common, "--seed", "3", "--out", str(tmp_path / "b"))
     r3 = run(*common, "--seed", "4", "--out", str(tmp_path / "c"))
@@ -47,8 +68,14 @@ def test_train_options_shape_the_network_and_the_seed_makes_it_reproducible(tmp_
         assert "network 64 -> 32 -> 16 -> 10, tanh hidden layers" in r.stdout
         assert "sgd lr 0.05, batch 64, 2 epochs" in r.stdout and "(22 steps" in r.stdout
     a, b, c = (np.load(tmp_path / d / "model.npz") for d in "abc")
-    assert {k: a[k].shape for k in a.files} == {"A0": (64, 32), "b0": (32,), "A1": (32, 16), "b1": (16,),
-                                                "A2": (16, 10), "b2": (10,)}
+    assert {k: a[k].shape for k in a.files} == {
+        "A0": (64, 32),
+        "b0": (32,),
+        "A1": (32, 16),
+        "b1": (16,),
+        "A2": (16, 10),
+        "b2": (10,),
+    }
     assert all(a[k].dtype == np.float32 for k in a.files)
     assert all(np.array_equal(a[k], b[k]) for k in a.files)  # same seed: the same weights, bit for bit
     assert not np.array_equal(a["A0"], c["A0"])
@@ -63,12 +90,15 @@ def test_train_shows_a_progress_bar_with_the_running_loss(tmp_path):
     assert re.search(r"epoch 1/1.*loss=\d\.\d{4}", r.stderr), r.stderr  # tqdm writes to stderr
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "epochs must be >= 1"),
-    (["--batch-size", "0"], "batch size must be >= 1"),
-    (["--lr", "-1"], "learning rate must be positive"),
-    (["--hidden", "0"], "hidden sizes must be positive"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "epochs must be >= 1"),
+        (["--batch-size", "0"], "batch size must be >= 1"),
+        (["--lr", "-1"], "learning rate must be positive"),
+        (["--hidden", "0"], "hidden sizes must be positive"),
+    ],
+)
 def test_train_refuses_bad_options_with_a_message(tmp_path, argv, message):
     r = run("-m", "matgrad", "train", *argv, "--out", str(tmp_path))
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -77,7 +107,7 @@ def test_train_refuses_bad_options_with_a_message(tmp_path, argv, message):
 def test_train_says_which_extra_is_missing(monkeypatch):
     from matgrad import train
 
-    with pytest.raises(ImportError, match=r'matgrad\[train\]'):
+    with pytest.raises(ImportError, match=r"matgrad\[train\]"):
         train._need("a_module_that_does_not_exist_here")
 
 
@@ -123,10 +153,13 @@ def test_bench_train_smoke_run():
     assert re.search(r"^\| float64 1T +\| +[\d.]+ \|", r.stdout, re.M), r.stdout
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--seed", "-1"], "seed must be >= 0"),
-    (["--lr", "inf"], "learning rate must be positive and finite"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seed", "-1"], "seed must be >= 0"),
+        (["--lr", "inf"], "learning rate must be positive and finite"),
+    ],
+)
 def test_train_refuses_more_bad_options(tmp_path, argv, message):
     r = run("-m", "matgrad", "train", *argv, "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -81,7 +81,9 @@ def test_tensor_results_of_rank_above_two_are_matricised():
     J = mg.jacobian(mg.inv)(mg.tensor(X))
     assert isinstance(J, mg.Tensor) and J.shape == (9, 9)
     Xi = np.linalg.inv(X)
-    np.testing.assert_allclose(np.asarray(J), -np.einsum("ik,lj->ijkl", Xi, Xi).reshape(9, 9), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        np.asarray(J), -np.einsum("ik,lj->ijkl", Xi, Xi).reshape(9, 9), rtol=1e-12, atol=1e-15
+    )
     v = mg.jacobian(lambda x: mg.sum(mg.sin(x)))(mg.tensor(np.ones(4)))
     assert isinstance(v, mg.Tensor) and v.shape == (4,)
 
@@ -120,7 +122,7 @@ def test_jvp_and_vjp_agree_with_the_jacobian():
     out, tangent = mg.jvp(lambda B: B.T @ B, (B,), (V,))
     np.testing.assert_allclose(out, B.T @ B, rtol=1e-15)
     np.testing.assert_allclose(tangent, (J @ V.reshape(-1)).reshape(3, 3), rtol=1e-13, atol=1e-15)
-    out2, vjp_fun = mg.vjp(lambda B: B.T @ B, B)
+    _out2, vjp_fun = mg.vjp(lambda B: B.T @ B, B)
     (ct,) = vjp_fun(C)
     np.testing.assert_allclose(ct, (C.reshape(-1) @ J).reshape(4, 3), rtol=1e-13, atol=1e-15)
     (ct2,) = vjp_fun(2 * C)  # the graph is reused

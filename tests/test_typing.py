@@ -19,8 +19,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import matgrad
 import pytest
+
+import matgrad
 from matgrad import _core
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,8 +81,15 @@ def test_the_package_ships_py_typed_and_the_stub() -> None:
 
 
 def test_stubtest_passes(tmp_path: Path) -> None:
-    r = run_module("mypy.stubtest", "matgrad._core", "--mypy-config-file", str(CONFIG),
-                   "--allowlist", str(ALLOWLIST), cwd=tmp_path)
+    r = run_module(
+        "mypy.stubtest",
+        "matgrad._core",
+        "--mypy-config-file",
+        str(CONFIG),
+        "--allowlist",
+        str(ALLOWLIST),
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -119,8 +127,13 @@ def runtime_params(obj: object, name: str) -> list[tuple[str, str | None]] | Non
     functions' docstrings) put first. None when there is no signature to read."""
     if inspect.isfunction(obj):
         ps = list(inspect.signature(obj).parameters.values())
-        return [("*" * (p.kind == p.VAR_POSITIONAL) + "**" * (p.kind == p.VAR_KEYWORD) + p.name,
-                 None if p.default is p.empty else repr(p.default)) for p in ps]
+        return [
+            (
+                "*" * (p.kind == p.VAR_POSITIONAL) + "**" * (p.kind == p.VAR_KEYWORD) + p.name,
+                None if p.default is p.empty else repr(p.default),
+            )
+            for p in ps
+        ]
     first = (getattr(obj, "__doc__", None) or "").lstrip().split("\n", 1)[0]
     m = re.fullmatch(rf"{re.escape(name)}\((.*)\)\s*->\s*\S.*", first)
     if not m:
@@ -139,11 +152,15 @@ def stub_params(fn: ast.FunctionDef) -> list[tuple[str, str | None, bool]]:
     a = fn.args
     pos = a.posonlyargs + a.args
     defaults: list[ast.expr | None] = [None] * (len(pos) - len(a.defaults)) + list(a.defaults)
-    out = [(p.arg, None if d is None else ast.unparse(d), i < len(a.posonlyargs))
-           for i, (p, d) in enumerate(zip(pos, defaults))]
+    out = [
+        (p.arg, None if d is None else ast.unparse(d), i < len(a.posonlyargs))
+        for i, (p, d) in enumerate(zip(pos, defaults))
+    ]
     if a.vararg:
         out.append(("*" + a.vararg.arg, None, False))
-    out += [(p.arg, None if d is None else ast.unparse(d), False) for p, d in zip(a.kwonlyargs, a.kw_defaults)]
+    out += [
+        (p.arg, None if d is None else ast.unparse(d), False) for p, d in zip(a.kwonlyargs, a.kw_defaults)
+    ]
     if a.kwarg:
         out.append(("**" + a.kwarg.arg, None, False))
     return out
@@ -171,12 +188,22 @@ def test_stub_signatures_match_the_pybind11_signatures() -> None:
     # stubtest cannot read the signatures of compiled functions; pybind11 writes them as the
     # first docstring line. Compare names, defaults and *args with the stub (types aside).
     checked, wrong = 0, []
-    targets = [(n, getattr(_core, n), nodes, False) for n, nodes in declared(stub_module().body).items()
-               if isinstance(nodes[0], ast.FunctionDef)]
-    targets += [(n, getattr(_core.Tensor, n), nodes, True) for n, nodes in declared(stub_tensor().body).items()
-                if isinstance(nodes[0], ast.FunctionDef) and n != "__init__"
-                and not any(isinstance(d, ast.Name) and d.id == "property" or isinstance(d, ast.Attribute)
-                            for node in nodes for d in node.decorator_list)]
+    targets = [
+        (n, getattr(_core, n), nodes, False)
+        for n, nodes in declared(stub_module().body).items()
+        if isinstance(nodes[0], ast.FunctionDef)
+    ]
+    targets += [
+        (n, getattr(_core.Tensor, n), nodes, True)
+        for n, nodes in declared(stub_tensor().body).items()
+        if isinstance(nodes[0], ast.FunctionDef)
+        and n != "__init__"
+        and not any(
+            (isinstance(d, ast.Name) and d.id == "property") or isinstance(d, ast.Attribute)
+            for node in nodes
+            for d in node.decorator_list
+        )
+    ]
     for name, obj, nodes, method in targets:
         rt = runtime_params(obj, name)
         if rt is None:
@@ -184,7 +211,11 @@ def test_stub_signatures_match_the_pybind11_signatures() -> None:
         checked += 1
         if method:  # drop self (runtime: its first parameter, whatever it is called)
             rt = rt[1:]
-        sigs = [stub_params(fn)[1:] if method else stub_params(fn) for fn in nodes if isinstance(fn, ast.FunctionDef)]
+        sigs = [
+            stub_params(fn)[1:] if method else stub_params(fn)
+            for fn in nodes
+            if isinstance(fn, ast.FunctionDef)
+        ]
         if not any(same_signature(rt, st) for st in sigs):
             wrong.append(f"{'Tensor.' if method else ''}{name}: runtime {rt}, stub {sigs}")
     assert not wrong, "\n".join(wrong)

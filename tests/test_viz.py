@@ -19,7 +19,7 @@ def lecture():
     d = mg.sqrt(c)
     e = mg.cos(c)
     f = d + e
-    return dict(x=x, a=a, b=b, c=c, d=d, e=e, f=f)
+    return {"x": x, "a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
 
 
 def parse(src):
@@ -39,7 +39,16 @@ def test_dot_of_the_lecture_example_has_its_nodes_edges_values_and_adjoints():
     assert len(nodes) == 7
     by_name = {label.split(" = ")[0]: n for n, label in nodes.items()}
     assert set(by_name) == set("xabcdef")
-    want_edges = {("x", "a"), ("a", "b"), ("a", "c"), ("b", "c"), ("c", "d"), ("c", "e"), ("d", "f"), ("e", "f")}
+    want_edges = {
+        ("x", "a"),
+        ("a", "b"),
+        ("a", "c"),
+        ("b", "c"),
+        ("c", "d"),
+        ("c", "e"),
+        ("d", "f"),
+        ("e", "f"),
+    }
     assert {(a, b) for a, b in edges} == {(by_name[p], by_name[q]) for p, q in want_edges}
     lx = nodes[by_name["x"]]
     assert lx.startswith("x = input") and "value 0.7" in lx
@@ -58,14 +67,18 @@ def test_dot_of_a_matrix_graph_shows_shapes_and_leaves_out_big_values():
     y = mg.sum(A @ x)
     nodes, edges = parse(mg.to_dot(y))
     labels = list(nodes.values())
-    assert any(lbl.startswith("const") and "shape (2, 3) float64" in lbl and "value" not in lbl for lbl in labels)
-    assert any(lbl.startswith("input") and "shape (3,)" in lbl and "value [1., 1., 1.]" in lbl for lbl in labels)
+    assert any(
+        lbl.startswith("const") and "shape (2, 3) float64" in lbl and "value" not in lbl for lbl in labels
+    )
+    assert any(
+        lbl.startswith("input") and "shape (3,)" in lbl and "value [1., 1., 1.]" in lbl for lbl in labels
+    )
     assert any(lbl.startswith("matmul") for lbl in labels) and any(lbl.startswith("sum") for lbl in labels)
     assert len(edges) == 3
 
 
 def test_to_dot_refuses_what_is_not_a_tensor():
-    with pytest.raises(TypeError, match="^to_dot: expected a Tensor"):
+    with pytest.raises(TypeError, match=r"^to_dot: expected a Tensor"):
         mg.to_dot(np.ones(3))
 
 

@@ -15,13 +15,14 @@ returns and the derivative rule it implements: ``d/dx: ...`` is the adjoint pass
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, nn, optim  # nn, optim: the submodules mg.nn, mg.optim
 from ._core import *  # noqa: F403  (the public ops: one entry point each, defined in the engine)
-from ._core import Tensor, is_grad_enabled, tensor
+from ._core import Tensor
+from ._core import is_grad_enabled as is_grad_enabled  # re-exported (listed in _core.__all__)
+from ._core import tensor as tensor  # re-exported (listed in _core.__all__)
 from ._indexing import getitem as _getitem
 from ._transforms import check_grad, grad, hessian, jacobian, jvp, no_grad, value_and_grad, vjp
 from .viz import draw, to_dot
-from . import nn, optim  # noqa: E402  (submodules: mg.nn, mg.optim)
 
 Tensor.__getitem__ = _getitem  # type: ignore[method-assign]
 

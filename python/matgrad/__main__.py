@@ -7,12 +7,11 @@ import argparse
 import math
 import os
 import sys
-from typing import List, Optional, Tuple
 
 import matgrad as mg
 
 
-def lecture_graph(x0: float) -> List[Tuple[str, mg.Tensor, str]]:
+def lecture_graph(x0: float) -> list[tuple[str, mg.Tensor, str]]:
     """f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)) at x0, recorded with its named
     intermediates [(name, tensor, definition), ...] from x to f, after f.backward() (every
     intermediate retains its adjoint)."""
@@ -23,15 +22,22 @@ def lecture_graph(x0: float) -> List[Tuple[str, mg.Tensor, str]]:
     d = mg.sqrt(c)
     e = mg.cos(c)
     f = d + e
-    nodes = [("x", x, "input"), ("a", a, "x^2"), ("b", b, "exp(a)"), ("c", c, "a + b"),
-             ("d", d, "sqrt(c)"), ("e", e, "cos(c)"), ("f", f, "d + e")]
+    nodes = [
+        ("x", x, "input"),
+        ("a", a, "x^2"),
+        ("b", b, "exp(a)"),
+        ("c", c, "a + b"),
+        ("d", d, "sqrt(c)"),
+        ("e", e, "cos(c)"),
+        ("f", f, "d + e"),
+    ]
     for _, t, _ in nodes[1:]:
         t.retain_grad()
     f.backward()
     return nodes
 
 
-def lecture(x0: float, graph: Optional[str] = "lecture-graph.svg") -> int:
+def lecture(x0: float, graph: str | None = "lecture-graph.svg") -> int:
     """Print the lecture example's nodes, values and adjoints, and df/dx against the closed form."""
     nodes = lecture_graph(x0)
     x, f = nodes[0][1], nodes[-1][1]
@@ -69,14 +75,15 @@ def lecture(x0: float, graph: Optional[str] = "lecture-graph.svg") -> int:
     return 0 if rel < 1e-14 else 1
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m matgrad",
         description="matgrad: reverse-mode automatic differentiation for matrix programs.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p_lec = sub.add_parser("lecture", help="the lecture's scalar example with every node's value and adjoint "
-                                           "(the default)")
+    p_lec = sub.add_parser(
+        "lecture", help="the lecture's scalar example with every node's value and adjoint (the default)"
+    )
 
     def lecture_options(p: argparse.ArgumentParser, sub: bool) -> None:
         # the subcommand's copies only set what is given (an option before the word "lecture" stays)
@@ -84,18 +91,24 @@ def main(argv: Optional[List[str]] = None) -> int:
             return argparse.SUPPRESS if sub else value
 
         p.add_argument("--x", type=float, default=d(0.7), help="where to evaluate (default 0.7)")
-        p.add_argument("--graph", default=d("lecture-graph.svg"),
-                       help="where to draw the computation graph (.svg, .png or .pdf; default lecture-graph.svg)")
+        p.add_argument(
+            "--graph",
+            default=d("lecture-graph.svg"),
+            help="where to draw the computation graph (.svg, .png or .pdf; default lecture-graph.svg)",
+        )
         p.add_argument("--no-graph", action="store_true", default=d(False), help="do not draw the graph")
 
     # the default command takes its options with or without the word "lecture"
     lecture_options(parser, sub=False)
     lecture_options(p_lec, sub=True)
-    p_train = sub.add_parser("train", help="train the lecture's network by backpropagation on scikit-learn's "
-                                           "handwritten digits (needs the train extra: pip install \".[train]\" in a clone)",
-                             description="Train the lecture's network f_i = sigma(A f_{i-1} + b) on the 8 x 8 "
-                                         "digits shipped inside scikit-learn: progress bar with the running "
-                                         "loss, test accuracy, time per epoch, a loss-curve PNG.")
+    p_train = sub.add_parser(
+        "train",
+        help="train the lecture's network by backpropagation on scikit-learn's "
+        'handwritten digits (needs the train extra: pip install ".[train]" in a clone)',
+        description="Train the lecture's network f_i = sigma(A f_{i-1} + b) on the 8 x 8 "
+        "digits shipped inside scikit-learn: progress bar with the running "
+        "loss, test accuracy, time per epoch, a loss-curve PNG.",
+    )
     from . import train as _train
 
     _train.add_arguments(p_train)

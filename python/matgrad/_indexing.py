@@ -9,14 +9,14 @@ cotangent back where the elements came from, adding up repeated indices (scatter
 from __future__ import annotations
 
 import operator
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
 from . import _core
 
 
-def _basic(key: Any, shape: Tuple[int, ...]) -> Optional[Tuple[int, int, int, int, Tuple[int, ...]]]:
+def _basic(key: Any, shape: tuple[int, ...]) -> tuple[int, int, int, int, tuple[int, ...]] | None:
     """(r0, c0, rows, cols, result_shape) of the block a basic key selects, or None."""
     parts = key if isinstance(key, tuple) else (key,)
     if len(parts) > len(shape):
@@ -37,17 +37,17 @@ def _basic(key: Any, shape: Tuple[int, ...]) -> Optional[Tuple[int, int, int, in
             spans.append((i + n if i < 0 else i, 1, False))
         else:
             return None
-    for n in shape[len(spans):]:
+    for n in shape[len(spans) :]:
         spans.append((0, n, True))
     result = tuple(length for (_, length, keep) in spans if keep)
     if len(shape) == 1:
-        (c0, cols, _), = spans
+        ((c0, cols, _),) = spans
         return 0, c0, 1, cols, result
     (r0, rows, _), (c0, cols, _) = spans
     return r0, c0, rows, cols, result
 
 
-def getitem(x: "_core.Tensor", key: Any) -> "_core.Tensor":
+def getitem(x: _core.Tensor, key: Any) -> _core.Tensor:
     """__getitem__(x, key) -> Tensor
 
     ``x[key]`` as a node of the graph, with NumPy's indexing rules: integers, slices (any step),
@@ -73,6 +73,8 @@ def getitem(x: "_core.Tensor", key: Any) -> "_core.Tensor":
     except IndexError as e:
         raise IndexError(f"index: {e} (tensor of shape {shape})") from None
     if sel.ndim > 2:
-        raise ValueError(f"index: the result would have shape {sel.shape} (at most 2 dimensions are supported; "
-                         f"tensor of shape {shape})")
+        raise ValueError(
+            f"index: the result would have shape {sel.shape} (at most 2 dimensions are supported; "
+            f"tensor of shape {shape})"
+        )
     return _core._gather(x, sel)

@@ -147,10 +147,14 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     @functools.wraps(f)
     def hessian_f(*args: Any) -> Any:
         out, ins, graph = _core._trace(f, args, nums, "hessian")
-        blocks: list[list[Any]]  # Tensors (graph) or NumPy arrays
-        blocks = (_core._hessian_nodes if graph else _core._hessian_values)(out, list(ins))
+        # Tensors (graph) or NumPy arrays; one conditional expression, so that mypy keeps the declared
+        # type (an if/else would narrow it to a union whose rows zip() cannot type)
+        blocks: list[list[Any]] = (
+            _core._hessian_nodes(out, list(ins)) if graph else _core._hessian_values(out, list(ins))
+        )
         rows = [
-            tuple(_placed(b, xi.shape, xj.shape, graph) for b, xj in zip(row, ins)) for row, xi in zip(blocks, ins)
+            tuple(_placed(b, xi.shape, xj.shape, graph) for b, xj in zip(row, ins))
+            for row, xi in zip(blocks, ins)
         ]
         return rows[0][0] if single else tuple(rows)
 
@@ -199,10 +203,14 @@ def jvp(f: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) 
 
     for what, seq in (("primals", primals), ("tangents", tangents)):
         if not isinstance(seq, (tuple, list)):
-            raise TypeError(f"jvp: {what} must be a tuple or list (one entry per argument of f), got {type(seq).__name__}")
+            raise TypeError(
+                f"jvp: {what} must be a tuple or list (one entry per argument of f), got {type(seq).__name__}"
+            )
     primals, tangents = tuple(primals), tuple(tangents)
     if not primals or len(primals) != len(tangents):
-        raise ValueError(f"jvp: got {len(primals)} primals and {len(tangents)} tangents; they must match (at least one)")
+        raise ValueError(
+            f"jvp: got {len(primals)} primals and {len(tangents)} tangents; they must match (at least one)"
+        )
     nums = tuple(range(len(primals)))
     out, ins, graph = _core._trace(f, primals, nums, "jvp")
     ts = []

@@ -53,8 +53,14 @@ class Dense:
     ``H = G * sigma'(X @ A + b)``.
     """
 
-    def __init__(self, n_in: int, n_out: int, activation: str = "sigmoid", rng: Seed = None,
-                 dtype: npt.DTypeLike = np.float64) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        activation: str = "sigmoid",
+        rng: Seed = None,
+        dtype: npt.DTypeLike = np.float64,
+    ) -> None:
         if n_in < 1 or n_out < 1:
             raise ValueError(f"Dense: sizes must be positive, got ({n_in}, {n_out})")
         self.activation = activation
@@ -100,14 +106,21 @@ class MLP:
     ``G`` of the layer before it (the chain rule, one reverse sweep).
     """
 
-    def __init__(self, sizes: Sequence[int], activations: str | Sequence[str] = "sigmoid",
-                 rng: Seed = None, dtype: npt.DTypeLike = np.float64) -> None:
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activations: str | Sequence[str] = "sigmoid",
+        rng: Seed = None,
+        dtype: npt.DTypeLike = np.float64,
+    ) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: needs at least two sizes (input and output), got {sizes}")
         acts = [activations] * (len(sizes) - 1) if isinstance(activations, str) else list(activations)
         if len(acts) != len(sizes) - 1:
-            raise ValueError(f"MLP: {len(sizes) - 1} layers need {len(sizes) - 1} activations, got {len(acts)}")
+            raise ValueError(
+                f"MLP: {len(sizes) - 1} layers need {len(sizes) - 1} activations, got {len(acts)}"
+            )
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.layers = [Dense(i, o, a, gen, dtype) for i, o, a in zip(sizes[:-1], sizes[1:], acts)]
 
@@ -227,14 +240,18 @@ def softmax_cross_entropy(logits: Tensor, labels: npt.ArrayLike, reduction: str 
     lab = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
     if lab.ndim == 1:
         if lab.dtype.kind not in "iu":
-            raise ValueError(f"softmax_cross_entropy: labels must be {shape[0]} integers in [0, {shape[1]}), "
-                             f"got shape {lab.shape} dtype {lab.dtype}")
+            raise ValueError(
+                f"softmax_cross_entropy: labels must be {shape[0]} integers in [0, {shape[1]}), "
+                f"got shape {lab.shape} dtype {lab.dtype}"
+            )
         # integer labels: the C++ side checks them and builds the one-hot rows
         return _reduce(_core._softmax_cross_entropy(logits, lab), reduction, "softmax_cross_entropy")
     if lab.shape == shape:
         onehot = lab.astype(np.dtype(logits.dtype))
     else:
-        raise ValueError(f"softmax_cross_entropy: labels of shape {lab.shape} do not match logits of shape {shape}")
+        raise ValueError(
+            f"softmax_cross_entropy: labels of shape {lab.shape} do not match logits of shape {shape}"
+        )
     per_row = _core._softmax_cross_entropy(logits, onehot)
     return _reduce(per_row, reduction, "softmax_cross_entropy")
 
@@ -252,6 +269,8 @@ def binary_cross_entropy(logits: Tensor, targets: npt.ArrayLike, reduction: str 
     """
     y = np.asarray(targets, dtype=np.dtype(logits.dtype))
     if y.shape != tuple(logits.shape):
-        raise ValueError(f"binary_cross_entropy: targets of shape {y.shape} do not match logits of shape "
-                         f"{tuple(logits.shape)}")
+        raise ValueError(
+            f"binary_cross_entropy: targets of shape {y.shape} do not match logits of shape "
+            f"{tuple(logits.shape)}"
+        )
     return _reduce(_core.softplus(logits) - logits * y, reduction, "binary_cross_entropy")

@@ -36,11 +36,15 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: no parameters given")
         for k, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.is_leaf or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: parameter {k} is not a leaf Tensor with requires_grad=True")
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {k} is not a leaf Tensor with requires_grad=True"
+                )
             for j in range(k):
                 if self.params[j] is p:
-                    raise ValueError(f"{type(self).__name__}: parameters {j} and {k} are the same Tensor "
-                                     f"(it would be stepped twice)")
+                    raise ValueError(
+                        f"{type(self).__name__}: parameters {j} and {k} are the same Tensor "
+                        f"(it would be stepped twice)"
+                    )
         if not lr > 0:
             raise ValueError(f"{type(self).__name__}: lr must be positive, got {lr}")
         self.lr = float(lr)
@@ -85,7 +89,9 @@ class SGD(Optimizer):
     steps happen outside the graph.
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0):
+    def __init__(
+        self, params: Iterable[Tensor], lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0
+    ):
         super().__init__(params, lr)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum}")
@@ -96,7 +102,9 @@ class SGD(Optimizer):
         if type(self)._update is not Optimizer._update:  # a subclass's own rule
             return super()._step(k, p)
         # one pass: d = g + weight_decay x; v <- momentum v + d (momentum > 0); x <- x - lr d
-        _core._sgd_update_(p, self._v[k] if self.momentum else None, self.lr, self.momentum, self.weight_decay)
+        _core._sgd_update_(
+            p, self._v[k] if self.momentum else None, self.lr, self.momentum, self.weight_decay
+        )
 
 
 class Adam(Optimizer):
@@ -111,15 +119,22 @@ class Adam(Optimizer):
     differentiable: the steps happen outside the graph.
     """
 
-    def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         super().__init__(params, lr)
         b1, b2 = betas
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
             raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
         self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
         self.t = 0  # steps taken
-        self._t: list[int] = [0] * len(self.params)  # steps that updated each parameter: t in its bias corrections
+        self._t: list[int] = [0] * len(
+            self.params
+        )  # steps that updated each parameter: t in its bias corrections
         self._m: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
         self._s: list[np.ndarray] = [np.zeros(p.shape, dtype=p.dtype) for p in self.params]
 

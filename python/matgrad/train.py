@@ -19,8 +19,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -29,8 +30,17 @@ from . import nn, optim
 from ._core import Tensor
 from ._transforms import no_grad
 
-__all__ = ["Digits", "load_digits", "TrainConfig", "TrainResult", "train", "accuracy", "plot_loss_curve",
-           "add_arguments", "run"]
+__all__ = [
+    "Digits",
+    "load_digits",
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "accuracy",
+    "plot_loss_curve",
+    "add_arguments",
+    "run",
+]
 
 N_CLASSES = 10
 
@@ -54,9 +64,11 @@ def _need(module: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"matgrad train needs {module}: install the train extra, pip install \"matgrad[train]\" "
-                          f"(in a clone of matgrad: pip install \".[train]\"; it brings scikit-learn, tqdm, "
-                          f"matplotlib)") from None
+        raise ImportError(
+            f'matgrad train needs {module}: install the train extra, pip install "matgrad[train]" '
+            f'(in a clone of matgrad: pip install ".[train]"; it brings scikit-learn, tqdm, '
+            f"matplotlib)"
+        ) from None
 
 
 def load_digits(dtype: DTypeLike = np.float64, test_size: float = 0.25) -> Digits:
@@ -69,7 +81,8 @@ def load_digits(dtype: DTypeLike = np.float64, test_size: float = 0.25) -> Digit
     model_selection = _need("sklearn.model_selection")
     X, y = datasets.load_digits(return_X_y=True)
     X_tr, X_te, y_tr, y_te = model_selection.train_test_split(
-        X, y, test_size=test_size, random_state=0, stratify=y)
+        X, y, test_size=test_size, random_state=0, stratify=y
+    )
     mean = X_tr.mean(axis=0)
     std = X_tr.std(axis=0)
     std[std == 0] = 1.0
@@ -120,13 +133,13 @@ class TrainResult:
     seconds spent training (forward, backward and optimiser steps; evaluation excluded)."""
 
     model: nn.MLP
-    step_losses: List[float] = field(default_factory=list)
-    epoch_losses: List[float] = field(default_factory=list)
-    test_accuracy: List[float] = field(default_factory=list)
-    epoch_seconds: List[float] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
 
 
-def build(cfg: TrainConfig, n_in: int = 64, n_out: int = N_CLASSES) -> Tuple[nn.MLP, optim.Optimizer]:
+def build(cfg: TrainConfig, n_in: int = 64, n_out: int = N_CLASSES) -> tuple[nn.MLP, optim.Optimizer]:
     """The network ``n_in -> hidden... -> n_out`` (activation on the hidden layers, identity on
     the logits), initialised from ``cfg.seed``, and its optimiser."""
     sizes = [n_in, *cfg.hidden, n_out]
@@ -140,10 +153,10 @@ def build(cfg: TrainConfig, n_in: int = 64, n_out: int = N_CLASSES) -> Tuple[nn.
     return model, opt
 
 
-def batches(n: int, batch_size: int, rng: np.random.Generator) -> List[np.ndarray]:
+def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """One epoch's minibatch indices: a random permutation cut into batches (the last may be short)."""
     perm = rng.permutation(n)
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def accuracy(model: Callable[[np.ndarray], Tensor], X: np.ndarray, y: np.ndarray) -> float:
@@ -153,9 +166,12 @@ def accuracy(model: Callable[[np.ndarray], Tensor], X: np.ndarray, y: np.ndarray
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
-def train(cfg: TrainConfig, data: Optional[Digits] = None,
-          on_step: Optional[Callable[[int, int, float], None]] = None,
-          on_epoch: Optional[Callable[[int, TrainResult], None]] = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    data: Digits | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[int, TrainResult], None] | None = None,
+) -> TrainResult:
     """Train the network of ``cfg`` on ``data`` (default: :func:`load_digits`).
 
     ``on_step(epoch, step, loss)`` is called after every optimiser step and ``on_epoch(epoch,
@@ -200,8 +216,13 @@ def plot_loss_curve(res: TrainResult, path: str, title: str = "") -> None:
 
     steps_per_epoch = len(res.step_losses) / max(1, len(res.epoch_losses))
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax.plot(np.arange(1, len(res.step_losses) + 1) / steps_per_epoch, res.step_losses, lw=0.6, alpha=0.5,
-            label="minibatch")
+    ax.plot(
+        np.arange(1, len(res.step_losses) + 1) / steps_per_epoch,
+        res.step_losses,
+        lw=0.6,
+        alpha=0.5,
+        label="minibatch",
+    )
     ax.plot(np.arange(1, len(res.epoch_losses) + 1), res.epoch_losses, "o-", lw=1.5, label="epoch mean")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -222,28 +243,62 @@ def plot_loss_curve(res: TrainResult, path: str, title: str = "") -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``python -m matgrad train``."""
     d = TrainConfig()
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the training set (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"minibatch size (default {d.batch_size})")
+    p.add_argument(
+        "--epochs", type=int, default=d.epochs, help=f"passes over the training set (default {d.epochs})"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help=f"minibatch size (default {d.batch_size})"
+    )
     p.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
-    p.add_argument("--hidden", type=int, nargs="+", default=list(d.hidden), metavar="H",
-                   help=f"hidden layer sizes (default {' '.join(map(str, d.hidden))})")
-    p.add_argument("--activation", choices=("sigmoid", "tanh", "relu"), default=d.activation,
-                   help=f"sigma of the hidden layers (default {d.activation}, the lecture's)")
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default=d.optimizer,
-                   help=f"adam, or sgd with momentum {d.momentum} (default {d.optimizer})")
-    p.add_argument("--seed", type=int, default=d.seed,
-                   help=f"seeds the initial weights and the minibatch order (default {d.seed})")
+    p.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=list(d.hidden),
+        metavar="H",
+        help=f"hidden layer sizes (default {' '.join(map(str, d.hidden))})",
+    )
+    p.add_argument(
+        "--activation",
+        choices=("sigmoid", "tanh", "relu"),
+        default=d.activation,
+        help=f"sigma of the hidden layers (default {d.activation}, the lecture's)",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=("adam", "sgd"),
+        default=d.optimizer,
+        help=f"adam, or sgd with momentum {d.momentum} (default {d.optimizer})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"seeds the initial weights and the minibatch order (default {d.seed})",
+    )
     p.add_argument("--dtype", choices=("float64", "float32"), default=d.dtype, help=f"default {d.dtype}")
-    p.add_argument("--out", default="train-output", metavar="DIR",
-                   help="folder for loss-curve.png and model.npz (default train-output)")
+    p.add_argument(
+        "--out",
+        default="train-output",
+        metavar="DIR",
+        help="folder for loss-curve.png and model.npz (default train-output)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch only)")
 
 
 def run(args: argparse.Namespace) -> int:
     """``python -m matgrad train``: train, print the test accuracy and time per epoch, write the
     loss curve and the weights. Exit status 0 when the test accuracy reaches 95%."""
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=tuple(args.hidden),
-                      activation=args.activation, optimizer=args.optimizer, seed=args.seed, dtype=args.dtype)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        hidden=tuple(args.hidden),
+        activation=args.activation,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        dtype=args.dtype,
+    )
     try:
         cfg.check()
     except ValueError as e:
@@ -258,14 +313,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"python -m matgrad train: error: --out {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     arch = " -> ".join(map(str, [data.X_train.shape[1], *cfg.hidden, N_CLASSES]))
-    print(f"digits (scikit-learn): {len(data.y_train)} training and {len(data.y_test)} test images of 8 x 8 "
-          f"pixels, standardised")
-    print(f"network {arch}, {cfg.activation} hidden layers, softmax cross-entropy; {cfg.optimizer} lr {cfg.lr}, "
-          f"batch {cfg.batch_size}, {cfg.epochs} epochs, seed {cfg.seed}, {cfg.dtype}")
+    print(
+        f"digits (scikit-learn): {len(data.y_train)} training and {len(data.y_test)} test images of 8 x 8 "
+        f"pixels, standardised"
+    )
+    print(
+        f"network {arch}, {cfg.activation} hidden layers, softmax cross-entropy; {cfg.optimizer} lr {cfg.lr}, "
+        f"batch {cfg.batch_size}, {cfg.epochs} epochs, seed {cfg.seed}, {cfg.dtype}"
+    )
     steps = -(-len(data.y_train) // cfg.batch_size)
-    bar = tqdm(total=cfg.epochs * steps, unit="step", disable=args.no_progress, dynamic_ncols=True,
-               leave=False)
-    running: List[float] = []
+    bar = tqdm(
+        total=cfg.epochs * steps, unit="step", disable=args.no_progress, dynamic_ncols=True, leave=False
+    )
+    running: list[float] = []
 
     def on_step(epoch: int, step: int, loss: float) -> None:
         running.append(loss)
@@ -276,8 +336,10 @@ def run(args: argparse.Namespace) -> int:
         bar.update(1)
 
     def on_epoch(epoch: int, res: TrainResult) -> None:
-        bar.write(f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {res.epoch_losses[-1]:.4f}  "
-                  f"test accuracy {100 * res.test_accuracy[-1]:6.2f}%  {1000 * res.epoch_seconds[-1]:7.1f} ms")
+        bar.write(
+            f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {res.epoch_losses[-1]:.4f}  "
+            f"test accuracy {100 * res.test_accuracy[-1]:6.2f}%  {1000 * res.epoch_seconds[-1]:7.1f} ms"
+        )
 
     try:
         res = train(cfg, data, on_step, on_epoch)
@@ -287,11 +349,15 @@ def run(args: argparse.Namespace) -> int:
     secs = np.asarray(res.epoch_seconds)
     curve = os.path.join(args.out, "loss-curve.png")
     weights = os.path.join(args.out, "model.npz")
-    plot_loss_curve(res, curve, title=f"matgrad: digits, {arch}, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}")
+    plot_loss_curve(
+        res, curve, title=f"matgrad: digits, {arch}, {cfg.optimizer} lr {cfg.lr}, batch {cfg.batch_size}"
+    )
     res.model.save(weights)
-    print(f"test accuracy: {100 * acc:.2f}% ({int(round(acc * len(data.y_test)))}/{len(data.y_test)})")
-    print(f"time per epoch: {1000 * np.median(secs):.1f} ms median, {1000 * secs.mean():.1f} ms mean "
-          f"({steps} steps of forward, backward and {cfg.optimizer} update)")
+    print(f"test accuracy: {100 * acc:.2f}% ({round(acc * len(data.y_test))}/{len(data.y_test)})")
+    print(
+        f"time per epoch: {1000 * np.median(secs):.1f} ms median, {1000 * secs.mean():.1f} ms mean "
+        f"({steps} steps of forward, backward and {cfg.optimizer} update)"
+    )
     print(f"loss curve: {curve}")
     print(f"weights: {weights}")
     if acc < 0.95:

@@ -50,8 +50,12 @@ def to_dot(tensor: Tensor, names: dict[str, Tensor] | None = None, title: str | 
         raise TypeError(f"to_dot: expected a Tensor, got {type(tensor).__name__}")
     named = {_core._node_id(t): n for n, t in (names or {}).items()}
     graph = _core._graph(tensor)
-    lines = ["digraph matgrad {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=11];',
-             '  edge [color="#555555"];']
+    lines = [
+        "digraph matgrad {",
+        "  rankdir=LR;",
+        '  node [fontname="Helvetica", fontsize=11];',
+        '  edge [color="#555555"];',
+    ]
     if title:
         lines.append(f'  labelloc="t"; label="{_escape(title)}";')
     for i, (t, parents, node_id) in enumerate(graph):
@@ -101,5 +105,7 @@ def draw(tensor: Tensor, path: str, names: dict[str, Tensor] | None = None, titl
     src = to_dot(tensor, names=names, title=title)
     res = subprocess.run([dot, f"-T{fmt}", "-o", path], input=src.encode(), capture_output=True)
     if res.returncode != 0:
-        raise RuntimeError(f"draw: dot failed ({res.returncode}): {res.stderr.decode(errors='replace').strip()}")
+        raise RuntimeError(
+            f"draw: dot failed ({res.returncode}): {res.stderr.decode(errors='replace').strip()}"
+        )
     return path

@@ -199,9 +199,9 @@ void bind_tensor(py::module_& m) {
          // properties
          // and
          // operators:
-                                                                                                         // bind_entry.cpp,
-                                                                                                         // from the
-                                                                                                         // entry points
+  // bind_entry.cpp,
+  // from the
+  // entry points
 
   m.def(
       "tensor",
