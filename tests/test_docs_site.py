@@ -1,4 +1,5 @@
-"""The documentation site (docs/, mkdocs.yml) stays true to the code.
+"""The documentation (the site: docs/ and mkdocs.yml; the README's matrix-calculus table) stays
+true to the code.
 
 - Every ```python block of docs/**/*.md runs, page by page in order in one fresh namespace per
   page, in a temporary working directory, and the asserts inside hold. A block right after a
@@ -8,6 +9,7 @@
   show the values and adjoints the engine computes now.
 - When mkdocs is installed (pip install ".[docs]"), `mkdocs build --strict` succeeds and the API
   pages hold the docstrings of the compiled module (e.g. det's derivative rule, "adj(X)").
+- Every test the README's matrix-calculus table names exists.
 """
 
 from __future__ import annotations
@@ -214,3 +216,19 @@ def test_mkdocs_build_strict(tmp_path):
             assert f'id="{mod.__name__}.{k}"' in built, f"api/{page}: no entry for {mod.__name__}.{k}"
     assert (site / "assets" / "lecture-example-graph.svg").is_file()
     assert not list(site.rglob("*.py")), "docs/*.py must not be published"
+
+
+def test_readme_matrix_calculus_table_cites_existing_tests():
+    """Every test the README's identity table names exists (the table stays true)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    table = readme.split("## Matrix calculus", 1)[1].split("\n## ", 1)[0]
+    cited = set(re.findall(r"`(test_[a-z0-9_]+)`", table))
+    assert len(cited) > 30
+    defined = set()
+    for path in (root / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_[a-z0-9_]+)\(", path.read_text(), re.M))
+    assert cited <= defined, f"README cites tests that do not exist: {sorted(cited - defined)}"

@@ -683,14 +683,6 @@ def test_argnums_out_of_range_is_a_value_error(transform, argnums):
     assert str(info.value).startswith(transform + ":"), str(info.value)
 
 
-@pytest.mark.parametrize("red", ["sum", "mean"])
-def test_axis_accepts_numpy_integers(red):
-    # Regression: np.int64 axes were refused (NumPy, and matgrad's reshape, take __index__ ints).
-    x = np.arange(6.0).reshape(2, 3)
-    got = getattr(mg, red)(x, axis=np.int64(1)).numpy()
-    np.testing.assert_allclose(got, getattr(np, red)(x, axis=1), rtol=1e-15)
-
-
 @pytest.mark.parametrize("op", ["logsumexp", "max"])
 @pytest.mark.parametrize("axis", [2, 5, -3, 2**70, -(2**70)])
 def test_axis_error_of_new_reductions_names_the_axis_given(op, axis):
@@ -710,52 +702,48 @@ def test_axis_error_of_joins_names_the_axis_given(op, axis):
 
 
 @pytest.mark.parametrize(
-    "label, got, want",
+    "call, pattern",
     [
-        ("max", lambda a: mg.max(a, axis=np.int64(1)), lambda a: np.max(a, axis=1)),
-        ("logsumexp", lambda a: mg.logsumexp(a, axis=np.int64(-1)), lambda a: np.log(np.exp(a).sum(axis=-1))),
-        (
-            "concatenate",
-            lambda a: mg.concatenate([a, a], axis=np.int64(1)),
-            lambda a: np.concatenate([a, a], axis=1),
-        ),
-        (
-            "stack",
-            lambda a: mg.stack([a[0], a[1]], axis=np.int64(1)),
-            lambda a: np.stack([a[0], a[1]], axis=1),
-        ),
-        ("diag", lambda a: mg.diag(a, k=np.int64(1)), lambda a: np.diag(a, k=1)),
+        (lambda: mg.trace(np.ones(3)), r"^trace: shape \(3,\) "),
+        (lambda: mg.trace(np.float64(2.0)), r"^trace: shape \(\) "),
+        (lambda: mg.dot(np.ones((3, 4)), np.ones(5)), r"^dot: shapes \(3, 4\) and \(5,\) "),
+        (lambda: mg.dot(np.ones(3), np.ones((4, 2))), r"^dot: shapes \(3,\) and \(4, 2\) "),
+        (lambda: mg.outer("a", np.ones(2)), r"^outer: "),
     ],
-    ids=["max", "logsumexp", "concatenate", "stack", "diag"],
 )
-def test_new_ops_accept_numpy_integer_axes(label, got, want):
-    # As for sum and mean (test_axis_accepts_numpy_integers): any __index__ int is an axis.
-    a = np.arange(6.0).reshape(2, 3)
-    np.testing.assert_allclose(got(a).numpy(), want(a), rtol=1e-15, err_msg=label)
+def test_linalg_errors_name_the_op_and_shapes(call, pattern):
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        call()
 
 
-SINGULAR = {
-    "rank 1": [[1.0, 2.0], [2.0, 4.0]],
-    "zeros": [[0.0, 0.0], [0.0, 0.0]],
-    "zero 1x1": [[0.0]],
-    "zero column": [[1.0, 0.0, 2.0], [3.0, 0.0, 4.0], [5.0, 0.0, 6.0]],
-    "repeated row": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [1.0, 2.0, 3.0]],
-}
+# Regression: shapes whose element count overflows were not checked (a crash); the ops refuse
+# them with a ValueError naming the op.
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mg.reshape(mg.tensor(np.arange(6.0)), (132354, 418122854021251)),
+        lambda: mg.tensor(np.zeros((0,))).reshape(2**32, 2**32),
+        lambda: mg.tensor(np.zeros((2**32, 0))) @ mg.tensor(np.zeros((0, 2**32))),
+    ],
+)
+def test_shapes_whose_size_overflows_are_refused(make):
+    with pytest.raises(ValueError, match=r"^(reshape|matmul): "):
+        make()
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name", list(SINGULAR))
-def test_det_of_a_singular_matrix_is_exactly_zero(name, dtype):
-    """det of a singular matrix is 0 (no error); logdet is -inf, slogdet (0, -inf)."""
-    a = np.array(SINGULAR[name], dtype=dtype)
-    for x in (a, mg.tensor(a, requires_grad=True)):
-        d = mg.det(x).numpy()
-        assert d.shape == () and d.dtype == dtype and d == 0.0, (name, d)
-        assert mg.logdet(x).numpy() == -np.inf, name
-        sign, logabs = mg.slogdet(x)
-        assert (float(np.asarray(sign)), float(np.asarray(logabs))) == (0.0, -np.inf), name
-    value, g = mg.value_and_grad(mg.det)(a)  # the singular det is no error under a transform either
-    assert value == 0.0 and g.shape == a.shape and np.all(np.isfinite(g)), (name, value, g)
+def test_a_tensor_cannot_be_made_without_a_value():
+    # Regression: Tensor() and Tensor.__new__(Tensor) made an instance without a node (a crash on use).
+    with pytest.raises(TypeError):
+        mg.Tensor()
+    with pytest.raises(TypeError):
+        mg.Tensor.__new__(mg.Tensor)
+
+
+@pytest.mark.parametrize("transform", ["grad", "jacobian", "hessian"])
+def test_a_function_returning_a_tuple_is_refused_not_silently_zero(transform):
+    """Regression: a tuple or list of Tensors became a constant and the derivative came out 0."""
+    with pytest.raises(TypeError, match=f"^{transform}: the function must return one Tensor"):
+        getattr(mg, transform)(lambda x: [mg.sum(x * x)])(np.ones(3))
 
 
 @pytest.mark.parametrize(
@@ -957,8 +945,46 @@ def nasty_results():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# The op each nasty case calls, by the first word of its label where that word is not the op.
+NASTY_OP = {
+    "radd": "add",
+    "axis": "sum",
+    "argnums": "grad",
+    "object": "tensor",
+    "ragged": "tensor",
+    "structured": "tensor",
+    "datetime": "tensor",
+    "float16": "tensor",
+    "longdouble": "tensor",
+    "int64": "tensor",
+    "uint64": "tensor",
+    "nan": "backward",
+}
+
+
+def nasty_op(label: str) -> str:
+    first = label.split()[0]
+    return NASTY_OP.get(first, first)
+
+
 def test_nasty_inputs_never_crash(nasty_results):
-    assert len(nasty_results) > 200
+    """The child ran every case to the end (the fixture checks its return code) and each left a
+    well-formed record: a value of at most 2 dimensions, equal to NumPy's where the case has
+    NumPy's answer, or a clear exception of an expected type whose message starts with the name of
+    the op the case calls. Every unary op got its special-value cases, forward and through grad."""
+    labels = [r["label"] for r in nasty_results]
+    assert len(labels) == len(set(labels)) > 200, "each case recorded once, and all of them"
+    for name in SPECIAL_UNARY:
+        for suffix in ("special", "special grad", "special grad2"):
+            assert f"{name} {suffix}" in labels, f"no record of {name} {suffix}"
+    for r in nasty_results:
+        if r["status"] == "ok":
+            assert len(r["shape"]) <= 2 and all(d >= 0 for d in r["shape"]), r
+            if "want_shape" in r:
+                assert r["match"] and r["shape"] == r["want_shape"], r
+        else:
+            assert r["status"] in ("ValueError", "TypeError", "IndexError", "LinAlgError"), r
+            assert r["msg"].startswith(nasty_op(r["label"]) + ": "), r
 
 
 def clear_message(msg: str) -> bool:
@@ -1063,66 +1089,3 @@ def test_special_values_binary_forward_match_numpy(name, nasty_results):
     got = getattr(mg, name)(a, b).numpy()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=0, err_msg=name)
-
-
-# Regressions: Eigen's vectorised exp clamped its argument (exp(x < -708.4) gave 5.56e-309,
-# float32 2.94e-39, instead of 0 or the subnormal), its log clamped subnormal arguments
-# (log(1e-310) gave -708.40), and relu(NaN) gave 0.
-# The results depended on the position in the array (Eigen's packet path for the first
-# multiple-of-packet-size elements, scalar libm for the tail), so each value is tiled to 16.
-
-
-def tiled(values, dtype):
-    return np.repeat(np.array(values, dtype=dtype), 16)
-
-
-@pytest.mark.parametrize(
-    "dtype, x",
-    [
-        (np.float64, [-np.inf, -1000.0, -800.0, -746.0]),
-        (np.float32, [-np.inf, -200.0, -104.0]),
-    ],
-)
-def test_exp_underflows_to_zero(dtype, x):
-    got = mg.exp(tiled(x, dtype)).numpy()
-    np.testing.assert_array_equal(got, np.zeros(16 * len(x), dtype=dtype))
-
-
-@pytest.mark.parametrize("dtype, x, rtol", [(np.float64, -720.0, 1e-9), (np.float32, -90.0, 1e-4)])
-def test_exp_gives_subnormal_results(dtype, x, rtol):
-    xs = tiled([x], dtype)
-    want = np.exp(xs)
-    np.testing.assert_allclose(mg.exp(xs).numpy(), want, rtol=rtol, atol=0)
-    np.testing.assert_allclose(mg.grad(lambda z: mg.sum(mg.exp(z)))(xs), want, rtol=rtol, atol=0)
-
-
-@pytest.mark.parametrize("dtype, x", [(np.float64, [5e-324, 1e-310, 2e-308]), (np.float32, [1e-45, 1e-40])])
-def test_log_of_subnormals(dtype, x):
-    xs = tiled(x, dtype)
-    np.testing.assert_allclose(mg.log(xs).numpy(), np.log(xs.astype(np.float64)), rtol=1e-6, atol=0)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_relu_propagates_nan(dtype):
-    x = np.array([np.nan, 1.0, -1.0, np.nan], dtype=dtype)
-    np.testing.assert_array_equal(mg.relu(x).numpy(), np.array([np.nan, 1.0, 0.0, np.nan], dtype=dtype))
-
-
-def test_elementwise_results_do_not_depend_on_position():
-    """The same input value gives the same output bits wherever it sits in the array."""
-    rng = np.random.default_rng(5)
-    vals = np.concatenate([rng.uniform(-30, 30, 40), rng.uniform(0.1, 3, 20)])
-    for name in ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "sigmoid", "softplus"):
-        with np.errstate(all="ignore"):
-            x = vals[vals > 0] if name in ("log", "sqrt") else vals
-            for dtype in (np.float64, np.float32):
-                xs = x.astype(dtype)
-                full = getattr(mg, name)(xs).numpy()
-                one_by_one = np.array([getattr(mg, name)(xs[i : i + 1]).numpy()[0] for i in range(xs.size)])
-                np.testing.assert_allclose(
-                    full,
-                    one_by_one,
-                    rtol=8 * np.finfo(dtype).eps,
-                    atol=0,
-                    err_msg=f"{name} {np.dtype(dtype)}",
-                )

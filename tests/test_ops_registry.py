@@ -14,7 +14,10 @@ a NumPy reference forward. The tests below walk the whole table, so no op ships 
   and f'' of every elementwise op via mg.grad(mg.grad(f)), against central differences of
   the first derivative.
 
-A separate test checks that the table covers every op name in matgrad.__all__.
+A separate test checks that the table covers every op name in matgrad.__all__. What is
+particular to one op family (conventions at kinks, special values, regressions, closed forms)
+is in that family's file: test_elementwise.py, test_reductions.py, test_shape_ops.py,
+test_linalg.py and test_matrix_calculus.py.
 """
 
 from __future__ import annotations
@@ -1041,97 +1044,3 @@ def test_transform_results_are_independent_arrays(case):
         np.testing.assert_array_equal(a, b)
     for a, k in zip(args, keep):
         np.testing.assert_array_equal(a, k)
-
-
-# ---- conventions at kinks and special points (docs/concepts.md) ----
-
-
-@pytest.mark.parametrize("create_graph", [False, True])
-@pytest.mark.parametrize("dtype", [F64, F32])
-def test_kink_conventions(dtype, create_graph):
-    """abs'(0) = relu'(0) = 0; ties in maximum/minimum split the gradient equally."""
-
-    def grads(f, *args):
-        leaves = [mg.tensor(np.asarray(a, dtype=dtype), requires_grad=True) for a in args]
-        mg.sum(f(*leaves)).backward(create_graph=create_graph)
-        return [np.asarray(t.grad) for t in leaves]
-
-    zeros = np.array([0.0, -0.0, 1.0, -1.0])
-    np.testing.assert_array_equal(grads(mg.abs, zeros)[0], [0.0, 0.0, 1.0, -1.0])
-    np.testing.assert_array_equal(grads(mg.relu, zeros)[0], [0.0, 0.0, 1.0, 0.0])
-    x, y = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
-    gx, gy = grads(mg.maximum, x, y)
-    np.testing.assert_array_equal(gx, [0.5, 0.0, 1.0])
-    np.testing.assert_array_equal(gy, [0.5, 1.0, 0.0])
-    gx, gy = grads(mg.minimum, x, y)
-    np.testing.assert_array_equal(gx, [0.5, 1.0, 0.0])
-    np.testing.assert_array_equal(gy, [0.5, 0.0, 1.0])
-    (g,) = grads(lambda a: mg.maximum(a, a), x)
-    np.testing.assert_array_equal(g, [1.0, 1.0, 1.0])
-    # ties against a broadcast operand: each of the 2 rows contributes 1/2 to the tie
-    gx, gc = grads(mg.maximum, x, np.array([[2.0], [2.0]]))
-    np.testing.assert_array_equal(gx, [0.0, 1.0, 2.0])
-    np.testing.assert_array_equal(gc, [[1.5], [1.5]])
-    (g,) = grads(lambda a: mg.maximum(a, 2.0), x)
-    np.testing.assert_array_equal(g, [0.0, 0.5, 1.0])
-    for g in grads(mg.maximum, x, y) + grads(mg.abs, zeros):
-        assert g.dtype == dtype
-
-
-@pytest.mark.parametrize("form", ["pow(0.0, y)", "0.0 ** y", "zeros ** y"])
-def test_pow_zero_base_exponent_gradient(form):
-    # Regression: 0 * log(0) gave NaN. 0**y is the constant 0 for y > 0 (JAX/PyTorch give 0).
-    y = np.array([0.5, 1.0, 2.0, 3.5])
-    f = {
-        "pow(0.0, y)": lambda t: mg.pow(0.0, t),
-        "0.0 ** y": lambda t: 0.0**t,
-        "zeros ** y": lambda t: mg.tensor(np.zeros(4)) ** t,
-    }[form]
-    np.testing.assert_array_equal(mg.grad(lambda t: mg.sum(f(t)))(y), np.zeros(4))
-
-
-def test_pow_at_zero_base_with_positive_exponent():
-    """d/dx x**y at x = 0: y x^(y-1) = 0 for y > 1 (and x**2, x**3 shortcuts alike)."""
-    x = np.zeros(3)
-    for f, want in (
-        (lambda t: t**2, 0.0),
-        (lambda t: t**3, 0.0),
-        (lambda t: t**2.5, 0.0),
-        (lambda t: t**1, 1.0),
-    ):
-        np.testing.assert_array_equal(mg.grad(lambda t, f=f: mg.sum(f(t)))(x), np.full(3, want))
-    gx = mg.grad(lambda t: mg.sum(t ** np.array([2.0, 3.0, 1.5])))(x)
-    np.testing.assert_array_equal(gx, [0.0, 0.0, 0.0])
-
-
-@pytest.mark.parametrize("form", ["0.0 ** y", "zeros ** y"])
-def test_pow_zero_base_exponent_second_derivative(form):
-    """d2/dy2 0**y = 0 for y > 0 (0**y is the constant 0 there).
-
-    Regression: the VJP of xlogy(x**y, x) w.r.t. its first operand was G * log(x) = -inf,
-    times d(x**y)/dy = 0, giving NaN for a Tensor base of zeros.
-    """
-    y = np.array([0.5, 2.0, 3.5])
-    zeros = mg.tensor(np.zeros(3))
-    f = (lambda u: 0.0**u) if form == "0.0 ** y" else (lambda u: zeros**u)
-    got = mg.grad(lambda t: mg.sum(mg.grad(lambda u: mg.sum(f(u)))(t)))(y)
-    np.testing.assert_array_equal(got, np.zeros(3))
-
-
-def test_pow_zero_base_mixed_second_derivative():
-    """d/dx (d/dy x**y) = y x^(y-1) log x + x^(y-1) -> 0 as x -> 0 for y > 1."""
-    got = mg.grad(lambda x: mg.sum(mg.grad(lambda u: mg.sum(x**u))(np.array([2.0, 3.0]))))(np.zeros(2))
-    np.testing.assert_array_equal(got, [0.0, 0.0])
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_log1p_and_expm1_stay_accurate_near_zero(dtype):
-    # where log(1 + x) and exp(x) - 1 lose every digit: values as NumPy's, gradients closed forms
-    x = np.array([-1e-30, -1e-12, 1e-20, 3e-8, 1e-4, -0.5, 5.0], dtype=dtype)
-    tol = {"rtol": 1e-15 if dtype == np.float64 else 1e-6, "atol": 0}
-    np.testing.assert_allclose(mg.log1p(x).numpy(), np.log1p(x), **tol)
-    np.testing.assert_allclose(mg.expm1(x).numpy(), np.expm1(x), **tol)
-    g = mg.grad(lambda t: mg.sum(mg.log1p(t)))(x)
-    assert g.dtype == dtype
-    np.testing.assert_allclose(g, 1 / (1 + x.astype(np.float64)), **tol)
-    np.testing.assert_allclose(mg.grad(lambda t: mg.sum(mg.expm1(t)))(x), np.exp(x.astype(np.float64)), **tol)
