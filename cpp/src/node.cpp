@@ -131,4 +131,18 @@ NodeRef make_leaf_shared(Buffer* buf, void* data, Shape shape, DType dtype, bool
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
 
+namespace {
+thread_local bool t_tracing = false;
+}
+bool tracing() { return t_tracing; }
+void set_tracing(bool on) { t_tracing = on; }
+TraceMode::TraceMode() : prev_tracing_(t_tracing), prev_grad_(t_grad_enabled) {
+  t_tracing = true;
+  t_grad_enabled = true;
+}
+TraceMode::~TraceMode() {
+  t_tracing = prev_tracing_;
+  t_grad_enabled = prev_grad_;
+}
+
 }  // namespace matgrad

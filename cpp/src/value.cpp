@@ -61,7 +61,13 @@ int class_of(std::size_t bytes) {
 
 }  // namespace
 
+namespace {
+thread_local std::int64_t t_pool_allocations = 0;
+}
+std::int64_t pool_allocations() { return t_pool_allocations; }
+
 Buffer* Buffer::allocate(std::size_t bytes) {
+  ++t_pool_allocations;
   int c = class_of(bytes);
   if (c > kMaxClass) throw std::bad_alloc();
   void* raw = nullptr;

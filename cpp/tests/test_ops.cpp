@@ -1297,6 +1297,60 @@ TEST_P(OpTest, JacobianReverseForwardAndNodesAgree) {
       << "the unused input";
 }
 
+// Compiled programs (matgrad/program.hpp) compute what eager evaluation computes: the value and
+// gradient of a scalar made of the case's output, its Jacobian and its Hessian, optimised and
+// not, and a second replay allocates nothing.
+TEST_P(OpTest, CompiledProgramsMatchEager) {
+  std::vector<Input> xs = draw(c(), seed());
+  for (Input& x : xs) x = round_to(x, dt());
+  std::vector<NodeRef> in;
+  std::vector<Val> args;
+  std::vector<int> all;
+  for (const Input& x : xs) {
+    in.push_back(leaf(x, dt()));
+    args.push_back(in.back()->value());
+    all.push_back(int(all.size()));
+  }
+  NodeRef out = c().f(in);
+  Rng rng(seed() + 7);
+  NodeRef w = leaf(rng.input(out->shape), out->dtype, false);
+  NodeRef loss = matgrad::sum(out * w);
+  const std::vector<Val> grads = matgrad::grad_values(loss, in);
+  const Tol t = value_tol(c().same_dtype_out ? dt() : DType::f32);
+  for (bool optimize : {false, true}) {
+    SCOPED_TRACE(optimize ? "optimized" : "not optimized");
+    const matgrad::Program p = matgrad::compile_value_and_grad(in, loss, all, optimize);
+    std::vector<Val> got = p.run(args);
+    ASSERT_EQ(got.size(), in.size() + 1);
+    EXPECT_TRUE(all_close(values(got[0]), values(loss), t)) << "value\n" << p.str();
+    for (std::size_t k = 0; k < in.size(); ++k) {
+      EXPECT_EQ(got[k + 1].shape(), in[k]->shape);
+      EXPECT_EQ(got[k + 1].dtype(), in[k]->dtype);
+      EXPECT_TRUE(all_close(values(got[k + 1]), values(grads[k]), t)) << "gradient " << k << "\n" << p.str();
+    }
+    const std::int64_t before = matgrad::replay_stats().pool_allocations;
+    p.run(args);
+    EXPECT_EQ(matgrad::replay_stats().pool_allocations, before) << "a second replay allocated";
+  }
+  const std::vector<Val> jac = matgrad::jacobian_values(out, in);
+  const std::vector<Val> jp = matgrad::compile_jacobian(in, out, all).run(args);
+  ASSERT_EQ(jp.size(), in.size());
+  for (std::size_t k = 0; k < in.size(); ++k) {
+    EXPECT_EQ(jp[k].shape(), jac[k].shape());
+    EXPECT_TRUE(all_close(values(jp[k]), values(jac[k]), t)) << "jacobian block " << k;
+  }
+  const std::vector<std::vector<Val>> hess = matgrad::hessian_values(loss, in);
+  const std::vector<Val> hp = matgrad::compile_hessian(in, loss, all).run(args);
+  ASSERT_EQ(hp.size(), in.size() * in.size());
+  for (std::size_t i = 0; i < in.size(); ++i)
+    for (std::size_t j = 0; j < in.size(); ++j) {
+      double scale = 1.0;
+      for (double v : values(hess[i][j])) scale = std::max(scale, std::abs(v));
+      EXPECT_TRUE(all_close(values(hp[i * in.size() + j]), values(hess[i][j]), Tol{t.rtol * 10, t.atol * scale * 10}))
+          << "hessian block " << i << ", " << j;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Registry, OpTest,
                          ::testing::Combine(::testing::Range<std::size_t>(0, cases().size()),
                                             ::testing::Values(DType::f64, DType::f32)),
@@ -1315,6 +1369,7 @@ struct ZeroDerivCase {
 const ZeroDerivCase kZeroDeriv[] = {
     {opid("sign"), 1, [](double x, double) { return sign(x); }},
     {opid("step"), 1, [](double x, double) { return x > 0 ? 1.0 : 0.0; }},
+    {opid("nonzero"), 1, [](double x, double) { return x != 0 ? 1.0 : 0.0; }},
     {opid("max_weight"), 2, [](double x, double y) { return x > y    ? 1.0
                                                             : x == y ? 0.5
                                                                      : 0.0; }},

@@ -44,4 +44,11 @@ class GraphError : public Error {
   using Error::Error;
 };
 
+/// A computation stopped because an interrupt was requested (Python: KeyboardInterrupt, or what
+/// the signal handler raised). The graph and every tensor stay usable; nothing was half-written.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace matgrad

@@ -11,9 +11,12 @@
 #include <matgrad/autodiff.hpp>
 #include <matgrad/entry.hpp>
 #include <matgrad/error.hpp>
+#include <matgrad/interrupt.hpp>
 #include <matgrad/node.hpp>
 #include <matgrad/ops.hpp>
 #include <matgrad/optim.hpp>
+#include <matgrad/program.hpp>
+#include <matgrad/tensor.hpp>
 #include <matgrad/value.hpp>
 
 namespace matgrad {

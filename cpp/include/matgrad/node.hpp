@@ -110,6 +110,7 @@ struct Node {
   DType dtype = DType::f64;
   bool requires_grad = false;
   bool retains_grad = false;
+  bool traced = false;  ///< depends on an input of a compile trace (Note [tracing])
   std::uint16_t nparents = 0;
   std::int32_t mark = 0;  ///< scratch for graph walks (0 when idle)
   Shape shape{};
@@ -155,6 +156,27 @@ NodeRef make_node(OpId op, Shape shape, DType dtype);
 NodeRef make_leaf(const Val& v, bool requires_grad);
 /// A leaf over an existing buffer (no copy); the buffer is referenced, not owned exclusively.
 NodeRef make_leaf_shared(Buffer* buf, void* data, Shape shape, DType dtype, bool requires_grad);
+
+// Note [tracing]
+// compile() runs the user's function once on input leaves marked `traced`, with tracing on
+// (per thread). Every op on a traced node then records its parents, whether or not a gradient
+// is wanted: mg.no_grad() inside the function still stops gradients (requires_grad stays
+// false, so sweeps do not go through) but not the recording, so the compiled program computes
+// such values from each call's inputs instead of baking in the traced ones. Value reads of
+// traced tensors (.numpy(), float(), ...) are refused meanwhile (the bindings check).
+bool tracing();
+void set_tracing(bool on);
+/// RAII guard that turns tracing on (and grad mode on) and restores both.
+class TraceMode {
+ public:
+  TraceMode();
+  ~TraceMode();
+  TraceMode(const TraceMode&) = delete;
+  TraceMode& operator=(const TraceMode&) = delete;
+
+ private:
+  bool prev_tracing_, prev_grad_;
+};
 
 /// Whether ops record edges (mg.no_grad() turns this off). Per thread.
 bool grad_enabled();

@@ -87,6 +87,8 @@ struct Buffer {
 std::size_t pool_cached_bytes();
 /// Return every cached buffer of this thread to the system.
 void pool_trim();
+/// How many buffers this thread has allocated (from its free lists or the system), ever.
+std::int64_t pool_allocations();
 
 /// An owning or borrowing handle on a dense value: data pointer, shape, dtype, and an optional
 /// counted buffer. Without a buffer it borrows memory that outlives it (a node's value).

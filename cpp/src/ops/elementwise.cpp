@@ -11,7 +11,7 @@ namespace matgrad {
 namespace {
 
 // Ops only this file names.
-OpId k_rdiv_s, k_rpow_s, k_max_weight, k_min_weight, k_where;
+OpId k_rdiv_s, k_rpow_s, k_max_weight, k_min_weight, k_nonzero, k_where;
 
 Shape same_shape(const Attr&, const Shape* in, int) { return in[0]; }
 
@@ -160,6 +160,10 @@ template <class T> void fwd_softplus(const KernelArgs& k) {
 // dX = G * sigmoid(X)
 MG_VJP_FN(vjp_softplus) { c.dx[0] = a.mul(c.g, a.sigmoid(c.in[0])); }
 
+// 1 where x is nonzero (NaN included), else 0: a mask as NumPy reads truth values
+template <class T> void fwd_nonzero(const KernelArgs& k) {
+  unary_kernel<T>(k, [](const auto& x) { return (x != T(0)).template cast<T>(); });
+}
 template <class T> void fwd_sign(const KernelArgs& k) {
   unary_kernel<T>(k, [](const auto& x) { return x.sign(); });
 }
@@ -390,19 +394,17 @@ Results front_mul(const EntryPoint& e, const Arg* a) { return front_arith(e, a, 
 Results front_div(const EntryPoint& e, const Arg* a) { return front_arith(e, a, ops::div_s, k_rdiv_s); }
 Results front_pow(const EntryPoint& e, const Arg* a) { return front_arith(e, a, ops::pow_s, k_rpow_s); }
 
-// where(mask, a, b): the mask becomes a 0/1 constant of the result's dtype (truthiness as
-// NumPy's: nonzero and NaN are true).
+// where(mask, a, b): the mask becomes 0/1 in its own dtype (truthiness as NumPy's: nonzero and
+// NaN are true; tested before any cast, so 1e-300 stays true beside float32 operands), then the
+// result's dtype. It is an op of the graph: a mask computed from a compiled function's inputs
+// is recomputed on each call.
 Results front_where(const EntryPoint&, const Arg* in) {
   NodeRef mask = operand(in[0]);
   const bool w1 = in[1].kind == Arg::kScalar, w2 = in[2].kind == Arg::kScalar;
   NodeRef a = w1 && !w2 ? operand(in[1], in[2].node->dtype) : operand(in[1]);
   NodeRef b = operand(in[2], a->dtype);
   const DType d = promote(a->dtype, b->dtype);
-  NodeRef m = make_leaf(mask->dtype == d ? mask->value() : ValueAlg().cast(mask->value(), d), false);
-  if (d == DType::f64)
-    m->value().arr<double>() = (m->value().arr<double>() != 0.0).cast<double>();
-  else
-    m->value().arr<float>() = (m->value().arr<float>() != 0.0f).cast<float>();
+  NodeRef m = cast(apply(k_nonzero, {mask}), d);
   return apply(k_where, {m, cast(a, d), cast(b, d)});
 }
 
@@ -459,6 +461,7 @@ void register_elementwise() {
   unary(nullptr, "softplus", MG_FWD(fwd_softplus), MG_VJP(vjp_softplus),
         "`log(1 + exp(x))`, elementwise, without overflow.", "d/dx: `G * sigmoid(x)`");
   inner(&ops::sign, "sign", MG_FWD(fwd_sign));  // zero derivative
+  inner(&k_nonzero, "nonzero", MG_FWD(fwd_nonzero));  // zero derivative
   inner(&ops::step, "step", MG_FWD(fwd_step));  // zero derivative
 
   // x op s for a weak Python-style number s (the result keeps x's dtype); messages name the

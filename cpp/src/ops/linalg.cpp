@@ -128,13 +128,14 @@ template <class T> void fwd_eye_scale(const KernelArgs& k) {
 MG_VJP_FN(vjp_eye_scale) { c.dx[0] = a.reshape(a.trace(c.g), a.shape(c.in[0])); }
 
 // ---- Note [shared factorizations] ----
-// det, logdet, slogdet, inv and solve of one matrix node, and their VJPs, share one
-// partial-pivoting LU: the first kernel that needs it keeps it on the input node
-// (Node::factor), and every later kernel given that node reuses it (VJPs reach it through
-// on_node). The factor lives as long as the node. A node over external memory (a caller's
-// NumPy array, mapped without a copy) could change under it, so its factor keeps a copy of the
-// values and is recomputed when they no longer match (memcmp: O(n^2) against the O(n^3)
-// factorization, and exact, unlike a hash). The thread-local counter
+// det, logdet, slogdet, inv and solve of one matrix, and their VJPs, share one partial-pivoting
+// LU: the first kernel that needs it keeps it in the value's factor slot (KernelArgs::factors:
+// the input node's Node::factor in a graph, the workspace entry of the input's slot in a
+// compiled replay), and every later kernel given that slot reuses it (VJPs reach a node's slot
+// through on_node). A node's factor lives as long as the node; a replay's, one call. A node
+// over external memory (a caller's NumPy array, mapped without a copy) could change under it,
+// so its factor keeps a copy of the values and is recomputed when they no longer match (memcmp:
+// O(n^2) against the O(n^3) factorization, and exact, unlike a hash). The thread-local counter
 // lu_factorizations() makes the sharing testable. The inverse is kept with the factor once
 // computed (the forward of inv and the VJPs of det/logdet use the same X^-1).
 template <class T>
@@ -163,11 +164,11 @@ Shape square_to_scalar(const char* op, const Shape* in) {
 
 template <class T>
 std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
-  Node* xn = k.nodes ? k.nodes[i] : nullptr;
+  std::shared_ptr<const Factor>* slot = k.factors ? k.factors[i].slot : nullptr;
   const Val& x = k.in[i];
-  const bool external = xn && xn->buf && xn->buf->size_class < 0;
-  if (xn && xn->factor) {
-    auto f = std::dynamic_pointer_cast<const LUFactor<T>>(xn->factor);
+  const bool external = slot && k.factors[i].external;
+  if (slot && *slot) {
+    auto f = std::dynamic_pointer_cast<const LUFactor<T>>(*slot);
     if (f && (!external || same_values(f->snapshot, x))) return f;
   }
   auto f = std::make_shared<LUFactor<T>>();
@@ -180,7 +181,7 @@ std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
     const auto* p = static_cast<const unsigned char*>(x.data());
     f->snapshot.assign(p, p + value_bytes(x));
   }
-  if (xn) xn->factor = f;
+  if (slot) *slot = f;
   return f;
 }
 
@@ -618,13 +619,15 @@ void register_linalg() {
   define(&k_eye_scale, "eye_scale", 1, eye_scale_shape, MG_FWD(fwd_eye_scale))
       .reads(kAttrShape)
       .vjp(MG_VJP(vjp_eye_scale));
-  define(&k_det, "det", 1, det_shape, MG_FWD(fwd_det)).vjp(MG_VJP(vjp_det));
-  define(&k_adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)).vjp(MG_VJP(vjp_adj_t));
-  define(&k_adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp)).vjp(MG_VJP(vjp_adj_t_vjp));
-  define(&k_logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet)).vjp(MG_VJP(vjp_logdet));
-  define(&k_slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet)).vjp(MG_VJP(vjp_slogdet));
-  define(&ops::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)).vjp(MG_VJP(vjp_inv));
-  define(&k_solve, "solve", 2, solve_shape, MG_FWD(fwd_solve)).reads(kAttrFlags).vjp(MG_VJP(vjp_solve));
+  define(&k_det, "det", 1, det_shape, MG_FWD(fwd_det)).shares_factor().vjp(MG_VJP(vjp_det));
+  define(&k_adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)).shares_factor().vjp(MG_VJP(vjp_adj_t));
+  define(&k_adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp))
+      .shares_factor()
+      .vjp(MG_VJP(vjp_adj_t_vjp));
+  define(&k_logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet)).shares_factor().vjp(MG_VJP(vjp_logdet));
+  define(&k_slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet)).shares_factor().vjp(MG_VJP(vjp_slogdet));
+  define(&ops::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)).shares_factor().vjp(MG_VJP(vjp_inv));
+  define(&k_solve, "solve", 2, solve_shape, MG_FWD(fwd_solve)).reads(kAttrFlags).shares_factor().vjp(MG_VJP(vjp_solve));
   define(&k_cholesky, "cholesky", 1, cholesky_shape, MG_FWD(fwd_cholesky)).vjp(MG_VJP(vjp_cholesky));
   define(&k_trsolve, "trsolve", 2, trsolve_shape, MG_FWD(fwd_trsolve)).reads(kAttrFlags).vjp(MG_VJP(vjp_trsolve));
   define(&ops::tril, "tril", 1, tril_shape, MG_FWD(fwd_tril)).reads(kAttrS).vjp(MG_VJP(vjp_tril));

@@ -195,10 +195,8 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
                     std::to_string(n));
   SmallArray<Shape> shapes(n);
   SmallArray<Val> vals(n);
-  // A NodeRef is exactly a Node*: the kernels see the inputs' nodes without a copy.
-  static_assert(sizeof(NodeRef) == sizeof(Node*), "NodeRef is one pointer");
-  Node* const* nodes = reinterpret_cast<Node* const*>(in);
-  bool rg = false;
+  SmallArray<FactorSlot> factors(n);
+  bool rg = false, tr = false;
   const DType dt0 = in[d.index_input == 0 ? 1 : 0]->dtype;
   for (int i = 0; i < n; ++i) {
     const Node& x = *in[i];
@@ -213,7 +211,9 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
                       dtype_name(x.dtype));
     shapes[i] = x.shape;
     vals[i] = Val(x.data, x.shape, x.dtype);  // borrowed: the inputs outlive the kernel
+    factors[i] = factor_slot(x);
     rg = rg || x.requires_grad;
+    tr = tr || x.traced;
   }
   Shape s = d.shape(attr, shapes.p, n);
   if (!s.representable()) fail_shapes(op_label(op), "give a result too large to represent", shapes.p, n);
@@ -222,9 +222,11 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   Node& o = *out;
   o.attr = attr;
   Val ov(o.data, s, dt);
-  d.forward(KernelArgs{attr, vals.p, n, ov, nodes});
-  if (rg && d.vjp_value && grad_enabled()) {
-    o.requires_grad = true;
+  d.forward(KernelArgs{attr, vals.p, n, ov, factors.p});
+  const bool grad = rg && d.vjp_value && grad_enabled();
+  if (grad || (tr && tracing())) {  // Note [tracing]: a trace records even what needs no gradient
+    o.requires_grad = grad;
+    o.traced = tr;
     o.nparents = static_cast<std::uint16_t>(n);
     if (n <= Node::kInlineParents) {
       for (int i = 0; i < n; ++i) o.parents_inline[i] = in[i];
@@ -236,29 +238,26 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   return out;
 }
 
-Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr, Node* const* nodes) {
+Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr, const FactorSlot* factors) {
   const OpDef& d = opdef(op);
   SmallArray<Shape> shapes(n);
   for (int i = 0; i < n; ++i) shapes[i] = in[i].shape();
   Shape s = d.shape(attr, shapes.p, n);
   DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[d.index_input == 0 ? 1 : 0].dtype();
   Val out = Val::empty(s, dt);
-  d.forward(KernelArgs{attr, in, n, out, nodes});
+  d.forward(KernelArgs{attr, in, n, out, factors});
   return out;
 }
 
 Val ValueAlg::on_node(OpId op, const Node& xn, std::initializer_list<Val> rest, const Attr& attr) {
   const int n = 1 + static_cast<int>(rest.size());
   SmallArray<Val> in(n);
-  SmallArray<Node*> nodes(n);
+  SmallArray<FactorSlot> factors(n);
   in[0] = xn.value();
-  nodes[0] = const_cast<Node*>(&xn);
+  factors[0] = factor_slot(xn);
   int i = 1;
-  for (const Val& v : rest) {
-    nodes[i] = nullptr;
-    in[i++] = v;
-  }
-  return apply(op, in.p, n, attr, nodes.p);
+  for (const Val& v : rest) in[i++] = v;
+  return apply(op, in.p, n, attr, factors.p);
 }
 
 NodeRef GraphAlg::on_node(OpId op, const Node& xn, std::initializer_list<NodeRef> rest, const Attr& attr) {

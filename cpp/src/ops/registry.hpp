@@ -16,15 +16,21 @@
 
 namespace matgrad {
 
+/// Where a factorization of a value is kept for every op on that value (Note [shared
+/// factorizations] in linalg.cpp): a node's `factor` in a graph, a workspace entry in a replay.
+struct FactorSlot {
+  std::shared_ptr<const Factor>* slot = nullptr;  ///< null: nowhere to keep it
+  bool external = false;  ///< the value is memory someone else may change: check it is the same
+};
+
 /// Arguments of a forward kernel: write op(in...) into `out` (already shaped and allocated).
 struct KernelArgs {
   const Attr& attr;
   const Val* in;
   int n;
   const Val& out;
-  /// The input nodes when the op runs on a graph (entries may be null; the array may be null):
-  /// lets linear-algebra kernels share a factorization kept on the input node.
-  Node* const* nodes = nullptr;
+  /// One per input, or null: where linear-algebra kernels find and keep a factorization.
+  const FactorSlot* factors = nullptr;
 };
 
 /// Everything a VJP sees. `dx[i]` is left empty for a zero cotangent or when !needs[i].
@@ -42,7 +48,9 @@ struct VjpCtx {
 class ValueAlg;
 class GraphAlg;
 class BatchAlg;
+class RecordAlg;
 struct BVal;
+struct PVal;
 
 using ShapeFn = Shape (*)(const Attr&, const Shape* in, int n);
 using DTypeFn = DType (*)(const Attr&, const DType* in, int n);
@@ -50,6 +58,7 @@ using ForwardFn = void (*)(const KernelArgs&);
 using VjpValFn = void (*)(ValueAlg&, VjpCtx<Val>&);
 using VjpGraphFn = void (*)(GraphAlg&, VjpCtx<NodeRef>&);
 using VjpBatchFn = void (*)(BatchAlg&, VjpCtx<BVal>&);
+using VjpRecordFn = void (*)(RecordAlg&, VjpCtx<PVal>&);
 
 /// How an op runs on a batch of values (Note [batched sweeps] in batch.cpp).
 enum class BatchKind : std::uint8_t {
@@ -70,11 +79,12 @@ enum AttrField : std::uint8_t {
   kAttrOffset2 = 64, ///< offset2
 };
 
-/// Three generic VJPs: one template instantiated for each algebra (Note [one VJP, three algebras]).
+/// The generic VJP instantiated for each algebra (Note [one VJP, four algebras]).
 struct VjpFns {
   VjpValFn value = nullptr;
   VjpGraphFn graph = nullptr;
   VjpBatchFn batch = nullptr;
+  VjpRecordFn record = nullptr;
 };
 
 struct OpDef {
@@ -88,14 +98,18 @@ struct OpDef {
   VjpValFn vjp_value = nullptr;  ///< null: zero derivative (piecewise constant ops)
   VjpGraphFn vjp_graph = nullptr;
   VjpBatchFn vjp_batch = nullptr;
+  VjpRecordFn vjp_record = nullptr;
   BatchKind batch = BatchKind::generic;
   /// Input holding element indices (any dtype, never differentiated), or -1.
   int index_input = -1;
+  /// Its kernel keeps a factorization of input 0 in the input's factor slot.
+  bool factorizes = false;
 
   OpDef& vjp(VjpFns f) {
     vjp_value = f.value;
     vjp_graph = f.graph;
     vjp_batch = f.batch;
+    vjp_record = f.record;
     return *this;
   }
   OpDef& labelled(const char* public_op) {
@@ -104,6 +118,10 @@ struct OpDef {
   }
   OpDef& reads(std::uint8_t fields) {
     attrs = fields;
+    return *this;
+  }
+  OpDef& shares_factor() {
+    factorizes = true;
     return *this;
   }
   OpDef& batched(BatchKind k) {
@@ -118,6 +136,11 @@ OpDef& define(OpId* id, const char* name, int arity, ShapeFn shape, ForwardFn fw
 /// Define the public entry point `name` of `family`, with front end `fn` applying `op` (the
 /// generic front ends read it) and its parameters.
 EntryPoint& define_entry(const char* name, const char* family, FrontFn fn, OpId op, std::vector<Param> params);
+
+/// The factor slot of a node's value.
+inline FactorSlot factor_slot(const Node& n) {
+  return FactorSlot{&const_cast<Node&>(n).factor, n.buf && n.buf->size_class < 0};
+}
 
 /// Fixed storage for the usual number of op inputs, a heap array beyond.
 template <class T, int N = 4>
@@ -182,14 +205,16 @@ template <> struct Accum<float> {
 /// Declare a generic VJP: `a` is the algebra, `c` the VjpCtx.
 #define MG_VJP_FN(name) template <class A> void name([[maybe_unused]] A& a, VjpCtx<typename A::T>& c)
 /// The three instantiations of a generic VJP, for OpDef::vjp.
-#define MG_VJP(fn) (::matgrad::VjpFns{&fn<ValueAlg>, &fn<GraphAlg>, &fn<BatchAlg>})
+#define MG_VJP(fn) (::matgrad::VjpFns{&fn<ValueAlg>, &fn<GraphAlg>, &fn<BatchAlg>, &fn<RecordAlg>})
 
-// Note [one VJP, three algebras]
-// Each VJP is a template over an algebra A with a value type A::T, instantiated three times.
+// Note [one VJP, four algebras]
+// Each VJP is a template over an algebra A with a value type A::T, instantiated four times.
 // ValueAlg::T is Val: the ops run the forward kernels straight into pooled buffers (first-order
 // backward at hand-written speed). GraphAlg::T is NodeRef: the same calls create graph nodes, so
 // the gradient is a graph that can be differentiated again (and compiled). BatchAlg::T is BVal: a
 // batch of k cotangents at once, for Jacobians and Hessians (Note [batched sweeps] in batch.cpp).
+// RecordAlg::T is PVal, a slot of a program being built: the calls append instructions, so a
+// sweep (batched or not) becomes part of a compiled program (Note [compiled programs]).
 // Value and graph runs call the same kernels in the same order, so they give the same bits. The
 // helpers below are the vocabulary VJPs are written in.
 template <class Derived, class T>
@@ -262,7 +287,7 @@ class AlgebraBase {
 class ValueAlg : public AlgebraBase<ValueAlg, Val> {
  public:
   using T = Val;
-  Val apply(OpId o, const Val* in, int n, const Attr& a, Node* const* nodes = nullptr);
+  Val apply(OpId o, const Val* in, int n, const Attr& a, const FactorSlot* factors = nullptr);
   /// op(x, rest...) where x is the value of node `xn`: the kernel may reuse a factorization
   /// kept on xn (Note [shared factorizations]).
   Val on_node(OpId o, const Node& xn, std::initializer_list<Val> rest, const Attr& a = {});
@@ -298,11 +323,19 @@ struct BVal {
   explicit operator bool() const { return bool(v); }
 };
 
+/// Run op o on a batch (Note [batched sweeps]): write out, a (k, os.size()) matrix, from in.
+/// For binary elementwise ops every batched operand already has the output's sample shape and
+/// the others are broadcast to it (they are read as one row). Allocates nothing when `scratch`
+/// holds batch_scratch_elements(...) elements of the output's dtype.
+void run_batched(OpId o, const BVal* in, int n, const Attr& a, const FactorSlot* factors, std::int64_t k,
+                 const Shape& os, const Val& out, void* scratch);
+std::int64_t batch_scratch_elements(OpId o, const BVal* in, int n, const Attr& a, std::int64_t k);
+
 /// Batches of cotangents: k reverse sweeps in one (Note [batched sweeps]).
 class BatchAlg : public AlgebraBase<BatchAlg, BVal> {
  public:
   using T = BVal;
-  BVal apply(OpId o, const BVal* in, int n, const Attr& a, Node* const* nodes = nullptr);
+  BVal apply(OpId o, const BVal* in, int n, const Attr& a, const FactorSlot* factors = nullptr);
   BVal on_node(OpId o, const Node& xn, std::initializer_list<BVal> rest, const Attr& a = {});
   static const Shape& shape(const BVal& x) { return x.s; }
   static DType dtype(const BVal& x) { return x.v.dtype(); }
@@ -310,6 +343,36 @@ class BatchAlg : public AlgebraBase<BatchAlg, BVal> {
   BVal input(const Node& p) { return BVal{p.value(), 0, p.shape}; }
   BVal output(const Node& n) { return BVal{n.value(), 0, n.shape}; }
   void accumulate(BVal& slot, BVal&& v);
+};
+
+/// A value of a recorded sweep: a slot of the program being built; k > 0 a batch of k values of
+/// shape s (as BVal).
+struct PVal {
+  std::int64_t slot = -1;
+  std::int64_t k = 0;
+  Shape s{};
+  DType dtype = DType::f64;
+  explicit operator bool() const { return slot >= 0; }
+};
+
+class ProgramBuilder;
+
+/// Instructions appended to a program instead of values computed (Note [compiled programs]).
+class RecordAlg : public AlgebraBase<RecordAlg, PVal> {
+ public:
+  using T = PVal;
+  explicit RecordAlg(ProgramBuilder& b) : b_(&b) {}
+  PVal apply(OpId o, const PVal* in, int n, const Attr& a, const FactorSlot* factors = nullptr);
+  PVal on_node(OpId o, const Node& xn, std::initializer_list<PVal> rest, const Attr& a = {});
+  static const Shape& shape(const PVal& x) { return x.s; }
+  static DType dtype(const PVal& x) { return x.dtype; }
+  PVal reshape(const PVal& x, Shape s);
+  PVal input(const Node& p);
+  PVal output(const Node& n);
+  void accumulate(PVal& slot, PVal&& v);
+
+ private:
+  ProgramBuilder* b_;
 };
 
 // Shape-rule helpers shared by the op families.

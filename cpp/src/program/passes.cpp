@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: MIT
+// The optimisation passes over a program, each a small function, and the memory plan.
+#include <matgrad/error.hpp>
+#include <matgrad/program.hpp>
+
+#include "../ops/registry.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace matgrad {
+
+namespace {
+
+std::uint32_t root(const Program& p, std::uint32_t s) {
+  while (p.slots[s].kind == SlotKind::view) s = static_cast<std::uint32_t>(p.slots[s].index);
+  return s;
+}
+
+// Replace every use of slot `from` by slot `to` (same shape, dtype and batch), everywhere.
+struct Substitution {
+  std::vector<std::uint32_t> to;
+  explicit Substitution(std::size_t n) : to(n) {
+    for (std::size_t i = 0; i < n; ++i) to[i] = std::uint32_t(i);
+  }
+  std::uint32_t operator()(std::uint32_t s) const {
+    while (to[s] != s) s = to[s];
+    return s;
+  }
+  void apply(Program& p) const {
+    for (std::uint32_t& a : p.args) a = (*this)(a);
+    for (std::uint32_t& o : p.outputs) o = (*this)(o);
+    for (Slot& s : p.slots)
+      if (s.kind == SlotKind::view) s.index = (*this)(std::uint32_t(s.index));
+  }
+};
+
+bool same_value_type(const Slot& a, const Slot& b) {
+  return a.shape == b.shape && a.dtype == b.dtype && a.batch == b.batch;
+}
+
+// The attribute fields op reads, compared (CSE).
+bool same_attr(OpId op, const Attr& a, const Attr& b) {
+  const std::uint8_t f = opdef(op).attrs;
+  return (!(f & kAttrS) || std::memcmp(&a.s, &b.s, sizeof(double)) == 0) && (!(f & kAttrAxis) || a.axis == b.axis) &&
+         (!(f & kAttrFlags) || (a.ta == b.ta && a.tb == b.tb)) && (!(f & kAttrDtype) || a.dtype == b.dtype) &&
+         (!(f & kAttrShape) || a.shape == b.shape) && (!(f & kAttrOffset) || a.offset == b.offset) &&
+         (!(f & kAttrOffset2) || a.offset2 == b.offset2);
+}
+
+// Remove slots, constants and attributes nothing refers to, renumbering the rest.
+void compact(Program& p) {
+  const std::size_t ns = p.slots.size();
+  std::vector<char> keep(ns, 0);
+  auto mark = [&](std::uint32_t s) {
+    for (;;) {
+      keep[s] = 1;
+      if (p.slots[s].kind != SlotKind::view) break;
+      s = static_cast<std::uint32_t>(p.slots[s].index);
+    }
+  };
+  for (std::uint32_t s : p.inputs) mark(s);
+  for (std::uint32_t s : p.outputs) mark(s);
+  for (const Instr& ins : p.code) {
+    mark(ins.out);
+    for (int j = 0; j < ins.nin; ++j) mark(p.args[ins.in + j]);
+  }
+  std::vector<std::uint32_t> renum(ns, 0);
+  std::vector<Slot> slots;
+  std::vector<Val> constants;
+  for (std::size_t s = 0; s < ns; ++s) {
+    if (!keep[s]) continue;
+    renum[s] = std::uint32_t(slots.size());
+    Slot sl = p.slots[s];
+    if (sl.kind == SlotKind::constant) {
+      constants.push_back(p.constants[std::size_t(sl.index)]);
+      sl.index = std::int64_t(constants.size() - 1);
+    } else if (sl.kind == SlotKind::view) {
+      sl.index = renum[std::size_t(sl.index)];  // views come after what they view
+    }
+    slots.push_back(sl);
+  }
+  std::vector<Attr> attrs{Attr{}};
+  std::vector<std::uint32_t> args;
+  for (Instr& ins : p.code) {
+    const std::uint32_t first = std::uint32_t(args.size());
+    for (int j = 0; j < ins.nin; ++j) args.push_back(renum[p.args[ins.in + j]]);
+    ins.in = first;
+    ins.out = renum[ins.out];
+    attrs.push_back(p.attrs[ins.attr]);
+    ins.attr = std::uint32_t(attrs.size() - 1);
+  }
+  for (std::uint32_t& s : p.inputs) s = renum[s];
+  for (std::uint32_t& s : p.outputs) s = renum[s];
+  p.slots = std::move(slots);
+  p.constants = std::move(constants);
+  p.attrs = std::move(attrs);
+  p.args = std::move(args);
+}
+
+bool all_equal(const Val& v, double x) {
+  const std::int64_t n = v.shape().size();
+  if (v.dtype() == DType::f64) {
+    for (std::int64_t i = 0; i < n; ++i)
+      if (v.ptr<double>()[i] != x) return false;
+  } else {
+    for (std::int64_t i = 0; i < n; ++i)
+      if (v.ptr<float>()[i] != float(x)) return false;
+  }
+  return true;
+}
+
+// The constant behind slot s when it is a constant filled with x.
+bool is_filled(const Program& p, std::uint32_t s, double x) {
+  const Slot& r = p.slots[root(p, s)];
+  return r.kind == SlotKind::constant && all_equal(p.constants[std::size_t(r.index)], x);
+}
+
+}  // namespace
+
+void eliminate_dead_code(Program& p) {
+  std::vector<char> used(p.slots.size(), 0);
+  for (std::uint32_t s : p.outputs) used[root(p, s)] = 1;
+  std::vector<Instr> kept;
+  for (std::size_t i = p.code.size(); i-- > 0;) {
+    const Instr& ins = p.code[i];
+    if (!used[ins.out]) continue;
+    for (int j = 0; j < ins.nin; ++j) used[root(p, p.args[ins.in + j])] = 1;
+    kept.push_back(ins);
+  }
+  std::reverse(kept.begin(), kept.end());
+  p.code = std::move(kept);
+  compact(p);
+}
+
+void eliminate_common_subexpressions(Program& p) {
+  Substitution sub(p.slots.size());
+  // equal constants
+  std::vector<std::uint32_t> consts;
+  for (std::size_t s = 0; s < p.slots.size(); ++s) {
+    const Slot& sl = p.slots[s];
+    if (sl.kind != SlotKind::constant) continue;
+    const Val& v = p.constants[std::size_t(sl.index)];
+    bool merged = false;
+    for (std::uint32_t c : consts) {
+      const Slot& cl = p.slots[c];
+      const Val& w = p.constants[std::size_t(cl.index)];
+      if (same_value_type(sl, cl) && v.shape().size() == w.shape().size() &&
+          std::memcmp(v.data(), w.data(), sl.bytes()) == 0) {
+        sub.to[s] = c;
+        merged = true;
+        break;
+      }
+    }
+    if (!merged && consts.size() < 4096) consts.push_back(std::uint32_t(s));
+  }
+  // equal views: same root, same shape and batch
+  std::map<std::tuple<std::uint32_t, std::int64_t, std::int64_t, int, std::int64_t>, std::uint32_t> views;
+  // equal instructions: same op, inputs and attribute fields
+  std::unordered_map<std::uint64_t, std::vector<std::size_t>> seen;
+  std::vector<Instr> kept;
+  for (std::size_t s = 0; s < p.slots.size(); ++s) {
+    Slot& sl = p.slots[s];
+    if (sl.kind != SlotKind::view) continue;
+    sl.index = sub(std::uint32_t(sl.index));
+  }
+  for (const Instr& ins0 : p.code) {
+    Instr ins = ins0;
+    for (int j = 0; j < ins.nin; ++j) p.args[ins.in + j] = sub(p.args[ins.in + j]);
+    // views of one root under one shape are one value
+    for (int j = 0; j < ins.nin; ++j) {
+      const std::uint32_t a = p.args[ins.in + j];
+      const Slot& sl = p.slots[a];
+      if (sl.kind != SlotKind::view) continue;
+      auto key = std::make_tuple(root(p, a), sl.shape.rows, sl.shape.cols, int(sl.shape.ndim), sl.batch);
+      auto it = views.find(key);
+      if (it == views.end())
+        views[key] = a;
+      else
+        p.args[ins.in + j] = it->second;
+    }
+    std::uint64_t h = ins.op.v * 1000003ull + ins.nin;
+    for (int j = 0; j < ins.nin; ++j) h = h * 1000003ull + p.args[ins.in + j];
+    bool dup = false;
+    for (std::size_t k : seen[h]) {
+      const Instr& o = kept[k];
+      if (o.op != ins.op || o.nin != ins.nin || !same_value_type(p.slots[o.out], p.slots[ins.out]) ||
+          !same_attr(ins.op, p.attrs[o.attr], p.attrs[ins.attr]))
+        continue;
+      bool same = true;
+      for (int j = 0; j < ins.nin && same; ++j) same = p.args[o.in + j] == p.args[ins.in + j];
+      if (same) {
+        sub.to[ins.out] = o.out;
+        dup = true;
+        break;
+      }
+    }
+    if (dup) continue;
+    seen[h].push_back(kept.size());
+    kept.push_back(ins);
+  }
+  p.code = std::move(kept);
+  sub.apply(p);
+  compact(p);
+}
+
+void fold_constants(Program& p) {
+  std::vector<Instr> kept;
+  for (const Instr& ins : p.code) {
+    bool constant = true;
+    for (int j = 0; j < ins.nin && constant; ++j)
+      constant = p.slots[root(p, p.args[ins.in + j])].kind == SlotKind::constant;
+    if (!constant) {
+      kept.push_back(ins);
+      continue;
+    }
+    const Slot os = p.slots[ins.out];
+    Val out = Val::empty(os.batch ? Shape::matrix(os.batch, os.shape.size()) : os.shape, os.dtype);
+    SmallArray<Val> in(ins.nin);
+    SmallArray<BVal> bin(ins.nin);
+    for (int j = 0; j < ins.nin; ++j) {
+      const std::uint32_t a = p.args[ins.in + j];
+      const Slot& sl = p.slots[a];
+      const Val& c = p.constants[std::size_t(p.slots[root(p, a)].index)];
+      in[j] = Val(c.data(), sl.batch ? Shape::matrix(sl.batch, sl.shape.size()) : sl.shape, sl.dtype);
+      bin[j] = BVal{in[j], sl.batch, sl.shape};
+    }
+    try {
+      if (os.batch)
+        run_batched(ins.op, bin.p, ins.nin, p.attrs[ins.attr], nullptr, os.batch, os.shape, out, nullptr);
+      else
+        opdef(ins.op).forward(KernelArgs{p.attrs[ins.attr], in.p, ins.nin, out, nullptr});
+    } catch (const Error&) {  // a value error (a singular constant): leave it to the replay
+      kept.push_back(ins);
+      continue;
+    }
+    Slot& s = p.slots[ins.out];
+    s.kind = SlotKind::constant;
+    s.index = std::int64_t(p.constants.size());
+    p.constants.push_back(std::move(out));
+  }
+  p.code = std::move(kept);
+  compact(p);
+}
+
+void simplify(Program& p) {
+  Substitution sub(p.slots.size());
+  std::vector<Instr> kept;
+  // the instruction that wrote each temp slot, for transpose(transpose(x)) and neg(neg(x))
+  std::vector<std::int64_t> writer(p.slots.size(), -1);
+  for (const Instr& ins0 : p.code) {
+    Instr ins = ins0;
+    for (int j = 0; j < ins.nin; ++j) p.args[ins.in + j] = sub(p.args[ins.in + j]);
+    const Attr& a = p.attrs[ins.attr];
+    const Slot& os = p.slots[ins.out];
+    const std::uint32_t x = p.args[ins.in];
+    auto same_as = [&](std::uint32_t s) { return same_value_type(p.slots[s], os); };
+    std::int64_t replace = -1;  // the slot the instruction's result equals
+    const OpId op = ins.op;
+    if ((op == ops::mul_s || op == ops::div_s || op == ops::pow_s) && a.s == 1.0 && same_as(x)) {
+      replace = x;  // x * 1, x / 1, x ** 1
+    } else if (op == ops::add_s && a.s == 0.0 && same_as(x)) {
+      replace = x;  // x + 0
+    } else if (op == ops::alias && same_as(x)) {
+      replace = x;
+    } else if ((op == ops::broadcast_to || op == ops::sum_to || op == ops::reshape) && same_as(x)) {
+      replace = x;  // to the shape it has
+    } else if (op == ops::reshape || (op == ops::transpose && os.shape.ndim < 2)) {
+      // a new shape of the same elements: a view, no copy
+      const Slot& xs = p.slots[x];
+      if (xs.elements() == os.elements() && xs.batch == os.batch) {
+        Slot v = os;
+        v.kind = SlotKind::view;
+        v.index = root(p, x);
+        p.slots[ins.out] = v;
+        writer[ins.out] = -1;
+        continue;
+      }
+    } else if ((op == ops::transpose || op == ops::neg) && writer[root(p, x)] >= 0) {
+      const Instr& w = kept[std::size_t(writer[root(p, x)])];
+      const std::uint32_t y = p.args[w.in];
+      if (w.op == op && p.slots[x].kind != SlotKind::view && same_as(y)) replace = y;  // f(f(y)) = y
+    } else if (op == ops::mul && ins.nin == 2) {  // a product with ones: the other operand
+      const std::uint32_t y = p.args[ins.in + 1];
+      if (is_filled(p, x, 1.0) && same_as(y) && p.slots[x].batch == 0)
+        replace = y;
+      else if (is_filled(p, y, 1.0) && same_as(x) && p.slots[y].batch == 0)
+        replace = x;
+    } else if (op == ops::add && ins.nin == 2) {  // a sum with zeros: the other operand
+      const std::uint32_t y = p.args[ins.in + 1];
+      if (is_filled(p, x, 0.0) && same_as(y) && p.slots[x].batch == 0)
+        replace = y;
+      else if (is_filled(p, y, 0.0) && same_as(x) && p.slots[y].batch == 0)
+        replace = x;
+    }
+    if (replace >= 0) {
+      sub.to[ins.out] = std::uint32_t(replace);
+      continue;
+    }
+    writer[ins.out] = std::int64_t(kept.size());
+    kept.push_back(ins);
+  }
+  p.code = std::move(kept);
+  sub.apply(p);
+  compact(p);
+}
+
+void plan_memory(Program& p) {
+  const std::size_t ns = p.slots.size(), n = p.code.size();
+  // the last instruction that reads each temp (through views); outputs live to the end
+  std::vector<std::int64_t> last(ns, -1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Instr& ins = p.code[i];
+    for (int j = 0; j < ins.nin; ++j) last[root(p, p.args[ins.in + j])] = std::int64_t(i);
+  }
+  for (std::uint32_t s : p.outputs) last[root(p, s)] = std::int64_t(n);
+  // free blocks of the workspace, by offset; each temp takes the first block that fits
+  std::map<std::size_t, std::size_t> free;  // offset -> bytes
+  std::size_t top = 0;
+  auto round = [](std::size_t b) { return (std::max<std::size_t>(b, 1) + 63) / 64 * 64; };
+  auto release = [&](std::size_t off, std::size_t bytes) {
+    auto it = free.emplace(off, bytes).first;
+    auto next = std::next(it);
+    if (next != free.end() && it->first + it->second == next->first) {
+      it->second += next->second;
+      free.erase(next);
+    }
+    if (it != free.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == it->first) {
+        prev->second += it->second;
+        free.erase(it);
+        it = prev;
+      }
+    }
+    if (it->first + it->second == top) {
+      top = it->first;
+      free.erase(it);
+    }
+  };
+  std::vector<std::vector<std::uint32_t>> dies(n + 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    Slot& os = p.slots[p.code[i].out];
+    const std::size_t bytes = round(os.bytes());
+    std::size_t off = top;
+    for (auto it = free.begin(); it != free.end(); ++it)
+      if (it->second >= bytes) {
+        off = it->first;
+        const std::size_t rest = it->second - bytes;
+        free.erase(it);
+        if (rest) free.emplace(off + bytes, rest);
+        break;
+      }
+    if (off == top) top += bytes;
+    os.index = std::int64_t(off);
+    p.workspace_bytes = std::max(p.workspace_bytes, top);
+    const std::int64_t end = last[p.code[i].out];
+    // a result nothing reads dies at once; the others after their last reader
+    dies[std::size_t(end < 0 ? std::int64_t(i) : end)].push_back(p.code[i].out);
+    for (std::uint32_t s : dies[i]) release(std::size_t(p.slots[s].index), round(p.slots[s].bytes()));
+  }
+  p.workspace_bytes = std::max(p.workspace_bytes, top);
+}
+
+void optimize_program(Program& p) {
+  for (int round = 0; round < 4; ++round) {
+    const std::size_t before = p.code.size();
+    fold_constants(p);
+    simplify(p);
+    eliminate_common_subexpressions(p);
+    eliminate_dead_code(p);
+    if (p.code.size() == before) break;
+  }
+  p.validate();
+  plan_memory(p);
+}
+
+}  // namespace matgrad

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+// Running a program: a loop over its records (Note [compiled programs] in build.cpp).
+#include <matgrad/error.hpp>
+#include <matgrad/interrupt.hpp>
+#include <matgrad/program.hpp>
+
+#include "../ops/registry.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace matgrad {
+
+namespace {
+
+std::atomic<std::uint64_t> g_next_program{1};
+thread_local ReplayStats t_stats;
+
+// The slot whose storage s uses.
+std::uint32_t root_of(const Program& p, std::uint32_t s) {
+  while (p.slots[s].kind == SlotKind::view) s = static_cast<std::uint32_t>(p.slots[s].index);
+  return s;
+}
+
+// A value as an instruction sees it: a batch as its (k, size) matrix, else its own shape.
+Shape stored_shape(const Slot& s) { return s.batch ? Shape::matrix(s.batch, s.shape.size()) : s.shape; }
+
+// Note [workspaces]
+// Everything a replay writes lives in a workspace: the temporaries (one block laid out by the
+// memory plan), the factorizations of this call, the scratch of batched GEMMs, and the views
+// every instruction reads and writes, made once, so that the loop only patches the pointers of
+// the call's inputs. One workspace per program and thread, made at the thread's first call and
+// kept in a small per-thread cache (freed when the thread exits), so one program serves several
+// threads at once without locks.
+struct Workspace {
+  std::uint64_t program = 0;
+  Val memory;                       ///< the temporaries
+  std::vector<unsigned char> scratch;
+  std::vector<Val> in;              ///< per instruction input (Program::args order)
+  std::vector<Val> out;             ///< per instruction
+  std::vector<FactorSlot> factors;  ///< per instruction input (Program::args order)
+  std::vector<std::shared_ptr<const Factor>> factor_of;  ///< per slot (only those factorized)
+  std::vector<std::uint32_t> factored;                   ///< the slots factor_of may hold
+  struct Patch {
+    std::uint32_t arg;   ///< position in `in`
+    std::uint32_t input; ///< argument of the call
+  };
+  std::vector<Patch> patches;
+  std::vector<std::uint32_t> output_roots;
+};
+
+void* slot_data(const Program& p, Workspace& ws, std::uint32_t s) {
+  const Slot& r = p.slots[root_of(p, s)];
+  switch (r.kind) {
+    case SlotKind::constant:
+      return p.constants[std::size_t(r.index)].data();
+    case SlotKind::temp:
+      return static_cast<unsigned char*>(ws.memory.data()) + r.index;
+    default:
+      return nullptr;  // an input: patched per call
+  }
+}
+
+std::unique_ptr<Workspace> make_workspace(const Program& p) {
+  auto ws = std::make_unique<Workspace>();
+  ws->program = p.id;
+  ws->memory = Val::empty(Shape::vector(std::int64_t((p.workspace_bytes + 7) / 8)), DType::f64);
+  std::int64_t scratch = 0;
+  ws->factor_of.resize(p.slots.size());
+  std::vector<char> factored(p.slots.size(), 0);
+  for (const Instr& ins : p.code) {
+    const OpDef& d = opdef(ins.op);
+    const Slot& os = p.slots[ins.out];
+    if (os.batch) {
+      SmallArray<BVal> in(ins.nin);
+      for (int i = 0; i < ins.nin; ++i) {
+        const Slot& s = p.slots[p.args[ins.in + i]];
+        in[i] = BVal{Val(), s.batch, s.shape};
+      }
+      scratch = std::max(scratch, batch_scratch_elements(ins.op, in.p, ins.nin, p.attrs[ins.attr], os.batch) *
+                                      std::int64_t(itemsize(os.dtype)));
+    }
+    for (int i = 0; i < ins.nin; ++i) {
+      const std::uint32_t s = p.args[ins.in + i];
+      const std::uint32_t r = root_of(p, s);
+      const Slot& sl = p.slots[s];
+      ws->in.emplace_back(slot_data(p, *ws, s), stored_shape(sl), sl.dtype);
+      if (p.slots[r].kind == SlotKind::input)
+        ws->patches.push_back(
+            {static_cast<std::uint32_t>(ws->in.size() - 1), static_cast<std::uint32_t>(p.slots[r].index)});
+      FactorSlot f;
+      if (d.factorizes && i == 0 && !sl.batch) {
+        f.slot = &ws->factor_of[r];
+        if (!factored[r]) ws->factored.push_back(r);
+        factored[r] = 1;
+      }
+      ws->factors.push_back(f);
+    }
+    ws->out.emplace_back(slot_data(p, *ws, ins.out), stored_shape(os), os.dtype);
+  }
+  ws->scratch.resize(std::size_t(scratch) + 64);
+  for (std::uint32_t s : p.outputs) ws->output_roots.push_back(root_of(p, s));
+  ++t_stats.workspaces;
+  return ws;
+}
+
+// This thread's workspace for p (a small cache: programs used in turn keep theirs).
+Workspace& workspace_for(const Program& p) {
+  constexpr std::size_t kCached = 16;
+  thread_local std::vector<std::unique_ptr<Workspace>> cache;
+  for (std::size_t i = 0; i < cache.size(); ++i)
+    if (cache[i]->program == p.id) {
+      if (i) std::swap(cache[i], cache[0]);  // most recent first
+      return *cache[0];
+    }
+  if (cache.size() >= kCached) cache.pop_back();
+  cache.insert(cache.begin(), make_workspace(p));
+  return *cache[0];
+}
+
+}  // namespace
+
+ReplayStats replay_stats() { return t_stats; }
+
+Program::Program() : id(g_next_program.fetch_add(1, std::memory_order_relaxed)) {}
+
+std::vector<Val> Program::run(const std::vector<Val>& in) const {
+  if (in.size() != inputs.size())
+    throw TypeError("program: takes " + std::to_string(inputs.size()) + " inputs, got " + std::to_string(in.size()));
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const Slot& s = slots[inputs[i]];
+    if (!in[i] || in[i].shape() != s.shape || in[i].dtype() != s.dtype)
+      throw ShapeError("program: input " + std::to_string(i) + " has shape " +
+                       (in[i] ? in[i].shape().str() + " " + dtype_name(in[i].dtype()) : std::string("(none)")) +
+                       "; the program was built for shape " + s.shape.str() + " " + dtype_name(s.dtype));
+  }
+  Workspace& ws = workspace_for(*this);
+  for (const Workspace::Patch& pt : ws.patches) {
+    const Val& v = ws.in[pt.arg];
+    ws.in[pt.arg] = Val(in[pt.input].data(), v.shape(), v.dtype());
+  }
+  for (std::uint32_t s : ws.factored) ws.factor_of[s].reset();  // a factorization lasts one call
+  const std::int64_t before = pool_allocations();
+  const std::size_t n = code.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if ((i & (kInterruptStride - 1)) == kInterruptStride - 1) poll_interrupt();
+    const Instr& ins = code[i];
+    const OpDef& d = opdef(ins.op);
+    const Slot& os = slots[ins.out];
+    if (!os.batch) {
+      d.forward(KernelArgs{attrs[ins.attr], &ws.in[ins.in], ins.nin, ws.out[i], &ws.factors[ins.in]});
+      continue;
+    }
+    SmallArray<BVal> bin(ins.nin);
+    for (int k = 0; k < ins.nin; ++k) {
+      const Slot& s = slots[args[ins.in + k]];
+      bin[k] = BVal{ws.in[ins.in + k], s.batch, s.shape};
+    }
+    run_batched(ins.op, bin.p, ins.nin, attrs[ins.attr], &ws.factors[ins.in], os.batch, os.shape, ws.out[i],
+                ws.scratch.data() + (64 - reinterpret_cast<std::uintptr_t>(ws.scratch.data()) % 64) % 64);
+  }
+  t_stats.pool_allocations += pool_allocations() - before;
+  t_stats.instructions += std::int64_t(n);
+  // the results: the caller's own values
+  std::vector<Val> res;
+  res.reserve(outputs.size());
+  for (std::size_t k = 0; k < outputs.size(); ++k) {
+    const Slot& s = slots[outputs[k]];
+    const Slot& r = slots[ws.output_roots[k]];
+    const void* src = r.kind == SlotKind::input      ? in[std::size_t(r.index)].data()
+                      : r.kind == SlotKind::constant ? constants[std::size_t(r.index)].data()
+                                                     : static_cast<const unsigned char*>(ws.memory.data()) + r.index;
+    Val v = Val::empty(stored_shape(s), s.dtype);
+    std::memcpy(v.data(), src, s.bytes());
+    res.push_back(std::move(v));
+  }
+  return res;
+}
+
+}  // namespace matgrad
