@@ -37,6 +37,7 @@ NOT_DIFFERENTIABLE = {
     "no_grad": "switches recording off",
     "to_dot": "writes the recorded graph as DOT text",
     "draw": "renders the recorded graph to a file",
+    "load": "reads a saved compiled function",
 }
 NO_GRADIENT_RE = re.compile(
     r"no gradient|not differentiable|not an op of the graph|outside the graph", re.IGNORECASE

@@ -11,7 +11,16 @@
 
 namespace matgrad {
 
+void check_readable(const Node& n, const char* what) {
+  if (n.traced && tracing())
+    throw GraphError(std::string(what) + ": this tensor (shape " + n.shape.str() +
+                     ") is traced by mg.compile: its value is only known when the compiled function runs, and a "
+                     "value read now would be baked into the program; compute with matgrad's ops instead, or read "
+                     "it outside the compiled function");
+}
+
 double item(const Node& n, const char* what) {
+  check_readable(n, what);
   if (n.shape.size() != 1)
     throw TypeError(std::string(what) + ": only tensors with one element can be converted to Python scalars (shape " +
                     n.shape.str() + ")");

@@ -16,6 +16,8 @@ returns and the derivative rule it implements: ``d/dx: ...`` is the adjoint pass
 from __future__ import annotations
 
 from . import _core, nn, optim  # nn, optim: the submodules mg.nn, mg.optim
+from ._compile import CompiledFunction as CompiledFunction
+from ._compile import compile, load
 from ._core import *  # noqa: F403  (the public ops: one entry point each, defined in the engine)
 from ._core import Tensor
 from ._core import is_grad_enabled as is_grad_enabled  # re-exported (listed in _core.__all__)
@@ -40,6 +42,9 @@ __all__ = [
     "vjp",
     "jvp",
     "check_grad",
+    # compiled programs
+    "compile",
+    "load",
     # pictures
     "to_dot",
     "draw",

@@ -144,12 +144,17 @@ void bind_tensor(py::module_& m) {
           "flows back through it. Values of more than 128 bytes share the tensor's buffer; smaller ones, "
           "which live inside the graph node, are copied.")
       .def(
-          "numpy", [](Node& self) { return view_of(NodeRef(&self)); },
+          "numpy",
+          [](Node& self) {
+            check_readable(self, "numpy");
+            return view_of(NodeRef(&self));
+          },
           "The value as a read-only NumPy array of the same shape and dtype (a view, no copy; it keeps the "
           "tensor alive). Outside the graph: no gradient flows through it.")
       .def(
           "__array__",
           [](Node& self, py::handle dtype, py::handle copy) -> py::object {
+            check_readable(self, "__array__");
             py::array v = view_of(NodeRef(&self));
             const bool force_copy = !copy.is_none() && py::bool_(py::reinterpret_borrow<py::object>(copy));
             const bool no_copy = !copy.is_none() && !force_copy;
@@ -189,6 +194,9 @@ void bind_tensor(py::module_& m) {
       .def(
           "__repr__",
           [](Node& self) {
+            if (self.traced && tracing())  // Note [tracing]: no value yet
+              return "tensor(<traced by mg.compile>, shape=" + self.shape.str() + ", dtype=" + dtype_name(self.dtype) +
+                     ")";
             std::string r = py::repr(view_of(NodeRef(&self))).cast<std::string>();
             if (r.rfind("array(", 0) == 0) r = "tensor(" + r.substr(6);
             if (self.requires_grad) r = r.substr(0, r.size() - 1) + ", requires_grad=True)";

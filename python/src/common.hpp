@@ -63,6 +63,11 @@ PyObject* linalg_error_type();
 /// Whether Tensor's number slots are matgrad's own (Note [the hot call path]).
 bool operator_slots_installed();
 
+/// The exception a signal handler raised while a computation ran without the GIL, restored as
+/// the current Python error (false when there is none).
+bool restore_pending_interrupt();
+
+void bind_compile(py::module_& m);
 void bind_fast(py::module_& m);
 void bind_tensor(py::module_& m);
 void bind_entry(py::module_& m);

@@ -57,6 +57,8 @@ void set_python_error() {
     PyErr_SetString(linalg_error_type(), e.what());
   } catch (const GraphError& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const Interrupted&) {  // what Python's signal handler raised (KeyboardInterrupt for Ctrl-C)
+    if (!restore_pending_interrupt()) PyErr_SetNone(PyExc_KeyboardInterrupt);
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
   } catch (const std::exception& e) {

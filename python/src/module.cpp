@@ -207,5 +207,6 @@ PYBIND11_MODULE(_core, m) {
   bind_tensor(m);
   bind_entry(m);
   bind_transforms(m);
+  bind_compile(m);
   bind_fast(m);
 }

@@ -98,8 +98,9 @@ Program compile_graph(const std::vector<NodeRef>& inputs, const std::vector<Node
 ///   value_and_grad  results: out, then d out / d inputs[a] for each a in argnums
 ///   jacobian        results: d out / d inputs[a], each (out.size, inputs[a].size), C order
 ///   hessian         results: the blocks H[i][j] = d2 out / d inputs[a_i] d inputs[a_j], row by row
+/// (`op` names the transform in errors: "value_and_grad", "grad", ...)
 Program compile_value_and_grad(const std::vector<NodeRef>& inputs, const NodeRef& out, const std::vector<int>& argnums,
-                               bool optimize = true);
+                               bool optimize = true, const char* op = "value_and_grad");
 Program compile_jacobian(const std::vector<NodeRef>& inputs, const NodeRef& out, const std::vector<int>& argnums,
                          bool optimize = true);
 Program compile_hessian(const std::vector<NodeRef>& inputs, const NodeRef& out, const std::vector<int>& argnums,

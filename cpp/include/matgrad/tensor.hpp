@@ -10,6 +10,10 @@
 
 namespace matgrad {
 
+/// Refuses (GraphError, naming `what`) to read the value of a tensor that a compile trace is
+/// computing from its inputs (Note [tracing]): read now, the value would be baked into the program.
+void check_readable(const Node& n, const char* what);
+
 /// The one element of a tensor of shape (), (1,) or (1, 1), as a double; a TypeError naming
 /// `what` (float, item, bool, ...) for other shapes.
 double item(const Node& n, const char* what);

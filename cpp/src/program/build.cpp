@@ -259,9 +259,9 @@ Program compile_graph(const std::vector<NodeRef>& inputs, const std::vector<Node
 }
 
 Program compile_value_and_grad(const std::vector<NodeRef>& inputs, const NodeRef& out, const std::vector<int>& argnums,
-                               bool optimize) {
-  check_scalar_output("value_and_grad", out->shape);
-  const std::vector<NodeRef> targets = targets_of("value_and_grad", inputs, argnums);
+                               bool optimize, const char* op) {
+  check_scalar_output(op, out->shape);
+  const std::vector<NodeRef> targets = targets_of(op, inputs, argnums);
   ProgramBuilder b;
   build_inputs(b, inputs);
   std::vector<std::uint32_t> outs{b.value(out.get())};

@@ -20,20 +20,6 @@ namespace {
 
 std::string slot_name(std::uint32_t s) { return "%" + std::to_string(s); }
 
-const char* kind_name(SlotKind k) {
-  switch (k) {
-    case SlotKind::input:
-      return "input";
-    case SlotKind::constant:
-      return "const";
-    case SlotKind::temp:
-      return "temp";
-    case SlotKind::view:
-      return "view";
-  }
-  return "?";
-}
-
 std::string type_str(const Slot& s) {
   std::string t = std::string(dtype_name(s.dtype)) + s.shape.str();
   if (s.batch) t = std::to_string(s.batch) + " x " + t;
