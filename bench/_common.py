@@ -412,6 +412,14 @@ class Worker:
                 pass
         return mod
 
+    def first_call(self, label, fn):
+        """Call fn once (trace and compile, for jitted and compiled systems), record its time as
+        "first call" (reported apart from the timed calls), and return fn."""
+        t = time.perf_counter()
+        fn()
+        self.extra_meta.setdefault("first_call_ms", {})[label] = (time.perf_counter() - t) * 1e3
+        return fn
+
     def _wanted(self, name):
         return self.systems_filter is None or name in self.systems_filter
 
@@ -638,6 +646,9 @@ def header_lines(script_name, args, payloads, t_start):
         f"(autorange), after a warm-up; gc off in timed loops; every answer checked against the "
         f"numpy closed form first. wall time {time.time() - t_start:.0f} s"
     )
+    for p in payloads:
+        for label, ms in p["meta"].get("first_call_ms", {}).items():
+            lines.append(f"first call (trace + compile + one run), not in the table: {label}: {ms:.1f} ms")
     skipped = sorted({s for p in payloads for s in p["meta"]["skipped"]})
     for s in skipped:
         lines.append(f"skipped: {s} not installed")

@@ -51,7 +51,8 @@ MG_EAGER = "matgrad eager (backward)"
 MG_JAC = "matgrad jacobian"
 MG_HESS = "matgrad hessian, mg.logsumexp"
 MG_HESS_LSE = "matgrad hessian, log(sum(exp))"
-MATGRAD = (MG_FUNC, MG_EAGER, MG_JAC, MG_HESS, MG_HESS_LSE)
+MG_COMPILED = "matgrad compiled"
+MATGRAD = (MG_FUNC, MG_EAGER, MG_JAC, MG_HESS, MG_HESS_LSE, MG_COMPILED)
 TORCH = "torch eager"
 TFUNC = "torch.func"
 JAX = "jax eager"
@@ -208,6 +209,9 @@ def worker(args):
         if want(MG_FUNC):
             vg = mg.value_and_grad(w4_mg)
             sysd[MG_FUNC] = lambda: vg(X, a, b)
+        if want(MG_COMPILED):
+            cvg = mg.compile(w4_mg).value_and_grad
+            sysd[MG_COMPILED] = w.first_call(f"W4 n={n} {MG_COMPILED}", lambda: cvg(X, a, b))
         if want(MG_EAGER):
 
             def mg_eager():
@@ -241,8 +245,10 @@ def worker(args):
             vgj = jax.value_and_grad(w4_f(J), argnums=0)
             vgj_jit = jax.jit(vgj)
             sysd[JAX] = lambda: bur(vgj(Xj, aj, bj))
-            sysd[JAX_JIT] = lambda: bur(vgj_jit(Xj, aj, bj))
-        return C.Case("W4", f"n={n}", "float64", sysd, ref, 1e-8, 1e-10, numpy_out=(MG_FUNC, MG_EAGER))
+            sysd[JAX_JIT] = w.first_call(f"W4 n={n} {JAX_JIT}", lambda: bur(vgj_jit(Xj, aj, bj)))
+        return C.Case(
+            "W4", f"n={n}", "float64", sysd, ref, 1e-8, 1e-10, numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED)
+        )
 
     def w4_cases():
         rng = rng_for("W4")
@@ -273,6 +279,9 @@ def worker(args):
         if want(MG_JAC):
             jac_mg = mg.jacobian(lambda B: B.T @ B)
             sysd[MG_JAC] = lambda: jac_mg(B)
+        if want(MG_COMPILED):
+            cjac = mg.compile(lambda B: B.T @ B).jacobian
+            sysd[MG_COMPILED] = w.first_call(f"W5 {MG_COMPILED}", lambda: cjac(B))
         if torch is not None:
             f_t, Bt = w5_f(T), tt(B)
             jr_t = torch.func.jacrev(f_t)
@@ -283,8 +292,8 @@ def worker(args):
             jr_j = jax.jacrev(w5_f(J))
             jr_jit = jax.jit(jr_j)
             sysd[JAX] = lambda: bur(jr_j(Bj))
-            sysd[JAX_JIT] = lambda: bur(jr_jit(Bj))
-        return [C.Case("W5", "B 16x16", "float64", sysd, ref, 1e-12, 1e-14, numpy_out=(MG_JAC,))]
+            sysd[JAX_JIT] = w.first_call(f"W5 {JAX_JIT}", lambda: bur(jr_jit(Bj)))
+        return [C.Case("W5", "B 16x16", "float64", sysd, ref, 1e-12, 1e-14, numpy_out=(MG_JAC, MG_COMPILED))]
 
     def w6_cases():
         rng = rng_for("W6")
@@ -299,6 +308,9 @@ def worker(args):
         if want(MG_HESS_LSE):
             h_mg_lse = mg.hessian(w6_mg_lse)
             sysd[MG_HESS_LSE] = lambda: h_mg_lse(x, Am)
+        if want(MG_COMPILED):
+            chess = mg.compile(w6_mg).hessian
+            sysd[MG_COMPILED] = w.first_call(f"W6 {MG_COMPILED}", lambda: chess(x, Am))
         if torch is not None:
             f_t, xt, At = w6_f(T), tt(x), tt(Am)
             h_t = torch.func.hessian(f_t, argnums=0)
@@ -309,8 +321,19 @@ def worker(args):
             h_j = jax.hessian(w6_f(J), argnums=0)
             h_jit = jax.jit(h_j)
             sysd[JAX] = lambda: bur(h_j(xj, Aj))
-            sysd[JAX_JIT] = lambda: bur(h_jit(xj, Aj))
-        return [C.Case("W6", "n=100", "float64", sysd, ref, 1e-10, 1e-12, numpy_out=(MG_HESS, MG_HESS_LSE))]
+            sysd[JAX_JIT] = w.first_call(f"W6 {JAX_JIT}", lambda: bur(h_jit(xj, Aj)))
+        return [
+            C.Case(
+                "W6",
+                "n=100",
+                "float64",
+                sysd,
+                ref,
+                1e-10,
+                1e-12,
+                numpy_out=(MG_HESS, MG_HESS_LSE, MG_COMPILED),
+            )
+        ]
 
     builders = {"W4": w4_cases, "W5": w5_cases, "W6": w6_cases}
     cases = [c for wid in only for c in builders[wid]()]

@@ -34,6 +34,7 @@ import _common as C
 
 MG_FUNC = "matgrad value_and_grad"
 MG_EAGER = "matgrad eager (backward)"
+MG_COMPILED = "matgrad compiled"
 TORCH = "torch eager"
 SYSTEM_KEYS = {"numpy": C.REF, "mg-func": MG_FUNC, "mg-eager": MG_EAGER, "torch": TORCH}
 TARGET_VS_NUMPY = 1.05
@@ -98,6 +99,10 @@ def worker(args):
         sysd = {C.REF: (lambda P=P, X=X, Y=Y: w3_np(*P, X, Y))}
         vg = mg.value_and_grad(w3_mg, argnums=(0, 1, 2, 3, 4, 5))
         sysd[MG_FUNC] = lambda vg=vg, P=P, X=X, Y=Y: vg(*P, X, Y)
+        cvg = mg.compile(w3_mg, argnums=(0, 1, 2, 3, 4, 5)).value_and_grad
+        sysd[MG_COMPILED] = w.first_call(
+            f"W3 {dtype_name} {MG_COMPILED}", lambda cvg=cvg, P=P, X=X, Y=Y: cvg(*P, X, Y)
+        )
 
         def mg_eager(P=P, X=X, Y=Y):
             ps = [mg.tensor(p, requires_grad=True) for p in P]
@@ -132,7 +137,7 @@ def worker(args):
                 ref,
                 rtol,
                 atol_rel,
-                numpy_out=(MG_FUNC, MG_EAGER),
+                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED),
             )
         )
     w.run(cases)

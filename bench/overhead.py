@@ -40,6 +40,7 @@ W2_OPS = 4 * W2_STEPS + 1  # sin, *0.9, 0.1*, + per step, plus the final sum
 
 MG_FUNC = "matgrad value_and_grad"
 MG_EAGER = "matgrad eager (backward)"
+MG_COMPILED = "matgrad compiled"
 TORCH = "torch eager"
 TORCH_NP = "torch eager (numpy in/out)"
 MATH = "python math (closed form)"
@@ -104,12 +105,14 @@ def worker(args):
         return val, g
 
     # ---- systems -------------------------------------------------------------------------
-    def systems_for(make, x_np, ref_fn):
+    def systems_for(make, x_np, ref_fn, wid):
         """x_np: the NumPy input (np.float64 scalar for W1, (16,) array for W2)."""
         sysd = {C.REF: (lambda: ref_fn(x_np))}
         f_mg = make(mg)
         vg = mg.value_and_grad(f_mg)
         sysd[MG_FUNC] = lambda: vg(x_np)
+        cvg = mg.compile(f_mg).value_and_grad
+        sysd[MG_COMPILED] = w.first_call(f"{wid} {MG_COMPILED}", lambda: cvg(x_np))
 
         def mg_eager():
             x = mg.tensor(x_np, requires_grad=True)
@@ -144,15 +147,24 @@ def worker(args):
     cases = []
     if "W1" in only:
         x0 = np.float64(0.7)
-        sysd = systems_for(w1_f, x0, w1_np)
+        sysd = systems_for(w1_f, x0, w1_np, "W1")
         sysd = {C.REF: sysd.pop(C.REF), MATH: (lambda: w1_math(0.7)), **sysd}
         cases.append(
-            C.Case("W1", "x=0.7", "float64", sysd, w1_math(0.7), 1e-12, 1e-14, numpy_out=(MG_FUNC, MG_EAGER))
+            C.Case(
+                "W1",
+                "x=0.7",
+                "float64",
+                sysd,
+                w1_math(0.7),
+                1e-12,
+                1e-14,
+                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED),
+            )
         )
     if "W2" in only:
         rng = np.random.default_rng([20240601, 2])  # W2's data (docs/benchmarks.md)
         x = rng.standard_normal(16)
-        sysd = systems_for(w2_f, x, w2_np)
+        sysd = systems_for(w2_f, x, w2_np, "W2")
         cases.append(
             C.Case(
                 "W2",
@@ -162,7 +174,7 @@ def worker(args):
                 w2_np(x),
                 1e-10,
                 1e-13,
-                numpy_out=(MG_FUNC, MG_EAGER),
+                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED),
                 extra=lambda r: {
                     "fwd_ops": W2_OPS,
                     "per_fwd_op_ns": r["median_us"] * 1e3 / W2_OPS,
@@ -231,7 +243,7 @@ def parent(args, argv):
                 f"  W2 per forward op ({W2_OPS} ops): "
                 + ", ".join(
                     f"{s} {w2[s]['per_fwd_op_ns']:.0f} ns"
-                    for s in (MG_FUNC, MG_EAGER, TORCH, C.REF)
+                    for s in (MG_FUNC, MG_EAGER, MG_COMPILED, TORCH, C.REF)
                     if s in w2
                 )
             )

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: MIT
 // W7 of docs/benchmarks.md: the C++ engine's cost per node, next to hand-written C++.
 //   prod    the product of n scalars as a loop of scalar multiplications (0-D nodes)
+//   lecture the lecture's scalar sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)) at x = 0.7
 //   lse     log-sum-exp of an n-vector, from 0-D nodes and from vector ops
 //   normal  the normal log-density sum_i log N(x_i | mu, sigma), gradient w.r.t. x, mu and
 //           sigma, from 0-D nodes and from vector ops
 // An AD call records the graph eagerly, sweeps it (grad_values) and frees it; the inputs are
 // leaves made once, outside the timing. "record" is the same without the sweep. Every
 // gradient is checked against the hand-written one before anything is timed.
+// "replay" runs the same value and gradient compiled once (matgrad::compile_value_and_grad): the
+// program replayed on the inputs' values, no graph recorded; its cost per instruction is shown.
 // Timing: one warm-up call, then the median of --repeats repeats of >= --min-time s each.
-// A compiled replay is not measured: the C++ engine has no compile() yet.
 //
 //   matgrad_bench_w7 [--n 10000] [--repeats 7] [--min-time 0.05]
 #include <matgrad/matgrad.hpp>
@@ -78,17 +80,20 @@ struct Row {
   std::string name;
   long nodes;  // op nodes recorded per call (leaves excluded)
   long n;      // elements
-  double t_record = 0, t_ad = 0, t_hand = 0;  // seconds per call
+  double t_record = 0, t_ad = 0, t_hand = 0, t_replay = 0;  // seconds per call
+  long instructions = 0;                                       // of the compiled program
 };
 
 void print_header() {
-  std::printf("%-24s %7s %11s %11s %10s %10s %10s %10s %9s\n", "workload", "nodes", "record us", "rec+bwd us",
-              "ns/node", "ns/elem", "hand us", "hand ns/el", "AD/hand");
+  std::printf("%-20s %7s %10s %11s %9s %10s %7s %10s %9s %10s %8s %8s\n", "workload", "nodes", "record us",
+              "rec+bwd us", "ns/node", "replay us", "instrs", "ns/instr", "hand us", "hand ns/el", "AD/hand",
+              "rep/hand");
 }
 void print(const Row& r) {
-  std::printf("%-24s %7ld %11.1f %11.1f %10.1f %10.1f %10.2f %10.2f %8.1fx\n", r.name.c_str(), r.nodes,
-              r.t_record * 1e6, r.t_ad * 1e6, r.t_ad * 1e9 / double(r.nodes), r.t_ad * 1e9 / double(r.n),
-              r.t_hand * 1e6, r.t_hand * 1e9 / double(r.n), r.t_ad / r.t_hand);
+  std::printf("%-20s %7ld %10.2f %11.2f %9.1f %10.2f %7ld %10.1f %9.3f %10.2f %7.1fx %7.1fx\n", r.name.c_str(), r.nodes,
+              r.t_record * 1e6, r.t_ad * 1e6, r.t_ad * 1e9 / double(r.nodes), r.t_replay * 1e6, r.instructions,
+              r.t_replay * 1e9 / double(std::max(r.instructions, 1L)), r.t_hand * 1e6, r.t_hand * 1e9 / double(r.n),
+              r.t_ad / r.t_hand, r.t_replay / r.t_hand);
   std::fflush(stdout);
 }
 
@@ -97,7 +102,27 @@ bool g_timed = false;  // first pass: check every answer; second pass: time
 template <class Record, class Hand>
 Row time_row(std::string name, long nodes, long n, Record record, const std::vector<NodeRef>& inputs, Hand hand) {
   Row r{std::move(name), nodes, n};
+  // the compiled program: the same value and gradient, checked against eager
+  std::vector<int> all;
+  std::vector<Val> args;
+  for (const NodeRef& x : inputs) {
+    all.push_back(int(all.size()));
+    args.push_back(x->value());
+  }
+  const NodeRef f = record();
+  const matgrad::Program p = matgrad::compile_value_and_grad(inputs, f, all);
+  r.instructions = long(p.code.size());
+  const std::vector<Val> eager = matgrad::grad_values(f, inputs);
+  const std::vector<Val> replay = p.run(args);
+  check((r.name + " replay value").c_str(), at(replay[0], 0), first(f));
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    for (std::int64_t i = 0; i < eager[k].shape().size(); ++i)
+      check((r.name + " replay gradient").c_str(), at(replay[k + 1], std::size_t(i)), at(eager[k], std::size_t(i)));
   if (!g_timed) return r;
+  r.t_replay = seconds_per_call([&] {
+    std::vector<Val> g = p.run(args);
+    g_sink = g_sink + at(g[1], 0);
+  });
   r.t_record = seconds_per_call([&] { g_sink = g_sink + first(record()); });
   r.t_ad = seconds_per_call([&] {
     std::vector<Val> g = matgrad::grad_values(record(), inputs);
@@ -158,6 +183,34 @@ struct LseHand {  // vectorised with Eigen: exp is the cost
     g_sink = g_sink + value + g[0];
   }
 };
+
+// ---- the lecture's scalar: f(x) = sqrt(x^2 + exp(x^2)) + cos(x^2 + exp(x^2)) ----
+
+Row bench_lecture(double x0) {
+  std::vector<NodeRef> xs = {matgrad::scalar(x0)};
+  auto record = [&] {
+    const NodeRef& x = xs[0];
+    NodeRef a = x * x;
+    NodeRef u = a + matgrad::exp(a);
+    return matgrad::sqrt(u) + matgrad::cos(u);
+  };
+  struct Hand {
+    double x, value = 0, g = 0;
+    void operator()() {
+      const double a = x * x, e = std::exp(a), u = a + e, s = std::sqrt(u);
+      value = s + std::cos(u);
+      g = (0.5 / s - std::sin(u)) * (2.0 * x * (1.0 + e));
+      g_sink = g_sink + g;
+    }
+  } hand{x0};
+  hand();
+  if (!g_timed) {
+    NodeRef f = record();
+    check("lecture value", first(f), hand.value);
+    check("lecture d/dx", at(matgrad::grad_values(f, xs)[0], 0), hand.g);
+  }
+  return time_row("lecture scalar", 6, 1, record, xs, std::ref(hand));
+}
 
 Row bench_lse_scalar(const std::vector<double>& x) {
   const std::size_t n = x.size();
@@ -309,6 +362,7 @@ int main(int argc, char** argv) {
   // Every answer first: a wrong gradient fails the run before anything is timed.
   auto run_all = [&](auto&& each) {
     each(bench_prod(xp));
+    each(bench_lecture(0.7));
     each(bench_lse_scalar(xl));
     each(bench_lse_vector(xl));
     each(bench_normal_scalar(xl, 0.3, 1.7));
@@ -322,7 +376,8 @@ int main(int argc, char** argv) {
   std::printf(
       "W7: n = %ld; all gradients match the hand-written ones. Median of %d repeats of >= %.2f s.\n"
       "record = eager recording + freeing the graph; rec+bwd = the same + reverse sweep (grad_values);\n"
-      "hand = hand-written C++ value and gradient. Compiled replay: n/a (no C++ compile() yet).\n",
+      "replay = the compiled program (value and gradient) run on the same inputs; hand = hand-written C++\n"
+      "value and gradient.\n",
       n, g_repeats, g_min_time);
   print_header();
   g_timed = true;

@@ -426,17 +426,6 @@ TEST(CreateGraph, ForwardModeAsTheVjpOfAVjp) {
 
 // ---- errors: matgrad::ShapeError, the op name first, every operand shape as a Python tuple ----
 
-template <class E, class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("wrong exception type: ") + e.what();
-  }
-  return "no exception";
-}
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
 TEST(Errors, MatmulShapesThatAreNotAligned) {

@@ -45,6 +45,20 @@ inline NodeRef apply_s(matgrad::OpId o, const NodeRef& x, double s) {
   return matgrad::apply(o, {x}, a);
 }
 
+/// The message of the exception of type E that f throws ("no exception", or "wrong exception
+/// type: ..." otherwise).
+template <class E, class F>
+std::string error_of(F f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("wrong exception type: ") + e.what();
+  }
+  return "no exception";
+}
+
 inline Shape S() { return Shape::scalar(); }
 inline Shape S(std::int64_t n) { return Shape::vector(n); }
 inline Shape S(std::int64_t r, std::int64_t c) { return Shape::matrix(r, c); }

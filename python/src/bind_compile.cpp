@@ -53,11 +53,11 @@ py::tuple shape_dtype(const Slot& s) {
 // A compiled function's value and each of its transforms is a CompiledCall: a small hand-written
 // CPython type with vectorcall, holding a table of the signatures traced so far. A call whose
 // positional arguments match an entry exactly (C-contiguous arrays of the traced shape and dtype,
-// read in place, or Python floats for traced 0-D float64 arguments; static arguments equal to the
-// traced values) and that has no keyword arguments replays its program straight away, the GIL
-// released, and shapes the results; anything else (a new signature, keywords, Tensors, other
-// dtypes) goes to the Python function `slow` (matgrad/_compile.py), which traces, builds the
-// program and adds the entry. Matching happens with the GIL held, so adding never races with it.
+// read in place, or floats, Python's or NumPy's float64, for traced 0-D float64 arguments; static arguments equal to
+// the traced values) and that has no keyword arguments replays its program straight away, the GIL released, and shapes
+// the results; anything else (a new signature, keywords, Tensors, other dtypes) goes to the Python function `slow`
+// (matgrad/_compile.py), which traces, builds the program and adds the entry. Matching happens with the GIL held, so
+// adding never races with it.
 struct ArgSpec {
   bool array = true;
   Shape shape{};
@@ -96,7 +96,7 @@ bool matches(const ArgSpec& s, PyObject* a, Val& v, double& scratch) {
     if (eq < 0) PyErr_Clear();
     return eq == 1;
   }
-  if (PyFloat_CheckExact(a)) {
+  if (PyFloat_Check(a)) {  // a Python float, or NumPy's float64 scalar (a float subclass)
     if (s.shape.ndim != 0 || s.dtype != DType::f64) return false;
     scratch = PyFloat_AS_DOUBLE(a);
     v = Val(&scratch, s.shape, s.dtype);

@@ -15,8 +15,18 @@ OpId k_rdiv_s, k_rpow_s, k_max_weight, k_min_weight, k_nonzero, k_where;
 
 Shape same_shape(const Attr&, const Shape* in, int) { return in[0]; }
 
+// One element (0-D values, the scalar programs of loops): a fixed-size map, so f compiles to the
+// scalar operation, without the loop and alignment set-up of a dynamic size.
+template <class T> using One = Eigen::Map<Eigen::Array<T, 1, 1>>;
+template <class T> using COne = Eigen::Map<const Eigen::Array<T, 1, 1>>;
+
 template <class T, class F>
 void unary_kernel(const KernelArgs& k, F f) {
+  if (k.out.shape().size() == 1) {
+    One<T> o(k.out.ptr<T>());
+    o = f(COne<T>(k.in[0].ptr<T>()));
+    return;
+  }
   k.out.arr<T>() = f(k.in[0].arr<T>());
 }
 
@@ -29,6 +39,11 @@ void binary_kernel(const KernelArgs& k, F f) {
   const T* pa = k.in[0].ptr<T>();
   const T* pb = k.in[1].ptr<T>();
   T* po = k.out.ptr<T>();
+  if (so.size() == 1) {  // then each operand has one element too
+    One<T> o(po);
+    o = f(COne<T>(pa), COne<T>(pb));
+    return;
+  }
   if (sa.same_storage(so) && sb.same_storage(so)) {
     MapArr<T>(po, so.size()) = f(CMapArr<T>(pa, so.size()), CMapArr<T>(pb, so.size()));
     return;

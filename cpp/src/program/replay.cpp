@@ -52,6 +52,14 @@ struct Workspace {
   };
   std::vector<Patch> patches;
   std::vector<std::uint32_t> output_roots;
+  /// What the loop reads per instruction, resolved once.
+  struct Step {
+    ForwardFn forward;  ///< null for a batched instruction
+    const Attr* attr;
+    std::uint32_t in;
+    std::uint16_t nin;
+  };
+  std::vector<Step> steps;
 };
 
 void* slot_data(const Program& p, Workspace& ws, std::uint32_t s) {
@@ -102,6 +110,7 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
       ws->factors.push_back(f);
     }
     ws->out.emplace_back(slot_data(p, *ws, ins.out), stored_shape(os), os.dtype);
+    ws->steps.push_back({os.batch ? nullptr : d.forward, &p.attrs[ins.attr], ins.in, ins.nin});
   }
   ws->scratch.resize(std::size_t(scratch) + 64);
   for (std::uint32_t s : p.outputs) ws->output_roots.push_back(root_of(p, s));
@@ -147,21 +156,23 @@ std::vector<Val> Program::run(const std::vector<Val>& in) const {
   for (std::uint32_t s : ws.factored) ws.factor_of[s].reset();  // a factorization lasts one call
   const std::int64_t before = pool_allocations();
   const std::size_t n = code.size();
+  const Workspace::Step* step = ws.steps.data();
+  const Val* ins = ws.in.data();
+  const FactorSlot* factors = ws.factors.data();
   for (std::size_t i = 0; i < n; ++i) {
     if ((i & (kInterruptStride - 1)) == kInterruptStride - 1) poll_interrupt();
-    const Instr& ins = code[i];
-    const OpDef& d = opdef(ins.op);
-    const Slot& os = slots[ins.out];
-    if (!os.batch) {
-      d.forward(KernelArgs{attrs[ins.attr], &ws.in[ins.in], ins.nin, ws.out[i], &ws.factors[ins.in]});
+    const Workspace::Step& st = step[i];
+    if (st.forward) {
+      st.forward(KernelArgs{*st.attr, ins + st.in, st.nin, ws.out[i], factors + st.in});
       continue;
     }
-    SmallArray<BVal> bin(ins.nin);
-    for (int k = 0; k < ins.nin; ++k) {
-      const Slot& s = slots[args[ins.in + k]];
-      bin[k] = BVal{ws.in[ins.in + k], s.batch, s.shape};
+    const Slot& os = slots[code[i].out];
+    SmallArray<BVal> bin(st.nin);
+    for (int k = 0; k < st.nin; ++k) {
+      const Slot& s = slots[args[st.in + k]];
+      bin[k] = BVal{ins[st.in + k], s.batch, s.shape};
     }
-    run_batched(ins.op, bin.p, ins.nin, attrs[ins.attr], &ws.factors[ins.in], os.batch, os.shape, ws.out[i],
+    run_batched(code[i].op, bin.p, st.nin, *st.attr, factors + st.in, os.batch, os.shape, ws.out[i],
                 ws.scratch.data() + (64 - reinterpret_cast<std::uintptr_t>(ws.scratch.data()) % 64) % 64);
   }
   t_stats.pool_allocations += pool_allocations() - before;

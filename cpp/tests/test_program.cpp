@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT
+// Compiled programs (matgrad/program.hpp): each pass on its own, the memory plan, shared
+// factorizations, threads, interrupts, validation and the archive. (Every registry case's
+// programs are checked against eager in test_ops.cpp, CompiledProgramsMatchEager.)
+#include "test_util.hpp"
+
+#include <matgrad/matgrad.hpp>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mgtest {
+namespace {
+
+using matgrad::Program;
+
+int count(const Program& p, const char* op) {
+  int n = 0;
+  for (const matgrad::Instr& ins : p.code) n += std::string(matgrad::op_name(ins.op)) == op;
+  return n;
+}
+
+TEST(Passes, DeadCodeIsDropped) {
+  NodeRef x = leaf(S(3), DType::f64, {1, 2, 3});
+  NodeRef unused = matgrad::exp(x);  // computed while tracing, not an output
+  NodeRef y = matgrad::sin(x);
+  Program p = matgrad::compile_graph({x}, {y}, false);
+  ASSERT_EQ(p.code.size(), 1u) << "exp of x is not reached from the output";
+  // a dead instruction appended by hand is removed by the pass
+  p.code.push_back(p.code[0]);
+  p.code.back().out = std::uint32_t(p.slots.size());
+  matgrad::Slot s = p.slots[p.code[0].out];
+  p.slots.push_back(s);
+  matgrad::eliminate_dead_code(p);
+  EXPECT_EQ(p.code.size(), 1u);
+  p.validate();
+  EXPECT_TRUE(all_close(values(p.run({x->value()})[0]), values(y), Tol{0, 0}));
+  (void)unused;
+}
+
+TEST(Passes, CommonSubexpressionsAreMerged) {
+  NodeRef x = leaf(S(2, 2), DType::f64, {1, 2, 3, 4}), y = leaf(S(2, 2), DType::f64, {5, 6, 7, 8});
+  NodeRef f = matgrad::sum(x * y) + matgrad::sum(x * y);  // x * y recorded twice
+  Program p = matgrad::compile_graph({x, y}, {f}, false);
+  EXPECT_EQ(count(p, "mul"), 2);
+  matgrad::eliminate_common_subexpressions(p);
+  matgrad::eliminate_dead_code(p);
+  p.validate();
+  EXPECT_EQ(count(p, "mul"), 1);
+  EXPECT_EQ(count(p, "sum"), 1);
+  matgrad::plan_memory(p);
+  EXPECT_DOUBLE_EQ(values(p.run({x->value(), y->value()})[0])[0], 2 * (5 + 12 + 21 + 32));
+}
+
+TEST(Passes, ConstantsAreFolded) {
+  NodeRef x = leaf(S(2), DType::f64, {1, 2});
+  NodeRef c = leaf(S(2), DType::f64, {0.5, 0.25}, false);
+  NodeRef f = x * matgrad::exp(c) + matgrad::sum(c * c);  // exp(c) and sum(c * c) need no input
+  Program p = matgrad::compile_graph({x}, {f}, false);
+  EXPECT_EQ(count(p, "exp"), 0) << "unrecorded ops on constants are constants already";
+  // ops on constants recorded as instructions (e.g. the seeds of a sweep) are folded
+  Program q = matgrad::compile_value_and_grad({x}, matgrad::sum(f * c), {0}, false);
+  const std::size_t before = q.code.size();
+  matgrad::fold_constants(q);
+  q.validate();
+  EXPECT_LE(q.code.size(), before);
+  for (const matgrad::Instr& ins : q.code) {
+    bool all_const = true;
+    for (int j = 0; j < ins.nin; ++j) {
+      std::uint32_t s = q.args[ins.in + j];
+      while (q.slots[s].kind == matgrad::SlotKind::view) s = std::uint32_t(q.slots[s].index);
+      all_const = all_const && q.slots[s].kind == matgrad::SlotKind::constant;
+    }
+    EXPECT_FALSE(all_const) << matgrad::op_name(ins.op) << " of constants only was not folded";
+  }
+  matgrad::plan_memory(q);
+  const std::vector<Val> want = matgrad::grad_values(matgrad::sum(f * c), {x});
+  EXPECT_TRUE(all_close(values(q.run({x->value()})[1]), values(want[0]), Tol{1e-15, 0}));
+}
+
+TEST(Passes, SimplificationRemovesWhatNeedsNoWork) {
+  NodeRef x = leaf(S(2, 3), DType::f64, {1, 2, 3, 4, 5, 6});
+  NodeRef f = matgrad::transpose(matgrad::transpose(x * 1.0 + 0.0));  // x
+  NodeRef g = matgrad::reshape(matgrad::neg(matgrad::neg(x)), std::vector<std::int64_t>{3, 2});
+  Program p = matgrad::compile_graph({x}, {f, g}, false);
+  EXPECT_GT(p.code.size(), 4u);
+  matgrad::simplify(p);
+  matgrad::eliminate_dead_code(p);
+  p.validate();
+  EXPECT_EQ(p.code.size(), 0u) << p.str();
+  matgrad::plan_memory(p);
+  const std::vector<Val> r = p.run({x->value()});
+  EXPECT_TRUE(all_close(values(r[0]), values(x), Tol{0, 0}));
+  EXPECT_EQ(r[1].shape(), S(3, 2));
+  EXPECT_TRUE(all_close(values(r[1]), values(x), Tol{0, 0}));
+}
+
+TEST(MemoryPlan, TemporariesShareSpaceWhenTheirLivesDoNotOverlap) {
+  NodeRef x = leaf(S(64), DType::f64, std::vector<double>(64, 0.5));
+  NodeRef y = x;
+  for (int i = 0; i < 20; ++i) y = matgrad::sin(y);  // each temporary dies at the next step
+  Program p = matgrad::compile_graph({x}, {matgrad::sum(y)});
+  EXPECT_EQ(p.code.size(), 21u);
+  EXPECT_LE(p.workspace_bytes, 3 * 64 * 8u) << "a chain needs two live temporaries at a time (and the sum)";
+  double want = 0.5;
+  for (int i = 0; i < 20; ++i) want = std::sin(want);
+  EXPECT_NEAR(values(p.run({x->value()})[0])[0], 64 * want, 1e-12);
+}
+
+TEST(Replay, OneFactorizationPerMatrixPerCall) {
+  const Input xi{S(3, 3), {4, 1, 0, 1, 5, 1, 0, 1, 6}};
+  NodeRef x = leaf(xi, DType::f64);
+  NodeRef b = leaf(S(3), DType::f64, {1, 2, 3});
+  NodeRef f = matgrad::logdet(x) + matgrad::sum(matgrad::inv(x)) + matgrad::sum(matgrad::solve(x, b)) + matgrad::det(x);
+  Program p = matgrad::compile_value_and_grad({x, b}, f, {0, 1});
+  const std::vector<Val> in = {x->value(), b->value()};
+  p.run(in);
+  const std::int64_t before = matgrad::lu_factorizations();
+  const std::vector<Val> r = p.run(in);
+  EXPECT_EQ(matgrad::lu_factorizations() - before, 1) << "det, logdet, inv, solve and their VJPs share one LU";
+  const std::vector<Val> want = matgrad::grad_values(f, {x, b});
+  EXPECT_TRUE(all_close(values(r[1]), values(want[0]), Tol{1e-13, 1e-14}));
+  EXPECT_TRUE(all_close(values(r[2]), values(want[1]), Tol{1e-13, 1e-14}));
+}
+
+TEST(Replay, SingularMatricesRaiseAsEager) {
+  NodeRef x = leaf(S(2, 2), DType::f64, {1, 0, 0, 1});
+  Program p = matgrad::compile_graph({x}, {matgrad::sum(matgrad::inv(x))});
+  const std::vector<double> zeros(4, 0.0);
+  NodeRef z = leaf(S(2, 2), DType::f64, zeros);
+  EXPECT_EQ(error_of<matgrad::LinAlgError>([&] { p.run({z->value()}); }), "inv: matrix of shape (2, 2) is singular");
+  EXPECT_DOUBLE_EQ(values(p.run({x->value()})[0])[0], 2.0);  // still usable
+}
+
+TEST(Replay, WrongInputsAreRefused) {
+  NodeRef x = leaf(S(2), DType::f64, {1, 2});
+  Program p = matgrad::compile_graph({x}, {matgrad::sum(x)});
+  NodeRef y = leaf(S(3), DType::f64, {1, 2, 3});
+  EXPECT_EQ(error_of<matgrad::ShapeError>([&] { p.run({y->value()}); }),
+            "program: input 0 has shape (3,) float64; the program was built for shape (2,) float64");
+  EXPECT_EQ(error_of<matgrad::TypeError>([&] { p.run({}); }), "program: takes 1 inputs, got 0");
+}
+
+TEST(Replay, EightThreadsRunOneProgramAtOnce) {
+  Rng rng(3);
+  const Input ai = rng.input(S(5, 5)), xi = rng.input(S(5));
+  NodeRef a = leaf(ai, DType::f64), x = leaf(xi, DType::f64);
+  NodeRef f = matgrad::sum(matgrad::tanh(matgrad::matmul(a, x)) * matgrad::logsumexp(x));
+  const Program p = matgrad::compile_value_and_grad({a, x}, f, {0, 1});
+  std::vector<std::vector<Val>> inputs;
+  std::vector<NodeRef> keep;  // the values live in these nodes
+  std::vector<std::vector<double>> want;
+  for (int t = 0; t < 8; ++t) {
+    NodeRef at = leaf(rng.input(S(5, 5)), DType::f64), xt = leaf(rng.input(S(5)), DType::f64);
+    keep.push_back(at);
+    keep.push_back(xt);
+    inputs.push_back({at->value(), xt->value()});
+    std::vector<double> w;
+    for (const Val& v : p.run(inputs.back())) {
+      const std::vector<double> vs = values(v);
+      w.insert(w.end(), vs.begin(), vs.end());
+    }
+    want.push_back(w);
+  }
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < 300; ++r) {
+        std::vector<double> got;
+        for (const Val& v : p.run(inputs[std::size_t(t)])) {
+          const std::vector<double> vs = values(v);
+          got.insert(got.end(), vs.begin(), vs.end());
+        }
+        if (got != want[std::size_t(t)]) ++bad;
+      }
+    });
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(Replay, AnInterruptStopsALongReplay) {
+  NodeRef x = leaf(S(4), DType::f64, {1, 2, 3, 4});
+  NodeRef y = x;
+  for (int i = 0; i < 5000; ++i) y = matgrad::sin(y);
+  Program p = matgrad::compile_graph({x}, {y});
+  matgrad::request_interrupt();
+  EXPECT_THROW(p.run({x->value()}), matgrad::Interrupted);
+  EXPECT_NO_THROW(p.run({x->value()})) << "the request is consumed";
+}
+
+TEST(Validate, MalformedProgramsAreRefused) {
+  NodeRef x = leaf(S(2), DType::f64, {1, 2});
+  const Program good = matgrad::compile_graph({x}, {matgrad::exp(x)}, false);
+  auto refused = [&](auto&& mutate, const char* what) {
+    Program p = good;
+    mutate(p);
+    EXPECT_THROW(p.validate(), matgrad::ValueError) << what;
+  };
+  refused([](Program& p) { p.code[0].out = p.inputs[0]; }, "an instruction writing its input");
+  refused([](Program& p) { p.args[p.code[0].in] = std::uint32_t(p.slots.size()); }, "a slot past the table");
+  refused([](Program& p) { p.code[0].op = matgrad::OpId{std::uint16_t(matgrad::op_count())}; }, "an unknown op");
+  refused([](Program& p) { p.code[0].nin = 2; }, "the wrong arity");
+  refused([](Program& p) { p.slots[p.code[0].out].shape = S(3); }, "a result of the wrong shape");
+  refused([](Program& p) { p.slots[p.code[0].out].dtype = DType::f32; }, "a result of the wrong dtype");
+  refused([](Program& p) { p.outputs[0] = 99; }, "an output past the table");
+  refused([](Program& p) { p.slots[p.inputs[0]].index = 5; }, "an input slot naming no input");
+}
+
+TEST(Archive, RoundTripAndBadFiles) {
+  NodeRef x = leaf(S(2, 2), DType::f64, {3, 1, 1, 2});
+  NodeRef f = matgrad::logdet(x) + matgrad::sum(matgrad::sin(x) * 2.0);
+  matgrad::ProgramArchive a;
+  a.argnums = {0};
+  a.meta = "meta text";
+  a.entries.push_back(
+      {"key", "value_and_grad", std::make_shared<const Program>(matgrad::compile_value_and_grad({x}, f, {0}))});
+  const std::string bytes = matgrad::save_programs(a);
+  const matgrad::ProgramArchive b = matgrad::load_programs(bytes);
+  ASSERT_EQ(b.entries.size(), 1u);
+  EXPECT_EQ(b.meta, "meta text");
+  EXPECT_EQ(b.argnums, std::vector<int>{0});
+  const std::vector<Val> r1 = a.entries[0].program->run({x->value()});
+  const std::vector<Val> r2 = b.entries[0].program->run({x->value()});
+  for (std::size_t k = 0; k < r1.size(); ++k) EXPECT_EQ(values(r1[k]), values(r2[k]));
+  auto refused = [&](const std::string& data, const std::string& what) {
+    const std::string msg = error_of<matgrad::ValueError>([&] { matgrad::load_programs(data); });
+    EXPECT_NE(msg.find(what), std::string::npos) << msg;
+  };
+  refused("", "empty");
+  refused("not a program", "not a matgrad program file");
+  refused(bytes.substr(0, 20), "truncated");
+  refused(bytes.substr(0, bytes.size() - 3), "truncated");
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x10;
+  refused(flipped, "checksum");
+}
+
+}  // namespace
+}  // namespace mgtest
