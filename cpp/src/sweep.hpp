@@ -166,8 +166,12 @@ struct Sweep {
     auto& in = sc.in;
     auto& dx = sc.dx;
     auto& needs = sc.needs;
+    int since_poll = 0;
     for (std::size_t i = N; i-- > 0;) {
-      if ((i & (kInterruptStride - 1)) == 0) poll_interrupt();
+      if (++since_poll == kInterruptStride) {  // not at all in a sweep of fewer nodes
+        since_poll = 0;
+        poll_interrupt();
+      }
       if (!useful[i] || !adj[i]) continue;
       Node* n = order[i];
       const int np = n->nparents;

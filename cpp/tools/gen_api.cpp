@@ -134,6 +134,8 @@ std::string stub_params(const EntryPoint& e, bool self) {
     s += std::string(e.params[i].name) + ": " + stub_type(e.params[i].kind);
     if (e.params[i].default_value) s += std::string(" = ") + e.params[i].default_value;
   }
+  // one operand: a METH_O builtin in Python, positional only (python/src/bind_entry.cpp)
+  if (!self && e.params.size() == 1 && e.params[0].kind == ParamKind::operand) s += ", /";
   return s;
 }
 

@@ -112,10 +112,22 @@ PyObject* results(const EntryPoint& e, Results&& r) {
   return t;
 }
 
-// The entry point behind a function or method: its self, a capsule (unnamed: no name to compare).
-const EntryPoint& entry_of(PyObject* self) {
-  return *static_cast<const EntryPoint*>(PyCapsule_GetPointer(self, nullptr));
+// The entry point behind a function or method: its self, a small object holding the pointer.
+struct EntryHandle {
+  PyObject_HEAD const EntryPoint* e;
+};
+PyTypeObject* g_handle_type = nullptr;
+PyType_Slot g_handle_slots[] = {{Py_tp_doc, const_cast<char*>("The entry point of a public op (internal).")},
+                                {0, nullptr}};
+PyType_Spec g_handle_spec = {"matgrad._core._EntryHandle", sizeof(EntryHandle), 0, Py_TPFLAGS_DEFAULT, g_handle_slots};
+
+PyObject* handle_of(const EntryPoint* e) {
+  auto* h = reinterpret_cast<EntryHandle*>(PyType_GenericAlloc(g_handle_type, 0));
+  if (!h) throw py::error_already_set();
+  h->e = e;
+  return reinterpret_cast<PyObject*>(h);
 }
+const EntryPoint& entry_of(PyObject* self) { return *reinterpret_cast<EntryHandle*>(self)->e; }
 
 // mg.<name>(*args, **kwargs): positional arguments, then keywords by parameter name.
 // `self_arg`, when not null, is the first argument (a Tensor method).
@@ -156,6 +168,18 @@ PyObject* call_entry(const EntryPoint& e, PyObject* self_arg, PyObject* const* a
       if (given[i])  // a keyword after a defaulted gap: convert the gap's defaults too
         throw TypeError(std::string(e.name) + ": give '" + e.params[n].name + "' before '" + e.params[i].name + "'");
     return results(e, call(e, conv, n));
+  } catch (...) {
+    set_python_error();
+    return nullptr;
+  }
+}
+
+// mg.sin(x) and the other entry points of one operand: METH_O, the cheapest call (positional only).
+PyObject* fn_entry_o(PyObject* self, PyObject* x) {
+  const EntryPoint& e = entry_of(self);
+  try {
+    const Arg in[1] = {operand_arg(x, e.name)};
+    return results(e, e.fn(e, in));
   } catch (...) {
     set_python_error();
     return nullptr;
@@ -205,11 +229,13 @@ PyObject* nb_binary(PyObject* a, PyObject* b) {
   const EntryPoint& e = *g_operator[int(Op)];
   try {
     // a weak number on either side needs no more checks (most operators are x * 0.9, 2 * x)
-    if (!is_weak_scalar(a) && !is_weak_scalar(b)) {
+    const bool wa = is_weak_scalar(a), wb = is_weak_scalar(b);
+    if (!wa && !wb) {
       PyObject* other = is_tensor(a) ? b : a;
       if (!is_tensor(other) && !is_operand(other)) Py_RETURN_NOTIMPLEMENTED;
     }
-    const Arg in[2] = {operand_arg(a, e.name), operand_arg(b, e.name)};
+    const Arg in[2] = {wa ? Arg(weak_scalar_value(a, e.name)) : operand_arg(a, e.name),
+                       wb ? Arg(weak_scalar_value(b, e.name)) : operand_arg(b, e.name)};
     return wrap(std::move(e.fn(e, in).v[0]));
   } catch (...) {
     set_python_error();
@@ -327,7 +353,7 @@ std::string operator_doc(const EntryPoint& e, const Dunder& d, bool reflected) {
          "\n\n" + e.rule + " (x = " + l + ", y = " + r + ")";
 }
 
-// Tensor.<method>(...) and Tensor.<property>: a builtin whose self is the entry point's capsule
+// Tensor.<method>(...) and Tensor.<property>: a builtin whose self is the entry point's handle
 // and whose first argument is the Tensor (PyInstanceMethod or property passes it).
 // "sum(self: matgrad._core.Tensor, axis: object = None) -> ...", then as mg.sum with x = self.
 std::string member_doc(const EntryPoint& e) {
@@ -338,8 +364,8 @@ std::string member_doc(const EntryPoint& e) {
   return head + "\n\n" + call + ": " + e.what + "\n\nShapes: " + e.shapes + "\n\n" + e.rule + " (x = self)";
 }
 
-PyObject* method_call(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  const EntryPoint& e = entry_of(capsule);
+PyObject* method_call(PyObject* handle, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  const EntryPoint& e = entry_of(handle);
   nargs = PyVectorcall_NARGS(nargs);
   if (nargs < 1 || !is_tensor(args[0])) {
     PyErr_Format(PyExc_TypeError, "%s: needs a Tensor as self", e.name);
@@ -358,6 +384,10 @@ PyObject* method_call(PyObject* capsule, PyObject* const* args, Py_ssize_t nargs
 }  // namespace
 
 void bind_entry(py::module_& m) {
+  PyObject* handle_type = PyType_FromSpec(&g_handle_spec);
+  if (!handle_type) throw py::error_already_set();
+  g_handle_type = reinterpret_cast<PyTypeObject*>(handle_type);
+  m.add_object("_EntryHandle", py::reinterpret_steal<py::object>(handle_type));
   PyObject* all = PyList_New(0);
   if (!all) throw py::error_already_set();
   py::object all_list = py::reinterpret_steal<py::object>(all);
@@ -366,12 +396,13 @@ void bind_entry(py::module_& m) {
   py::object property = py::module_::import("builtins").attr("property");
   auto* type = g_tensor_type;
   for (const EntryPoint* e : entry_points()) {
-    PyObject* cap = PyCapsule_New(const_cast<EntryPoint*>(e), nullptr, nullptr);
-    if (!cap) throw py::error_already_set();
-    py::object capsule = py::reinterpret_steal<py::object>(cap);
+    py::object handle = py::reinterpret_steal<py::object>(handle_of(e));
+    const bool one_operand = e->params.size() == 1 && e->params[0].kind == ParamKind::operand;
     PyMethodDef& d = method_defs().emplace_back(
-        PyMethodDef{e->name, (PyCFunction)(void (*)())fn_entry, METH_FASTCALL | METH_KEYWORDS, keep(e->docstring())});
-    PyObject* fn = PyCFunction_NewEx(&d, capsule.ptr(), modname.ptr());
+        one_operand ? PyMethodDef{e->name, (PyCFunction)fn_entry_o, METH_O, keep(e->docstring())}
+                    : PyMethodDef{e->name, (PyCFunction)(void (*)())fn_entry, METH_FASTCALL | METH_KEYWORDS,
+                                  keep(e->docstring())});
+    PyObject* fn = PyCFunction_NewEx(&d, handle.ptr(), modname.ptr());
     if (!fn) throw py::error_already_set();
     m.add_object(e->name, py::reinterpret_steal<py::object>(fn), /*overwrite=*/true);
     if (PyList_Append(all, py::str(e->name).ptr()) != 0) throw py::error_already_set();
@@ -382,7 +413,7 @@ void bind_entry(py::module_& m) {
       PyMethodDef& md = method_defs().emplace_back(PyMethodDef{e->method ? e->method : e->property,
                                                                (PyCFunction)(void (*)())method_call,
                                                                METH_FASTCALL | METH_KEYWORDS, keep(member_doc(*e))});
-      PyObject* raw = PyCFunction_NewEx(&md, capsule.ptr(), modname.ptr());
+      PyObject* raw = PyCFunction_NewEx(&md, handle.ptr(), modname.ptr());
       if (!raw) throw py::error_already_set();
       py::object builtin = py::reinterpret_steal<py::object>(raw);
       py::object member;

@@ -10,7 +10,8 @@
 // the Python functions, methods and operators (python/src/bind_entry.cpp converts arguments and
 // calls `fn`), their docstrings (docstring()), the type stub and the C++ functions in
 // matgrad/api_ops.hpp (both generated at build time by cpp/tools/gen_api.cpp), the API pages
-// of the documentation and the test suites' coverage checks.
+// of the documentation and the test suites' coverage checks. In Python an entry point of one
+// operand is positional-only (the cheapest call, METH_O); the others take keywords too.
 #pragma once
 
 #include <matgrad/node.hpp>

@@ -396,9 +396,11 @@ MG_VJP_FN(vjp_where) {
 // x op y with a weak number on either side kept as the op's attribute (it takes the other
 // operand's dtype): x op s is x_op_s(x, s) (s negated when `negate`), s op x is s_op_x(x, s).
 Results front_arith(const EntryPoint& e, const Arg* a, OpId x_op_s, OpId s_op_x, bool negate = false) {
+  if (a[0].kind == Arg::kNode && a[1].kind == Arg::kNode) return apply_promoted(e.op, a[0].node, a[1].node);
   if (a[1].kind == Arg::kScalar) {
     const double s = negate ? -a[1].scalar : a[1].scalar;
-    return apply_scalar(x_op_s, a[0].kind == Arg::kNode ? a[0].node : operand(a[0]), s);
+    if (a[0].kind == Arg::kNode) return apply_scalar(x_op_s, a[0].node, s);
+    return apply_scalar(x_op_s, operand(a[0]), s);
   }
   if (a[0].kind == Arg::kScalar) return apply_scalar(s_op_x, a[1].node, a[0].scalar);
   return front_binary(e, a);

@@ -164,9 +164,10 @@ Shape square_to_scalar(const char* op, const Shape* in) {
 
 template <class T>
 std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
-  std::shared_ptr<const Factor>* slot = k.factors ? k.factors[i].slot : nullptr;
+  FactorSlot fs = k.factors ? k.factors[i] : k.nodes && k.nodes[i] ? factor_slot(*k.nodes[i]) : FactorSlot{};
+  std::shared_ptr<const Factor>* slot = fs.slot;
   const Val& x = k.in[i];
-  const bool external = slot && k.factors[i].external;
+  const bool external = slot && fs.external;
   if (slot && *slot) {
     auto f = std::dynamic_pointer_cast<const LUFactor<T>>(*slot);
     if (f && (!external || same_values(f->snapshot, x))) return f;

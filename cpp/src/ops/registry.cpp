@@ -195,7 +195,9 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
                     std::to_string(n));
   SmallArray<Shape> shapes(n);
   SmallArray<Val> vals(n);
-  SmallArray<FactorSlot> factors(n);
+  // A NodeRef is exactly a Node*: the kernels see the inputs' nodes without a copy.
+  static_assert(sizeof(NodeRef) == sizeof(Node*), "NodeRef is one pointer");
+  Node* const* nodes = reinterpret_cast<Node* const*>(in);
   bool rg = false, tr = false;
   const DType dt0 = in[d.index_input == 0 ? 1 : 0]->dtype;
   for (int i = 0; i < n; ++i) {
@@ -211,7 +213,6 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
                       dtype_name(x.dtype));
     shapes[i] = x.shape;
     vals[i] = Val(x.data, x.shape, x.dtype);  // borrowed: the inputs outlive the kernel
-    factors[i] = factor_slot(x);
     rg = rg || x.requires_grad;
     tr = tr || x.traced;
   }
@@ -222,7 +223,7 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   Node& o = *out;
   o.attr = attr;
   Val ov(o.data, s, dt);
-  d.forward(KernelArgs{attr, vals.p, n, ov, factors.p});
+  d.forward(KernelArgs{attr, vals.p, n, ov, nullptr, nodes});
   const bool grad = rg && d.vjp_value && grad_enabled();
   if (grad || (tr && tracing())) {  // Note [tracing]: a trace records even what needs no gradient
     o.requires_grad = grad;
@@ -291,7 +292,11 @@ NodeRef operand(const Arg& a, DType weak) {
 }
 
 NodeRef apply_promoted(OpId op, const NodeRef& x, const NodeRef& y, const Attr& a) {
-  if (x->dtype == y->dtype) return apply(op, {x, y}, a);
+  if (x->dtype == y->dtype) {
+    // the two handles side by side without touching their counts (a NodeRef is one pointer)
+    Node* const in[2] = {x.get(), y.get()};
+    return apply(op, reinterpret_cast<const NodeRef*>(in), 2, a);
+  }
   if (x->dtype == DType::f32) return apply(op, {cast(x, DType::f64), y}, a);
   return apply(op, {x, cast(y, DType::f64)}, a);
 }
@@ -299,7 +304,7 @@ NodeRef apply_promoted(OpId op, const NodeRef& x, const NodeRef& y, const Attr& 
 NodeRef apply_scalar(OpId op, const NodeRef& x, double s) {
   Attr a;
   a.s = s;
-  return apply(op, {x}, a);
+  return apply(op, &x, 1, a);
 }
 
 int axis_arg(const char* op, const Arg& a, const Shape& s) {
@@ -322,6 +327,7 @@ Results front_axis(const EntryPoint& e, const Arg* a) {
 }
 
 Results front_binary(const EntryPoint& e, const Arg* a) {
+  if (a[0].kind == Arg::kNode && a[1].kind == Arg::kNode) return apply_promoted(e.op, a[0].node, a[1].node);
   // a weak number takes the other operand's dtype (NEP 50), whichever side it is on
   const bool w0 = a[0].kind == Arg::kScalar, w1 = a[1].kind == Arg::kScalar;
   NodeRef x = w0 && !w1 ? operand(a[0], a[1].node->dtype) : operand(a[0]);

@@ -31,6 +31,8 @@ struct KernelArgs {
   const Val& out;
   /// One per input, or null: where linear-algebra kernels find and keep a factorization.
   const FactorSlot* factors = nullptr;
+  /// The input nodes when the op runs on a graph (null otherwise): their Node::factor is the slot.
+  Node* const* nodes = nullptr;
 };
 
 /// Everything a VJP sees. `dx[i]` is left empty for a zero cotangent or when !needs[i].

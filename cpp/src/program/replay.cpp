@@ -52,6 +52,15 @@ struct Workspace {
   };
   std::vector<Patch> patches;
   std::vector<std::uint32_t> output_roots;
+  /// Results an instruction writes straight into the caller's new value (no copy afterwards):
+  /// per such output, the instruction writing it and the inputs (Program::args positions) that
+  /// read it later, each with the shape it is read as.
+  struct Direct {
+    std::size_t output;
+    std::size_t writer;
+    std::vector<std::uint32_t> readers;
+  };
+  std::vector<Direct> direct;
   /// What the loop reads per instruction, resolved once.
   struct Step {
     ForwardFn forward;  ///< null for a batched instruction
@@ -114,6 +123,22 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
   }
   ws->scratch.resize(std::size_t(scratch) + 64);
   for (std::uint32_t s : p.outputs) ws->output_roots.push_back(root_of(p, s));
+  // outputs written by an instruction go straight to the result (the first output of a root;
+  // a root returned twice is copied for the others), unless it is a batch (stored (k, size))
+  std::vector<char> taken(p.slots.size(), 0);
+  std::vector<std::int64_t> writer(p.slots.size(), -1);
+  for (std::size_t i = 0; i < p.code.size(); ++i) writer[p.code[i].out] = std::int64_t(i);
+  for (std::size_t k = 0; k < p.outputs.size(); ++k) {
+    const std::uint32_t r = ws->output_roots[k];
+    if (p.slots[r].kind != SlotKind::temp || taken[r] || p.slots[r].batch || writer[r] < 0 ||
+        p.slots[p.outputs[k]].bytes() != p.slots[r].bytes())
+      continue;
+    taken[r] = 1;
+    Workspace::Direct d{k, std::size_t(writer[r]), {}};
+    for (std::size_t a = 0; a < p.args.size(); ++a)
+      if (root_of(p, p.args[a]) == r) d.readers.push_back(std::uint32_t(a));
+    ws->direct.push_back(std::move(d));
+  }
   ++t_stats.workspaces;
   return ws;
 }
@@ -154,6 +179,18 @@ std::vector<Val> Program::run(const std::vector<Val>& in) const {
     ws.in[pt.arg] = Val(in[pt.input].data(), v.shape(), v.dtype());
   }
   for (std::uint32_t s : ws.factored) ws.factor_of[s].reset();  // a factorization lasts one call
+  // the results written in place: fresh values now, the loop's views pointed at them
+  std::vector<Val> res(outputs.size());
+  for (const Workspace::Direct& d : ws.direct) {
+    const Slot& s = slots[outputs[d.output]];
+    res[d.output] = Val::empty(stored_shape(s), s.dtype);
+    Val& w = ws.out[d.writer];
+    w = Val(res[d.output].data(), w.shape(), w.dtype());
+    for (std::uint32_t a : d.readers) {
+      Val& r = ws.in[a];
+      r = Val(res[d.output].data(), r.shape(), r.dtype());
+    }
+  }
   const std::int64_t before = pool_allocations();
   const std::size_t n = code.size();
   const Workspace::Step* step = ws.steps.data();
@@ -177,18 +214,36 @@ std::vector<Val> Program::run(const std::vector<Val>& in) const {
   }
   t_stats.pool_allocations += pool_allocations() - before;
   t_stats.instructions += std::int64_t(n);
-  // the results: the caller's own values
-  std::vector<Val> res;
-  res.reserve(outputs.size());
+  // The other results are copied out of the workspace: many small ones (the gradients of a
+  // scalar loop) into one block, each a view of it, a few into a buffer each (the Python
+  // bindings hand such buffers to NumPy without a copy).
+  constexpr std::size_t kOneBlock = 16;
+  Val block;
+  std::size_t at = 0;
+  if (outputs.size() > kOneBlock) {
+    std::size_t total = 0;
+    for (std::size_t k = 0; k < outputs.size(); ++k)
+      if (!res[k]) total += (slots[outputs[k]].bytes() + 63) / 64 * 64;
+    block = Val::empty(Shape::vector(std::int64_t((total + 7) / 8)), DType::f64);
+  }
   for (std::size_t k = 0; k < outputs.size(); ++k) {
+    if (res[k]) continue;  // written in place
     const Slot& s = slots[outputs[k]];
     const Slot& r = slots[ws.output_roots[k]];
     const void* src = r.kind == SlotKind::input      ? in[std::size_t(r.index)].data()
                       : r.kind == SlotKind::constant ? constants[std::size_t(r.index)].data()
                                                      : static_cast<const unsigned char*>(ws.memory.data()) + r.index;
-    Val v = Val::empty(stored_shape(s), s.dtype);
+    for (const Workspace::Direct& d : ws.direct)  // a root returned twice: from the first result
+      if (ws.output_roots[d.output] == ws.output_roots[k]) src = res[d.output].data();
+    Val v;
+    if (block) {
+      v = Val(static_cast<unsigned char*>(block.data()) + at, stored_shape(s), s.dtype, block.buffer());
+      at += (s.bytes() + 63) / 64 * 64;
+    } else {
+      v = Val::empty(stored_shape(s), s.dtype);
+    }
     std::memcpy(v.data(), src, s.bytes());
-    res.push_back(std::move(v));
+    res[k] = std::move(v);
   }
   return res;
 }
