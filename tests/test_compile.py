@@ -71,6 +71,29 @@ def test_compiled_programs_match_eager_on_every_registry_case(case, dtype):
             )
 
 
+@pytest.mark.parametrize("dtype", [F64, F32])
+@pytest.mark.parametrize("m,n", [(4, 3), (1, 5), (6, 1), (16, 16)])
+def test_jacobian_of_a_gram_matrix_and_a_hessian_match_their_closed_forms(m, n, dtype):
+    # The identity seed's products become seed_matmul (rows and columns of the other operand)
+    # and 1 x 1 constant products scales; the results must stay the closed forms.
+    rng = np.random.default_rng(m * 100 + n)
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == F64 else {"rtol": 2e-5, "atol": 2e-5}
+    B = rng.standard_normal((m, n)).astype(dtype)
+    cj = mg.compile(lambda B: B.T @ B)
+    want = np.einsum("il,kj->ijkl", np.eye(n), B) + np.einsum("jl,ki->ijkl", np.eye(n), B)
+    for _ in range(2):
+        np.testing.assert_allclose(cj.jacobian(B), want, **tol)
+    prog = next(iter(cj.programs().values()))["jacobian"]
+    assert "seed_matmul" in str(prog) and "matmul(" not in str(prog).replace("seed_matmul(", "")
+    x, A = rng.standard_normal(n).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
+    ch = mg.compile(lambda x, A: mg.sum(mg.sin(x)) + 0.5 * (x @ (A @ x)) + mg.logsumexp(x))
+    s = np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+    want = 0.5 * (A + A.T) + np.diag(s - np.sin(x)) - np.outer(s, s)
+    np.testing.assert_allclose(ch.hessian(x, A), want, **tol)
+    prog = next(iter(ch.programs().values()))["hessian"]
+    assert "matmul(" not in str(prog).replace("seed_matmul(", "")
+
+
 # ---- random programs ----
 
 UNARY = [

@@ -1399,7 +1399,8 @@ TEST(ZeroDerivativeOps, ValuesAndNoEdges) {
 // attr.axis, else 0 (the VJP weights of max; zero derivative). Not elementwise: its own test.
 const OpId kZeroDerivAxis[] = {opid("max_weight_axis")};
 // Ops whose own VJP is not implemented (a clear error), checked by dedicated tests below.
-const OpId kDedicated[] = {opid("adj_t_vjp")};
+// ops with a test of their own: adj_t_vjp (Singular tests), seed_matmul (test_program.cpp)
+const OpId kDedicated[] = {opid("adj_t_vjp"), opid("seed_matmul")};
 
 TEST(ZeroDerivativeOps, MaxWeightAxisSplitsTiesAlongTheAxis) {
   const int none = matgrad::kAxisNone;

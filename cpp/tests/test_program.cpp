@@ -4,6 +4,8 @@
 // programs are checked against eager in test_ops.cpp, CompiledProgramsMatchEager.)
 #include "test_util.hpp"
 
+#include "../src/ops/registry.hpp"  // BatchAlg, to test a batched kernel on its own
+
 #include <matgrad/matgrad.hpp>
 
 #include <atomic>
@@ -95,6 +97,65 @@ TEST(Passes, SimplificationRemovesWhatNeedsNoWork) {
   EXPECT_TRUE(all_close(values(r[0]), values(x), Tol{0, 0}));
   EXPECT_EQ(r[1].shape(), S(3, 2));
   EXPECT_TRUE(all_close(values(r[1]), values(x), Tol{0, 0}));
+}
+
+// seed_matmul is the batched matmul with an identity seed: compare it with that product, the
+// seed given as a constant, for either side, both flags, 1-D and 2-D operands, and a scaled seed.
+TEST(Passes, IdentitySeedProductsEqualTheBatchedMatmul) {
+  struct C {
+    Shape seed, other;
+    bool left, ta, tb;
+  };
+  const C cases[] = {{S(2, 3), S(3, 4), true, false, false},  {S(3, 2), S(3, 4), true, true, false},
+                     {S(2, 3), S(4, 3), true, false, true},   {S(3, 2), S(4, 3), true, true, true},
+                     {S(3, 2), S(4, 3), false, false, false}, {S(2, 3), S(4, 3), false, false, true},
+                     {S(3, 2), S(3, 4), false, true, false},  {S(2, 3), S(3, 4), false, true, true},
+                     {S(3), S(3, 4), true, false, false},     {S(4), S(3, 4), false, false, false},
+                     {S(3), S(4, 3), true, false, true},      {S(4), S(4, 3), false, true, false}};
+  Rng rng(9);
+  int n = 0;
+  for (const C& c : cases) {
+    const double scale = n++ % 2 ? 1.0 : -2.5;
+    SCOPED_TRACE(c.seed.str() + " " + c.other.str() + (c.left ? " left" : " right") + (c.ta ? " ta" : "") +
+                 (c.tb ? " tb" : "") + " scale " + std::to_string(scale));
+    const std::int64_t k = c.seed.size();
+    Val eye = Val::filled(S(k, k), DType::f64, 0.0);
+    for (std::int64_t i = 0; i < k; ++i) eye.ptr<double>()[i * k + i] = scale;
+    NodeRef y = leaf(rng.input(c.other), DType::f64);
+    matgrad::Attr a;
+    a.ta = c.ta;
+    a.tb = c.tb;
+    const matgrad::BVal seed{eye, k, c.seed}, other{y->value(), 0, c.other};
+    const matgrad::BVal in[2] = {c.left ? seed : other, c.left ? other : seed};
+    const matgrad::BVal want = matgrad::BatchAlg().apply(opid("matmul"), in, 2, a);
+    a.offset = c.left ? 0 : 1;
+    a.shape = c.seed;
+    a.s = scale;
+    const matgrad::BVal sin[2] = {seed, other};
+    const matgrad::BVal got = matgrad::BatchAlg().apply(opid("seed_matmul"), sin, 2, a);
+    EXPECT_EQ(got.s, want.s);
+    EXPECT_EQ(got.k, want.k);
+    EXPECT_TRUE(all_close(values(got.v), values(want.v), Tol{0, 0}));
+  }
+}
+
+TEST(Passes, JacobiansAndHessiansUseTheSeedProduct) {
+  Rng rng(10);
+  NodeRef b = leaf(rng.input(S(4, 3)), DType::f64);
+  NodeRef k = matgrad::matmul(b, b, true, false);  // B^T B
+  const matgrad::Program pj = matgrad::compile_jacobian({b}, k, {0});
+  EXPECT_GE(count(pj, "seed_matmul"), 1) << pj.str();
+  EXPECT_EQ(count(pj, "matmul"), 0) << pj.str();
+  EXPECT_TRUE(all_close(values(pj.run({b->value()})[0]), values(matgrad::jacobian_values(k, {b})[0]), Tol{1e-14, 0}));
+  NodeRef x = leaf(rng.input(S(5)), DType::f64), m = leaf(rng.input(S(5, 5)), DType::f64, false);
+  // quad_form, and x^T (M x) as two products (whose second-order seed is a scaled identity)
+  for (NodeRef q : {matgrad::quad_form(x, m), matgrad::matmul(x, matgrad::matmul(m, x))}) {
+    NodeRef h = matgrad::sum(matgrad::sin(x)) + 0.5 * q + matgrad::logsumexp(x);
+    const matgrad::Program ph = matgrad::compile_hessian({x}, h, {0});
+    EXPECT_EQ(count(ph, "matmul"), 0) << ph.str();
+    EXPECT_TRUE(
+        all_close(values(ph.run({x->value()})[0]), values(matgrad::hessian_values(h, {x})[0][0]), Tol{1e-13, 1e-14}));
+  }
 }
 
 TEST(MemoryPlan, TemporariesShareSpaceWhenTheirLivesDoNotOverlap) {

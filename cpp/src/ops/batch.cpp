@@ -178,6 +178,12 @@ void run_batched(OpId o, const BVal* in, int n, const Attr& a, const FactorSlot*
     case BatchKind::unary:
       d.forward(KernelArgs{a, &in[0].v, 1, out, nullptr});
       return;
+    case BatchKind::whole: {
+      SmallArray<Val> vals(n);
+      for (int i = 0; i < n; ++i) vals[i] = in[i].v;
+      d.forward(KernelArgs{a, vals.p, n, out, nullptr});
+      return;
+    }
     case BatchKind::binary: {
       Val ops[2];
       for (int i = 0; i < 2; ++i) ops[i] = in[i].k ? in[i].v : in[i].v.relabel(Shape::matrix(1, os.size()));

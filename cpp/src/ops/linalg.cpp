@@ -21,7 +21,8 @@ namespace matgrad {
 namespace {
 
 // Ops only this file names.
-OpId k_eye_scale, k_det, k_adj_t, k_adj_t_vjp, k_logdet, k_slogdet, k_solve, k_cholesky, k_trsolve, k_norm, k_quad_form;
+OpId k_seed_matmul, k_eye_scale, k_det, k_adj_t, k_adj_t_vjp, k_logdet, k_slogdet, k_solve, k_cholesky, k_trsolve,
+    k_norm, k_quad_form;
 
 // Note [matmul of vectors]
 // A 1-D left operand is a 1 x n row, a 1-D right operand an n x 1 column (both stored as
@@ -565,6 +566,50 @@ MG_VJP_FN(vjp_quad_form) {
   if (c.needs[1]) c.dx[1] = a.matmul(XG, X, false, true);
 }
 
+// ---- seed_matmul: a product with the identity seed batch of a Jacobian or Hessian ----
+// seed_matmul(S, Y) with S a batch of k = s.size() matrices c E_b of shape s, E_b the unit
+// matrices and c = attr.s (the identity seed of a batched sweep, perhaps scaled; the kernel does
+// not read S's values) is the batched matmul of S and Y: member b is c E_b op(Y) (attr.offset 0:
+// S on the left) or c op(Y) E_b (1: on the right), with attr.ta / attr.tb the flags of the
+// original product. E_b has its one at (b / c, b % c) for s
+// (r, c); each member is zeros with one row (left) or column (right) of op(Y). Compiled programs
+// only: the simplifier makes it of matmul(identity seed, Y), so it has no VJP.
+Shape seed_matmul_shape(const Attr& a, const Shape* in, int) {
+  const Shape ops[2] = {a.offset == 0 ? in[0] : in[1], a.offset == 0 ? in[1] : in[0]};
+  return matmul_shape(a, ops, 2);
+}
+template <class T> void fwd_seed_matmul(const KernelArgs& k) {
+  const bool left = k.attr.offset == 0;
+  const Shape& s = k.attr.shape;  // each seed member's shape
+  const Shape& ys = k.in[1].shape();
+  const T* y = k.in[1].ptr<T>();
+  // U_b = op(E_b) as an R x C matrix whose one is at (u, v); Z = op(Y)
+  const bool st = (left ? k.attr.ta : k.attr.tb) && s.ndim == 2;
+  const bool zt = (left ? k.attr.tb : k.attr.ta) && ys.ndim == 2;
+  const MatDims z = left ? right_dims(ys, zt) : left_dims(ys, zt);
+  const MatDims u = left ? left_dims(s, st) : right_dims(s, st);
+  const T c = T(k.attr.s);
+  auto Z = [&](std::int64_t i, std::int64_t j) { return c * (zt ? y[j * ys.cols + i] : y[i * z.c + j]); };
+  const std::int64_t rows = left ? u.r : z.r, cols = left ? z.c : u.c, kk = s.size();
+  T* o = k.out.ptr<T>();
+  std::fill(o, o + kk * rows * cols, T(0));
+  for (std::int64_t b = 0; b < kk; ++b) {
+    std::int64_t ui, vi;  // the one of U_b
+    if (s.ndim == 2) {
+      ui = st ? b % s.cols : b / s.cols;
+      vi = st ? b / s.cols : b % s.cols;
+    } else {
+      ui = left ? 0 : b;
+      vi = left ? b : 0;
+    }
+    T* m = o + b * rows * cols;
+    if (left)  // U_b Z: row ui is Z's row vi
+      for (std::int64_t j = 0; j < cols; ++j) m[ui * cols + j] = Z(vi, j);
+    else  // Z U_b: column vi is Z's column ui
+      for (std::int64_t i = 0; i < rows; ++i) m[i * cols + vi] = Z(i, ui);
+  }
+}
+
 // ---- the entry points ----
 
 Results front_matmul(const EntryPoint&, const Arg* a) {
@@ -617,6 +662,9 @@ void register_linalg() {
       .batched(BatchKind::matmul)
       .vjp(MG_VJP(vjp_matmul));
   define(&ops::trace, "trace", 1, trace_shape, MG_FWD(fwd_trace)).vjp(MG_VJP(vjp_trace));
+  define(&k_seed_matmul, "seed_matmul", 2, seed_matmul_shape, MG_FWD(fwd_seed_matmul))
+      .reads(kAttrS | kAttrFlags | kAttrShape | kAttrOffset)
+      .batched(BatchKind::whole);
   define(&k_eye_scale, "eye_scale", 1, eye_scale_shape, MG_FWD(fwd_eye_scale))
       .reads(kAttrShape)
       .vjp(MG_VJP(vjp_eye_scale));

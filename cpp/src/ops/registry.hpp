@@ -68,6 +68,7 @@ enum class BatchKind : std::uint8_t {
   unary,    ///< elementwise in one input: one call on the whole (k, n) batch
   binary,   ///< elementwise with broadcasting: one call, the other operand broadcast over rows
   matmul,   ///< one GEMM for the batch
+  whole,    ///< its kernel takes the batches as they are stored, (k, size) matrices
 };
 
 /// The fields of Attr an op reads (printed programs and saved files carry just these).

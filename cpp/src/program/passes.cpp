@@ -6,6 +6,7 @@
 #include "../ops/registry.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <string>
@@ -120,6 +121,34 @@ bool all_equal(const Val& v, double x) {
 bool is_filled(const Program& p, std::uint32_t s, double x) {
   const Slot& r = p.slots[root(p, s)];
   return r.kind == SlotKind::constant && all_equal(p.constants[std::size_t(r.index)], x);
+}
+
+// Whether slot s is a scaled identity seed: a batch of k values of k elements each, the rows of
+// c I with c != 0 (the seed of a Jacobian's or Hessian's batched sweep, possibly scaled by a
+// folded constant), possibly seen as another shape. Sets c.
+bool is_identity_seed(const Program& p, std::uint32_t s, double& scale) {
+  const Slot& sl = p.slots[s];
+  const Slot& r = p.slots[root(p, s)];
+  if (r.kind != SlotKind::constant || !sl.batch || sl.shape.size() != sl.batch) return false;
+  const Val& c = p.constants[std::size_t(r.index)];
+  const std::int64_t k = sl.batch;
+  auto at = [&](std::int64_t i) { return c.dtype() == DType::f64 ? c.ptr<double>()[i] : double(c.ptr<float>()[i]); };
+  scale = at(0);
+  if (scale == 0 || !std::isfinite(scale)) return false;
+  for (std::int64_t i = 0; i < k; ++i)
+    for (std::int64_t j = 0; j < k; ++j)
+      if (at(i * k + j) != (i == j ? scale : 0.0)) return false;
+  return true;
+}
+
+// The value of a constant slot of one element (and no batch), or false.
+bool single_constant(const Program& p, std::uint32_t s, double& v) {
+  const Slot& sl = p.slots[s];
+  const Slot& r = p.slots[root(p, s)];
+  if (r.kind != SlotKind::constant || sl.batch || sl.shape.size() != 1) return false;
+  const Val& c = p.constants[std::size_t(r.index)];
+  v = c.dtype() == DType::f64 ? c.ptr<double>()[0] : double(c.ptr<float>()[0]);
+  return true;
 }
 
 }  // namespace
@@ -254,11 +283,18 @@ void simplify(Program& p) {
   std::vector<Instr> kept;
   // the instruction that wrote each temp slot, for transpose(transpose(x)) and neg(neg(x))
   std::vector<std::int64_t> writer(p.slots.size(), -1);
+  // results an instruction now writes in another shape: the view later readers see instead
+  std::unordered_map<std::uint32_t, std::uint32_t> reshaped;
+  auto seen_as = [&](std::uint32_t s) {
+    s = sub(s);
+    const auto it = reshaped.find(s);
+    return it == reshaped.end() ? s : it->second;
+  };
   for (const Instr& ins0 : p.code) {
     Instr ins = ins0;
-    for (int j = 0; j < ins.nin; ++j) p.args[ins.in + j] = sub(p.args[ins.in + j]);
+    for (int j = 0; j < ins.nin; ++j) p.args[ins.in + j] = seen_as(p.args[ins.in + j]);
     const Attr& a = p.attrs[ins.attr];
-    const Slot& os = p.slots[ins.out];
+    const Slot os = p.slots[ins.out];
     const std::uint32_t x = p.args[ins.in];
     auto same_as = [&](std::uint32_t s) { return same_value_type(p.slots[s], os); };
     std::int64_t replace = -1;  // the slot the instruction's result equals
@@ -286,6 +322,48 @@ void simplify(Program& p) {
       const Instr& w = kept[std::size_t(writer[root(p, x)])];
       const std::uint32_t y = p.args[w.in];
       if (w.op == op && p.slots[x].kind != SlotKind::view && same_as(y)) replace = y;  // f(f(y)) = y
+    } else if (op == ops::matmul) {
+      const std::uint32_t y = p.args[ins.in + 1];
+      double c = 0;
+      const bool right = single_constant(p, y, c), left = !right && single_constant(p, x, c);
+      const std::uint32_t z = right ? x : y;  // the other operand
+      const Slot& zs = p.slots[z];
+      const bool zt = right ? a.ta : a.tb;
+      if ((left || right) && zs.batch == os.batch && zs.dtype == os.dtype &&
+          (!zt || zs.shape.ndim < 2 || zs.shape.rows == 1 || zs.shape.cols == 1)) {
+        // a product with a 1 x 1 constant, the other operand's elements in their order (not
+        // transposed, or a row or column): a scale of the other operand, seen in the result's shape
+        p.args[ins.in] = z;
+        ins.op = ops::mul_s;
+        ins.nin = 1;
+        Attr sa;
+        sa.s = c;
+        p.attrs.push_back(sa);
+        ins.attr = std::uint32_t(p.attrs.size() - 1);
+        if (!same_as(z)) {  // the scale writes z's shape; later readers see a view in the result's
+          Slot v = os;
+          v.kind = SlotKind::view;
+          v.index = ins.out;
+          p.slots[ins.out].shape = zs.shape;
+          reshaped[ins.out] = std::uint32_t(p.slots.size());
+          p.slots.push_back(v);
+          sub.to.push_back(std::uint32_t(sub.to.size()));
+          writer.push_back(-1);
+        }
+      } else if (p.slots[x].batch != p.slots[y].batch && is_identity_seed(p, p.slots[x].batch ? x : y, c)) {
+        // a product with the (scaled) identity seed batch: each member a row or column of the
+        // other operand
+        static const OpId seed_matmul = op_id("seed_matmul");
+        const bool left = p.slots[x].batch != 0;
+        Attr sa = a;
+        sa.s = c;
+        sa.offset = left ? 0 : 1;
+        sa.shape = p.slots[left ? x : y].shape;
+        if (!left) std::swap(p.args[ins.in], p.args[ins.in + 1]);
+        ins.op = seed_matmul;
+        p.attrs.push_back(sa);
+        ins.attr = std::uint32_t(p.attrs.size() - 1);
+      }
     } else if (op == ops::mul && ins.nin == 2) {  // a product with ones: the other operand
       const std::uint32_t y = p.args[ins.in + 1];
       if (is_filled(p, x, 1.0) && same_as(y) && p.slots[x].batch == 0)
@@ -308,6 +386,7 @@ void simplify(Program& p) {
   }
   p.code = std::move(kept);
   sub.apply(p);
+  for (std::uint32_t& o : p.outputs) o = seen_as(o);
   compact(p);
 }
 
