@@ -413,3 +413,8 @@ def test_programs_print_and_draw():
     assert "input 0 : float64(3,)" in text and "sin(" in text and "cos(" in text and "workspace" in text
     assert progs["value_and_grad"].to_dot().startswith("digraph program {")
     assert progs["value_and_grad"].workspace_bytes > 0
+    p = progs["value_and_grad"]
+    assert repr(p) == (
+        f"<matgrad Program: 1 inputs, 2 outputs, {p.instructions} instructions, "
+        f"workspace {p.workspace_bytes} bytes; print() it for its text>"
+    )

@@ -3,24 +3,22 @@
 
 namespace matgrad {
 
-namespace {
-Eigen::MatrixXd to_double(const Val& v) {
+Eigen::MatrixXd value(const Val& v) {
   if (v.dtype() == DType::f64) return v.mat<double>();
   return v.mat<float>().cast<double>();
 }
-}  // namespace
 
-Eigen::MatrixXd value(const Var& v) { return to_double(v->value()); }
+Eigen::MatrixXd value(const Var& v) { return value(v->value()); }
 
 std::vector<Eigen::MatrixXd> grad(const Var& f, const std::vector<Var>& xs) {
   std::vector<Eigen::MatrixXd> out;
-  for (const Val& g : grad_values(f, xs)) out.push_back(to_double(g));
+  for (const Val& g : grad_values(f, xs)) out.push_back(value(g));
   return out;
 }
 
 std::vector<Eigen::MatrixXd> jacobian(const Var& f, const std::vector<Var>& xs) {
   std::vector<Eigen::MatrixXd> out;
-  for (const Val& j : jacobian_values(f, xs)) out.push_back(to_double(j));
+  for (const Val& j : jacobian_values(f, xs)) out.push_back(value(j));
   return out;
 }
 
@@ -28,13 +26,13 @@ std::vector<std::vector<Eigen::MatrixXd>> hessian(const Var& f, const std::vecto
   std::vector<std::vector<Eigen::MatrixXd>> out;
   for (const auto& row : hessian_values(f, xs)) {
     out.emplace_back();
-    for (const Val& h : row) out.back().push_back(to_double(h));
+    for (const Val& h : row) out.back().push_back(value(h));
   }
   return out;
 }
 
 Eigen::MatrixXd jvp(const Var& f, const std::vector<Var>& xs, const std::vector<Var>& tangents) {
-  return to_double(jvp_values(f, xs, tangents));
+  return value(jvp_values(f, xs, tangents));
 }
 
 }  // namespace matgrad

@@ -299,5 +299,142 @@ TEST(Archive, RoundTripAndBadFiles) {
   refused(flipped, "checksum");
 }
 
+// ---- matgrad::compile: the C++ entry point ----
+
+// The function the Compile tests use, written on variables: f(A, x) = sum(sin(A x)) + x^T A x / 2
+// + logsumexp(x), A 4 x 4, x 1-D of 4.
+matgrad::Var compile_test_fn(const matgrad::Var& a, const matgrad::Var& x) {
+  return matgrad::sum(matgrad::sin(matgrad::matmul(a, x))) + 0.5 * matgrad::quad_form(x, a) + matgrad::logsumexp(x);
+}
+bool same(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b, double tol) {
+  return a.rows() == b.rows() && a.cols() == b.cols() && a.isApprox(b, tol);
+}
+
+TEST(Compile, ReplaysMatchEagerAtNewValues) {
+  matgrad::Var a = matgrad::variable(Eigen::MatrixXd::Random(4, 4));
+  matgrad::Var x1 = leaf(S(4), DType::f64, {0.1, -0.2, 0.3, 0.4});
+  matgrad::Var f = compile_test_fn(a, x1);
+  matgrad::Compiled cf = matgrad::compile({a, x1}, {f});
+  EXPECT_EQ(cf.num_inputs(), 2u);
+  EXPECT_EQ(cf.num_outputs(), 1u);
+  for (int trial = 0; trial < 3; ++trial) {
+    const Eigen::MatrixXd an = Eigen::MatrixXd::Random(4, 4), xn = Eigen::MatrixXd::Random(4, 1);
+    matgrad::Var ae = matgrad::variable(an), xe = leaf(S(4), DType::f64, {xn(0), xn(1), xn(2), xn(3)});
+    matgrad::Var fe = compile_test_fn(ae, xe);
+    EXPECT_NEAR(cf({an, xn})[0](0, 0), matgrad::value(fe)(0, 0), 1e-13);
+    const auto [v, g] = cf.value_and_grad({an, xn});
+    EXPECT_NEAR(v, matgrad::value(fe)(0, 0), 1e-13);
+    const std::vector<Eigen::MatrixXd> ge = matgrad::grad(fe, {ae, xe});
+    ASSERT_EQ(g.size(), 2u);
+    EXPECT_TRUE(same(g[0], ge[0], 1e-12)) << g[0] << "\n" << ge[0];
+    EXPECT_TRUE(same(g[1], ge[1], 1e-12));
+    EXPECT_TRUE(same(cf.grad({an, xn}, {1})[0], ge[1], 1e-12));
+    const auto h = cf.hessian({an, xn}, {1});
+    const auto he = matgrad::hessian(fe, {xe});
+    EXPECT_TRUE(same(h[0][0], he[0][0], 1e-12));
+    const auto hall = cf.hessian({an, xn});
+    ASSERT_EQ(hall.size(), 2u);
+    ASSERT_EQ(hall[1].size(), 2u);
+    EXPECT_TRUE(same(hall[1][1], he[0][0], 1e-12));
+    EXPECT_TRUE(same(hall[0][1], matgrad::hessian(fe, {ae, xe})[0][1], 1e-12));
+    // a row works for a 1-D input as well as a column
+    EXPECT_NEAR(cf({an, xn.transpose()})[0](0, 0), v, 0);
+  }
+  // a non-scalar output: values and Jacobians, float32
+  Eigen::MatrixXd b0 = Eigen::MatrixXd::Random(3, 2);
+  matgrad::Var b = matgrad::cast(matgrad::variable(b0), DType::f32);
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { matgrad::compile({b}, {b}); }), "no exception");
+  matgrad::Var bf = leaf(S(3, 2), DType::f32, {1, 2, 3, 4, 5, 6});
+  matgrad::Var k = matgrad::matmul(bf, bf, true, false);
+  matgrad::Compiled ck = matgrad::compile({bf}, {k, matgrad::sum(k)});
+  const std::vector<Eigen::MatrixXd> r = ck({b0});
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_TRUE(same(r[0], b0.cast<float>().cast<double>().transpose() * b0.cast<float>().cast<double>(), 1e-6));
+  EXPECT_EQ(ck.program().slots[ck.program().inputs[0]].dtype, DType::f32);
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { ck.jacobian({b0}); }).find("2 outputs"), std::string::npos);
+  matgrad::Compiled ck1 = matgrad::compile({bf}, {k});
+  const Eigen::MatrixXd j = ck1.jacobian({b0})[0];
+  EXPECT_EQ(j.rows(), 4);
+  EXPECT_EQ(j.cols(), 6);
+}
+
+TEST(Compile, BadInputsAndCallsAreRefused) {
+  matgrad::Var x = leaf(S(2, 2), DType::f64, {1, 2, 3, 4});
+  matgrad::Var c = leaf(S(2, 2), DType::f64, {1, 2, 3, 4}, false);
+  matgrad::Var y = matgrad::exp(x);
+  matgrad::Var f = matgrad::sum(y * c);
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { matgrad::compile({y}, {f}); }).find("not a variable"),
+            std::string::npos);
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { matgrad::compile({c}, {f}); }).find("does not require a gradient"),
+            std::string::npos);
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { matgrad::compile({x, x}, {f}); }).find("twice"), std::string::npos);
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { matgrad::compile({matgrad::Var()}, {f}); }).find("null"),
+            std::string::npos);
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { matgrad::compile({x}, {}); }).find("no outputs"), std::string::npos);
+  matgrad::Compiled cf = matgrad::compile({x}, {f});
+  EXPECT_NE(error_of<matgrad::TypeError>([&] { cf({}); }).find("takes 1 inputs, got 0"), std::string::npos);
+  const std::string e = error_of<matgrad::ShapeError>([&] { cf({Eigen::MatrixXd::Ones(3, 2)}); });
+  EXPECT_NE(e.find("3 x 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("(2, 2)"), std::string::npos) << e;
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { cf.grad({Eigen::MatrixXd::Ones(2, 2)}, {3}); }).find("out of range"),
+            std::string::npos);
+  matgrad::Compiled cy = matgrad::compile({x}, {y});
+  EXPECT_NE(error_of<matgrad::ValueError>([&] { cy.grad({Eigen::MatrixXd::Ones(2, 2)}); }), "no exception");
+  // the value with c captured when compiled: c changing later changes nothing
+  c->mat<double>().setZero();
+  EXPECT_NEAR(cf({Eigen::MatrixXd::Zero(2, 2)})[0](0, 0), 10.0, 1e-15);
+}
+
+TEST(Compile, TracingRecordsWhatTheGraphDidNot) {
+  // sum(x) under no-grad: a constant of the built graph, but recomputed by the traced form
+  auto fn = [](const std::vector<matgrad::Var>& xs) {
+    matgrad::Var s;
+    {
+      matgrad::GradMode off(false);
+      s = matgrad::sum(xs[0]);
+    }
+    return matgrad::sum(xs[0] * s);
+  };
+  const Eigen::MatrixXd x0 = Eigen::MatrixXd::Constant(2, 2, 1.0), x1 = Eigen::MatrixXd::Constant(2, 2, 2.0);
+  matgrad::Compiled traced = matgrad::compile({x0}, fn);
+  EXPECT_NEAR(traced({x1})[0](0, 0), 8.0 * 8.0, 1e-13);      // sum(x1) * sum(x1)
+  EXPECT_NEAR(traced.grad({x1})[0](0, 0), 8.0, 1e-13);       // s is a constant for the gradient
+  matgrad::Var x = matgrad::variable(x0);
+  matgrad::Compiled built = matgrad::compile({x}, {fn({x})});
+  EXPECT_NEAR(built({x1})[0](0, 0), 4.0 * 8.0, 1e-13);  // s kept from x0, as the graph recorded it
+}
+
+TEST(Compile, ManyThreadsCallOneCompiledFunctionAtOnce) {
+  matgrad::Var a = matgrad::variable(Eigen::MatrixXd::Random(4, 4));
+  matgrad::Var x = leaf(S(4), DType::f64, {0.1, -0.2, 0.3, 0.4});
+  matgrad::Compiled cf = matgrad::compile({a, x}, {compile_test_fn(a, x)});
+  std::vector<std::vector<Eigen::MatrixXd>> in;
+  for (int t = 0; t < 8; ++t) in.push_back({Eigen::MatrixXd::Random(4, 4), Eigen::MatrixXd::Random(4, 1)});
+  std::vector<std::vector<Eigen::MatrixXd>> want;  // single-threaded, from a copy
+  {
+    matgrad::Compiled copy = matgrad::compile({a, x}, {compile_test_fn(a, x)});
+    for (int t = 0; t < 8; ++t) {
+      std::vector<Eigen::MatrixXd> w = copy.grad(in[std::size_t(t)]);
+      w.push_back(copy.hessian(in[std::size_t(t)], {1})[0][0]);
+      want.push_back(w);
+    }
+  }
+  a = matgrad::Var();  // the caller's graph may go away: the compiled function has its own
+  x = matgrad::Var();
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t, mine = cf] {  // each thread holds a copy, destroyed there
+      for (int r = 0; r < 50; ++r) {  // the first calls build the programs, racing
+        std::vector<Eigen::MatrixXd> got = mine.grad(in[std::size_t(t)]);
+        got.push_back(cf.hessian(in[std::size_t(t)], {1})[0][0]);
+        for (std::size_t i = 0; i < got.size(); ++i)
+          if (got[i] != want[std::size_t(t)][i]) ++bad;
+      }
+    });
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
 }  // namespace
 }  // namespace mgtest

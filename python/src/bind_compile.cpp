@@ -378,6 +378,14 @@ void bind_compile(py::module_& m) {
           },
           py::arg("args"), "Run on the arrays given (one per input): a list of new arrays, one per output.")
       .def("__str__", [](const PyProgram& self) { return self.p->str(); })
+      .def("__repr__",
+           [](const PyProgram& self) {
+             const Program& p = *self.p;
+             return "<matgrad Program: " + std::to_string(p.inputs.size()) + " inputs, " +
+                    std::to_string(p.outputs.size()) + " outputs, " + std::to_string(p.code.size()) +
+                    " instructions, workspace " + std::to_string(p.workspace_bytes) +
+                    " bytes; print() it for its text>";
+           })
       .def("to_dot", [](const PyProgram& self) { return self.p->to_dot(); })
       .def_property_readonly("workspace_bytes", [](const PyProgram& self) { return self.p->workspace_bytes; })
       .def_property_readonly("instructions", [](const PyProgram& self) { return self.p->code.size(); })

@@ -40,6 +40,8 @@ Var constant(const Eigen::MatrixBase<Derived>& m) {
 
 /// The value of v as a float64 Eigen matrix (rows x cols of its storage).
 Eigen::MatrixXd value(const Var& v);
+/// A value as a float64 Eigen matrix (rows x cols of its storage).
+Eigen::MatrixXd value(const Val& v);
 
 /// Gradients of the single-element f with respect to each of xs, as float64 matrices.
 std::vector<Eigen::MatrixXd> grad(const Var& f, const std::vector<Var>& xs);

@@ -9,6 +9,7 @@
 #include <matgrad/api.hpp>
 #include <matgrad/api_ops.hpp>
 #include <matgrad/autodiff.hpp>
+#include <matgrad/compiled.hpp>
 #include <matgrad/entry.hpp>
 #include <matgrad/error.hpp>
 #include <matgrad/interrupt.hpp>
