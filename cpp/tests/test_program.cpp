@@ -99,6 +99,26 @@ TEST(Passes, SimplificationRemovesWhatNeedsNoWork) {
   EXPECT_TRUE(all_close(values(r[1]), values(x), Tol{0, 0}));
 }
 
+// A binary op with a constant of one repeated value becomes the op with a scalar: each of the
+// eight forms, float64 and float32, bit for bit as eager; mixed 0.0 and -0.0 stay binary.
+TEST(Passes, UniformConstantsBecomeScalars) {
+  for (DType d : {DType::f64, DType::f32}) {
+    SCOPED_TRACE(dtype_str(d));
+    NodeRef x = leaf(Input{S(2, 3), {1.5, -2, 3, 0.25, -0.75, 6}}, d);
+    NodeRef c = leaf(Input{S(2, 3), std::vector<double>(6, 1.7)}, d, false);
+    NodeRef r = leaf(Input{S(3), std::vector<double>(3, -0.3)}, d, false);  // broadcast along rows
+    NodeRef z = leaf(Input{S(2, 3), {0.0, -0.0, 0.0, 0.0, 0.0, 0.0}}, d, false);
+    const std::vector<NodeRef> outs = {x + c, c + x, x - r, r - x, x * c, r * x, x / c, c / x, x * z};
+    const char* want[] = {"add_s", "add_s", "add_s", "rsub_s", "mul_s", "mul_s", "div_s", "rdiv_s", "mul"};
+    for (std::size_t i = 0; i < outs.size(); ++i) {
+      Program p = matgrad::compile_graph({x}, {outs[i]});
+      ASSERT_EQ(p.code.size(), 1u) << i << "\n" << p.str();
+      EXPECT_STREQ(matgrad::op_name(p.code[0].op), want[i]) << i << "\n" << p.str();
+      EXPECT_TRUE(all_close(values(p.run({x->value()})[0]), values(outs[i]), Tol{0, 0})) << i;
+    }
+  }
+}
+
 // seed_matmul is the batched matmul with an identity seed: compare it with that product, the
 // seed given as a constant, for either side, both flags, 1-D and 2-D operands, and a scaled seed.
 TEST(Passes, IdentitySeedProductsEqualTheBatchedMatmul) {

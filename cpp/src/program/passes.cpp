@@ -141,6 +141,22 @@ bool is_identity_seed(const Program& p, std::uint32_t s, double& scale) {
   return true;
 }
 
+// The value of a constant slot (not a batch) whose elements are all one value, or false.
+bool uniform_constant(const Program& p, std::uint32_t s, double& v) {
+  const Slot& sl = p.slots[s];
+  const Slot& r = p.slots[root(p, s)];
+  if (r.kind != SlotKind::constant || sl.batch) return false;
+  const Val& c = p.constants[std::size_t(r.index)];
+  const std::int64_t n = sl.shape.size();
+  const std::size_t w = itemsize(c.dtype());
+  const auto* b = static_cast<const unsigned char*>(c.data());
+  if (n < 1) return false;
+  for (std::int64_t i = 1; i < n; ++i)  // bit for bit: 0.0 and -0.0 differ here
+    if (std::memcmp(b, b + std::size_t(i) * w, w) != 0) return false;
+  v = c.dtype() == DType::f64 ? c.ptr<double>()[0] : double(c.ptr<float>()[0]);
+  return true;
+}
+
 // The value of a constant slot of one element (and no batch), or false.
 bool single_constant(const Program& p, std::uint32_t s, double& v) {
   const Slot& sl = p.slots[s];
@@ -376,6 +392,33 @@ void simplify(Program& p) {
         replace = y;
       else if (is_filled(p, y, 0.0) && same_as(x) && p.slots[y].batch == 0)
         replace = x;
+    }
+    if (replace < 0 && ins.nin == 2 && (op == ops::add || op == ops::sub || op == ops::mul || op == ops::div)) {
+      // an operand that is one value repeated (a broadcast cotangent, a filled constant): the
+      // op with that value as its scalar, one input fewer to read (the same numbers: x - v is
+      // x + (-v), and + and * commute, in IEEE arithmetic)
+      static const OpId rdiv_s = op_id("rdiv_s");
+      const std::uint32_t y = p.args[ins.in + 1];
+      double v = 0;
+      std::int64_t z = -1;
+      OpId to{};
+      if (same_as(x) && uniform_constant(p, y, v)) {
+        z = x;
+        to = op == ops::mul ? ops::mul_s : op == ops::div ? ops::div_s : ops::add_s;
+        if (op == ops::sub) v = -v;
+      } else if (same_as(y) && uniform_constant(p, x, v)) {
+        z = y;
+        to = op == ops::mul ? ops::mul_s : op == ops::div ? rdiv_s : op == ops::sub ? ops::rsub_s : ops::add_s;
+      }
+      if (z >= 0) {
+        p.args[ins.in] = std::uint32_t(z);
+        ins.op = to;
+        ins.nin = 1;
+        Attr sa;
+        sa.s = v;
+        p.attrs.push_back(sa);
+        ins.attr = std::uint32_t(p.attrs.size() - 1);
+      }
     }
     if (replace >= 0) {
       sub.to[ins.out] = std::uint32_t(replace);
