@@ -412,6 +412,24 @@ class Worker:
                 pass
         return mod
 
+    def import_jax(self):
+        """Import jax if installed (None and "skipped: jax not installed" if not), with float64
+        enabled (jax_enable_x64) and jaxlib's version recorded; XLA's threads are pinned by
+        pin_threads(). Returns (jax, jax.numpy) or (None, None)."""
+        jax = self.peer("jax")
+        if jax is None:
+            return None, None
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        try:
+            import importlib.metadata as md
+
+            self.versions["jaxlib"] = md.version("jaxlib")
+        except Exception:
+            pass
+        return jax, jnp
+
     def first_call(self, label, fn):
         """Call fn once (trace and compile, for jitted and compiled systems), record its time as
         "first call" (reported apart from the timed calls), and return fn."""
