@@ -216,8 +216,6 @@ std::vector<std::vector<Eigen::MatrixXd>> Compiled::hessian(const std::vector<Ei
   return out;
 }
 
-Compiled compile(const std::vector<Var>& inputs, const std::vector<Var>& outputs) {
-  return Compiled(inputs, outputs);
-}
+Compiled compile(const std::vector<Var>& inputs, const std::vector<Var>& outputs) { return Compiled(inputs, outputs); }
 
 }  // namespace matgrad
