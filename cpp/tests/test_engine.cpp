@@ -334,6 +334,7 @@ TEST(Ownership, BackwardGradDoesNotAliasAnExternalCotangent) {
   EXPECT_EQ(values(x->grad)[0], 1.0) << "x.grad shares memory with the caller's cotangent";
   EXPECT_EQ(values(x2->grad)[0], 1.0) << "x.grad (create_graph) shares memory with the caller's cotangent";
   EXPECT_EQ(values(gv[0])[0], 1.0) << "grad_values shares memory with the caller's cotangent";
+  x2->grad = nullptr;  // break the create_graph cycle (x2.grad refers back to x2)
 }
 
 // ---- create_graph ----

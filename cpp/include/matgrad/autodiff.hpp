@@ -24,6 +24,8 @@ std::vector<int> resolve_argnums(const char* op, const std::vector<long long>& a
 /// Accumulate df/dleaf into leaf->grad for every leaf with requires_grad and every node with
 /// retains_grad. `seed` is the cotangent of `out` (null: ones, and `out` must hold a single
 /// element). With create_graph the gradients are graph nodes that can be differentiated again.
+/// Such a gradient refers back to its leaf, a reference cycle that lives until the caller resets
+/// `x->grad` (as in PyTorch); grad_nodes returns the same graph without storing it.
 void backward(const NodeRef& out, const NodeRef& seed = nullptr, bool create_graph = false);
 
 /// The adjoints d<seed, out>/d inputs[k] as plain values (first order, no graph built). An input
