@@ -190,6 +190,22 @@ TEST(MemoryPlan, TemporariesShareSpaceWhenTheirLivesDoNotOverlap) {
   EXPECT_NEAR(values(p.run({x->value()})[0])[0], 64 * want, 1e-12);
 }
 
+TEST(MemoryPlan, ElementwiseOpsWriteOverAnOperandThatDiesThere) {
+  NodeRef x = leaf(S(64), DType::f64, std::vector<double>(64, 0.5));
+  NodeRef y = matgrad::sin(x);
+  for (int i = 0; i < 20; ++i) y = i % 2 ? matgrad::exp(y) * 0.25 : y * y + 0.25;  // stays in (0, 1)
+  // a still read after the instruction that could overwrite it: that one must not
+  NodeRef a = matgrad::sin(x), b = matgrad::exp(a);
+  Program p = matgrad::compile_graph({x}, {matgrad::sum(y), matgrad::sum(b * a)});
+  // one block for the chain (written in place from sin to its end; two blocks otherwise), then
+  // one for a and one for b (b * a writes over one of them; a third block otherwise), and the
+  // two sums (64 bytes each)
+  EXPECT_LE(p.workspace_bytes, 2 * 64 * 8u + 2 * 64u) << p.str();
+  const std::vector<Val> r = p.run({x->value()});
+  EXPECT_TRUE(all_close(values(r[0]), values(matgrad::sum(y)), Tol{0, 0}));
+  EXPECT_TRUE(all_close(values(r[1]), values(matgrad::sum(b * a)), Tol{0, 0}));
+}
+
 TEST(Replay, OneFactorizationPerMatrixPerCall) {
   const Input xi{S(3, 3), {4, 1, 0, 1, 5, 1, 0, 1, 6}};
   NodeRef x = leaf(xi, DType::f64);

@@ -468,7 +468,30 @@ void plan_memory(Program& p) {
   };
   std::vector<std::vector<std::uint32_t>> dies(n + 1);
   for (std::size_t i = 0; i < n; ++i) {
-    Slot& os = p.slots[p.code[i].out];
+    const Instr& ins = p.code[i];
+    Slot& os = p.slots[ins.out];
+    // In place: an elementwise op (each result element reads only the operand elements at its
+    // own index) writes over an operand of its size and dtype that dies here.
+    const BatchKind kind = opdef(ins.op).batch;
+    if (kind == BatchKind::unary || kind == BatchKind::binary) {
+      std::int64_t reuse = -1;
+      for (int j = 0; j < ins.nin && reuse < 0; ++j) {
+        const std::uint32_t a = p.args[ins.in + j], r = root(p, a);
+        const Slot& rs = p.slots[r];
+        if (rs.kind == SlotKind::temp && last[r] == std::int64_t(i) && rs.dtype == os.dtype &&
+            rs.elements() == os.elements() && p.slots[a].elements() == os.elements())
+          reuse = r;
+      }
+      if (reuse >= 0) {
+        std::vector<std::uint32_t>& d = dies[i];
+        d.erase(std::find(d.begin(), d.end(), std::uint32_t(reuse)));  // the result owns the block now
+        os.index = p.slots[std::size_t(reuse)].index;
+        const std::int64_t end = last[ins.out];
+        dies[std::size_t(end < 0 ? std::int64_t(i) : end)].push_back(ins.out);
+        for (std::uint32_t s : dies[i]) release(std::size_t(p.slots[s].index), round(p.slots[s].bytes()));
+        continue;
+      }
+    }
     const std::size_t bytes = round(os.bytes());
     std::size_t off = top;
     for (auto it = free.begin(); it != free.end(); ++it)
