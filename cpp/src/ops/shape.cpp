@@ -78,6 +78,8 @@ template <class T> void fwd_sum_to(const KernelArgs& k) {
   auto out = k.out.mat<T>();
   if (x.rows == s.rows && x.cols == s.cols)
     out = in;
+  else if (s.size() == 1)  // all of it: one contiguous sum (a column's colwise sum would stride)
+    out(0, 0) = T(k.in[0].arr<T>().template cast<A>().sum());
   else if (x.rows == s.rows)
     out = in.template cast<A>().rowwise().sum().template cast<T>();
   else if (x.cols == s.cols)
