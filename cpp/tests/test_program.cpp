@@ -9,6 +9,7 @@
 #include <matgrad/matgrad.hpp>
 
 #include <atomic>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -204,6 +205,188 @@ TEST(MemoryPlan, ElementwiseOpsWriteOverAnOperandThatDiesThere) {
   const std::vector<Val> r = p.run({x->value()});
   EXPECT_TRUE(all_close(values(r[0]), values(matgrad::sum(y)), Tol{0, 0}));
   EXPECT_TRUE(all_close(values(r[1]), values(matgrad::sum(b * a)), Tol{0, 0}));
+}
+
+// ---- fused loops ----
+
+// p with its loops undone: every block slot a temp again, the memory plan made again.
+Program unfused(Program p) {
+  p.loops.clear();
+  p.block_buffers = 0;
+  for (matgrad::Slot& s : p.slots)
+    if (s.kind == matgrad::SlotKind::block) s.kind = matgrad::SlotKind::temp;
+  p.workspace_bytes = 0;
+  matgrad::plan_memory(p);
+  return p;
+}
+
+bool same_bits(const std::vector<Val>& a, const std::vector<Val>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t k = 0; k < a.size(); ++k)
+    if (a[k].shape() != b[k].shape() || a[k].dtype() != b[k].dtype() ||
+        std::memcmp(a[k].data(), b[k].data(), std::size_t(a[k].shape().size()) * itemsize(a[k].dtype())) != 0)
+      return false;
+  return true;
+}
+
+// The normal log-density and its gradient (W7's vector row): the elementwise work of the value
+// and of the gradient becomes one loop, its intermediates block slots.
+TEST(Fusion, ChainsBecomeOneLoop) {
+  Rng rng(11);
+  NodeRef x = leaf(rng.input(S(1100)), DType::f64), mu = matgrad::scalar(0.3), s = matgrad::scalar(1.7);
+  NodeRef z = (x - mu) / s;
+  NodeRef f = matgrad::sum(z * z) * -0.5 - (matgrad::log(s) + 0.9) * 1100.0;
+  const Program p = matgrad::compile_value_and_grad({x, mu, s}, f, {0, 1, 2});
+  EXPECT_NO_THROW(p.validate());
+  ASSERT_EQ(p.loops.size(), 1u) << p.str();
+  EXPECT_EQ(p.loops[0].elements, 1100);
+  EXPECT_GE(p.loops[0].end - p.loops[0].begin, 8u) << p.str();
+  EXPECT_GE(p.block_buffers, 1u);
+  int blocks = 0;
+  for (const matgrad::Slot& sl : p.slots) blocks += sl.kind == matgrad::SlotKind::block;
+  EXPECT_GE(blocks, 4) << p.str();
+  EXPECT_NE(p.str().find("loop over 1100 elements"), std::string::npos) << p.str();
+  EXPECT_NE(p.to_dot().find("subgraph cluster_loop0"), std::string::npos);
+  const Program q = unfused(p);
+  // the intermediates take no workspace: only the loop's escaping results (4 vectors) and scalars
+  EXPECT_LE(p.workspace_bytes, 4 * 1100 * 8 + 6 * 64u) << p.str();
+  const std::vector<Val> in = {x->value(), mu->value(), s->value()};
+  EXPECT_TRUE(same_bits(p.run(in), q.run(in)));
+  const std::vector<Val> want = matgrad::grad_values(f, {x, mu, s});
+  const std::vector<Val> got = p.run(in);
+  EXPECT_TRUE(all_close(values(got[0]), values(f), Tol{1e-14, 0}));
+  for (int k = 0; k < 3; ++k)
+    EXPECT_TRUE(all_close(values(got[std::size_t(k) + 1]), values(want[std::size_t(k)]), Tol{1e-13, 1e-13}));
+}
+
+// Random elementwise programs over sizes around the block (and one element, which never fuses),
+// f64 and f32, with a reduction fed back as a broadcast scalar (two loops, temporaries read
+// across them): fused results equal the unfused program's bit for bit and eager's.
+TEST(Fusion, ResultsEqualTheUnfusedProgramBitForBit) {
+  Rng rng(12);
+  for (std::int64_t n : {1, 2, 7, 511, 512, 513, 1100, 4097})
+    for (DType d : {DType::f64, DType::f32})
+      for (int trial = 0; trial < 3; ++trial) {
+        SCOPED_TRACE("n = " + std::to_string(n) + " " + dtype_name(d) + " trial " + std::to_string(trial));
+        NodeRef x = leaf(rng.input(S(n), -1, 1), d), y = leaf(rng.input(S(n), 0.5, 2), d);
+        NodeRef c = leaf(rng.input(S(), 0.5, 1.5), d);
+        std::vector<NodeRef> vals = {x, y};
+        auto pick = [&] { return vals[std::size_t(rng.uniform(0, double(vals.size()) - 1e-9))]; };
+        for (int k = 0; k < 14; ++k) {
+          const NodeRef a = pick(), b = pick();
+          NodeRef r;
+          switch (int(rng.uniform(0, 9.999))) {
+            case 0:
+              r = matgrad::sin(a);
+              break;
+            case 1:
+              r = matgrad::exp(matgrad::tanh(a));
+              break;
+            case 2:
+              r = a * b;
+              break;
+            case 3:
+              r = a + b * c;
+              break;
+            case 4:
+              r = a / (c + 1.0);
+              break;
+            case 5:
+              r = matgrad::sqrt(matgrad::abs(a) + 0.5);
+              break;
+            case 6:
+              r = matgrad::sigmoid(a) - b;
+              break;
+            case 7:
+              r = a * matgrad::sum(b) * (1.0 / double(n));
+              break;  // a reduction fed back
+            case 8:
+              r = matgrad::log(matgrad::abs(a) + 1.0);
+              break;
+            default:
+              r = -a;
+              break;
+          }
+          vals.push_back(r);
+        }
+        NodeRef f = matgrad::sum(vals.back() * vals[vals.size() - 2]);
+        const Program p = matgrad::compile_value_and_grad({x, y, c}, f, {0, 1, 2});
+        EXPECT_NO_THROW(p.validate());
+        if (n == 1) EXPECT_TRUE(p.loops.empty());
+        if (n >= 2) EXPECT_FALSE(p.loops.empty()) << p.str();
+        const std::vector<Val> in = {x->value(), y->value(), c->value()};
+        const std::vector<Val> got = p.run(in);
+        EXPECT_TRUE(same_bits(got, unfused(p).run(in))) << p.str();
+        const Tol tol = d == DType::f64 ? Tol{1e-12, 1e-12} : Tol{2e-4, 2e-4};
+        const std::vector<Val> want = matgrad::grad_values(f, {x, y, c});
+        EXPECT_TRUE(all_close(values(got[0]), values(f), tol));
+        for (int k = 0; k < 3; ++k)
+          EXPECT_TRUE(all_close(values(got[std::size_t(k) + 1]), values(want[std::size_t(k)]), tol));
+      }
+}
+
+TEST(Fusion, LoopsSurviveTheArchiveAndThreads) {
+  Rng rng(13);
+  NodeRef x = leaf(rng.input(S(3, 700)), DType::f64);
+  NodeRef f = matgrad::sum(matgrad::sin(x) * matgrad::exp(-x * x) + matgrad::tanh(x));
+  auto prog = std::make_shared<const Program>(matgrad::compile_value_and_grad({x}, f, {0}));
+  ASSERT_FALSE(prog->loops.empty());
+  matgrad::ProgramArchive a;
+  a.argnums = {0};
+  a.entries.push_back({"k", "value_and_grad", prog});
+  const matgrad::ProgramArchive b = matgrad::load_programs(matgrad::save_programs(a));
+  const Program& q = *b.entries.at(0).program;
+  EXPECT_EQ(q.loops.size(), prog->loops.size()) << "the loops are made again on load";
+  const std::vector<Val> want = prog->run({x->value()});
+  EXPECT_TRUE(same_bits(q.run({x->value()}), want));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int r = 0; r < 50; ++r)
+        if (!same_bits(q.run({x->value()}), want)) ++bad;
+    });
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(Fusion, AnInterruptStopsALongLoop) {
+  NodeRef x = leaf(S(600), DType::f64, std::vector<double>(600, 0.5));
+  NodeRef y = x;
+  for (int i = 0; i < 5000; ++i) y = matgrad::sin(y);
+  Program p = matgrad::compile_graph({x}, {y});
+  ASSERT_EQ(p.loops.size(), 1u);
+  matgrad::request_interrupt();
+  EXPECT_THROW(p.run({x->value()}), matgrad::Interrupted) << "the loop polls as it runs";
+  EXPECT_NO_THROW(p.run({x->value()}));
+}
+
+TEST(Validate, MalformedLoopsAreRefused) {
+  NodeRef x = leaf(S(8), DType::f64, std::vector<double>(8, 0.5));
+  NodeRef f = matgrad::sum(matgrad::exp(matgrad::sin(x)) * x);
+  const Program good = matgrad::compile_graph({x}, {f, matgrad::cos(x)});
+  ASSERT_FALSE(good.loops.empty()) << good.str();
+  ASSERT_GE(good.block_buffers, 1u) << good.str();
+  std::uint32_t blk = 0;
+  for (std::uint32_t s = 0; s < good.slots.size(); ++s)
+    if (good.slots[s].kind == matgrad::SlotKind::block) blk = s;
+  auto refused = [&](auto&& mutate, const char* what) {
+    Program p = good;
+    mutate(p);
+    EXPECT_THROW(p.validate(), matgrad::ValueError) << what;
+  };
+  refused([](Program& p) { p.loops[0].end = std::uint32_t(p.code.size() + 1); }, "a loop past the code");
+  refused([](Program& p) { p.loops[0].elements = 9; }, "a loop of another element count");
+  refused([](Program& p) { p.loops.push_back(p.loops[0]); }, "overlapping loops");
+  refused([&](Program& p) { p.outputs[0] = blk; }, "a block slot returned");
+  refused([&](Program& p) { p.slots[blk].index = std::int64_t(p.block_buffers); }, "a block buffer past the count");
+  refused([&](Program& p) { p.loops.clear(); }, "a block slot outside any loop");
+  refused(
+      [&](Program& p) {
+        for (std::size_t i = 0; i < p.code.size(); ++i)
+          if (std::string(matgrad::op_name(p.code[i].op)) == "sum") p.args[p.code[i].in] = blk;
+      },
+      "a block slot read outside its loop");
 }
 
 TEST(Replay, OneFactorizationPerMatrixPerCall) {

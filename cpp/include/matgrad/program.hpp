@@ -21,6 +21,7 @@ enum class SlotKind : std::uint8_t {
   constant,  ///< a value captured when the program was built (index: in Program::constants)
   temp,      ///< computed by an instruction (index: its byte offset in the workspace)
   view,      ///< another slot's storage under another shape (index: that slot)
+  block,     ///< an intermediate of a fused loop, never stored whole (index: the loop's block buffer)
 };
 
 /// A value of a program: its dtype, its shape and where it lives. A batched slot holds k values
@@ -47,6 +48,16 @@ struct Instr {
   std::uint32_t out = 0;
 };
 
+/// A fused loop (Note [fused loops] in cpp/src/program/fuse.cpp): instructions [begin, end), each
+/// elementwise over `elements` elements, run block by block, every instruction on one block of
+/// Program::kBlockElements elements before the next block, so that the intermediates
+/// (SlotKind::block) stay in cache and only the loop's operands and results go through memory.
+struct Loop {
+  std::uint32_t begin = 0;
+  std::uint32_t end = 0;
+  std::int64_t elements = 0;
+};
+
 /// A compiled program. Build one with compile_graph (or the transforms below); it is immutable
 /// afterwards, so several threads may run it at once (each gets a workspace of its own).
 class Program {
@@ -59,6 +70,10 @@ class Program {
   std::vector<std::uint32_t> inputs;   ///< the slot of each argument
   std::vector<std::uint32_t> outputs;  ///< the slot of each result
   std::size_t workspace_bytes = 0;     ///< temporaries, as the memory plan lays them out
+  std::vector<Loop> loops;             ///< the fused loops, in code order, disjoint
+  std::uint32_t block_buffers = 0;     ///< the loops' block buffers, kBlockBytes each
+  static constexpr std::int64_t kBlockElements = 512;
+  static constexpr std::size_t kBlockBytes = 4096;  ///< kBlockElements of the widest dtype
   std::uint64_t id = 0;                ///< unique in the process (the per-thread workspace cache's key)
 
   Program();
@@ -117,10 +132,14 @@ void fold_constants(Program& p);
 /// Rewrite what needs no work: x * 1, x + 0, transpose(transpose(x)), reshape chains, the sum of a
 /// broadcast, a cast to the same dtype, products with an identity seed batch.
 void simplify(Program& p);
+/// Fuse runs of elementwise instructions over the same number of elements into loops (reordering
+/// the code, as dependencies allow, to make the runs long); their intermediates become block
+/// slots. The kernels are the ops' own, called on a block at a time.
+void fuse_elementwise(Program& p);
 /// The memory plan: each temporary gets an offset in the workspace, reusing the space of values
 /// no longer needed (in place for elementwise ops whose input dies there).
 void plan_memory(Program& p);
-/// All of the above, then the memory plan.
+/// All of the above (fusion last), then the memory plan.
 void optimize_program(Program& p);
 
 /// A versioned binary archive of programs (docs/compile.md describes the format): each entry a

@@ -10,7 +10,8 @@
 // attributes, instruction records, inputs, outputs). The reader checks every count and index
 // against what is left of the payload before it allocates, refuses what it does not know, and
 // validates each program by its ops' own shape rules, so a truncated, corrupt or crafted file is
-// a ValueError, never an out-of-bounds read. The memory plan is not stored: it is made again.
+// a ValueError, never an out-of-bounds read. The fused loops and the memory plan are not stored:
+// they are made again.
 #include <matgrad/error.hpp>
 #include <matgrad/ops.hpp>
 #include <matgrad/program.hpp>
@@ -110,11 +111,12 @@ class Reader {
 void write_program(Writer& w, const Program& p, std::unordered_map<std::uint16_t, std::uint32_t>& ops) {
   w.put<std::uint32_t>(std::uint32_t(p.slots.size()));
   for (const Slot& s : p.slots) {
-    w.put<std::uint8_t>(std::uint8_t(s.kind));
+    const bool temp = s.kind == SlotKind::temp || s.kind == SlotKind::block;  // the plan is made again
+    w.put<std::uint8_t>(std::uint8_t(temp ? SlotKind::temp : s.kind));
     w.put<std::uint8_t>(std::uint8_t(s.dtype));
     w.shape(s.shape);
     w.put<std::int64_t>(s.batch);
-    w.put<std::int64_t>(s.kind == SlotKind::temp ? -1 : s.index);
+    w.put<std::int64_t>(temp ? -1 : s.index);
   }
   w.put<std::uint32_t>(std::uint32_t(p.constants.size()));
   for (const Val& c : p.constants) {
@@ -209,6 +211,7 @@ std::shared_ptr<const Program> read_program(Reader& r, const std::vector<OpId>& 
   } catch (const ValueError& e) {
     Reader::fail(std::string("a corrupt program: ") + e.what());
   }
+  fuse_elementwise(*p);
   plan_memory(*p);
   return p;
 }

@@ -87,6 +87,10 @@ void Program::validate() const {
       }
       case SlotKind::temp:
         break;
+      case SlotKind::block:
+        if (sl.index < 0 || sl.index >= std::int64_t(block_buffers))
+          bad("block slot " + std::to_string(s) + " names no block buffer");
+        break;
       default:
         bad("slot " + std::to_string(s) + " has an unknown kind");
     }
@@ -98,6 +102,33 @@ void Program::validate() const {
     while (slots[s].kind == SlotKind::view) s = static_cast<std::uint32_t>(slots[s].index);
     return written[s] != 0;
   };
+  // the fused loops: in order, disjoint, each over elementwise members of its element count
+  std::vector<std::int64_t> loop_of(code.size(), -1), block_loop(ns, -1);
+  for (std::size_t l = 0; l < loops.size(); ++l) {
+    const Loop& L = loops[l];
+    const std::string at = "loop " + std::to_string(l);
+    if (L.begin >= L.end || L.end > code.size() || (l && L.begin < loops[l - 1].end) || L.elements < 2)
+      bad(at + " covers no valid range of instructions");
+    for (std::uint32_t i = L.begin; i < L.end; ++i) {
+      loop_of[i] = std::int64_t(l);
+      const Instr& ins = code[i];
+      const bool elementwise = ins.op.v > 0 && ins.op.v < op_count() &&
+                               (opdef(ins.op).batch == BatchKind::unary || opdef(ins.op).batch == BatchKind::binary);
+      bool fits = elementwise && ins.nin <= 2 && ins.out < ns && !slots[ins.out].batch &&
+                  slots[ins.out].elements() == L.elements && std::size_t(ins.in) + ins.nin <= args.size();
+      for (int j = 0; fits && j < ins.nin; ++j) {
+        const std::uint32_t s = args[ins.in + j];
+        fits = s < ns && !slots[s].batch && (slots[s].elements() == L.elements || slots[s].elements() == 1);
+      }
+      if (!fits) bad(at + " holds instruction " + std::to_string(i) + ", which is not elementwise over its elements");
+      block_loop[ins.out] = std::int64_t(l);
+    }
+  }
+  for (std::size_t s = 0; s < ns; ++s)
+    if (slots[s].kind == SlotKind::view && slots[std::size_t(slots[s].index)].kind == SlotKind::block)
+      bad("view slot " + std::to_string(s) + " views a block slot");
+  for (std::uint32_t s : outputs)
+    if (s < ns && slots[s].kind == SlotKind::block) bad("an output names a block slot");
   const int nops = op_count();
   for (std::size_t i = 0; i < code.size(); ++i) {
     const Instr& ins = code[i];
@@ -109,7 +140,9 @@ void Program::validate() const {
     if (ins.attr >= attrs.size() || std::size_t(ins.in) + ins.nin > args.size() || ins.out >= ns)
       bad(at + " (" + d.name + ") refers past the program's tables");
     const Slot& os = slots[ins.out];
-    if (os.kind != SlotKind::temp || produced[ins.out]) bad(at + " (" + d.name + ") writes a slot it may not write");
+    if ((os.kind != SlotKind::temp && os.kind != SlotKind::block) || produced[ins.out] ||
+        (os.kind == SlotKind::block && loop_of[i] < 0))
+      bad(at + " (" + d.name + ") writes a slot it may not write");
     produced[ins.out] = written[ins.out] = 1;
     SmallArray<Shape> shapes(ins.nin);
     std::int64_t k = 0;
@@ -117,6 +150,8 @@ void Program::validate() const {
     for (int j = 0; j < ins.nin; ++j) {
       const std::uint32_t s = args[ins.in + j];
       if (s >= ns || !is_written(s) || s == ins.out) bad(at + " (" + d.name + ") reads a slot not written before it");
+      if (slots[s].kind == SlotKind::block && block_loop[s] != loop_of[i])
+        bad(at + " (" + d.name + ") reads a block slot of another loop");
       const Slot& sl = slots[s];
       shapes[j] = sl.shape;
       if (sl.batch) {
@@ -147,7 +182,8 @@ void Program::validate() const {
           bad(at + " (" + d.name + ") has a batched operand of another shape than its result");
   }
   for (std::size_t s = 0; s < ns; ++s)
-    if (slots[s].kind == SlotKind::temp && !produced[s]) bad("slot " + std::to_string(s) + " is never written");
+    if ((slots[s].kind == SlotKind::temp || slots[s].kind == SlotKind::block) && !produced[s])
+      bad("slot " + std::to_string(s) + " is never written");
   for (std::uint32_t s : outputs)
     if (s >= ns || !is_written(s)) bad("an output names no slot");
 }
@@ -155,7 +191,11 @@ void Program::validate() const {
 std::string Program::str() const {
   std::ostringstream o;
   o << "program: " << inputs.size() << " inputs, " << outputs.size() << " outputs, " << code.size() << " instructions, "
-    << constants.size() << " constants, workspace " << workspace_bytes << " bytes\n";
+    << constants.size() << " constants, workspace " << workspace_bytes << " bytes";
+  if (!loops.empty())
+    o << ", " << loops.size() << (loops.size() == 1 ? " fused loop, " : " fused loops, ") << block_buffers
+      << " block buffers of " << kBlockBytes << " bytes";
+  o << "\n";
   for (std::size_t i = 0; i < inputs.size(); ++i)
     o << "  " << slot_name(inputs[i]) << " = input " << i << " : " << type_str(slots[inputs[i]]) << "\n";
   for (std::size_t s = 0; s < slots.size(); ++s) {
@@ -182,16 +222,26 @@ std::string Program::str() const {
   for (std::uint32_t s : inputs) show_views(s);
   for (std::size_t s = 0; s < slots.size(); ++s)
     if (slots[s].kind == SlotKind::constant) show_views(std::uint32_t(s));
-  for (const Instr& ins : code) {
+  std::size_t next_loop = 0;
+  for (std::size_t i = 0; i < code.size(); ++i) {
+    const Instr& ins = code[i];
     const Slot& os = slots[ins.out];
-    o << "  " << slot_name(ins.out) << " = " << op_name(ins.op) << "(";
+    const bool looping = next_loop < loops.size() && i >= loops[next_loop].begin;
+    if (looping && i == loops[next_loop].begin)
+      o << "  loop over " << loops[next_loop].elements << " elements, " << kBlockElements << " at a time {\n";
+    o << (looping ? "    " : "  ") << slot_name(ins.out) << " = " << op_name(ins.op) << "(";
     for (int j = 0; j < ins.nin; ++j) o << (j ? ", " : "") << slot_name(args[ins.in + j]);
     const std::string at = attr_str(ins.op, attrs[ins.attr]);
     if (!at.empty()) o << "; " << at;
     o << ") : " << type_str(os);
     if (os.kind == SlotKind::temp && os.index >= 0) o << " @" << os.index;
+    if (os.kind == SlotKind::block) o << " @block" << os.index;
     o << "\n";
     show_views(ins.out);
+    if (looping && i + 1 == loops[next_loop].end) {
+      o << "  }\n";
+      ++next_loop;
+    }
   }
   o << "  return ";
   for (std::size_t k = 0; k < outputs.size(); ++k) o << (k ? ", " : "") << slot_name(outputs[k]);
@@ -213,12 +263,22 @@ std::string Program::to_dot() const {
     if (slots[s].kind == SlotKind::constant)
       o << "  s" << s << " [shape=box, style=filled, fillcolor=\"#f3f4f6\", label=\"const\\n"
         << type_str(slots[s]) << "\"];\n";
-  for (const Instr& ins : code) {
+  std::size_t next_loop = 0;
+  for (std::size_t i = 0; i < code.size(); ++i) {
+    const Instr& ins = code[i];
+    const bool looping = next_loop < loops.size() && i >= loops[next_loop].begin;
+    if (looping && i == loops[next_loop].begin)
+      o << "  subgraph cluster_loop" << next_loop << " {\n  style=dashed; label=\"fused loop over "
+        << loops[next_loop].elements << " elements\";\n";
     o << "  s" << ins.out << " [shape=ellipse, label=\"" << op_name(ins.op);
     const std::string at = attr_str(ins.op, attrs[ins.attr]);
     if (!at.empty()) o << "\\n" << at;
     o << "\\n" << type_str(slots[ins.out]) << "\"];\n";
     for (int j = 0; j < ins.nin; ++j) o << "  s" << src(args[ins.in + j]) << " -> s" << ins.out << ";\n";
+    if (looping && i + 1 == loops[next_loop].end) {
+      o << "  }\n";
+      ++next_loop;
+    }
   }
   for (std::size_t k = 0; k < outputs.size(); ++k)
     o << "  out" << k << " [shape=box, style=filled, fillcolor=\"#dcfce7\", label=\"output " << k << "\"];\n  s"

@@ -441,6 +441,19 @@ void plan_memory(Program& p) {
     const Instr& ins = p.code[i];
     for (int j = 0; j < ins.nin; ++j) last[root(p, p.args[ins.in + j])] = std::int64_t(i);
   }
+  // a fused loop is one step (Note [fused loops] in fuse.cpp): what it reads or writes lives to
+  // its end, and its members write nothing in place
+  std::vector<char> in_loop(n, 0);
+  for (const Loop& L : p.loops)
+    for (std::uint32_t i = L.begin; i < L.end; ++i) {
+      in_loop[i] = 1;
+      const Instr& ins = p.code[i];
+      for (int j = 0; j < ins.nin; ++j) {
+        const std::uint32_t r = root(p, p.args[ins.in + j]);
+        last[r] = std::max(last[r], std::int64_t(L.end) - 1);
+      }
+      last[ins.out] = std::max(last[ins.out], std::int64_t(L.end) - 1);
+    }
   for (std::uint32_t s : p.outputs) last[root(p, s)] = std::int64_t(n);
   // free blocks of the workspace, by offset; each temp takes the first block that fits
   std::map<std::size_t, std::size_t> free;  // offset -> bytes
@@ -470,10 +483,14 @@ void plan_memory(Program& p) {
   for (std::size_t i = 0; i < n; ++i) {
     const Instr& ins = p.code[i];
     Slot& os = p.slots[ins.out];
+    if (os.kind == SlotKind::block) {  // in its loop's block buffers
+      for (std::uint32_t s : dies[i]) release(std::size_t(p.slots[s].index), round(p.slots[s].bytes()));
+      continue;
+    }
     // In place: an elementwise op (each result element reads only the operand elements at its
     // own index) writes over an operand of its size and dtype that dies here.
     const BatchKind kind = opdef(ins.op).batch;
-    if (kind == BatchKind::unary || kind == BatchKind::binary) {
+    if ((kind == BatchKind::unary || kind == BatchKind::binary) && !in_loop[i]) {
       std::int64_t reuse = -1;
       for (int j = 0; j < ins.nin && reuse < 0; ++j) {
         const std::uint32_t a = p.args[ins.in + j], r = root(p, a);
@@ -523,6 +540,7 @@ void optimize_program(Program& p) {
     if (p.code.size() == before) break;
   }
   p.validate();
+  fuse_elementwise(p);
   plan_memory(p);
 }
 

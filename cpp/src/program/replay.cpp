@@ -27,6 +27,8 @@ std::uint32_t root_of(const Program& p, std::uint32_t s) {
   return s;
 }
 
+enum : std::uint8_t { kWhole, kSlice, kBlock };
+
 // A value as an instruction sees it: a batch as its (k, size) matrix, else its own shape.
 Shape stored_shape(const Slot& s) { return s.batch ? Shape::matrix(s.batch, s.shape.size()) : s.shape; }
 
@@ -40,9 +42,13 @@ Shape stored_shape(const Slot& s) { return s.batch ? Shape::matrix(s.batch, s.sh
 struct Workspace {
   std::uint64_t program = 0;
   Val memory;                       ///< the temporaries
+  Val blocks;                       ///< the fused loops' block buffers
   std::vector<unsigned char> scratch;
   std::vector<Val> in;              ///< per instruction input (Program::args order)
   std::vector<Val> out;             ///< per instruction
+  /// How a fused loop's member sees each of its inputs (in) and its result (out): kWhole, kSlice
+  /// or kBlock (Note [fused loops] in fuse.cpp).
+  std::vector<std::uint8_t> in_mode, out_mode;
   std::vector<FactorSlot> factors;  ///< per instruction input (Program::args order)
   std::vector<std::shared_ptr<const Factor>> factor_of;  ///< per slot (only those factorized)
   std::vector<std::uint32_t> factored;                   ///< the slots factor_of may hold
@@ -67,6 +73,7 @@ struct Workspace {
     const Attr* attr;
     std::uint32_t in;
     std::uint16_t nin;
+    std::int32_t loop;  ///< the fused loop starting here, or -1
   };
   std::vector<Step> steps;
 };
@@ -78,6 +85,8 @@ void* slot_data(const Program& p, Workspace& ws, std::uint32_t s) {
       return p.constants[std::size_t(r.index)].data();
     case SlotKind::temp:
       return static_cast<unsigned char*>(ws.memory.data()) + r.index;
+    case SlotKind::block:
+      return static_cast<unsigned char*>(ws.blocks.data()) + std::size_t(r.index) * Program::kBlockBytes;
     default:
       return nullptr;  // an input: patched per call
   }
@@ -87,10 +96,23 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
   auto ws = std::make_unique<Workspace>();
   ws->program = p.id;
   ws->memory = Val::empty(Shape::vector(std::int64_t((p.workspace_bytes + 7) / 8)), DType::f64);
+  if (p.block_buffers)
+    ws->blocks = Val::empty(Shape::vector(std::int64_t(p.block_buffers * Program::kBlockBytes / 8)), DType::f64);
+  std::vector<std::int32_t> loop_at(p.code.size(), -1);
+  std::vector<char> looped(p.code.size(), 0);
+  for (std::size_t l = 0; l < p.loops.size(); ++l) {
+    loop_at[p.loops[l].begin] = std::int32_t(l);
+    for (std::uint32_t i = p.loops[l].begin; i < p.loops[l].end; ++i) looped[i] = 1;
+  }
+  auto mode = [&](std::uint32_t s) {
+    const Slot& r = p.slots[root_of(p, s)];
+    return r.kind == SlotKind::block ? kBlock : p.slots[s].elements() == 1 ? kWhole : kSlice;
+  };
   std::int64_t scratch = 0;
   ws->factor_of.resize(p.slots.size());
   std::vector<char> factored(p.slots.size(), 0);
-  for (const Instr& ins : p.code) {
+  for (std::size_t at = 0; at < p.code.size(); ++at) {
+    const Instr& ins = p.code[at];
     const OpDef& d = opdef(ins.op);
     const Slot& os = p.slots[ins.out];
     if (os.batch) {
@@ -107,6 +129,7 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
       const std::uint32_t r = root_of(p, s);
       const Slot& sl = p.slots[s];
       ws->in.emplace_back(slot_data(p, *ws, s), stored_shape(sl), sl.dtype);
+      ws->in_mode.push_back(looped[at] ? mode(s) : kWhole);
       if (p.slots[r].kind == SlotKind::input)
         ws->patches.push_back(
             {static_cast<std::uint32_t>(ws->in.size() - 1), static_cast<std::uint32_t>(p.slots[r].index)});
@@ -119,7 +142,8 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
       ws->factors.push_back(f);
     }
     ws->out.emplace_back(slot_data(p, *ws, ins.out), stored_shape(os), os.dtype);
-    ws->steps.push_back({os.batch ? nullptr : d.forward, &p.attrs[ins.attr], ins.in, ins.nin});
+    ws->out_mode.push_back(looped[at] ? mode(ins.out) : kWhole);
+    ws->steps.push_back({os.batch ? nullptr : d.forward, &p.attrs[ins.attr], ins.in, ins.nin, loop_at[at]});
   }
   ws->scratch.resize(std::size_t(scratch) + 64);
   for (std::uint32_t s : p.outputs) ws->output_roots.push_back(root_of(p, s));
@@ -155,6 +179,31 @@ Workspace& workspace_for(const Program& p) {
   if (cache.size() >= kCached) cache.pop_back();
   cache.insert(cache.begin(), make_workspace(p));
   return *cache[0];
+}
+
+// The part of v a fused loop's member reads or writes for the block of `shape` at element `off`.
+Val piece(const Val& v, std::uint8_t mode, std::int64_t off, const Shape& shape) {
+  if (mode == kWhole) return Val(v.data(), v.shape(), v.dtype());
+  unsigned char* d = static_cast<unsigned char*>(v.data());
+  if (mode == kSlice) d += std::size_t(off) * itemsize(v.dtype());
+  return Val(d, shape, v.dtype());
+}
+
+// A fused loop (Note [fused loops] in fuse.cpp): every member on one block, block after block.
+void run_loop(const Loop& L, const Workspace& ws) {
+  const Workspace::Step* step = ws.steps.data();
+  for (std::int64_t off = 0; off < L.elements; off += Program::kBlockElements) {
+    const Shape shape = Shape::vector(std::min(Program::kBlockElements, L.elements - off));
+    for (std::uint32_t i = L.begin; i < L.end; ++i) {
+      if (((i - L.begin) & (kInterruptStride - 1)) == kInterruptStride - 1) poll_interrupt();
+      const Workspace::Step& st = step[i];
+      Val in[2];
+      for (int k = 0; k < st.nin; ++k) in[k] = piece(ws.in[st.in + k], ws.in_mode[st.in + k], off, shape);
+      const Val out = piece(ws.out[i], ws.out_mode[i], off, shape);
+      st.forward(KernelArgs{*st.attr, in, st.nin, out});
+    }
+    poll_interrupt();
+  }
 }
 
 }  // namespace
@@ -199,6 +248,12 @@ std::vector<Val> Program::run(const std::vector<Val>& in) const {
   for (std::size_t i = 0; i < n; ++i) {
     if ((i & (kInterruptStride - 1)) == kInterruptStride - 1) poll_interrupt();
     const Workspace::Step& st = step[i];
+    if (st.loop >= 0) {
+      const Loop& L = loops[std::size_t(st.loop)];
+      run_loop(L, ws);
+      i = L.end - 1;
+      continue;
+    }
     if (st.forward) {
       st.forward(KernelArgs{*st.attr, ins + st.in, st.nin, ws.out[i], factors + st.in});
       continue;
