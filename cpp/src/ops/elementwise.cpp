@@ -76,28 +76,42 @@ MG_VJP_FN(vjp_neg) { c.dx[0] = a.neg(c.g); }
 
 // Eigen's vectorised exp and log are accurate to an ulp or so in the normal range but clamp
 // where the result or the argument is subnormal; those elements are redone with std::exp/log.
-template <class T> void fwd_exp(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.exp(); });
-  const T lo = std::log(std::numeric_limits<T>::min());  // below: subnormal or zero results
-  auto x = k.in[0].arr<T>();
-  if ((x < lo).any()) {
-    T* o = k.out.ptr<T>();
-    for (Eigen::Index i = 0; i < x.size(); ++i)
-      if (x[i] < lo) o[i] = std::exp(x[i]);
+// The test is a vectorised min, made before the result is written: a compiled program may write
+// the result over the argument (in place), so the rare path works on a copy of it.
+template <class T, class F, class Redo>
+void unary_with_redo(const KernelArgs& k, bool redo, F f, Redo r) {
+  if (!redo) {
+    unary_kernel<T>(k, f);
+    return;
   }
+  const Arr<T> x = k.in[0].arr<T>();
+  k.out.arr<T>() = f(x);
+  T* o = k.out.ptr<T>();
+  for (Eigen::Index i = 0; i < x.size(); ++i) r(x[i], o[i]);
+}
+template <class T> void fwd_exp(const KernelArgs& k) {
+  const T lo = std::log(std::numeric_limits<T>::min());  // below: subnormal or zero results
+  const auto x = k.in[0].arr<T>();
+  // (a NaN can hide the minimum from a fast minCoeff; the sum finds it, and with it an infinity)
+  const bool redo = x.size() > 0 && (!(x.minCoeff() >= lo) || !std::isfinite(x.sum()));
+  unary_with_redo<T>(
+      k, redo, [](const auto& v) { return v.exp(); },
+      [lo](T v, T& o) {
+        if (v < lo) o = std::exp(v);
+      });
 }
 // dX = G * exp(X)
 MG_VJP_FN(vjp_exp) { c.dx[0] = a.mul(c.g, c.out); }
 
 template <class T> void fwd_log(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.log(); });
   const T tiny = std::numeric_limits<T>::min();  // below: subnormal arguments
-  auto x = k.in[0].arr<T>();
-  if (((x < tiny) && (x > T(0))).any()) {
-    T* o = k.out.ptr<T>();
-    for (Eigen::Index i = 0; i < x.size(); ++i)
-      if (x[i] < tiny && x[i] > T(0)) o[i] = std::log(x[i]);
-  }
+  const auto x = k.in[0].arr<T>();
+  const T inf = std::numeric_limits<T>::infinity();
+  unary_with_redo<T>(
+      k, x.size() > 0 && (x > T(0)).select(x, inf).minCoeff() < tiny, [](const auto& v) { return v.log(); },
+      [tiny](T v, T& o) {
+        if (v < tiny && v > T(0)) o = std::log(v);
+      });
 }
 // dX = G / X
 MG_VJP_FN(vjp_log) { c.dx[0] = a.div(c.g, c.in[0]); }
