@@ -311,7 +311,14 @@ template <class T> void fwd_div(const KernelArgs& k) {
 // dX = G / Y, dY = -G * (X / Y) / Y
 MG_VJP_FN(vjp_div) {
   if (c.needs[0]) c.dx[0] = a.div(c.g, c.in[1]);
-  if (c.needs[1]) c.dx[1] = a.neg(a.div(a.mul(c.g, c.out), c.in[1]));
+  if (c.needs[1]) {
+    // -G x / y^2 = -(G out) / y; a broadcast y is constant over what is summed for it, so the
+    // sum comes first: one division per element of y, not per element of the result
+    const Shape ys = a.shape(c.in[1]);
+    auto gy = a.mul(c.g, c.out);
+    if (ys.size() < a.shape(c.out).size()) gy = a.sum_to(gy, ys);
+    c.dx[1] = a.neg(a.div(gy, c.in[1]));
+  }
 }
 
 template <class T> void fwd_pow(const KernelArgs& k) {
