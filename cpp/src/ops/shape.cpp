@@ -4,6 +4,7 @@
 // diagonals; the public entry points transpose, reshape, concatenate, stack and diag.
 #include "registry.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -49,16 +50,18 @@ Shape broadcast_to_shape(const Attr& a, const Shape* in, int) {
 template <class T> void fwd_broadcast_to(const KernelArgs& k) {
   const Shape& x = k.in[0].shape();
   const Shape& s = k.out.shape();
-  auto in = k.in[0].mat<T>();
-  auto out = k.out.mat<T>();
-  if (x.rows == s.rows && x.cols == s.cols)
-    out = in;
-  else if (x.rows == s.rows)
-    out = in.col(0).replicate(1, s.cols);
-  else if (x.cols == s.cols)
-    out = in.row(0).replicate(s.rows, 1);
+  const T* in = k.in[0].ptr<T>();
+  T* out = k.out.ptr<T>();
+  const std::int64_t R = s.rows, C = s.cols;
+  // row by row, contiguous (Eigen's replicate on a row-major map is an element-wise gather)
+  if (x.rows == R && x.cols == C)
+    std::copy(in, in + R * C, out);
+  else if (x.rows == R)  // a column: each row one value
+    for (std::int64_t r = 0; r < R; ++r) std::fill(out + r * C, out + (r + 1) * C, in[r]);
+  else if (x.cols == C)  // a row: each row a copy
+    for (std::int64_t r = 0; r < R; ++r) std::copy(in, in + C, out + r * C);
   else
-    out.setConstant(in(0, 0));
+    std::fill(out, out + R * C, in[0]);
 }
 // dX = G summed over the broadcast axes
 MG_VJP_FN(vjp_broadcast_to) { c.dx[0] = a.sum_to(c.g, a.shape(c.in[0])); }
