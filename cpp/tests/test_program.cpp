@@ -120,6 +120,29 @@ TEST(Passes, UniformConstantsBecomeScalars) {
   }
 }
 
+// A product with a matrix of one repeated value (sum(A B)'s cotangent products) becomes row or
+// column sums broadcast: no matmul left, the same values as eager to rounding, either side, both
+// flags, a scale of 1 and of 2.5, float64 and float32.
+TEST(Passes, ProductsWithAUniformMatrixBecomeSums) {
+  Rng rng(21);
+  for (DType d : {DType::f64, DType::f32})
+    for (double u : {1.0, 2.5})
+      for (int form = 0; form < 8; ++form) {
+        const bool left = form & 1, ta = form & 2, tb = form & 4;
+        SCOPED_TRACE(std::string(dtype_str(d)) + " u=" + std::to_string(u) + " form " + std::to_string(form));
+        // op(L) is 3 x 4, op(R) is 4 x 5
+        const Shape ls = ta ? S(4, 3) : S(3, 4), rs = tb ? S(5, 4) : S(4, 5);
+        const Shape us = left ? ls : rs, xs = left ? rs : ls;
+        NodeRef x = leaf(rng.input(xs), d);
+        NodeRef c = leaf(Input{us, std::vector<double>(std::size_t(us.size()), u)}, d, false);
+        NodeRef y = left ? matgrad::matmul(c, x, ta, tb) : matgrad::matmul(x, c, ta, tb);
+        Program p = matgrad::compile_graph({x}, {y});
+        EXPECT_EQ(count(p, "matmul"), 0) << p.str();
+        const Tol tol = d == DType::f64 ? Tol{1e-14, 1e-14} : Tol{1e-6, 1e-6};
+        EXPECT_TRUE(all_close(values(p.run({x->value()})[0]), values(y), tol)) << p.str();
+      }
+}
+
 // seed_matmul is the batched matmul with an identity seed: compare it with that product, the
 // seed given as a constant, for either side, both flags, 1-D and 2-D operands, and a scaled seed.
 TEST(Passes, IdentitySeedProductsEqualTheBatchedMatmul) {

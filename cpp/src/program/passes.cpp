@@ -294,6 +294,77 @@ void fold_constants(Program& p) {
   compact(p);
 }
 
+// A product with a matrix of one repeated value u (the ones of a sum's cotangent): every row (u on
+// the left) or column (u on the right) of the result is u times the other operand's column or row
+// sums. It becomes sum(z, axis) [* u], seen as a row or column, broadcast to the result: O(n^2)
+// instead of a GEMM. The instructions go to `kept`; false if the product is not of that kind.
+bool uniform_matmul(Program& p, const Instr& ins, std::vector<Instr>& kept, std::vector<std::int64_t>& writer,
+                    Substitution& sub) {
+  const std::uint32_t x = p.args[ins.in], y = p.args[ins.in + 1];
+  const Attr a = p.attrs[ins.attr];
+  const Slot os = p.slots[ins.out];
+  double u = 0;
+  const bool left = uniform_constant(p, x, u);
+  if (!left && !uniform_constant(p, y, u)) return false;
+  const std::uint32_t z = left ? y : x;
+  const Slot zs = p.slots[z];
+  if (os.batch || zs.batch || p.slots[x].shape.ndim != 2 || p.slots[y].shape.ndim != 2 || os.shape.ndim != 2 ||
+      zs.dtype != os.dtype)
+    return false;
+  // u on the left: column sums of op(z) (z's rows summed, or its columns when transposed), a row;
+  // u on the right: row sums of op(z), a column
+  const bool zt = left ? a.tb : a.ta;
+  const std::int32_t axis = (left != zt) ? 0 : 1;
+  auto add = [&](OpId op, std::uint32_t in, const Attr& at, const Shape& shape) {
+    Slot t;
+    t.dtype = os.dtype;
+    t.shape = shape;
+    p.slots.push_back(t);
+    sub.to.push_back(std::uint32_t(sub.to.size()));
+    writer.push_back(std::int64_t(kept.size()));
+    Instr i;
+    i.op = op;
+    i.nin = 1;
+    i.in = std::uint32_t(p.args.size());
+    p.args.push_back(in);
+    p.attrs.push_back(at);
+    i.attr = std::uint32_t(p.attrs.size() - 1);
+    i.out = std::uint32_t(p.slots.size() - 1);
+    kept.push_back(i);
+    return i.out;
+  };
+  const std::int64_t len = left ? os.shape.cols : os.shape.rows;
+  Attr sa;
+  sa.axis = axis;
+  std::uint32_t v = add(ops::sum, z, sa, Shape::vector(len));
+  if (u != 1.0) {
+    Attr ma;
+    ma.s = u;
+    v = add(ops::mul_s, v, ma, Shape::vector(len));
+  }
+  Slot view;  // the sums as a row or a column
+  view.kind = SlotKind::view;
+  view.dtype = os.dtype;
+  view.shape = left ? Shape::matrix(1, len) : Shape::matrix(len, 1);
+  view.index = v;
+  p.slots.push_back(view);
+  sub.to.push_back(std::uint32_t(sub.to.size()));
+  writer.push_back(-1);
+  Instr b;
+  b.op = ops::broadcast_to;
+  b.nin = 1;
+  b.in = std::uint32_t(p.args.size());
+  p.args.push_back(std::uint32_t(p.slots.size() - 1));
+  Attr ba;
+  ba.shape = os.shape;
+  p.attrs.push_back(ba);
+  b.attr = std::uint32_t(p.attrs.size() - 1);
+  b.out = ins.out;
+  writer[ins.out] = std::int64_t(kept.size());
+  kept.push_back(b);
+  return true;
+}
+
 void simplify(Program& p) {
   Substitution sub(p.slots.size());
   std::vector<Instr> kept;
@@ -379,6 +450,8 @@ void simplify(Program& p) {
         ins.op = seed_matmul;
         p.attrs.push_back(sa);
         ins.attr = std::uint32_t(p.attrs.size() - 1);
+      } else if (uniform_matmul(p, ins, kept, writer, sub)) {
+        continue;
       }
     } else if (op == ops::mul && ins.nin == 2) {  // a product with ones: the other operand
       const std::uint32_t y = p.args[ins.in + 1];
@@ -392,6 +465,18 @@ void simplify(Program& p) {
         replace = y;
       else if (is_filled(p, y, 0.0) && same_as(x) && p.slots[y].batch == 0)
         replace = x;
+    }
+    if (replace < 0 && ins.nin == 2 && (op == ops::add || op == ops::sub || op == ops::mul || op == ops::div)) {
+      // an operand broadcast from one element while the other has the result's shape: the
+      // element itself (the op broadcasts it), and the broadcast is left to dead-code elimination
+      for (int j = 0; j < 2 && !os.batch; ++j) {
+        const std::uint32_t b = p.args[ins.in + j], other = p.args[ins.in + 1 - j];
+        const std::int64_t w = p.slots[b].kind == SlotKind::temp ? writer[b] : -1;
+        if (w < 0 || kept[std::size_t(w)].op != ops::broadcast_to || !same_as(other) || p.slots[b].batch) continue;
+        const std::uint32_t src = p.args[kept[std::size_t(w)].in];
+        if (p.slots[src].elements() == 1 && !p.slots[src].batch && p.slots[src].dtype == os.dtype)
+          p.args[ins.in + j] = src;
+      }
     }
     if (replace < 0 && ins.nin == 2 && (op == ops::add || op == ops::sub || op == ops::mul || op == ops::div)) {
       // an operand that is one value repeated (a broadcast cotangent, a filled constant): the
