@@ -215,9 +215,10 @@ std::string Program::str() const {
   std::vector<std::vector<std::uint32_t>> views_of(slots.size());
   for (std::size_t s = 0; s < slots.size(); ++s)
     if (slots[s].kind == SlotKind::view) views_of[std::size_t(slots[s].index)].push_back(std::uint32_t(s));
+  const char* indent = "  ";
   auto show_views = [&](std::uint32_t s) {
     for (std::uint32_t v : views_of[s])
-      o << "  " << slot_name(v) << " = view " << slot_name(s) << " : " << type_str(slots[v]) << "\n";
+      o << indent << slot_name(v) << " = view " << slot_name(s) << " : " << type_str(slots[v]) << "\n";
   };
   for (std::uint32_t s : inputs) show_views(s);
   for (std::size_t s = 0; s < slots.size(); ++s)
@@ -229,7 +230,8 @@ std::string Program::str() const {
     const bool looping = next_loop < loops.size() && i >= loops[next_loop].begin;
     if (looping && i == loops[next_loop].begin)
       o << "  loop over " << loops[next_loop].elements << " elements, " << kBlockElements << " at a time {\n";
-    o << (looping ? "    " : "  ") << slot_name(ins.out) << " = " << op_name(ins.op) << "(";
+    indent = looping ? "    " : "  ";
+    o << indent << slot_name(ins.out) << " = " << op_name(ins.op) << "(";
     for (int j = 0; j < ins.nin; ++j) o << (j ? ", " : "") << slot_name(args[ins.in + j]);
     const std::string at = attr_str(ins.op, attrs[ins.attr]);
     if (!at.empty()) o << "; " << at;
