@@ -1,7 +1,8 @@
 """Elementwise ops (the unary functions, + - * / **, maximum, minimum, where) beyond what the
 registry's table (test_ops_registry.py) checks for every op: the conventions at kinks and ties,
 pow at a zero base, log1p/expm1 near zero, exp/log/relu at special values (underflow,
-subnormals, NaN) wherever the value sits in the array, the operator methods, and where with a
+subnormals, NaN) wherever the value sits in the array, the vectorised kernels' accuracy against
+long double and their special values against NumPy, the operator methods, and where with a
 mask that is not 0/1."""
 
 from __future__ import annotations
@@ -179,6 +180,91 @@ def test_elementwise_results_do_not_depend_on_position():
                     atol=0,
                     err_msg=f"{name} {np.dtype(dtype)}",
                 )
+
+
+# ---- accuracy of the transcendental kernels (Note [vectorised math]) ----
+
+TRANSCENDENTAL = ("sin", "cos", "tan", "tanh", "exp", "log", "log1p", "expm1", "sqrt")
+
+
+@pytest.fixture(params=["best", "none"])
+def kernels(request):
+    """The vector kernels this CPU has, and the Eigen/libm fallback a build without them uses."""
+    mg._core._vector_math(request.param)
+    yield request.param
+    mg._core._vector_math("best")
+
+
+def wide_arguments(name, dtype, rng):
+    """|x| from 2^-40 to 2^40 (within the dtype's range), both signs; dense near multiples of
+    pi/2 (the zeros and poles), across tanh's and exp's working range and near log's zero."""
+    x = [np.sign(rng.uniform(-1, 1, 20000)) * np.exp2(rng.uniform(-40, 40, 20000))]
+    x.append(np.repeat(np.arange(-64, 65) * (np.pi / 2), 10) + rng.uniform(-1e-6, 1e-6, 1290))
+    x.append(rng.uniform(-30, 30, 2000))
+    x.append(1 + rng.uniform(-1e-3, 1e-3, 2000))
+    x = np.concatenate(x)
+    if name in ("log1p", "expm1"):  # near their zero
+        x = np.concatenate([x, rng.uniform(-1, 1, 3000) * np.exp2(-20.0 * (np.arange(3000) % 3))])
+    if name in ("exp", "expm1"):
+        tiny, big = np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max
+        x = np.concatenate([x, np.linspace(np.log(float(tiny)) - 2, np.log(float(big)) + 2, 2000)])
+    if name in ("log", "sqrt"):
+        x = np.abs(x)
+    if name == "log1p":
+        x = np.maximum(x, -0.999)
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_transcendental_within_four_ulp_of_long_double(name, dtype, kernels):
+    """At most 4 ulp from the long double result (the bound NumPy's own SIMD kernels accept);
+    sqrt correctly rounded."""
+    if np.finfo(np.longdouble).nmant < 60:
+        pytest.skip("long double is not wider than float64 here")
+    x = wide_arguments(name, dtype, np.random.default_rng(11))
+    with np.errstate(all="ignore"):
+        want = getattr(np, name)(x.astype(np.longdouble))
+        got = getattr(mg, name)(x).numpy()
+        rounded = want.astype(dtype)
+        finite = np.isfinite(rounded)
+        np.testing.assert_array_equal(got[~finite], rounded[~finite])
+        ulp = np.spacing(np.abs(rounded[finite])).astype(np.longdouble)
+        err = np.abs(got[finite].astype(np.longdouble) - want[finite]) / ulp
+    worst = int(np.argmax(err))
+    assert err[worst] <= (0.5 if name == "sqrt" else 4), (
+        f"{name} {np.dtype(dtype)}: {float(err[worst]):.2f} ulp at x = {x[finite][worst]!r}"
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", TRANSCENDENTAL)
+def test_transcendental_special_values_as_numpy(name, dtype, kernels):
+    """NaN, infinities, signed zeros, subnormals and the range edges give what NumPy gives: the
+    same NaNs, infinities, zeros (with their sign) and subnormal results, the rest within 4 ulp."""
+    fi = np.finfo(dtype)
+    x = np.array(
+        [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, fi.smallest_subnormal, -fi.smallest_subnormal,
+         fi.smallest_normal, -fi.smallest_normal, fi.smallest_normal / 3, fi.max, -fi.max, fi.tiny * 2**20,
+         1.0, -1.0],
+        dtype=dtype,
+    )  # fmt: skip
+    xs = np.tile(x, 3)  # whole vectors and tails
+    with np.errstate(all="ignore"):
+        want = getattr(np, name)(xs)
+        got = getattr(mg, name)(xs).numpy()
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{name}: NaN")
+    exact = ~np.isnan(want) & (np.isinf(want) | (want == 0))
+    np.testing.assert_array_equal(got[exact], want[exact], err_msg=f"{name}: inf or zero")
+    np.testing.assert_array_equal(np.signbit(got[exact]), np.signbit(want[exact]), err_msg=f"{name}: sign")
+    rest = np.isfinite(want) & (want != 0)
+    np.testing.assert_array_equal(
+        np.abs(got[rest]) < fi.smallest_normal,
+        np.abs(want[rest]) < fi.smallest_normal,
+        err_msg=f"{name}: subnormal",
+    )
+    np.testing.assert_array_less(np.abs(got[rest] - want[rest]), 8 * np.spacing(np.abs(want[rest])) + 0)
 
 
 # ---- operators ----

@@ -209,4 +209,13 @@ PYBIND11_MODULE(_core, m) {
   bind_transforms(m);
   bind_compile(m);
   bind_fast(m);
+  m.def(
+      "_vector_math",
+      [](const char* isa) {
+        if (isa != nullptr && !matgrad::set_vector_math(isa))
+          throw py::value_error(std::string("_vector_math: no kernels for '") + isa + "' here");
+        return std::string(matgrad::vector_math());
+      },
+      py::arg("isa") = py::none(),
+      "The vectorised math kernels in use; with isa (avx512, avx2, sse, none, best), use those.");
 }

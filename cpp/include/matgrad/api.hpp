@@ -55,4 +55,13 @@ std::vector<std::vector<Eigen::MatrixXd>> hessian(const Var& f, const std::vecto
 /// Forward mode: sum_k d f / d xs[k] . tangents[k] (of f's storage shape).
 Eigen::MatrixXd jvp(const Var& f, const std::vector<Var>& xs, const std::vector<Var>& tangents);
 
+/// The vectorised kernels sin, cos, tan, tanh, exp, log, log1p, expm1 and sqrt run on: "libmvec avx512", "libmvec
+/// avx2", "libmvec sse4", or "none" (Eigen and libm) when the build or the CPU has none.
+const char* vector_math();
+
+/// Runs them on the kernels for `isa`: "avx512", "avx2", "sse", "none" or "best" (the default:
+/// what the CPU offers). False, and nothing changed, when there are no such kernels here. For
+/// tests and benchmarks; not while other threads compute.
+bool set_vector_math(const char* isa);
+
 }  // namespace matgrad

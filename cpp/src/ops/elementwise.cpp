@@ -3,8 +3,12 @@
 // public entry points neg ... softplus, add ... minimum and where.
 #include "registry.hpp"
 
+#include "../kernels/vecmath.hpp"
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 namespace matgrad {
 
@@ -28,6 +32,14 @@ void unary_kernel(const KernelArgs& k, F f) {
     return;
   }
   k.out.arr<T>() = f(k.in[0].arr<T>());
+}
+
+// The vector kernel for fn (Note [vectorised math] in kernels/vecmath.cpp) when there is one,
+// else f through Eigen/libm. Every size takes the same path, one element included, so a value's
+// result never depends on the shape it comes in.
+template <class T, class F>
+void unary_vec(const KernelArgs& k, vecmath::Fn fn, F f) {
+  if (!vecmath::apply(fn, k.in[0].ptr<T>(), k.out.ptr<T>(), k.out.shape().size())) unary_kernel<T>(k, f);
 }
 
 // Runs f over two broadcast operands, row by row; f takes Eigen array expressions.
@@ -74,10 +86,12 @@ template <class T> void fwd_neg(const KernelArgs& k) {
 // dX = -G
 MG_VJP_FN(vjp_neg) { c.dx[0] = a.neg(c.g); }
 
-// Eigen's vectorised exp and log are accurate to an ulp or so in the normal range but clamp
-// where the result or the argument is subnormal; those elements are redone with std::exp/log.
-// The test is a vectorised min, made before the result is written: a compiled program may write
-// the result over the argument (in place), so the rare path works on a copy of it.
+// Without vector kernels: Eigen's vectorised exp and log are accurate to an ulp or so in the
+// normal range but clamp where the result or the argument is subnormal, and exp overflows a
+// little early (float32 exp(88.5) = inf); those elements are redone with std::exp/log (float32
+// exp goes through double instead). The test
+// is a vectorised min/max, made before the result is written: a compiled program may write the
+// result over the argument (in place), so the rare path works on a copy of it.
 template <class T, class F, class Redo>
 void unary_with_redo(const KernelArgs& k, bool redo, F f, Redo r) {
   if (!redo) {
@@ -90,20 +104,27 @@ void unary_with_redo(const KernelArgs& k, bool redo, F f, Redo r) {
   for (Eigen::Index i = 0; i < x.size(); ++i) r(x[i], o[i]);
 }
 template <class T> void fwd_exp(const KernelArgs& k) {
-  const T lo = std::log(std::numeric_limits<T>::min());  // below: subnormal or zero results
+  if (vecmath::apply(vecmath::Fn::exp, k.in[0].ptr<T>(), k.out.ptr<T>(), k.out.shape().size())) return;
+  if constexpr (std::is_same_v<T, float>) {  // Eigen's expf errs by up to 4.5 ulp for |x| > 70
+    unary_kernel<T>(k, [](const auto& x) { return x.template cast<double>().exp().template cast<float>(); });
+    return;
+  }
+  const T lo = std::log(std::numeric_limits<T>::min());      // below: subnormal or zero results
+  const T hi = std::log(std::numeric_limits<T>::max()) - 1;  // above: near overflow
   const auto x = k.in[0].arr<T>();
-  // (a NaN can hide the minimum from a fast minCoeff; the sum finds it, and with it an infinity)
-  const bool redo = x.size() > 0 && (!(x.minCoeff() >= lo) || !std::isfinite(x.sum()));
+  // (a NaN can hide the extremes from a fast minCoeff; the sum finds it, and with it an infinity)
+  const bool redo = x.size() > 0 && (!(x.minCoeff() >= lo) || !(x.maxCoeff() <= hi) || !std::isfinite(x.sum()));
   unary_with_redo<T>(
       k, redo, [](const auto& v) { return v.exp(); },
-      [lo](T v, T& o) {
-        if (v < lo) o = std::exp(v);
+      [lo, hi](T v, T& o) {
+        if (v < lo || v > hi) o = std::exp(v);
       });
 }
 // dX = G * exp(X)
 MG_VJP_FN(vjp_exp) { c.dx[0] = a.mul(c.g, c.out); }
 
 template <class T> void fwd_log(const KernelArgs& k) {
+  if (vecmath::apply(vecmath::Fn::log, k.in[0].ptr<T>(), k.out.ptr<T>(), k.out.shape().size())) return;
   const T tiny = std::numeric_limits<T>::min();  // below: subnormal arguments
   const auto x = k.in[0].arr<T>();
   const T inf = std::numeric_limits<T>::infinity();
@@ -117,43 +138,43 @@ template <class T> void fwd_log(const KernelArgs& k) {
 MG_VJP_FN(vjp_log) { c.dx[0] = a.div(c.g, c.in[0]); }
 
 template <class T> void fwd_log1p(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.unaryExpr([](T v) { return std::log1p(v); }); });
+  unary_vec<T>(k, vecmath::Fn::log1p, [](const auto& x) { return x.unaryExpr([](T v) { return std::log1p(v); }); });
 }
 // dX = G / (1 + X)
 MG_VJP_FN(vjp_log1p) { c.dx[0] = a.div(c.g, a.add_s(c.in[0], 1.0)); }
 
 template <class T> void fwd_expm1(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.unaryExpr([](T v) { return std::expm1(v); }); });
+  unary_vec<T>(k, vecmath::Fn::expm1, [](const auto& x) { return x.unaryExpr([](T v) { return std::expm1(v); }); });
 }
 // dX = G * (expm1(X) + 1)
 MG_VJP_FN(vjp_expm1) { c.dx[0] = a.mul(c.g, a.add_s(c.out, 1.0)); }
 
 template <class T> void fwd_sin(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.sin(); });
+  unary_vec<T>(k, vecmath::Fn::sin, [](const auto& x) { return x.sin(); });
 }
 // dX = G * cos(X)
 MG_VJP_FN(vjp_sin) { c.dx[0] = a.mul(c.g, a.cos(c.in[0])); }
 
 template <class T> void fwd_cos(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.cos(); });
+  unary_vec<T>(k, vecmath::Fn::cos, [](const auto& x) { return x.cos(); });
 }
 // dX = -(G * sin(X))
 MG_VJP_FN(vjp_cos) { c.dx[0] = a.neg(a.mul(c.g, a.sin(c.in[0]))); }
 
 template <class T> void fwd_tan(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.tan(); });
+  unary_vec<T>(k, vecmath::Fn::tan, [](const auto& x) { return x.tan(); });
 }
 // dX = G * (1 + tan(X)^2)
 MG_VJP_FN(vjp_tan) { c.dx[0] = a.mul(c.g, a.add_s(a.square(c.out), 1.0)); }
 
 template <class T> void fwd_tanh(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.tanh(); });
+  unary_vec<T>(k, vecmath::Fn::tanh, [](const auto& x) { return x.tanh(); });
 }
 // dX = G * (1 - tanh(X)^2)
 MG_VJP_FN(vjp_tanh) { c.dx[0] = a.mul(c.g, a.rsub_s(a.square(c.out), 1.0)); }
 
 template <class T> void fwd_sqrt(const KernelArgs& k) {
-  unary_kernel<T>(k, [](const auto& x) { return x.sqrt(); });
+  unary_vec<T>(k, vecmath::Fn::sqrt, [](const auto& x) { return x.sqrt(); });
 }
 // dX = G / (2 sqrt(X))
 MG_VJP_FN(vjp_sqrt) { c.dx[0] = a.div(c.g, a.mul_s(c.out, 2.0)); }
@@ -183,8 +204,24 @@ template <class T> void fwd_relu(const KernelArgs& k) {
 MG_VJP_FN(vjp_relu) { c.dx[0] = a.mul(c.g, a.step(c.in[0])); }
 
 template <class T> void fwd_softplus(const KernelArgs& k) {
-  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), without overflow
-  unary_kernel<T>(k, [](const auto& x) { return (x > T(0)).select(x, T(0)) + (-x.abs()).exp().log1p(); });
+  // log(1 + e^x) = max(x, 0) + log1p(e^-|x|), without overflow. With vector kernels: a block at
+  // a time through a buffer (each block's x read before its result is written: in place works).
+  const T* x = k.in[0].ptr<T>();
+  T* y = k.out.ptr<T>();
+  const std::int64_t n = k.out.shape().size();
+  constexpr std::int64_t kBlock = 256;
+  T b[kBlock];
+  for (std::int64_t i = 0; i < n; i += kBlock) {
+    const std::int64_t m = std::min(kBlock, n - i);
+    CMapArr<T> xi(x + i, m);
+    MapArr<T> bi(b, m);
+    bi = -xi.abs();
+    if (!vecmath::apply(vecmath::Fn::exp, b, b, m) || !vecmath::apply(vecmath::Fn::log1p, b, b, m)) {
+      unary_kernel<T>(k, [](const auto& v) { return (v > T(0)).select(v, T(0)) + (-v.abs()).exp().log1p(); });
+      return;
+    }
+    MapArr<T>(y + i, m) = (xi > T(0)).select(xi, T(0)) + bi;
+  }
 }
 // dX = G * sigmoid(X)
 MG_VJP_FN(vjp_softplus) { c.dx[0] = a.mul(c.g, a.sigmoid(c.in[0])); }
