@@ -38,6 +38,8 @@ NOT_DIFFERENTIABLE = {
     "to_dot": "writes the recorded graph as DOT text",
     "draw": "renders the recorded graph to a file",
     "load": "reads a saved compiled function",
+    "set_num_threads": "sets the kernels' thread count",
+    "get_num_threads": "reports the kernels' thread count",
 }
 NO_GRADIENT_RE = re.compile(
     r"no gradient|not differentiable|not an op of the graph|outside the graph", re.IGNORECASE
@@ -46,6 +48,8 @@ NO_GRADIENT_RE = re.compile(
 # Names whose docstrings need not talk about shapes: they take and return no arrays.
 SHAPE_EXEMPT = {
     "is_grad_enabled": "takes nothing, returns a bool",
+    "set_num_threads": "takes an int",
+    "get_num_threads": "takes nothing, returns an int",
     "Tensor.dtype": "a dtype",
     "Tensor.is_leaf": "a bool",
     "Tensor.op": "a string",

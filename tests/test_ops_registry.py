@@ -757,6 +757,8 @@ NON_OPS = {
     "tensor",
     "no_grad",
     "is_grad_enabled",
+    "set_num_threads",
+    "get_num_threads",
     "grad",
     "value_and_grad",
     "check_grad",

@@ -20,7 +20,9 @@ from ._compile import CompiledFunction as CompiledFunction
 from ._compile import compile, load
 from ._core import *  # noqa: F403  (the public ops: one entry point each, defined in the engine)
 from ._core import Tensor
+from ._core import get_num_threads as get_num_threads  # the kernels' threads
 from ._core import is_grad_enabled as is_grad_enabled  # re-exported (listed in _core.__all__)
+from ._core import set_num_threads as set_num_threads
 from ._core import tensor as tensor  # re-exported (listed in _core.__all__)
 from ._indexing import getitem as _getitem
 from ._transforms import check_grad, grad, hessian, jacobian, jvp, no_grad, value_and_grad, vjp
@@ -48,6 +50,9 @@ __all__ = [
     # pictures
     "to_dot",
     "draw",
+    # threads
+    "set_num_threads",
+    "get_num_threads",
     # training
     "nn",
     "optim",

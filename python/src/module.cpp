@@ -2,6 +2,7 @@
 // matgrad._core: conversions, error mapping and the module entry point.
 #include "common.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -209,6 +210,35 @@ PYBIND11_MODULE(_core, m) {
   bind_transforms(m);
   bind_compile(m);
   bind_fast(m);
+  {
+    py::options plain;  // the docstrings give the signature lines (n: int, not pybind11's object)
+    plain.disable_function_signatures();
+    m.def(
+        "set_num_threads",
+        [](py::handle n) {
+          if (!PyIndex_Check(n.ptr()) || PyBool_Check(n.ptr()))  // an int, or NumPy's integers
+            throw py::type_error("set_num_threads: n must be an int, got " + type_name(n));
+          py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
+          if (!i) throw py::error_already_set();
+          int overflow = 0;
+          const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+          if (overflow > 0 || v > 1 << 20)
+            throw py::value_error("set_num_threads: n = " + py::str(n).cast<std::string>() + " is too large");
+          matgrad::set_num_threads(overflow < 0 ? 0 : static_cast<int>(std::max<long long>(v, -1)));
+        },
+        py::arg("n"),
+        "set_num_threads(n: int) -> None\n\n"
+        "Set the threads matgrad's kernels use: n >= 1 (ValueError otherwise; more than the cores is allowed).\n"
+        "Matrix products and elementwise functions over long arrays are split between them; small ops\n"
+        "always run on the calling thread, whatever their shape. Results are bitwise the same from run to\n"
+        "run for a given n, and equal to rounding across counts.\n\n"
+        "Not differentiable: a setting outside the graph.");
+    m.def("get_num_threads", &matgrad::get_num_threads,
+          "get_num_threads() -> int\n\n"
+          "The threads matgrad's kernels use: what set_num_threads set, else OMP_NUM_THREADS when set,\n"
+          "else the cores this process may run on.\n\n"
+          "Not differentiable: a setting outside the graph; it takes no arrays.");
+  }
   m.def(
       "_vector_math",
       [](const char* isa) {

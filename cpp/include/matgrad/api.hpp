@@ -55,6 +55,14 @@ std::vector<std::vector<Eigen::MatrixXd>> hessian(const Var& f, const std::vecto
 /// Forward mode: sum_k d f / d xs[k] . tangents[k] (of f's storage shape).
 Eigen::MatrixXd jvp(const Var& f, const std::vector<Var>& xs, const std::vector<Var>& tangents);
 
+/// The threads matgrad's kernels use (GEMM and elementwise functions over long arrays; small ops
+/// always run on the calling thread): n >= 1 (ValueError otherwise; more than the cores is
+/// allowed). Default: OMP_NUM_THREADS when set, else the cores this process may run on. Results
+/// are bitwise the same from run to run for a given count, and equal to rounding across counts.
+void set_num_threads(int n);
+/// The count set_num_threads set (or the default).
+int get_num_threads();
+
 /// The vectorised kernels sin, cos, tan, tanh, exp, log, log1p, expm1 and sqrt run on: "libmvec avx512", "libmvec
 /// avx2", "libmvec sse4", or "none" (Eigen and libm) when the build or the CPU has none.
 const char* vector_math();

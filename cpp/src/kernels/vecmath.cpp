@@ -27,6 +27,8 @@
 // elementwise kernels use Eigen/libm as before.
 #include "vecmath.hpp"
 
+#include "parallel.hpp"
+
 #include <matgrad/api.hpp>
 
 #include <atomic>
@@ -195,17 +197,39 @@ std::atomic<const Table*>& current() {
 
 }  // namespace
 
+namespace {
+
+// Arrays of at least this many elements are cut into chunks for the kernel threads (Note
+// [kernel threads]); an element's result is the same in any chunk, so the split never shows.
+constexpr std::int64_t kParallelMin = std::int64_t(1) << 16;
+
+template <class T, class Loop>
+void run_loop(Loop loop, const T* x, T* y, std::int64_t n) {
+  const int t = parallel::tasks_for(n, kParallelMin);
+  if (t <= 1) {
+    if (n > 0) loop(x, y, n);
+    return;
+  }
+  parallel::run(t, [&](int i) {
+    std::int64_t b, e;
+    parallel::chunk(n, t, i, 64, b, e);
+    if (e > b) loop(x + b, y + b, e - b);
+  });
+}
+
+}  // namespace
+
 bool apply(Fn f, const double* x, double* y, std::int64_t n) {
   const LoopD loop = current().load(std::memory_order_relaxed)->d[static_cast<int>(f)];
   if (loop == nullptr) return false;
-  if (n > 0) loop(x, y, n);
+  run_loop(loop, x, y, n);
   return true;
 }
 
 bool apply(Fn f, const float* x, float* y, std::int64_t n) {
   const LoopF loop = current().load(std::memory_order_relaxed)->f[static_cast<int>(f)];
   if (loop == nullptr) return false;
-  if (n > 0) loop(x, y, n);
+  run_loop(loop, x, y, n);
   return true;
 }
 
