@@ -367,10 +367,18 @@ TEST(Fusion, LoopsSurviveTheArchiveAndThreads) {
   EXPECT_TRUE(same_bits(q.run({x->value()}), want));
   std::atomic<int> bad{0};
   std::vector<std::thread> threads;
+  // each thread its own input (Val counts are not atomic: Program's contract)
+  std::vector<std::vector<Val>> inputs;
+  for (int t = 0; t < 4; ++t) {
+    const Val src = x->value();
+    Val v = Val::empty(src.shape(), src.dtype());
+    std::memcpy(v.data(), src.data(), static_cast<std::size_t>(src.shape().size()) * sizeof(double));
+    inputs.push_back({v});
+  }
   for (int t = 0; t < 4; ++t)
-    threads.emplace_back([&] {
+    threads.emplace_back([&, t] {
       for (int r = 0; r < 50; ++r)
-        if (!same_bits(q.run({x->value()}), want)) ++bad;
+        if (!same_bits(q.run(inputs[static_cast<std::size_t>(t)]), want)) ++bad;
     });
   for (std::thread& th : threads) th.join();
   EXPECT_EQ(bad.load(), 0);

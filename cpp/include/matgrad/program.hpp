@@ -59,7 +59,9 @@ struct Loop {
 };
 
 /// A compiled program. Build one with compile_graph (or the transforms below); it is immutable
-/// afterwards, so several threads may run it at once (each gets a workspace of its own).
+/// afterwards, so several threads may run it at once (each gets a workspace of its own), each
+/// with input values of its own: a Val's buffer count is not atomic, so one Val must not be
+/// copied on two threads at once.
 class Program {
  public:
   std::vector<Slot> slots;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "registry.hpp"
 
+#include <atomic>
+
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -11,7 +13,7 @@
 namespace matgrad {
 
 OpDef g_opdefs[kMaxOps];
-bool g_opdefs_ready = false;
+std::atomic<bool> g_opdefs_ready{false};
 
 namespace ops {
 OpId neg, exp, log, sin, cos, abs, square, sigmoid, sign, step;
@@ -48,7 +50,7 @@ void init_opdefs() {
     register_linalg();
     return true;
   }();
-  g_opdefs_ready = once;
+  g_opdefs_ready.store(once, std::memory_order_release);
 }
 // The registry is built when the library loads (and, before that, on first use).
 [[maybe_unused]] const bool g_registry_built = (init_opdefs(), true);

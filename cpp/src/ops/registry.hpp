@@ -10,6 +10,7 @@
 #include <matgrad/node.hpp>
 #include <matgrad/ops.hpp>
 
+#include <atomic>
 #include <cmath>
 #include <initializer_list>
 #include <memory>
@@ -162,10 +163,10 @@ struct SmallArray {
 
 constexpr int kMaxOps = 512;
 extern OpDef g_opdefs[kMaxOps];
-extern bool g_opdefs_ready;
+extern std::atomic<bool> g_opdefs_ready;  // set once the registry is built
 void init_opdefs();
 inline const OpDef& opdef(OpId op) {
-  if (!g_opdefs_ready) init_opdefs();
+  if (!g_opdefs_ready.load(std::memory_order_acquire)) init_opdefs();
   return g_opdefs[op.v];
 }
 inline OpId id_of(const OpDef& d) { return OpId{static_cast<std::uint16_t>(&d - g_opdefs)}; }
