@@ -201,7 +201,9 @@ namespace {
 
 // Arrays of at least this many elements are cut into chunks for the kernel threads (Note
 // [kernel threads]); an element's result is the same in any chunk, so the split never shows.
-constexpr std::int64_t kParallelMin = std::int64_t(1) << 16;
+// Measured on 2 cores, split / one thread for exp, sin, tanh (float64): 8192 elements
+// 0.87-1.26, 16384 0.69-0.82, 65536 0.50-0.59.
+constexpr std::int64_t kParallelMin = std::int64_t(1) << 14;
 
 template <class T, class Loop>
 void run_loop(Loop loop, const T* x, T* y, std::int64_t n) {
