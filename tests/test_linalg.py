@@ -1,5 +1,6 @@
 """The linear-algebra ops (matmul, dot, outer, trace, det, logdet, slogdet, inv, solve,
-cholesky) beyond the registry's table: trace, dot and outer against closed forms; det of
+cholesky, matrix_power) beyond the registry's table: trace, dot, outer and matrix_power against
+closed forms; det of
 singular, tiny and huge matrices (its value, gradient and Hessian); and the one LU factorization
 a matrix node shares between det, logdet, slogdet, inv, solve and their VJPs, also when the
 matrix maps a caller's array that changes. The closed-form identities of the other ops
@@ -215,3 +216,46 @@ def test_factor_of_mapped_array_recomputed_after_change():
     np.testing.assert_allclose(np.asarray(t), a)  # the tensor sees the new value ...
     assert mg.det(t).item() == pytest.approx(np.linalg.det(a))  # ... but det reused the stale LU (5.0)
     np.testing.assert_allclose(mg.inv(t).numpy(), np.linalg.inv(a))
+
+
+# ---- matrix_power (a composition of matmul and inv) ----
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matrix_power_zero_is_a_constant_identity(dtype):
+    a = np.full((3, 3), np.nan, dtype=dtype)  # as NumPy: A^0 = I whatever A holds
+    got = mg.matrix_power(a, 0)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.numpy(), np.eye(3, dtype=dtype))
+    rng = np.random.default_rng(31)
+    b = wellcond(rng, 3).astype(dtype)
+    np.testing.assert_array_equal(mg.grad(lambda x: mg.sum(mg.matrix_power(x, 0) * x))(b), np.eye(3))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 64, -1, -3])
+def test_matrix_power_gradient_closed_form(n):
+    """d sum(G * A^n)/dA = sum_k (A^T)^k G (A^T)^(n-1-k) for n > 0; for n < 0 through B = A^-1:
+    dB = the same with B, and dA = -B^T dB B^T."""
+    rng = np.random.default_rng(32)
+    a = wellcond(rng, 4) / 5
+    g = rng.normal(size=(4, 4))
+    b = a if n > 0 else np.linalg.inv(a)
+    m = abs(n)
+    bt = [np.linalg.matrix_power(b.T, k) for k in range(m)]
+    want = sum(bt[k] @ g @ bt[m - 1 - k] for k in range(m))
+    if n < 0:
+        want = -b.T @ want @ b.T
+    got = mg.grad(lambda x: mg.sum(mg.matrix_power(x, n) * g))(a)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+    np.testing.assert_allclose(mg.matrix_power(a, n).numpy(), np.linalg.matrix_power(a, n), rtol=1e-12)
+
+
+def test_matrix_power_errors_name_the_op():
+    with pytest.raises(ValueError, match="matrix_power"):
+        mg.matrix_power(np.ones(3), 2)
+    with pytest.raises(ValueError, match="matrix_power"):
+        mg.matrix_power(np.ones((2, 3)), 2)
+    with pytest.raises(TypeError, match="matrix_power"):
+        mg.matrix_power(np.eye(2), 2.0)
+    with pytest.raises(np.linalg.LinAlgError, match="matrix_power"):
+        mg.matrix_power(np.zeros((2, 2)), -1)

@@ -564,6 +564,18 @@ add(
         fixed=SQUARE_FIXED,
     ),
     Case("inv", "inv", mg.inv, np.linalg.inv, (wellcond,), SQUARE, fixed=SQUARE_FIXED),
+    *(
+        Case(
+            f"matrix_power(n={_n})",
+            "matrix_power",
+            functools.partial(mg.matrix_power, n=_n),
+            functools.partial(np.linalg.matrix_power, n=_n),
+            (wellcond,),
+            SQUARE,
+            fixed=SQUARE_FIXED,
+        )
+        for _n in (1, 2, 3, 5, -1, -2)  # n = 0: a constant (tests/test_linalg.py)
+    ),
     Case(
         "solve",
         "solve",

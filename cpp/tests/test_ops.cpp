@@ -745,6 +745,20 @@ std::vector<OpCase> all_cases() {
                   {kWell},
                   [](V v) { return matgrad::inv(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(inv_ref(mat2d(in[0])), s); }});
+    // matrix_power: an entry point composed of matmul and inv (no registry op of its own)
+    for (int n : {2, 3, -2})  // (0 is a constant and 1 the input itself: no matmul node)
+      cs.push_back({"matrix_power_" + std::string(n < 0 ? "m" : "") + std::to_string(std::abs(n)) + "_" + t,
+                    opid("matmul"),
+                    {s},
+                    {kWell},
+                    [n](V v) { return matgrad::matrix_power(v[0], n); },
+                    [s, n](const std::vector<Input>& in) {
+                      const Eigen::MatrixXd a = mat2d(in[0]);
+                      Eigen::MatrixXd r = Eigen::MatrixXd::Identity(a.rows(), a.cols());
+                      const Eigen::MatrixXd b = n < 0 ? inv_ref(a) : a;
+                      for (int k = 0; k < std::abs(n); ++k) r = r * b;
+                      return input_of(r, s);
+                    }});
     // adj_t(X) = adj(X)^T = det(X) X^-T, the VJP of det
     cs.push_back({"adj_t_" + t,
                   opid("adj_t"),

@@ -3,7 +3,7 @@
 // and its VJP eye_scale, the LU family (det, logdet, slogdet, inv, solve) sharing one
 // factorization, det's VJPs adj_t and adj_t_vjp, cholesky with its VJP helpers trsolve and tril,
 // norm, quad_form; the public entry points matmul, dot, outer, trace, det, logdet, slogdet, inv,
-// solve, cholesky, norm and quad_form.
+// solve, cholesky, norm, matrix_power (a composition) and quad_form.
 #include "registry.hpp"
 
 #include "../kernels/parallel.hpp"
@@ -676,6 +676,40 @@ Results front_slogdet(const EntryPoint&, const Arg* a) {
   return r;
 }
 
+// matrix_power(X, n) as numpy.linalg.matrix_power: binary powering with matmul (the products
+// NumPy forms, in its order), through inv for n < 0; n = 0 gives the identity (no gradient).
+// Its gradient is the composition's, exact at any X.
+Results front_matrix_power(const EntryPoint&, const Arg* a) {
+  NodeRef x = operand(a[0]);
+  const Shape& s = x->shape;
+  if (s.ndim != 2) fail_shapes("matrix_power", "are not valid: matrix_power takes a 2-D square matrix", &s, 1);
+  if (s.rows != s.cols) fail_shapes("matrix_power", "are not valid: the matrix is not square", &s, 1);
+  const std::int64_t n = a[1].i;
+  if (n == 0) {
+    Attr at;
+    at.shape = s;
+    return apply(k_eye_scale, {full(Shape::scalar(), x->dtype, 1.0)}, at);
+  }
+  NodeRef base = x;
+  if (n < 0) {
+    try {
+      base = apply(ops::inv, {x});
+    } catch (const LinAlgError& e) {
+      throw LinAlgError(std::string("matrix_power with n < 0: ") + e.what());
+    }
+  }
+  // |n| without overflow at INT64_MIN
+  std::uint64_t m = n < 0 ? std::uint64_t(0) - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+  NodeRef result;
+  for (;;) {
+    if (m & 1u) result = result ? matmul(result, base, false, false) : base;
+    m >>= 1u;
+    if (m == 0) break;
+    base = matmul(base, base, false, false);
+  }
+  return result;
+}
+
 Results front_binary_linalg(const EntryPoint& e, const Arg* a) {
   return apply_promoted(e.op, operand(a[0]), operand(a[1]));
 }
@@ -765,6 +799,14 @@ void register_linalg() {
         "triangle and `tril_half` also halves the diagonal; the upper triangle of X gets 0.");
   unary("norm", k_norm, "The Frobenius norm `sqrt(sum(X^2))` (the 2-norm of a vector, `|x|` of a number).",
         "`x` of any shape -> `()`.", "d/dX: `G X / ||X||` (0 at `X = 0`)");
+  define_entry("matrix_power", "linalg", front_matrix_power, ops::matmul,
+               {{"a", ParamKind::operand}, {"n", ParamKind::integer}})
+      .doc(
+          "`A^n` for an integer `n`, as `numpy.linalg.matrix_power`: repeated squaring with `matmul`; "
+          "`A^-n = (A^-1)^n` (numpy.linalg.LinAlgError when A is singular); `A^0` is the identity.",
+          "`(m, m) -> (m, m)`; a 1-D or non-square `a` raises ValueError.",
+          "d/dA: `sum_{k=0}^{n-1} (A^T)^k G (A^T)^(n-1-k)` for n > 0 (the chain rule through the products "
+          "formed); through `inv` for n < 0; 0 for n = 0.");
   define_entry("quad_form", "linalg", front_binary_linalg, k_quad_form, {x, {"B", ParamKind::operand}})
       .doc("The quadratic form `x^T B x` as one op (`X^T B X` for a matrix X).",
            "`B` of shape `(n, n)`; `x` of shape `(n,)` -> `()`; `X` of shape `(n, k)` -> `(k, k)`.",
