@@ -1,6 +1,6 @@
 """The linear-algebra ops (matmul, dot, outer, trace, det, logdet, slogdet, inv, solve,
-cholesky, matrix_power) beyond the registry's table: trace, dot, outer and matrix_power against
-closed forms; det of
+cholesky, matrix_power, kron) beyond the registry's table: trace, dot, outer, matrix_power and
+kron against closed forms; det of
 singular, tiny and huge matrices (its value, gradient and Hessian); and the one LU factorization
 a matrix node shares between det, logdet, slogdet, inv, solve and their VJPs, also when the
 matrix maps a caller's array that changes. The closed-form identities of the other ops
@@ -259,3 +259,28 @@ def test_matrix_power_errors_name_the_op():
         mg.matrix_power(np.eye(2), 2.0)
     with pytest.raises(np.linalg.LinAlgError, match="matrix_power"):
         mg.matrix_power(np.zeros((2, 2)), -1)
+
+
+# ---- kron ----
+
+
+def test_kron_gradients_closed_form():
+    """d <G, kron(A, B)>/dA[i, j] = <G's (i, j) block, B>; d/dB = sum_ij A[i, j] G's (i, j) block;
+    and the mixed product rule kron(A, B) kron(C, D) = kron(A C, B D)."""
+    rng = np.random.default_rng(33)
+    a, b = rng.normal(size=(3, 2)), rng.normal(size=(2, 4))
+    g = rng.normal(size=(6, 8))
+    blocks = g.reshape(3, 2, 2, 4).transpose(0, 2, 1, 3)  # blocks[i, j] = G[2i:2i+2, 4j:4j+4]
+    da, db = mg.grad(lambda x, y: mg.sum(mg.kron(x, y) * g), argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(da, np.einsum("ijkl,kl->ij", blocks, b), rtol=1e-13)
+    np.testing.assert_allclose(db, np.einsum("ij,ijkl->kl", a, blocks), rtol=1e-13)
+    c, d = rng.normal(size=(2, 3)), rng.normal(size=(4, 2))
+    lhs = (mg.kron(a, b) @ mg.kron(c, d)).numpy()
+    np.testing.assert_allclose(lhs, np.kron(a @ c, b @ d), rtol=1e-12, atol=1e-12)
+
+
+def test_kron_refuses_what_is_not_a_matrix():
+    with pytest.raises(ValueError, match="kron"):
+        mg.kron(np.ones(3), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="kron"):
+        mg.kron(np.ones((2, 2)), 3.0)

@@ -515,6 +515,7 @@ add(
 # ---- matrix calculus ----
 
 SQUARE = st.integers(1, 4).map(lambda n: ((n, n),))
+DIM3 = st.integers(1, 3)
 SQUARE_FIXED = (((1, 1),), ((2, 2),), ((4, 4),))
 
 
@@ -616,6 +617,15 @@ add(
             lambda n: st.sampled_from([((n,), (n, n)), ((n, 1), (n, n)), ((n, 2), (n, n))])
         ),
         fixed=(((3,), (3, 3)), ((1,), (1, 1)), ((3, 2), (3, 3))),
+    ),
+    Case(
+        "kron",
+        "kron",
+        mg.kron,
+        np.kron,
+        (real, real),
+        st.tuples(DIM3, DIM3, DIM3, DIM3).map(lambda d: ((d[0], d[1]), (d[2], d[3]))),
+        fixed=(((2, 3), (2, 2)), ((1, 1), (3, 2)), ((3, 1), (1, 4))),
     ),
     Case(
         "where",

@@ -745,20 +745,6 @@ std::vector<OpCase> all_cases() {
                   {kWell},
                   [](V v) { return matgrad::inv(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(inv_ref(mat2d(in[0])), s); }});
-    // matrix_power: an entry point composed of matmul and inv (no registry op of its own)
-    for (int n : {2, 3, -2})  // (0 is a constant and 1 the input itself: no matmul node)
-      cs.push_back({"matrix_power_" + std::string(n < 0 ? "m" : "") + std::to_string(std::abs(n)) + "_" + t,
-                    opid("matmul"),
-                    {s},
-                    {kWell},
-                    [n](V v) { return matgrad::matrix_power(v[0], n); },
-                    [s, n](const std::vector<Input>& in) {
-                      const Eigen::MatrixXd a = mat2d(in[0]);
-                      Eigen::MatrixXd r = Eigen::MatrixXd::Identity(a.rows(), a.cols());
-                      const Eigen::MatrixXd b = n < 0 ? inv_ref(a) : a;
-                      for (int k = 0; k < std::abs(n); ++k) r = r * b;
-                      return input_of(r, s);
-                    }});
     // adj_t(X) = adj(X)^T = det(X) X^-T, the VJP of det
     cs.push_back({"adj_t_" + t,
                   opid("adj_t"),
@@ -1211,6 +1197,76 @@ std::vector<OpCase> all_cases() {
                 {kWell, Dom{}},
                 [](V v) { return matgrad::solve(v[0], v[1]); },
                 [](const std::vector<Input>&) { return Input{S(3, 0), {}}; }});
+  // Cases added later go here, at the end: a case's inputs are drawn with its index as the seed,
+  // so appending keeps every earlier case's inputs as they were.
+  // matrix_power: an entry point composed of matmul and inv (no registry op of its own)
+  for (const Shape& s : {S(1, 1), S(2, 2), S(3, 3), S(4, 4)}) {
+    const std::string t = shape_tag(s);
+    for (int n : {2, 3, -2})  // (0 is a constant and 1 the input itself: no matmul node)
+      cs.push_back({"matrix_power_" + std::string(n < 0 ? "m" : "") + std::to_string(std::abs(n)) + "_" + t,
+                    opid("matmul"),
+                    {s},
+                    {kWell},
+                    [n](V v) { return matgrad::matrix_power(v[0], n); },
+                    [s, n](const std::vector<Input>& in) {
+                      const Eigen::MatrixXd a = mat2d(in[0]);
+                      Eigen::MatrixXd r = Eigen::MatrixXd::Identity(a.rows(), a.cols());
+                      const Eigen::MatrixXd b = n < 0 ? inv_ref(a) : a;
+                      for (int k = 0; k < std::abs(n); ++k) r = r * b;
+                      return input_of(r, s);
+                    }});
+  }
+
+  // ---- kron and its two contractions (the VJPs, each other's VJPs) ----
+  auto kron_ref = [](const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+    Eigen::MatrixXd k(a.rows() * b.rows(), a.cols() * b.cols());
+    for (Eigen::Index i = 0; i < a.rows(); ++i)
+      for (Eigen::Index j = 0; j < a.cols(); ++j) k.block(i * b.rows(), j * b.cols(), b.rows(), b.cols()) = a(i, j) * b;
+    return k;
+  };
+  for (const auto& p : {std::make_pair(S(2, 3), S(2, 2)), std::make_pair(S(1, 1), S(3, 2)),
+                        std::make_pair(S(3, 1), S(1, 4)), std::make_pair(S(1, 2), S(1, 1))}) {
+    const Shape as = p.first, bs = p.second;
+    const Shape ks = S(as.rows * bs.rows, as.cols * bs.cols);
+    const std::string t = shape_tag(as) + "_" + shape_tag(bs);
+    cs.push_back(
+        {"kron_" + t,
+         opid("kron"),
+         {as, bs},
+         {},
+         [](V v) { return matgrad::kron(v[0], v[1]); },
+         [kron_ref, ks](const std::vector<Input>& in) { return input_of(kron_ref(mat2d(in[0]), mat2d(in[1])), ks); }});
+    matgrad::Attr sa, sb;
+    sa.shape = as;
+    sb.shape = bs;
+    cs.push_back({"kron_left_" + t,
+                  opid("kron_left"),
+                  {ks, bs},
+                  {},
+                  [sa](V v) { return matgrad::apply(opid("kron_left"), {v[0], v[1]}, sa); },
+                  [as](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd g = mat2d(in[0]), b = mat2d(in[1]);
+                    Eigen::MatrixXd c(as.rows, as.cols);
+                    for (Eigen::Index i = 0; i < c.rows(); ++i)
+                      for (Eigen::Index j = 0; j < c.cols(); ++j)
+                        c(i, j) = g.block(i * b.rows(), j * b.cols(), b.rows(), b.cols()).cwiseProduct(b).sum();
+                    return input_of(c, as);
+                  }});
+    cs.push_back({"kron_right_" + t,
+                  opid("kron_right"),
+                  {ks, as},
+                  {},
+                  [sb](V v) { return matgrad::apply(opid("kron_right"), {v[0], v[1]}, sb); },
+                  [bs](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd g = mat2d(in[0]), a = mat2d(in[1]);
+                    Eigen::MatrixXd d = Eigen::MatrixXd::Zero(bs.rows, bs.cols);
+                    for (Eigen::Index i = 0; i < a.rows(); ++i)
+                      for (Eigen::Index j = 0; j < a.cols(); ++j)
+                        d += a(i, j) * g.block(i * bs.rows, j * bs.cols, bs.rows, bs.cols);
+                    return input_of(d, bs);
+                  }});
+  }
+
   return cs;
 }
 

@@ -2,8 +2,9 @@
 // Linear algebra: matmul with transpose flags (numpy.matmul semantics for 1-D operands), trace
 // and its VJP eye_scale, the LU family (det, logdet, slogdet, inv, solve) sharing one
 // factorization, det's VJPs adj_t and adj_t_vjp, cholesky with its VJP helpers trsolve and tril,
-// norm, quad_form; the public entry points matmul, dot, outer, trace, det, logdet, slogdet, inv,
-// solve, cholesky, norm, matrix_power (a composition) and quad_form.
+// norm, quad_form, kron with its VJPs kron_left and kron_right; the public entry points matmul,
+// dot, outer, trace, det, logdet, slogdet, inv, solve, cholesky, norm, matrix_power (a
+// composition), kron and quad_form.
 #include "registry.hpp"
 
 #include "../kernels/parallel.hpp"
@@ -24,7 +25,7 @@ namespace {
 
 // Ops only this file names.
 OpId k_seed_matmul, k_eye_scale, k_det, k_adj_t, k_adj_t_vjp, k_logdet, k_slogdet, k_solve, k_cholesky, k_trsolve,
-    k_norm, k_quad_form;
+    k_norm, k_quad_form, k_kron, k_kron_left, k_kron_right;
 
 // Note [matmul of vectors]
 // A 1-D left operand is a 1 x n row, a 1-D right operand an n x 1 column (both stored as
@@ -638,6 +639,78 @@ template <class T> void fwd_seed_matmul(const KernelArgs& k) {
   }
 }
 
+// ---- kron ----
+// K = kron(A, B): K[i p + k, j q + l] = A[i, j] B[k, l], A (m, n), B (p, q). Its VJPs contract
+// G's (p, q) blocks, with B (kron_left, giving A's shape) or with A (kron_right, giving B's):
+//   kron_left(G, B)[i, j]  = sum_{k,l} G[i p + k, j q + l] B[k, l]
+//   kron_right(G, A)[k, l] = sum_{i,j} A[i, j] G[i p + k, j q + l]
+// The three are bilinear and their VJPs are each other, so every order of derivative stays
+// among them. attr.shape is the result's shape for the two contractions.
+Shape kron_shape(const Attr&, const Shape* in, int) {
+  if (in[0].ndim != 2 || in[1].ndim != 2) fail_shapes("kron", "are not valid: kron takes two 2-D matrices", in, 2);
+  return Shape::matrix(in[0].rows * in[1].rows, in[0].cols * in[1].cols);
+}
+// in[0] = G, in[1] = the other factor, attr.shape = the result's (m, n)
+Shape kron_contract_shape(const Attr& a, const Shape* in, int) {
+  const Shape& g = in[0];
+  const Shape& f = in[1];
+  if (a.shape.ndim != 2 || f.ndim != 2 || g.ndim != 2 || g.rows != a.shape.rows * f.rows ||
+      g.cols != a.shape.cols * f.cols)
+    fail_shapes("kron_contract", "do not fit the Kronecker product's blocks", in, 2);
+  return a.shape;
+}
+template <class T> void fwd_kron(const KernelArgs& k) {
+  const auto A = k.in[0].mat<T>();
+  const auto B = k.in[1].mat<T>();
+  auto O = k.out.mat<T>();
+  const std::int64_t p = B.rows(), q = B.cols();
+  for (std::int64_t i = 0; i < A.rows(); ++i)
+    for (std::int64_t j = 0; j < A.cols(); ++j) O.block(i * p, j * q, p, q) = A(i, j) * B;
+}
+// dA = kron_left(G, B), dB = kron_right(G, A)
+MG_VJP_FN(vjp_kron) {
+  Attr sa, sb;
+  sa.shape = a.shape(c.in[0]);
+  sb.shape = a.shape(c.in[1]);
+  if (c.needs[0]) c.dx[0] = a.op(k_kron_left, {c.g, c.in[1]}, sa);
+  if (c.needs[1]) c.dx[1] = a.op(k_kron_right, {c.g, c.in[0]}, sb);
+}
+template <class T> void fwd_kron_left(const KernelArgs& k) {
+  const auto G = k.in[0].mat<T>();
+  const auto B = k.in[1].mat<T>();
+  auto O = k.out.mat<T>();
+  const std::int64_t p = B.rows(), q = B.cols();
+  for (std::int64_t i = 0; i < O.rows(); ++i)
+    for (std::int64_t j = 0; j < O.cols(); ++j) O(i, j) = G.block(i * p, j * q, p, q).cwiseProduct(B).sum();
+}
+// C = kron_left(G, B) with cotangent H: dG = kron(H, B), dB = kron_right(G, H)
+MG_VJP_FN(vjp_kron_left) {
+  if (c.needs[0]) c.dx[0] = a.op(k_kron, {c.g, c.in[1]});
+  if (c.needs[1]) {
+    Attr sb;
+    sb.shape = a.shape(c.in[1]);
+    c.dx[1] = a.op(k_kron_right, {c.in[0], c.g}, sb);
+  }
+}
+template <class T> void fwd_kron_right(const KernelArgs& k) {
+  const auto G = k.in[0].mat<T>();
+  const auto A = k.in[1].mat<T>();
+  auto O = k.out.mat<T>();
+  const std::int64_t p = O.rows(), q = O.cols();
+  O.setZero();
+  for (std::int64_t i = 0; i < A.rows(); ++i)
+    for (std::int64_t j = 0; j < A.cols(); ++j) O += A(i, j) * G.block(i * p, j * q, p, q);
+}
+// D = kron_right(G, A) with cotangent H: dG = kron(A, H), dA = kron_left(G, H)
+MG_VJP_FN(vjp_kron_right) {
+  if (c.needs[0]) c.dx[0] = a.op(k_kron, {c.in[1], c.g});
+  if (c.needs[1]) {
+    Attr sa;
+    sa.shape = a.shape(c.in[1]);
+    c.dx[1] = a.op(k_kron_left, {c.in[0], c.g}, sa);
+  }
+}
+
 // ---- the entry points ----
 
 Results front_matmul(const EntryPoint&, const Arg* a) {
@@ -744,6 +817,13 @@ void register_linalg() {
   define(&ops::tril, "tril", 1, tril_shape, MG_FWD(fwd_tril)).reads(kAttrS).vjp(MG_VJP(vjp_tril));
   define(&k_norm, "norm", 1, norm_shape, MG_FWD(fwd_norm)).vjp(MG_VJP(vjp_norm));
   define(&k_quad_form, "quad_form", 2, quad_form_shape, MG_FWD(fwd_quad_form)).vjp(MG_VJP(vjp_quad_form));
+  define(&k_kron, "kron", 2, kron_shape, MG_FWD(fwd_kron)).vjp(MG_VJP(vjp_kron));
+  define(&k_kron_left, "kron_left", 2, kron_contract_shape, MG_FWD(fwd_kron_left))
+      .reads(kAttrShape)
+      .vjp(MG_VJP(vjp_kron_left));
+  define(&k_kron_right, "kron_right", 2, kron_contract_shape, MG_FWD(fwd_kron_right))
+      .reads(kAttrShape)
+      .vjp(MG_VJP(vjp_kron_right));
 
   const Param x{"x", ParamKind::operand}, y{"y", ParamKind::operand};
   auto unary = [&x](const char* name, OpId op, const char* what, const char* shapes, const char* rule) -> EntryPoint& {
@@ -807,6 +887,12 @@ void register_linalg() {
           "`(m, m) -> (m, m)`; a 1-D or non-square `a` raises ValueError.",
           "d/dA: `sum_{k=0}^{n-1} (A^T)^k G (A^T)^(n-1-k)` for n > 0 (the chain rule through the products "
           "formed); through `inv` for n < 0; 0 for n = 0.");
+  define_entry("kron", "linalg", front_binary_linalg, k_kron, {{"a", ParamKind::operand}, {"b", ParamKind::operand}})
+      .doc("The Kronecker product `kron(A, B)`, as `np.kron` for matrices: the `(p, q)` blocks `A[i, j] B`.",
+           "`(m, n), (p, q) -> (m p, n q)`; both must be 2-D (ValueError otherwise). float32 with float64 gives "
+           "float64.",
+           "d/dA: `sum_{k,l} G[i p + k, j q + l] B[k, l]` (each `(p, q)` block of G against B), d/dB: "
+           "`sum_{i,j} A[i, j] G[i p + k, j q + l]` (G's blocks weighted by A).");
   define_entry("quad_form", "linalg", front_binary_linalg, k_quad_form, {x, {"B", ParamKind::operand}})
       .doc("The quadratic form `x^T B x` as one op (`X^T B X` for a matrix X).",
            "`B` of shape `(n, n)`; `x` of shape `(n,)` -> `()`; `X` of shape `(n, k)` -> `(k, k)`.",
