@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,46 @@ def test_losses_and_their_gradients():
     np.testing.assert_allclose(g, 2 * (Z - T), rtol=1e-14)
     with pytest.raises(ValueError, match=r"^softmax_cross_entropy: labels must be 5 integers"):
         mg.nn.softmax_cross_entropy(mg.tensor(Z), np.array([0, 1, 2, 3, 0]))
+
+
+def _not_numbers_message(bad) -> str:
+    """The engine's wording for an input that is not real numbers (a regular expression)."""
+    if bad is None:
+        return r"expected a number, array or Tensor, got NoneType"
+    a = np.asarray(bad)
+    shape = re.escape(str(a.shape))
+    if a.dtype.kind == "c":
+        return rf"complex input is not supported \(dtype {a.dtype}, shape {shape}\)"
+    return rf"expected numbers, got an array of dtype {re.escape(str(a.dtype))} with shape {shape}"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.ones(3, complex), np.array(["1", "0"]), np.array(["2020-01-01"], "datetime64[D]"), None],
+    ids=["complex", "str", "datetime64", "None"],
+)
+def test_cross_entropies_refuse_what_is_not_real_numbers(bad):
+    """Complex targets lost their imaginary part, numeric strings were parsed and datetimes
+    became day counts; a bad logits array was reported by softplus, not by the loss."""
+    msg = _not_numbers_message(bad)
+    with pytest.raises(TypeError, match=r"^binary_cross_entropy: logits: " + msg):
+        mg.nn.binary_cross_entropy(bad, bad)
+    with pytest.raises(TypeError, match=r"^binary_cross_entropy: targets: " + msg):
+        mg.nn.binary_cross_entropy(mg.tensor(np.zeros(np.shape(bad))), bad)
+    if bad is not None:  # one-hot rows of the logits' shape, of the bad dtype
+        rows = np.zeros((1, 2), dtype=np.asarray(bad).dtype)
+        with pytest.raises(TypeError, match=r"^softmax_cross_entropy: labels: " + _not_numbers_message(rows)):
+            mg.nn.softmax_cross_entropy(mg.tensor(np.zeros((1, 2))), rows)
+
+
+def test_binary_cross_entropy_of_integer_logits_keeps_fractional_targets():
+    """Targets were cast to the logits' dtype: int logits truncated targets 0.5 to 0."""
+    y = np.array([0.5, 0.25])
+    want = mg.nn.binary_cross_entropy(mg.tensor(np.array([0.0, 1.0])), y).item()
+    assert mg.nn.binary_cross_entropy(np.array([0, 1]), y).item() == pytest.approx(want, rel=1e-15)
+    assert mg.nn.binary_cross_entropy(np.array([0.0, 1.0]), [True, False]).item() == pytest.approx(
+        mg.nn.binary_cross_entropy(mg.tensor(np.array([0.0, 1.0])), np.array([1.0, 0.0])).item(), rel=1e-15
+    )
 
 
 def test_sgd_with_momentum_and_adam_follow_their_formulas():

@@ -431,6 +431,54 @@ def test_check_grad_honours_rtol_atol_eps():
     assert mg.check_grad(h, np.array([1e-7]), eps=1e-9) < 1e-5
 
 
+NOT_NUMBERS = [
+    pytest.param(
+        np.ones(3, complex),
+        r"complex input is not supported \(dtype complex128, shape \(3,\)\)",
+        id="complex",
+    ),
+    pytest.param(
+        np.array(["1", "2"]), r"expected numbers, got an array of dtype <U1 with shape \(2,\)", id="str"
+    ),
+    pytest.param(
+        np.array(["2020-01-01"], "datetime64[D]"),
+        r"expected numbers, got an array of dtype datetime64\[D\] with shape \(1,\)",
+        id="datetime64",
+    ),
+    pytest.param(
+        np.array([1.0], object),
+        r"expected numbers, got an array of dtype object with shape \(1,\)",
+        id="object",
+    ),
+    pytest.param(None, r"expected a number, array or Tensor, got NoneType", id="None"),
+    pytest.param(2j, r"complex input is not supported \(dtype complex128, shape \(\)\)", id="complex-scalar"),
+    pytest.param("1.5", r"expected a number, array or Tensor, got str", id="str-scalar"),
+    pytest.param([1.0, [2.0, 3.0]], r"cannot convert list to an array", id="ragged"),
+]
+
+
+@pytest.mark.parametrize("bad, msg", NOT_NUMBERS)
+def test_check_grad_refuses_what_is_not_real_numbers(bad, msg):
+    """Complex (imaginary part dropped), numeric strings (parsed) and datetimes (day counts)
+    used to be converted to float64 and checked; None gave 'analytic 1.0 vs central difference
+    nan'. The contract is the engine's: TypeError naming the function, the dtype and the shape."""
+    with pytest.raises(TypeError, match=r"^check_grad: argument 0: " + msg):
+        mg.check_grad(lambda t: mg.sum(t), bad)
+    with pytest.raises(TypeError, match=r"^check_grad: argument 1: " + msg):
+        mg.check_grad(lambda s, t: mg.sum(s) + mg.sum(t), np.ones(2), bad)
+
+
+def test_check_grad_takes_ints_bools_and_tensors_and_refuses_non_finite_values():
+    assert mg.check_grad(lambda t: mg.sum(t * t), np.array([1, 2])) < 1e-6
+    assert mg.check_grad(lambda t: mg.sum(t * t), np.array([True, False])) < 1e-6
+    assert mg.check_grad(lambda t: mg.sum(t * t), mg.tensor(np.array([0.5, 2.0]), requires_grad=True)) < 1e-6
+    for bad in (np.nan, np.array([1.0, np.inf])):
+        with pytest.raises(
+            ValueError, match=r"^check_grad: argument 0 \(shape \S*\) holds non-finite values"
+        ):
+            mg.check_grad(lambda t: mg.sum(t), bad)
+
+
 CHECKABLE = [c for c in CASES if c.kwargs is None]
 
 

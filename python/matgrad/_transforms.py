@@ -20,6 +20,34 @@ if TYPE_CHECKING:
 ArgNums = Union[int, Sequence[int]]
 
 
+def _numeric_array(a: Any, op: str, what: str) -> np.ndarray:
+    """``a`` as a NumPy array of real numbers (float, int, unsigned or bool), or TypeError.
+
+    The same contract as the engine's own conversion, in its words: ``"{op}: {what}: expected
+    numbers, got an array of dtype <U1 with shape (2,)"``, ``"... complex input is not supported
+    (dtype complex128, shape (3,))"``, ``"... expected a number, array or Tensor, got NoneType"``.
+    NumPy alone would drop an imaginary part, parse numeric strings or count days.
+    """
+    if isinstance(a, Tensor):
+        return np.asarray(a.numpy())
+    if a is None or isinstance(a, (str, bytes)):
+        raise TypeError(f"{op}: {what}: expected a number, array or Tensor, got {type(a).__name__}")
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError):  # a ragged list, an object NumPy cannot read
+        raise TypeError(f"{op}: {what}: cannot convert {type(a).__name__} to an array") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(
+            f"{op}: {what}: complex input is not supported (dtype {arr.dtype}, shape {arr.shape})"
+        )
+    if kind not in "fiub":
+        raise TypeError(
+            f"{op}: {what}: expected numbers, got an array of dtype {arr.dtype} with shape {arr.shape}"
+        )
+    return arr
+
+
 def _as_argnum(i: Any, op: str) -> int:
     if isinstance(i, (bool, np.bool_)):
         raise TypeError(f"{op}: argnums must be ints, got {type(i).__name__}")
@@ -258,8 +286,10 @@ def check_grad(
 
     Compare matgrad's gradient of scalar ``f`` with central finite differences.
 
-    Shapes: ``f`` must return shape ``()`` or ``(1, 1)``; each argument (any shape, converted to
-    float64) is differentiated, element by element.
+    Shapes: ``f`` must return shape ``()`` or ``(1, 1)``; each argument (a number, array or
+    Tensor of real numbers: float, int or bool, converted to float64) is differentiated, element
+    by element. Complex, string, datetime or object input and ``None`` raise TypeError (naming
+    the argument, its dtype and shape), non-finite values ValueError.
 
     Rule: for each element, the analytic derivative ``a = df/dx`` (from :func:`grad`) must satisfy
     ``|a - n| <= atol + rtol * |n|`` with ``n = (f(x + eps) - f(x - eps)) / (2 eps)`` computed in
@@ -268,7 +298,15 @@ def check_grad(
     """
     if not args:
         raise ValueError("check_grad: f needs at least one argument")
-    base = [np.array(np.asarray(a, dtype=np.float64), dtype=np.float64) for a in args]
+    base = []
+    for k, a in enumerate(args):
+        x = np.array(_numeric_array(a, "check_grad", f"argument {k}"), dtype=np.float64)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(
+                f"check_grad: argument {k} (shape {x.shape}) holds non-finite values; finite "
+                f"differences need finite inputs"
+            )
+        base.append(x)
     analytic = grad(f, argnums=tuple(range(len(base))))(*base)
 
     def fval(vals: list[np.ndarray]) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
+from ._transforms import _numeric_array
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -237,7 +238,7 @@ def softmax_cross_entropy(logits: Tensor, labels: npt.ArrayLike, reduction: str 
     shape = tuple(logits.shape)
     if len(shape) != 2:
         raise ValueError(f"softmax_cross_entropy: logits must be (batch, classes), got shape {shape}")
-    lab = labels if isinstance(labels, np.ndarray) else np.asarray(labels)
+    lab = _numeric_array(labels, "softmax_cross_entropy", "labels")
     if lab.ndim == 1:
         if lab.dtype.kind not in "iu":
             raise ValueError(
@@ -262,12 +263,15 @@ def binary_cross_entropy(logits: Tensor, targets: npt.ArrayLike, reduction: str 
     Binary cross-entropy of ``sigmoid(logits)`` against targets in ``[0, 1]``, computed from the
     logits ``z`` as ``softplus(z) - y z`` (stable for any z), averaged ("mean") or summed ("sum").
 
-    Shapes: ``logits`` of any shape, ``targets`` of the same shape -> ``()``.
+    Shapes: ``logits`` of any shape, ``targets`` of the same shape -> ``()``. Both must hold real
+    numbers (float, int or bool): complex, string or datetime arrays raise TypeError.
 
     d/dlogits: ``G (sigmoid(z) - y)``, divided by the number of elements for "mean". The
     targets get no gradient.
     """
-    y = np.asarray(targets, dtype=np.dtype(logits.dtype))
+    if not isinstance(logits, Tensor):
+        logits = _core.tensor(_numeric_array(logits, "binary_cross_entropy", "logits"))
+    y = np.asarray(_numeric_array(targets, "binary_cross_entropy", "targets"), dtype=np.dtype(logits.dtype))
     if y.shape != tuple(logits.shape):
         raise ValueError(
             f"binary_cross_entropy: targets of shape {y.shape} do not match logits of shape "
