@@ -431,6 +431,61 @@ def test_check_grad_honours_rtol_atol_eps():
     assert mg.check_grad(h, np.array([1e-7]), eps=1e-9) < 1e-5
 
 
+def _wrong_by(f, rel):
+    """f with a gradient off by the factor (1 + rel) (rel = -2: the sign flipped); same value."""
+    return lambda t: f(t) + rel * (f(t) - f(t.detach()))
+
+
+def test_check_grad_allows_for_the_rounding_of_a_large_reduction():
+    """sum(sin(x)) over 200000 elements: f ~ 9e4, so the central difference carries a rounding
+    error ~ u |f| / eps ~ 1e-5, beyond atol + rtol |n|. check_grad(sum(sin), x) failed at
+    element 71 (error 6.09e-06, allowed 6.01e-06); here the first 100 elements of that same
+    reduction (same values, same summation). A gradient off by 1e-3 or of the wrong sign fails."""
+    x = np.random.default_rng(0).random(200000)
+    head, rest = x[:100], x[100:]
+
+    def f(t):
+        return mg.sum(mg.sin(mg.concatenate([t, rest])))
+
+    assert mg.check_grad(f, head) < 2e-5
+    for rel in (1e-3, -2.0):
+        with pytest.raises(AssertionError, match=r"^check_grad: argument 0 at index \(0,\)"):
+            mg.check_grad(_wrong_by(f, rel), head)
+
+
+@pytest.mark.parametrize("x", [2.0**70, -(2.0**70), 1e8, np.array([2.0**70, -3.0, 1e-3, 2.0**-40])])
+def test_check_grad_steps_relative_to_x(x):
+    """At x = 2**70, x + 1e-6 == x: the central difference was 0. The step eps * max(1, |x|)
+    keeps x +- h apart at any magnitude; wrong gradients still fail there."""
+
+    def f(t):
+        return mg.sum(t * t * t) + mg.sum(mg.exp(t / 2.0**70))
+
+    assert mg.check_grad(f, x) <= 1e-5 * np.max(3 * np.square(x))
+    for rel in (1e-3, -2.0):
+        with pytest.raises(AssertionError, match=r"^check_grad: argument 0 at index"):
+            mg.check_grad(_wrong_by(f, rel), x)
+
+
+@pytest.mark.parametrize("x", [1e4, -3e5, 1e6])
+def test_check_grad_allows_for_the_truncation_of_a_relative_step(x):
+    """sin at 1e4 with the step 1e-6 |x| = 0.01: the h^2 / 6 truncation error (1.7e-5 relative)
+    is above rtol; the Richardson extrapolation (and, where even that is too coarse, the
+    fixed step eps) agrees. Wrong gradients still fail."""
+    assert mg.check_grad(mg.sin, x) < 1e-5
+    for rel in (1e-3, -2.0):
+        with pytest.raises(AssertionError, match=r"^check_grad: argument 0 at index \(\)"):
+            mg.check_grad(_wrong_by(mg.sin, rel), x)
+
+
+def test_check_grad_refuses_a_step_below_the_resolution_and_bad_tolerances():
+    with pytest.raises(ValueError, match=r"^check_grad: eps=1e-20 is below float64's resolution"):
+        mg.check_grad(mg.sin, 1.0, eps=1e-20)
+    for kw in ({"eps": 0.0}, {"eps": -1e-6}, {"eps": np.nan}, {"rtol": -1.0}, {"atol": -1.0}):
+        with pytest.raises(ValueError, match=r"^check_grad: eps must be positive"):
+            mg.check_grad(mg.sin, 1.0, **kw)
+
+
 NOT_NUMBERS = [
     pytest.param(
         np.ones(3, complex),
