@@ -148,6 +148,40 @@ def test_training_reduces_the_loss_and_state_round_trips(tmp_path):
     np.testing.assert_array_equal(other(X).numpy(), net(X).numpy())
 
 
+@pytest.mark.parametrize(
+    "key, value, error, msg",
+    [
+        ("b1", None, KeyError, r"'b1' is missing"),
+        ("A1", np.ones((4, 2)), ValueError, r"'A1' has shape \(4, 2\) but the parameter has shape \(3, 2\)"),
+        ("b1", np.ones((2, 1)), ValueError, r"'b1' has shape \(2, 1\) but the parameter has shape \(2,\)"),
+        ("A1", np.ones((3, 2), complex), TypeError, r"'A1': complex input is not supported"),
+        ("b1", np.array(["1", "2"]), TypeError, r"'b1': expected numbers, got an array of dtype <U1"),
+    ],
+    ids=["missing", "shape", "shape-b", "complex", "str"],
+)
+def test_mlp_load_state_dict_is_all_or_nothing(tmp_path, key, value, error, msg):
+    """A bad last entry used to raise after A0, b0 and A1 had been overwritten."""
+    net = mg.nn.MLP([4, 3, 2], rng=5)
+    before = net.state_dict()
+    state = {k: v + 1.0 for k, v in before.items()}
+    if value is None:
+        del state[key]
+    else:
+        state[key] = value
+    with pytest.raises(error, match=msg):
+        net.load_state_dict(state)
+    np.savez(tmp_path / "bad.npz", **state)
+    with pytest.raises(error, match=msg):
+        net.load(str(tmp_path / "bad.npz"))
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    # a good state still loads, converted to the parameters' dtype
+    net.load_state_dict({k: (v + 1.0).astype(np.float32) for k, v in before.items()})
+    for k, v in net.state_dict().items():
+        assert v.dtype == np.float64
+        np.testing.assert_array_equal(v, (before[k] + 1.0).astype(np.float32), err_msg=k)
+
+
 def test_in_place_update_refuses_non_leaves_and_bad_shapes_and_drops_cached_factors():
     A = mg.tensor(3 * np.eye(2), requires_grad=True)
     assert mg.det(A).item() == pytest.approx(9.0)

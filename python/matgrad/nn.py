@@ -168,15 +168,26 @@ class MLP:
         Set the parameters in place from a state_dict (or ``np.load`` of a saved .npz).
 
         Shapes: each array must have its parameter's shape (ValueError otherwise; KeyError for a
-        missing name). The update happens outside the graph, as an optimiser's step: nothing is
-        recorded and no gradient flows.
+        missing name; TypeError for values that are not real numbers). All or nothing: every
+        entry is checked and converted to its parameter's dtype before any parameter is
+        written, so on an error the network is unchanged. The update happens outside the graph,
+        as an optimiser's step: nothing is recorded and no gradient flows.
         """
+        new: list[tuple[Tensor, np.ndarray]] = []
         for k, layer in enumerate(self.layers):
             for name, p in (("A", layer.A), ("b", layer.b)):
                 key = f"{name}{k}"
                 if key not in state:
                     raise KeyError(f"load_state_dict: {key!r} is missing")
-                _core._assign_(p, np.asarray(state[key]))
+                value = _numeric_array(state[key], "load_state_dict", repr(key))
+                if value.shape != tuple(p.shape):
+                    raise ValueError(
+                        f"load_state_dict: {key!r} has shape {value.shape} but the parameter has "
+                        f"shape {tuple(p.shape)}"
+                    )
+                new.append((p, np.array(value, dtype=np.dtype(p.dtype))))
+        for p, value in new:
+            _core._assign_(p, value)
 
     def save(self, path: str) -> None:
         """save(path) -> None
