@@ -575,6 +575,52 @@ TEST(Archive, RoundTripAndBadFiles) {
   refused(flipped, "checksum");
 }
 
+// ---- corrupt archives found by the fuzzer (cpp/fuzz/fuzz_load_programs.cpp) ----
+// Each test writes a program that is wrong in one way with save_programs (which writes what it
+// is given) and checks that load_programs refuses it with a ValueError naming the problem.
+
+// p alone in an archive, saved then loaded: the ValueError's message ("loaded" if it loads).
+std::string load_error(const Program& p) {
+  matgrad::ProgramArchive a;
+  a.entries.push_back({"key", "graph", std::make_shared<const Program>(p)});
+  const std::string bytes = matgrad::save_programs(a);
+  try {
+    matgrad::load_programs(bytes);
+  } catch (const matgrad::ValueError& e) {
+    return e.what();
+  }
+  return "loaded";
+}
+
+// Found by the fuzzer: seed_matmul's kernel writes one member per element of its attribute's
+// shape, which nothing compared with its seed operand: a larger attribute shape wrote past the
+// result (ASan: heap-buffer-overflow in fwd_seed_matmul), an empty one left the result unwritten
+// (two replays differed), a huge one overflowed the kernel's index arithmetic (UBSan).
+TEST(Archive, SeedProductsMustMatchTheirSeed) {
+  NodeRef a = leaf(S(3, 3), DType::f64, {1, 2, 3, 4, 5, 6, 7, 8, 10});
+  NodeRef b = leaf(S(3), DType::f64, {0.5, -1, 2});
+  const Program good = matgrad::compile_jacobian({a, b}, matgrad::matmul(a, matgrad::tanh(b)), {0, 1});
+  std::size_t at = good.code.size();
+  for (std::size_t i = 0; i < good.code.size(); ++i)
+    if (std::string(matgrad::op_name(good.code[i].op)) == "seed_matmul") at = i;
+  ASSERT_LT(at, good.code.size()) << "no seed product to corrupt:\n" << good.str();
+  EXPECT_EQ(load_error(good), "loaded");
+  auto refused = [&](auto&& mutate, const char* what) {
+    Program p = good;
+    matgrad::Attr& attr = p.attrs[p.code[at].attr];
+    mutate(p, attr);
+    EXPECT_THROW(p.validate(), matgrad::ValueError) << what;
+    const std::string msg = load_error(p);
+    EXPECT_NE(msg.find("seed batch"), std::string::npos) << what << ": " << msg;
+  };
+  refused([](Program&, matgrad::Attr& attr) { attr.shape = S(attr.shape.size() + 2); }, "more members than the seed");
+  refused([](Program&, matgrad::Attr& attr) { attr.shape = S(attr.shape.size(), 0); }, "no members");
+  refused([](Program&, matgrad::Attr& attr) { attr.shape = S(std::int64_t(1) << 28, std::int64_t(1) << 28); },
+          "a huge seed");
+  refused([](Program&, matgrad::Attr& attr) { attr.shape = S(1, attr.shape.size()); }, "another shape, same size");
+  refused([](Program&, matgrad::Attr& attr) { attr.offset = 2; }, "neither left nor right");
+}
+
 // ---- matgrad::compile: the C++ entry point ----
 
 // The function the Compile tests use, written on variables: f(A, x) = sum(sin(A x)) + x^T A x / 2

@@ -180,6 +180,17 @@ void Program::validate() const {
       for (int j = 0; j < ins.nin; ++j)
         if (slots[args[ins.in + j]].batch && !shapes[j].same_storage(want))
           bad(at + " (" + d.name + ") has a batched operand of another shape than its result");
+    // seed_matmul (made by the simplifier, Note in ops/linalg.cpp) reads its seed's member shape
+    // from its attribute and writes one member per element of it, from the other operand taken
+    // whole: its seed must be batched by exactly that many members of that shape, the other
+    // operand not batched. Its shape rule sees no batches, so this is checked here.
+    static const OpId seed_matmul = op_id("seed_matmul");
+    if (ins.op == seed_matmul) {
+      const Slot& seed = slots[args[ins.in]];
+      if ((a.offset != 0 && a.offset != 1) || seed.batch == 0 || slots[args[ins.in + 1]].batch != 0 ||
+          a.shape != seed.shape || seed.batch != seed.shape.size())
+        bad(at + " (" + d.name + ") is not a product with a seed batch of its attribute's shape");
+    }
   }
   for (std::size_t s = 0; s < ns; ++s)
     if ((slots[s].kind == SlotKind::temp || slots[s].kind == SlotKind::block) && !produced[s])
