@@ -621,6 +621,22 @@ TEST(Archive, SeedProductsMustMatchTheirSeed) {
   refused([](Program&, matgrad::Attr& attr) { attr.offset = 2; }, "neither left nor right");
 }
 
+// Found by the fuzzer: an input slot with a batch. run() checks each argument against the slot's
+// shape, but the slot's storage is batch times larger: returning it read past the caller's value
+// (ASan: heap-buffer-overflow in Program::run), an instruction reading it too.
+TEST(Archive, InputSlotsAreNeverBatched) {
+  NodeRef x = leaf(S(2), DType::f64, {1, 2});
+  for (const bool identity : {true, false}) {
+    Program p = matgrad::compile_graph({x}, {identity ? x : matgrad::exp(x)});
+    EXPECT_EQ(load_error(p), "loaded");
+    p.slots[p.inputs[0]].batch = 128;
+    if (!identity) p.slots[p.code[0].out].batch = 128;  // so that exp's own rules hold
+    EXPECT_THROW(p.validate(), matgrad::ValueError);
+    const std::string msg = load_error(p);
+    EXPECT_NE(msg.find("input slot 0 is batched"), std::string::npos) << msg;
+  }
+}
+
 // ---- matgrad::compile: the C++ entry point ----
 
 // The function the Compile tests use, written on variables: f(A, x) = sum(sin(A x)) + x^T A x / 2

@@ -66,6 +66,8 @@ void Program::validate() const {
       case SlotKind::input:
         if (sl.index < 0 || std::size_t(sl.index) >= inputs.size() || inputs[std::size_t(sl.index)] != s)
           bad("input slot " + std::to_string(s) + " is not the input it names");
+        // run() checks each argument against the slot's shape: one value, never a batch
+        if (sl.batch) bad("input slot " + std::to_string(s) + " is batched");
         written[s] = 1;
         break;
       case SlotKind::constant: {
