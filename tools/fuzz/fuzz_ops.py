@@ -70,7 +70,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     import matgrad as mg
 
 warnings.simplefilter("ignore")  # NumPy's ComplexWarning, RuntimeWarning: the checks say what matters
-ALLOWED = (ValueError, TypeError, np.linalg.LinAlgError, IndexError, RuntimeError)
+# the documented kinds, and MemoryError for a result too large to allocate (outer(outer(x, x), ...))
+ALLOWED = (ValueError, TypeError, np.linalg.LinAlgError, IndexError, RuntimeError, MemoryError)
 VERBOSE = False
 
 
@@ -470,6 +471,9 @@ def bound(op: Op, params: dict, ins: list[Any], want: np.ndarray, dtype: np.dtyp
         with np.errstate(all="ignore"):
             absref = np.abs(np.asarray(op.np_fn(*[np.abs(a) for a in arrays]), dtype=np.float64))
         inner = max([1, *[int(s) for a in arrays for s in a.shape]])
+        if op.name == "quad_form":  # x^T B underflows (absolute error n * subnormal), times sum |x|
+            under = 4 * inner * tiny * float(np.sum(np.abs(arrays[0])))
+            return (2 * inner + 4) * u * absref + under + tiny
         return (2 * inner + 4) * u * absref + tiny
     if op.tol == "norm":
         n = max(1, arrays[0].size)
@@ -479,7 +483,9 @@ def bound(op: Op, params: dict, ins: list[Any], want: np.ndarray, dtype: np.dtyp
         c = cond(a)
         n = max(1, a.shape[0] if a.ndim else 1)
         p = abs(int(params.get("n", 1))) if op.name == "matrix_power" else 1
-        amp = (c if op.name not in ("matrix_power",) or params.get("n", 1) < 0 else 1.0) ** max(p, 1)
+        with np.errstate(all="ignore"):
+            base = c if op.name != "matrix_power" or params.get("n", 1) < 0 else 1.0
+            amp = float(np.power(np.float64(base), max(p, 1)))
         if op.name == "matrix_power" and params.get("n", 1) >= 0:
             with np.errstate(all="ignore"):
                 absref = np.abs(np.linalg.matrix_power(np.abs(a), int(params["n"]))) if a.size else awant
@@ -718,6 +724,8 @@ def run_forward(prog: Program) -> list[Any]:
             log(f"  {what}: guard raised {type(e).__name__}: {e}")
             return vals
         params = draw_params(step, args)
+        if any(getattr(a, "size", 0) > 100_000 for a in args):
+            return vals  # keep programs small (repeated outer products grow without bound)
         try:
             got = call(op, args, params, "mg")
             mg_err = None
@@ -806,6 +814,7 @@ def check_gradient(prog: Program, vals: list[Any], src_byte: int) -> None:
     if not all(isinstance(v, mg.Tensor) and v.dtype == np.float64 for v in vals[len(prog.inputs) :]):
         return
     inner = [np.asarray(v.numpy()) for v in vals[len(prog.inputs) :]]
+    amplify = 1.0  # the condition numbers of the linear algebra: they amplify the differences' rounding
     for j, step in enumerate(steps):  # x ** y with y an array and some x <= 0: no real derivative in y
         if step.op.name == "pow" and step.args[1] >= 0:
             base = operands(prog, step, vals[: len(prog.inputs) + j], mg)[0]
@@ -815,6 +824,7 @@ def check_gradient(prog: Program, vals: list[Any], src_byte: int) -> None:
             a = np.asarray(as_f64(operands(prog, step, vals[: len(prog.inputs) + j], mg)[0]))
             if cond(a) > 1e8:
                 return
+            amplify *= max(1.0, cond(a))
     if not all(np.all(np.isfinite(v)) and np.all(np.abs(v) <= 1e8) for v in inner):
         return  # infinities, or magnitudes where a step of 1e-6 is no longer small (sin(1e40))
     rng = np.random.default_rng(prog.rng_seed + 1)
@@ -902,11 +912,14 @@ def check_gradient(prog: Program, vals: list[Any], src_byte: int) -> None:
 
     # the checks that the program is smooth here, then the comparison
     u = np.finfo(np.float64).eps
-    noise = 8 * u * (abs(fp) + abs(fm) + abs(fp2) + abs(fm2) + abs(f0)) / h
+    noise = 8 * u * (abs(fp) + abs(fm) + abs(fp2) + abs(fm2) + abs(f0)) / h * amplify
     cd1 = (fp - fm) / (2 * h)
     cd2 = (fp2 - fm2) / (4 * h)
     fwd, bwd = (fp - f0) / h, (f0 - fm) / h
     size = abs(cd1) + abs(ana) + 1e-3
+    if abs(ana) * h > 1e-3 * (1.0 + abs(f0)):
+        log(f"  gradient: the step changes f by {abs(ana) * h:.3g}: beyond a linear model, not compared")
+        return
     if abs(fwd - bwd) > 1e-3 * size + noise or abs(cd1 - cd2) > 1e-4 * size + noise:
         log(f"  gradient: not smooth here (one-sided {fwd!r} vs {bwd!r}; h, 2h: {cd1!r} vs {cd2!r})")
         return
@@ -943,6 +956,13 @@ KNOWN: list[tuple[str, Callable[[str, Program, list[Any]], bool]]] = [
         "solve(A, B) with a subnormal pivot gives inf (the pivot's reciprocal overflows) where the "
         "solution is finite: solve([[1e-310]], [[1e-310]]) is inf, NumPy gives 1",
         lambda msg, prog, vals: bool(re.match(r"step \d+ solve: .*got np.float64\(-?inf\)", msg)),
+    ),
+    (
+        "compile(lambda A, x: mg.sum(A @ x), argnums=(0, 1)).grad(A, x) for A (3, 3), x (3,) "
+        "raises ValueError 'program: view slot 6 does not fit the slot it views'",
+        lambda msg, prog, vals: (
+            msg.startswith("compile: raised ValueError") and "does not fit the slot it views" in msg
+        ),
     ),
     (
         "max over an axis of a (0, 0) array returns shape (0,); NumPy (and matgrad for (3, 0) along "
