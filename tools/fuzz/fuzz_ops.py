@@ -489,7 +489,15 @@ def bound(op: Op, params: dict, ins: list[Any], want: np.ndarray, dtype: np.dtyp
         if op.name == "matrix_power" and params.get("n", 1) >= 0:
             with np.errstate(all="ignore"):
                 absref = np.abs(np.linalg.matrix_power(np.abs(a), int(params["n"]))) if a.size else awant
-            return 16 * n * max(p, 1) * u * absref + tiny
+            with np.errstate(all="ignore"):  # products in the subnormal range: absolute errors, amplified
+                under = (
+                    16
+                    * n
+                    * max(p, 1)
+                    * tiny
+                    * max(1.0, float(np.max(np.abs(a), initial=0.0))) ** max(p - 1, 0)
+                )
+            return 16 * n * max(p, 1) * u * absref + under + tiny
         if not np.isfinite(amp) or amp * u > 1e-4:
             return None  # too ill-conditioned to compare (or singular)
         if op.name == "solve":
@@ -724,7 +732,10 @@ def run_forward(prog: Program) -> list[Any]:
             log(f"  {what}: guard raised {type(e).__name__}: {e}")
             return vals
         params = draw_params(step, args)
-        if any(getattr(a, "size", 0) > 100_000 for a in args):
+        sizes = [int(getattr(a, "size", 1)) for a in args]
+        if max(sizes, default=0) > 100_000 or (
+            op.name in ("outer", "kron") and int(np.prod(sizes)) > 1_000_000
+        ):
             return vals  # keep programs small (repeated outer products grow without bound)
         try:
             got = call(op, args, params, "mg")
