@@ -637,6 +637,40 @@ TEST(Archive, InputSlotsAreNeverBatched) {
   }
 }
 
+// Found by the fuzzer: a batched mul of a batch of (3,) values and an unbatched scalar. The
+// batched kernel reads the unbatched operand as one row of the member's size (the sweeps record a
+// broadcast_to first), so it read two elements past the scalar: other temporaries of the
+// workspace, and two replays of one program differed (no sanitizer sees a read inside the
+// workspace's block).
+TEST(Archive, BatchedElementwiseOperandsHaveTheResultsShape) {
+  NodeRef x = leaf(S(3), DType::f64, {0.2, -0.4, 0.7});
+  NodeRef f = matgrad::logsumexp(x) + matgrad::sum(matgrad::square(x) * matgrad::sigmoid(x));
+  const Program good = matgrad::compile_hessian({x}, f, {0});
+  EXPECT_EQ(load_error(good), "loaded");
+  // a batched mul with an operand that is not batched, and a scalar temporary written before it
+  std::size_t at = good.code.size(), arg = 0, scalar = good.slots.size();
+  for (std::size_t i = 0; i < good.code.size() && at == good.code.size(); ++i) {
+    const matgrad::Instr& ins = good.code[i];
+    if (std::string(matgrad::op_name(ins.op)) != "mul" || !good.slots[ins.out].batch) continue;
+    for (std::uint32_t j = 0; j < 2; ++j)
+      if (!good.slots[good.args[ins.in + j]].batch) {
+        at = i;
+        arg = ins.in + j;
+      }
+  }
+  ASSERT_LT(at, good.code.size()) << good.str();
+  for (std::size_t i = 0; i < at; ++i) {
+    const matgrad::Slot& s = good.slots[good.code[i].out];
+    if (s.kind == matgrad::SlotKind::temp && !s.batch && s.shape.size() == 1) scalar = good.code[i].out;
+  }
+  ASSERT_LT(scalar, good.slots.size()) << good.str();
+  Program p = good;
+  p.args[arg] = std::uint32_t(scalar);
+  EXPECT_THROW(p.validate(), matgrad::ValueError);
+  const std::string msg = load_error(p);
+  EXPECT_NE(msg.find("an operand of another shape than its batched result"), std::string::npos) << msg;
+}
+
 // ---- matgrad::compile: the C++ entry point ----
 
 // The function the Compile tests use, written on variables: f(A, x) = sum(sin(A x)) + x^T A x / 2

@@ -178,10 +178,14 @@ void Program::validate() const {
     const DType dt = d.dtype ? d.dtype(a, nullptr, ins.nin) : dt0;
     if (!want.representable() || want != os.shape || dt != os.dtype || k != os.batch)
       bad(at + " (" + d.name + ") writes a slot of another shape, dtype or batch than its op gives");
+    // A batched elementwise binary op runs as one kernel call over the (k, size) batch, an operand
+    // that is not batched relabelled as one (1, size) row (run_batched): both operands must have
+    // the result's member shape (the eager sweep broadcasts them first, the compiled one records
+    // that broadcast), or the call reads past a smaller one.
     if (k && d.batch == BatchKind::binary)
       for (int j = 0; j < ins.nin; ++j)
-        if (slots[args[ins.in + j]].batch && !shapes[j].same_storage(want))
-          bad(at + " (" + d.name + ") has a batched operand of another shape than its result");
+        if (!shapes[j].same_storage(want))
+          bad(at + " (" + d.name + ") has an operand of another shape than its batched result");
     // seed_matmul (made by the simplifier, Note in ops/linalg.cpp) reads its seed's member shape
     // from its attribute and writes one member per element of it, from the other operand taken
     // whole: its seed must be batched by exactly that many members of that shape, the other
