@@ -15,7 +15,7 @@
 #
 # Needs clang with its compiler runtime (Debian 12: apt-get install clang libclang-rt-14-dev;
 # CXX=clang++-NN picks another), and `python` on PATH with the test extra (cmake, ninja,
-# cmeel-eigen). The first build takes about 5 minutes on 2 cores.
+# cmeel-eigen). The first build takes about 2 minutes on 2 cores.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

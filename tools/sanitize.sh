@@ -27,7 +27,7 @@
 # bounded in time (MATGRAD_SANITIZE_TIMEOUT seconds, default 1800).
 # Uses the `python` on PATH (with the test extra installed: cmake, ninja, cmeel-eigen; pybind11
 # is installed when missing) and `c++` (gcc) unless CXX says otherwise; MATGRAD_TEST_JOBS sets
-# the parallelism (default: the number of cores). On 2 cores, from scratch: about 7 minutes to
+# the parallelism (default: the number of cores). On 2 cores, from scratch: about 6.5 minutes to
 # build the C++ tests and run them, 2 more for the Python part.
 set -euo pipefail
 
