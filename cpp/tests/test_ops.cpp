@@ -1267,6 +1267,36 @@ std::vector<OpCase> all_cases() {
                   }});
   }
 
+  // ---- softmax along an axis (logsumexp's gradient, Note [softmax along an axis]) ----
+  for (const auto& r : {std::make_pair(S(3, 4), none), std::make_pair(S(3, 4), 0), std::make_pair(S(3, 4), -1),
+                        std::make_pair(S(5), none), std::make_pair(S(), none)}) {
+    const Shape xs = r.first;
+    const int ax = r.second;
+    matgrad::Attr at;
+    at.axis = ax;
+    cs.push_back({"softmax_" + shape_tag(xs) + "_axis" + (ax == none ? std::string("None") : std::to_string(ax)),
+                  opid("softmax"),
+                  {xs},
+                  {},
+                  [at](V v) { return matgrad::apply(opid("softmax"), {v[0]}, at); },
+                  [xs, ax](const std::vector<Input>& in) {
+                    Input out{xs, in[0].data};
+                    const bool whole = ax == none || xs.ndim < 2;
+                    const std::int64_t nslices = whole ? 1 : (ax == 0 ? xs.cols : xs.rows);
+                    const std::int64_t len = whole ? xs.size() : (ax == 0 ? xs.rows : xs.cols);
+                    for (std::int64_t k = 0; k < nslices; ++k) {
+                      auto at_i = [&](std::int64_t i) {
+                        return std::size_t(whole ? i : (ax == 0 ? i * xs.cols + k : k * xs.cols + i));
+                      };
+                      std::vector<double> v;
+                      for (std::int64_t i = 0; i < len; ++i) v.push_back(in[0].data[at_i(i)]);
+                      const double l = lse_ref(v);
+                      for (std::int64_t i = 0; i < len; ++i) out.data[at_i(i)] = std::exp(v[std::size_t(i)] - l);
+                    }
+                    return out;
+                  }});
+  }
+
   return cs;
 }
 

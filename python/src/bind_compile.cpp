@@ -412,8 +412,8 @@ void bind_compile(py::module_& m) {
       [](const std::string& kind, const std::vector<Node*>& inputs, const std::vector<Node*>& outputs,
          const std::vector<int>& argnums, bool optimize, const std::string& op) {
         std::vector<NodeRef> in, out;
-        for (Node* x : inputs) in.emplace_back(x);
-        for (Node* y : outputs) out.emplace_back(y);
+        for (Node* x : inputs) in.emplace_back(need(x, "_compile"));
+        for (Node* y : outputs) out.emplace_back(need(y, "_compile"));
         auto p = std::make_shared<Program>();
         if (kind == "value") {
           *p = compile_graph(in, out, optimize);

@@ -45,22 +45,34 @@ struct ArgStore {
   std::vector<std::int64_t> ints[4];
 };
 
-// An operand: a Tensor, a weak Python number (kept as a number), or data to convert.
-Arg operand_arg(py::handle h, const char* op) {
+// An operand: a Tensor, a weak Python number (kept as a number), or data to convert. Bool and
+// small integer arrays become float32 when one of the call's other operands (`peers`) is float32,
+// as in NumPy 2 (int8 + float32 -> float32; int8 + 1.0 -> float64).
+Arg operand_arg(py::handle h, const char* op, PyObject* const* peers = nullptr, int npeers = 0) {
   if (is_weak_scalar(h)) return Arg(weak_scalar_value(h, op));
   if (is_tensor(h)) return Arg(NodeRef(tensor_ptr(h)));
-  return Arg(node_from_data(h, false, py::none(), op, false, /*operand=*/true));
+  bool f32 = false;
+  for (int i = 0; i < npeers && !f32; ++i) f32 = peers[i] && peers[i] != h.ptr() && is_f32_operand(peers[i]);
+  return Arg(node_from_data(h, false, py::none(), op, false, f32));
 }
 
-Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i, ArgStore& store) {
+Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i, ArgStore& store,
+            PyObject* const* given, int ngiven) {
   switch (p.kind) {
     case ParamKind::operand:
-      return operand_arg(h, op);
+      return operand_arg(h, op, given, ngiven);
     case ParamKind::operands: {
       if (is_tensor(h) || py::isinstance<py::array>(h) || !py::isinstance<py::sequence>(h) || PyUnicode_Check(h.ptr()))
         throw TypeError(std::string(op) + ": expects a list or tuple of arrays, got " + Py_TYPE(h.ptr())->tp_name);
       std::vector<NodeRef>& xs = store.nodes[i];
-      for (py::handle x : h) xs.push_back(as_node(x, op));
+      const py::sequence seq = py::reinterpret_borrow<py::sequence>(h);
+      std::vector<PyObject*> items;
+      for (py::handle x : seq) items.push_back(x.ptr());
+      for (PyObject* x : items)  // NumPy 2: [int8, float32] concatenates to float32
+      {
+        Arg a = operand_arg(x, op, items.data(), int(items.size()));
+        xs.push_back(a.kind == Arg::kNode ? a.node : as_node(x, op));
+      }
       return Arg::list(xs);
     }
     case ParamKind::axis:
@@ -161,7 +173,7 @@ PyObject* call_entry(const EntryPoint& e, PyObject* self_arg, PyObject* const* a
           throw TypeError(std::string(e.name) + ": missing required argument '" + e.params[i].name + "'");
         break;  // call() fills the defaults of the trailing parameters
       }
-      conv[i] = convert(given[i], e.params[i], e.name, conv, i, store);
+      conv[i] = convert(given[i], e.params[i], e.name, conv, i, store, given, np);
       n = i + 1;
     }
     for (int i = n; i < np; ++i)
@@ -197,7 +209,7 @@ PyObject* fn_entry(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyOb
         const Arg in[1] = {operand_arg(args[0], e.name)};
         return results(e, e.fn(e, in));
       }
-      const Arg in[2] = {operand_arg(args[0], e.name), operand_arg(args[1], e.name)};
+      const Arg in[2] = {operand_arg(args[0], e.name, &args[1], 1), operand_arg(args[1], e.name, &args[0], 1)};
       return results(e, e.fn(e, in));
     } catch (...) {
       set_python_error();
@@ -234,8 +246,8 @@ PyObject* nb_binary(PyObject* a, PyObject* b) {
       PyObject* other = is_tensor(a) ? b : a;
       if (!is_tensor(other) && !is_operand(other)) Py_RETURN_NOTIMPLEMENTED;
     }
-    const Arg in[2] = {wa ? Arg(weak_scalar_value(a, e.name)) : operand_arg(a, e.name),
-                       wb ? Arg(weak_scalar_value(b, e.name)) : operand_arg(b, e.name)};
+    const Arg in[2] = {wa ? Arg(weak_scalar_value(a, e.name)) : operand_arg(a, e.name, &b, 1),
+                       wb ? Arg(weak_scalar_value(b, e.name)) : operand_arg(b, e.name, &a, 1)};
     return wrap(std::move(e.fn(e, in).v[0]));
   } catch (...) {
     set_python_error();

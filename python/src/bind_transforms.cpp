@@ -170,9 +170,10 @@ void bind_transforms(py::module_& m) {
         "False).");
 
   // The sweeps behind jacobian, hessian, vjp and jvp (python/matgrad/_transforms.py).
-  auto nodes_of = [](const std::vector<Node*>& xs) {
+  // Private as they are, these check their arguments: pybind11 passes None as a null Node*.
+  auto nodes_of = [](const std::vector<Node*>& xs, const char* fn) {
     std::vector<NodeRef> r;
-    for (Node* x : xs) r.emplace_back(x);
+    for (Node* x : xs) r.emplace_back(need(x, fn));
     return r;
   };
   auto seed_of = [](py::handle seed, const Node& out, const std::string& op) -> NodeRef {
@@ -181,29 +182,29 @@ void bind_transforms(py::module_& m) {
   };
   m.def("_grad_values",
         [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed, const std::string& op) {
-          NodeRef o(out);
-          std::vector<Val> g = grad_values(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str());
+          NodeRef o(need(out, "_grad_values"));
+          std::vector<Val> g = grad_values(o, nodes_of(xs, "_grad_values"), seed_of(seed, *o, op), op.c_str());
           py::list r;
           for (const Val& v : g) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
           return r;
         });
   m.def("_grad_nodes",
         [nodes_of, seed_of](Node* out, const std::vector<Node*>& xs, py::handle seed, const std::string& op) {
-          NodeRef o(out);
+          NodeRef o(need(out, "_grad_nodes"));
           py::list r;
-          for (NodeRef& g : grad_nodes(o, nodes_of(xs), seed_of(seed, *out, op), op.c_str()))
+          for (NodeRef& g : grad_nodes(o, nodes_of(xs, "_grad_nodes"), seed_of(seed, *o, op), op.c_str()))
             r.append(py::reinterpret_steal<py::object>(wrap(std::move(g))));
           return r;
         });
   m.def("_jacobian_values", [nodes_of](Node* out, const std::vector<Node*>& xs) {
     py::list r;
-    for (const Val& v : jacobian_values(NodeRef(out), nodes_of(xs)))
+    for (const Val& v : jacobian_values(NodeRef(need(out, "_jacobian_values")), nodes_of(xs, "_jacobian_values")))
       r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
     return r;
   });
   m.def("_hessian_values", [nodes_of](Node* out, const std::vector<Node*>& xs) {
     py::list rows;
-    for (const auto& row : hessian_values(NodeRef(out), nodes_of(xs))) {
+    for (const auto& row : hessian_values(NodeRef(need(out, "_hessian_values")), nodes_of(xs, "_hessian_values"))) {
       py::list r;
       for (const Val& v : row) r.append(py::reinterpret_steal<py::object>(new_array(v, true)));
       rows.append(r);
@@ -211,21 +212,23 @@ void bind_transforms(py::module_& m) {
     return rows;
   });
   m.def("_jvp_values", [nodes_of](Node* out, const std::vector<Node*>& xs, const std::vector<Node*>& ts) {
-    return py::reinterpret_steal<py::object>(new_array(jvp_values(NodeRef(out), nodes_of(xs), nodes_of(ts)), true));
+    return py::reinterpret_steal<py::object>(new_array(
+        jvp_values(NodeRef(need(out, "_jvp_values")), nodes_of(xs, "_jvp_values"), nodes_of(ts, "_jvp_values")), true));
   });
   m.def("_jvp_nodes", [nodes_of](Node* out, const std::vector<Node*>& xs, const std::vector<Node*>& ts) {
-    return py::reinterpret_steal<py::object>(wrap(jvp_nodes(NodeRef(out), nodes_of(xs), nodes_of(ts))));
+    return py::reinterpret_steal<py::object>(
+        wrap(jvp_nodes(NodeRef(need(out, "_jvp_nodes")), nodes_of(xs, "_jvp_nodes"), nodes_of(ts, "_jvp_nodes"))));
   });
   m.def("_jacobian_nodes", [nodes_of](Node* out, const std::vector<Node*>& xs) {
     py::list r;
-    for (NodeRef& v : jacobian_nodes(NodeRef(out), nodes_of(xs)))
+    for (NodeRef& v : jacobian_nodes(NodeRef(need(out, "_jacobian_nodes")), nodes_of(xs, "_jacobian_nodes")))
       r.append(py::reinterpret_steal<py::object>(wrap(std::move(v))));
     return r;
   });
 
   m.def("_hessian_nodes", [nodes_of](Node* out, const std::vector<Node*>& xs) {
     py::list rows;
-    for (auto& row : hessian_nodes(NodeRef(out), nodes_of(xs))) {
+    for (auto& row : hessian_nodes(NodeRef(need(out, "_hessian_nodes")), nodes_of(xs, "_hessian_nodes"))) {
       py::list r;
       for (NodeRef& v : row) r.append(py::reinterpret_steal<py::object>(wrap(std::move(v))));
       rows.append(r);
@@ -244,7 +247,7 @@ void bind_transforms(py::module_& m) {
   // The recorded graph behind t, for pictures (python/matgrad/viz.py): every node reachable
   // through parents, parents before children, each with the indices of its parents.
   m.def("_graph", [](Node* t) {
-    GraphListing g = graph_listing(t);
+    GraphListing g = graph_listing(need(t, "_graph"));
     py::list out;
     for (std::size_t k = 0; k < g.nodes.size(); ++k) {
       py::tuple ps(g.parents[k].size());
@@ -255,7 +258,7 @@ void bind_transforms(py::module_& m) {
     return out;
   });
   m.def(
-      "_node_id", [](Node* t) { return reinterpret_cast<std::uintptr_t>(t); },
+      "_node_id", [](Node* t) { return reinterpret_cast<std::uintptr_t>(need(t, "_node_id")); },
       "The identity of the node behind a Tensor (several Python objects may wrap one node)");
 
   m.def("_pool_cached_bytes", &pool_cached_bytes);

@@ -29,6 +29,12 @@ inline Node* tensor_ptr(py::handle h) {
   return static_cast<Node*>(inst->get_value_and_holder().value_ptr());
 }
 
+/// `t` itself, or TypeError naming `fn` for a null node (pybind11 passes None as null).
+inline Node* need(Node* t, const char* fn) {
+  if (!t) throw TypeError(std::string(fn) + ": expected a Tensor, got None");
+  return t;
+}
+
 /// True for exact Python float/int/bool: weak scalars (NEP 50), kept as op attributes.
 inline bool is_weak_scalar(py::handle h) {
   return PyFloat_CheckExact(h.ptr()) || PyLong_CheckExact(h.ptr()) || PyBool_Check(h.ptr());
@@ -39,10 +45,13 @@ double weak_scalar_value(py::handle h, const char* op);
 /// Python scalars become 0-D constants of `weak_dtype`. Raises TypeError/ValueError naming op.
 NodeRef as_node(py::handle h, const char* op, DType weak_dtype = DType::f64);
 /// A leaf from array-like data (the rules of mg.tensor).
-/// `operand`: the data is an operand of a binary op, where NumPy 2 keeps float32 for bool and
-/// integer arrays of at most 16 bits (they become float32 here; float64 otherwise).
+/// `small_ints_f32`: bool and integer arrays of at most 16 bits become float32, as NumPy 2 keeps
+/// them next to a float32 operand (int8 + float32 is float32); otherwise every bool and integer
+/// array becomes float64 (int8 + 1.0 is float64).
 NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always = false,
-                       bool operand = false);
+                       bool small_ints_f32 = false);
+/// True for a float32 operand: a float32 Tensor, or a NumPy array or scalar of float32 or float16.
+bool is_f32_operand(py::handle h);
 /// Parse a dtype argument (None -> nullptr result).
 bool parse_dtype(py::handle dtype, DType& out, const char* op);
 

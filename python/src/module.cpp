@@ -69,7 +69,7 @@ bool parse_dtype(py::handle dtype, DType& out, const char* op) {
 }
 
 NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const char* op, bool map_always,
-                       bool operand) {
+                       bool small_ints_f32) {
   DType want = DType::f64;
   bool forced = parse_dtype(dtype, want, op);
   if (is_weak_scalar(h)) {
@@ -115,8 +115,8 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
     throw ShapeError(std::string(op) + ": arrays of more than 2 dimensions are not supported (got shape " +
                      shape_str(a) + ")");
   if (!forced)
-    want =
-        ((kind == 'f' && a.itemsize() <= 4) || (operand && kind != 'f' && a.itemsize() <= 2)) ? DType::f32 : DType::f64;
+    want = ((kind == 'f' && a.itemsize() <= 4) || (small_ints_f32 && kind != 'f' && a.itemsize() <= 2)) ? DType::f32
+                                                                                                        : DType::f64;
   const Shape s = shape_of(a);
   const py::dtype np_want = numpy_dtype(want);
   const bool exact = a.dtype().equal(np_want) && (a.flags() & py::array::c_style) &&
@@ -145,7 +145,27 @@ NodeRef node_from_data(py::handle h, bool requires_grad, py::handle dtype, const
 NodeRef as_node(py::handle h, const char* op, DType weak_dtype) {
   if (is_tensor(h)) return NodeRef(tensor_ptr(h));
   if (is_weak_scalar(h)) return full(Shape::scalar(), weak_dtype, weak_scalar_value(h, op));
-  return node_from_data(h, false, py::none(), op, false, /*operand=*/true);
+  return node_from_data(h, false, py::none(), op);
+}
+
+bool is_f32_operand(py::handle h) {
+  if (is_tensor(h)) return tensor_ptr(h)->dtype == DType::f32;
+  if (is_weak_scalar(h)) return false;
+  auto& api = py::detail::npy_api::get();
+  PyObject* o = h.ptr();
+  py::dtype dt;
+  if (api.PyArray_Check_(o)) {
+    dt = py::reinterpret_borrow<py::array>(h).dtype();
+  } else {
+    static PyObject* generic = py::object(py::module_::import("numpy").attr("generic")).release().ptr();
+    if (PyObject_IsInstance(o, generic) != 1) {
+      PyErr_Clear();
+      return false;
+    }
+    dt = py::reinterpret_steal<py::dtype>(PyObject_GetAttrString(o, "dtype"));
+    if (!dt) throw py::error_already_set();
+  }
+  return dt.kind() == 'f' && dt.itemsize() <= 4;
 }
 
 py::tuple shape_tuple(const Shape& s) {

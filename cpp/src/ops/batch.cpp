@@ -152,6 +152,8 @@ bool batched_spread(OpId o, const BVal& x, const Attr& a, std::int64_t k, Shape 
   MapMat<T> O(out.ptr<T>(), k, os.size());
   if (all || os.size() == 1) {
     O.col(0) = X.template cast<Acc>().rowwise().sum().template cast<T>();
+  } else if (is.rows == 0) {  // nothing to sum: (0, n) -> zeros (leftCols would read past X)
+    O.setZero();
   } else if (os.rows == 1 && os.cols == is.cols) {  // sum the rows of each member
     Eigen::Matrix<Acc, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> acc = X.leftCols(is.cols).template cast<Acc>();
     for (std::int64_t i = 1; i < is.rows; ++i) acc += X.middleCols(i * is.cols, is.cols).template cast<Acc>();
@@ -234,6 +236,7 @@ BVal BatchAlg::apply(OpId o, const BVal* in, int n, const Attr& a, const FactorS
   const Shape os = d.shape(a, ss.p, n);
   const DType dt = d.dtype ? d.dtype(a, nullptr, n) : in[d.index_input == 0 ? 1 : 0].v.dtype();
   Val out = Val::empty(Shape::matrix(k, os.size()), dt);
+  if (os.size() == 0) return BVal{out, k, os};  // Note [empty results] in registry.cpp
   if (d.batch == BatchKind::binary) {  // both operands of the output's sample shape first
     BVal ops[2];
     for (int i = 0; i < 2; ++i) {

@@ -380,6 +380,15 @@ MG_VJP_FN(vjp_adj_t_vjp) {
                     c.node.parent(0)->shape.str() + ")");
 }
 
+// attr.offset names the op whose VJP asked for the inverse, for the error at a singular matrix
+// (0: inv itself, 1: logdet, 2: slogdet): the gradient of log|det X| is X^-T, undefined there.
+constexpr std::int64_t kInvForLogdet = 1, kInvForSlogdet = 2;
+const char* inv_caller(const Attr& a) {
+  return a.offset == kInvForLogdet    ? "logdet (its gradient X^-T)"
+         : a.offset == kInvForSlogdet ? "slogdet (its gradient X^-T)"
+                                      : "inv";
+}
+
 // ---- logdet, slogdet ----
 template <class T>
 void sign_logabs(const LUFactor<T>& f, std::int64_t n, T& sign, T& logabs) {
@@ -412,7 +421,11 @@ template <class T> void fwd_logdet(const KernelArgs& k) {
   k.out.ptr<T>()[0] = la;
 }
 // log|det X|:  dX = G X^-T
-MG_VJP_FN(vjp_logdet) { c.dx[0] = a.mul(c.g, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {}))); }
+MG_VJP_FN(vjp_logdet) {
+  Attr at;
+  at.offset = kInvForLogdet;
+  c.dx[0] = a.mul(c.g, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {}, at)));
+}
 Shape slogdet_shape(const Attr&, const Shape* in, int) {
   check_square("slogdet", in[0]);
   return Shape::vector(2);
@@ -424,7 +437,9 @@ template <class T> void fwd_slogdet(const KernelArgs& k) {
 // (sign, log|det X|) packed:  dX = G[1] X^-T  (the sign is piecewise constant)
 MG_VJP_FN(vjp_slogdet) {
   auto g1 = a.unpack(c.g, 1, Shape::scalar());
-  c.dx[0] = a.mul(g1, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {})));
+  Attr at;
+  at.offset = kInvForSlogdet;
+  c.dx[0] = a.mul(g1, a.transpose(a.on_node(ops::inv, *c.node.parent(0), {}, at)));
 }
 
 // ---- inv ----
@@ -435,7 +450,7 @@ Shape inv_shape(const Attr&, const Shape* in, int) {
 template <class T> void fwd_inv(const KernelArgs& k) {
   if (k.in[0].shape().rows == 0) return;
   auto f = lu_of<T>(k, 0);
-  k.out.mat<T>() = inverse_of(*f, "inv", k.in[0].shape());
+  k.out.mat<T>() = inverse_of(*f, inv_caller(k.attr), k.in[0].shape());
 }
 // Y = X^-1:  dX = -Y^T G Y^T
 MG_VJP_FN(vjp_inv) { c.dx[0] = a.neg(a.matmul(a.matmul(c.out, c.g, true, false), c.out, false, true)); }
@@ -494,6 +509,11 @@ template <class T> void fwd_cholesky(const KernelArgs& k) {
   if (llt.info() != Eigen::Success)
     throw LinAlgError("cholesky: matrix of shape " + s.str() + " is not positive definite");
   k.out.mat<T>() = llt.matrixL().toDenseMatrix();
+  // Eigen's test (pivot <= 0) lets NaN through; L of a finite positive definite matrix is finite
+  // (|L_ij| <= sqrt(X_ii)), so a non-finite L means a NaN or infinite entry, as NumPy says.
+  if (!k.out.mat<T>().allFinite())
+    throw LinAlgError("cholesky: matrix of shape " + s.str() +
+                      " is not positive definite (its lower triangle has a NaN or infinite entry)");
 }
 // X = L L^T, the lower triangle of X read (as NumPy):  N = L^-T tril_half(L^T tril(G)) L^-1;
 // S = (N + N^T) / 2 is the gradient w.r.t. a symmetric X, and the gradient of the function as
@@ -648,14 +668,19 @@ template <class T> void fwd_seed_matmul(const KernelArgs& k) {
 // among them. attr.shape is the result's shape for the two contractions.
 Shape kron_shape(const Attr&, const Shape* in, int) {
   if (in[0].ndim != 2 || in[1].ndim != 2) fail_shapes("kron", "are not valid: kron takes two 2-D matrices", in, 2);
-  return Shape::matrix(in[0].rows * in[1].rows, in[0].cols * in[1].cols);
+  Shape out = Shape::matrix(0, 0);
+  if (__builtin_mul_overflow(in[0].rows, in[1].rows, &out.rows) ||
+      __builtin_mul_overflow(in[0].cols, in[1].cols, &out.cols))
+    fail_shapes("kron", "give a result too large to represent", in, 2);
+  return out;
 }
 // in[0] = G, in[1] = the other factor, attr.shape = the result's (m, n)
 Shape kron_contract_shape(const Attr& a, const Shape* in, int) {
   const Shape& g = in[0];
   const Shape& f = in[1];
-  if (a.shape.ndim != 2 || f.ndim != 2 || g.ndim != 2 || g.rows != a.shape.rows * f.rows ||
-      g.cols != a.shape.cols * f.cols)
+  std::int64_t r = 0, c = 0;
+  if (a.shape.ndim != 2 || f.ndim != 2 || g.ndim != 2 || __builtin_mul_overflow(a.shape.rows, f.rows, &r) ||
+      __builtin_mul_overflow(a.shape.cols, f.cols, &c) || g.rows != r || g.cols != c)
     fail_shapes("kron_contract", "do not fit the Kronecker product's blocks", in, 2);
   return a.shape;
 }

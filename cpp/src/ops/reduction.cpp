@@ -16,7 +16,7 @@ namespace matgrad {
 namespace {
 
 // Ops only this file names.
-OpId k_max_weight_axis, k_xent, k_xent_vjp;
+OpId k_max_weight_axis, k_xent, k_xent_vjp, k_softmax;
 
 // The axis as 0 (down the rows), 1 (along each row), or kAxisNone (everything). Vectors and
 // scalars reduce to a scalar.
@@ -129,11 +129,58 @@ template <class T> void fwd_logsumexp(const KernelArgs& k) {
                   return T(A(m) + std::log(acc));
                 });
 }
-// dX = G exp(X - y)  (the softmax along the axis), G and y spread back over the axis
+// dX = G softmax(X) along the axis, G spread back over it. Not G exp(X - y): at X = (1e15, 1e15)
+// y = 1e15 + log 2 rounds to a multiple of 0.125, and exp(X - y) gives 0.472 for 0.5.
 MG_VJP_FN(vjp_logsumexp) {
   const Shape& x = a.shape(c.in[0]);
   const Attr& at = c.node.attr;
-  c.dx[0] = a.mul(expand(a, c.g, at, x), a.exp(a.sub(c.in[0], expand(a, c.out, at, x))));
+  c.dx[0] = a.mul(expand(a, c.g, at, x), a.op(k_softmax, {c.in[0]}, at));
+}
+
+// Note [softmax along an axis]
+// softmax(X)_i = exp(X_i - m - log sum_j exp(X_j - m)), m the slice maximum: X_i - m is exact for
+// the elements that matter and the log-sum lies in [0, log n], so every weight is right to a few
+// ulp however large X is. The limits at infinities: a slice whose maximum is +inf or -inf (all
+// -inf) splits the weight equally among the elements equal to it ([inf, 0] -> [1, 0], as the
+// gradient of logsumexp tends to); a NaN gives NaN. Its VJP: dX = S (G - sum(G S) along the axis).
+Shape softmax_shape(const Attr& a, const Shape* in, int) {
+  normalize_axis("softmax", a.axis, in[0]);
+  return in[0];
+}
+template <class T> void fwd_softmax(const KernelArgs& k) {
+  using A = typename Accum<T>::type;
+  const Val& x = k.in[0];
+  const Shape& s = x.shape();
+  const int ax = normalize_axis("softmax", k.attr.axis, s);
+  const T* p = x.ptr<T>();
+  T* o = k.out.ptr<T>();
+  auto slice = [&](std::int64_t first, std::int64_t n, std::int64_t st) {
+    const T m = slice_max(p + first, n, st);
+    if (std::isnan(m)) {
+      for (std::int64_t i = 0; i < n; ++i) o[first + i * st] = m;
+    } else if (std::isinf(m)) {
+      std::int64_t ties = 0;
+      for (std::int64_t i = 0; i < n; ++i) ties += p[first + i * st] == m;
+      for (std::int64_t i = 0; i < n; ++i) o[first + i * st] = p[first + i * st] == m ? T(1) / T(ties) : T(0);
+    } else {
+      A acc = 0;
+      for (std::int64_t i = 0; i < n; ++i) acc += std::exp(A(p[first + i * st]) - A(m));
+      const A l = std::log(acc);
+      for (std::int64_t i = 0; i < n; ++i) o[first + i * st] = T(std::exp(A(p[first + i * st]) - A(m) - l));
+    }
+  };
+  if (ax == kAxisNone)
+    slice(0, s.size(), 1);
+  else if (ax == 0)
+    for (std::int64_t j = 0; j < s.cols; ++j) slice(j, s.rows, s.cols);
+  else
+    for (std::int64_t i = 0; i < s.rows; ++i) slice(i * s.cols, s.cols, 1);
+}
+// dX = S (G - sum(G S) along the axis, spread back), S the output
+MG_VJP_FN(vjp_softmax) {
+  const Shape& x = a.shape(c.in[0]);
+  const Attr& at = c.node.attr;
+  c.dx[0] = a.mul(c.out, a.sub(c.g, expand(a, a.op(ops::sum, {a.mul(c.g, c.out)}, at), at, x)));
 }
 
 template <class T> void fwd_max(const KernelArgs& k) {
@@ -315,6 +362,7 @@ void register_reduction() {
             "maximum; ties split it equally.");
   define(&k_xent, kXent, 2, xent_shape, MG_FWD(fwd_xent)).vjp(MG_VJP(vjp_xent));
   define(&k_xent_vjp, "softmax_cross_entropy_vjp", 3, xent_vjp_shape, MG_FWD(fwd_xent_vjp)).vjp(MG_VJP(vjp_xent_vjp));
+  define(&k_softmax, "softmax", 1, softmax_shape, MG_FWD(fwd_softmax)).reads(kAttrAxis).vjp(MG_VJP(vjp_softmax));
   // zero derivative: no VJP
   define(&k_max_weight_axis, "max_weight_axis", 2, max_weight_axis_shape, MG_FWD(fwd_max_weight_axis)).reads(kAttrAxis);
 }

@@ -225,7 +225,9 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
   Node& o = *out;
   o.attr = attr;
   Val ov(o.data, s, dt);
-  d.forward(KernelArgs{attr, vals.p, n, ov, nullptr, nodes});
+  // Note [empty results]: an empty result has nothing to compute, whatever its inputs' shapes
+  // ((2**40, 0) loops over 2**40 empty rows otherwise); kernels raise no value errors on it.
+  if (s.size() != 0) d.forward(KernelArgs{attr, vals.p, n, ov, nullptr, nodes});
   const bool grad = rg && d.vjp_value && grad_enabled();
   if (grad || (tr && tracing())) {  // Note [tracing]: a trace records even what needs no gradient
     o.requires_grad = grad;
@@ -248,7 +250,7 @@ Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr, const Facto
   Shape s = d.shape(attr, shapes.p, n);
   DType dt = d.dtype ? d.dtype(attr, nullptr, n) : in[d.index_input == 0 ? 1 : 0].dtype();
   Val out = Val::empty(s, dt);
-  d.forward(KernelArgs{attr, in, n, out, factors});
+  if (s.size() != 0) d.forward(KernelArgs{attr, in, n, out, factors});  // Note [empty results]
   return out;
 }
 

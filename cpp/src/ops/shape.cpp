@@ -116,7 +116,8 @@ MG_VJP_FN(vjp_alias) { c.dx[0] = c.g; }
 
 Shape pack_shape(const Attr&, const Shape* in, int n) {
   std::int64_t total = 0;
-  for (int i = 0; i < n; ++i) total += in[i].size();
+  for (int i = 0; i < n; ++i)
+    if (__builtin_add_overflow(total, in[i].size(), &total)) fail_shapes("pack", "give a result too large", in, n);
   return Shape::vector(total);
 }
 template <class T> void fwd_pack(const KernelArgs& k) {
@@ -138,7 +139,7 @@ MG_VJP_FN(vjp_pack) {
 }
 
 Shape unpack_shape(const Attr& a, const Shape* in, int) {
-  if (in[0].ndim != 1 || a.offset < 0 || a.shape.size() < 0 || a.offset + a.shape.size() > in[0].size())
+  if (in[0].ndim != 1 || a.offset < 0 || !a.shape.representable() || a.offset > in[0].size() - a.shape.size())
     throw ShapeError("unpack: " + std::to_string(a.shape.size()) + " elements at offset " + std::to_string(a.offset) +
                      " do not fit in a packed value of shape " + in[0].str());
   return a.shape;
@@ -155,7 +156,7 @@ MG_VJP_FN(vjp_unpack) {
 }
 
 Shape embed_shape(const Attr& a, const Shape* in, int) {
-  if (a.shape.ndim != 1 || a.offset < 0 || a.offset + in[0].size() > a.shape.size())
+  if (a.shape.ndim != 1 || a.offset < 0 || !a.shape.representable() || a.offset > a.shape.size() - in[0].size())
     throw ShapeError("embed: shape " + in[0].str() + " at offset " + std::to_string(a.offset) +
                      " does not fit in shape " + a.shape.str());
   return a.shape;
@@ -187,10 +188,10 @@ Shape concat_shape(const Attr& a, const Shape* in, int n) {
     const bool along_rows = f.ndim == 2 && ax == 0;
     if (along_rows ? s.cols != f.cols : s.rows != f.rows)
       fail_shapes("concatenate", "do not match except along the concatenation axis", in, n);
-    if (along_rows)
-      out.rows += s.rows;
-    else
-      out.cols += s.cols;
+    // checked: (2**62, 0) four times is not (0, 0)
+    if (along_rows ? __builtin_add_overflow(out.rows, s.rows, &out.rows)
+                   : __builtin_add_overflow(out.cols, s.cols, &out.cols))
+      fail_shapes("concatenate", "give a result too large to represent", in, n);
   }
   return out;
 }
@@ -228,8 +229,9 @@ MG_VJP_FN(vjp_concat) {
 // ---- block / unblock: x[r0:r0+h, c0:c0+w] (as stored) and zeros around g ----
 Shape block_shape(const Attr& a, const Shape* in, int) {
   const Shape& s = a.shape;
-  if (a.offset < 0 || a.offset2 < 0 || !s.representable() || a.offset + s.rows > in[0].rows ||
-      a.offset2 + s.cols > in[0].cols)
+  // offsets compared without a sum that could overflow (a Python caller may pass 2**63 - 1)
+  if (a.offset < 0 || a.offset2 < 0 || !s.representable() || a.offset > in[0].rows - s.rows ||
+      a.offset2 > in[0].cols - s.cols)
     throw ShapeError("block: a block of shape " + s.str() + " at (" + std::to_string(a.offset) + ", " +
                      std::to_string(a.offset2) + ") does not fit in shape " + in[0].str());
   return s;
@@ -246,8 +248,8 @@ MG_VJP_FN(vjp_block) {
 }
 Shape unblock_shape(const Attr& a, const Shape* in, int) {
   const Shape& s = a.shape;
-  if (a.offset < 0 || a.offset2 < 0 || !s.representable() || a.offset + in[0].rows > s.rows ||
-      a.offset2 + in[0].cols > s.cols)
+  if (a.offset < 0 || a.offset2 < 0 || !s.representable() || a.offset > s.rows - in[0].rows ||
+      a.offset2 > s.cols - in[0].cols)
     throw ShapeError("unblock: a block of shape " + in[0].str() + " at (" + std::to_string(a.offset) + ", " +
                      std::to_string(a.offset2) + ") does not fit in shape " + s.str());
   return s;

@@ -18,6 +18,8 @@ namespace matgrad {
 
 namespace {
 
+void skip_empty(const KernelArgs&) {}
+
 std::atomic<std::uint64_t> g_next_program{1};
 thread_local ReplayStats t_stats;
 
@@ -143,7 +145,9 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
     }
     ws->out.emplace_back(slot_data(p, *ws, ins.out), stored_shape(os), os.dtype);
     ws->out_mode.push_back(looped[at] ? mode(ins.out) : kWhole);
-    ws->steps.push_back({os.batch ? nullptr : d.forward, &p.attrs[ins.attr], ins.in, ins.nin, loop_at[at]});
+    // an empty result computes nothing (Note [empty results] in registry.cpp)
+    const ForwardFn fwd = stored_shape(os).size() == 0 ? skip_empty : d.forward;
+    ws->steps.push_back({os.batch ? nullptr : fwd, &p.attrs[ins.attr], ins.in, ins.nin, loop_at[at]});
   }
   ws->scratch.resize(std::size_t(scratch) + 64);
   for (std::uint32_t s : p.outputs) ws->output_roots.push_back(root_of(p, s));
