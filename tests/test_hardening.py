@@ -82,9 +82,9 @@ def test_small_integer_arrays_follow_numpy2(dt):
 
 
 def test_logdet_gradient_at_singular_names_logdet():
-    with pytest.raises(np.linalg.LinAlgError, match="^logdet"):
+    with pytest.raises(np.linalg.LinAlgError, match=r"^logdet"):
         mg.grad(mg.logdet)(np.ones((2, 2)))
-    with pytest.raises(np.linalg.LinAlgError, match="^slogdet"):
+    with pytest.raises(np.linalg.LinAlgError, match=r"^slogdet"):
         mg.grad(lambda a: mg.slogdet(a)[1])(np.ones((2, 2)))
 
 
