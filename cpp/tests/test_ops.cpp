@@ -1274,7 +1274,10 @@ std::vector<OpCase> all_cases() {
     const int ax = r.second;
     matgrad::Attr at;
     at.axis = ax;
-    cs.push_back({"softmax_" + shape_tag(xs) + "_axis" + (ax == none ? std::string("None") : std::to_string(ax)),
+    cs.push_back({"softmax_" + shape_tag(xs) + "_axis" +
+                      (ax == none ? std::string("None")
+                       : ax < 0   ? "m" + std::to_string(-ax)
+                                  : std::to_string(ax)),
                   opid("softmax"),
                   {xs},
                   {},

@@ -644,12 +644,13 @@ TEST(Archive, InputSlotsAreNeverBatched) {
 // workspace's block).
 TEST(Archive, BatchedElementwiseOperandsHaveTheResultsShape) {
   NodeRef x = leaf(S(3), DType::f64, {0.2, -0.4, 0.7});
-  NodeRef f = matgrad::logsumexp(x) + matgrad::sum(matgrad::square(x) * matgrad::sigmoid(x));
+  NodeRef f =
+      matgrad::logsumexp(x) + matgrad::sum(matgrad::square(x) * matgrad::sigmoid(x)) + matgrad::exp(matgrad::sum(x));
   const Program good = matgrad::compile_hessian({x}, f, {0});
   EXPECT_EQ(load_error(good), "loaded");
   // a batched mul with an operand that is not batched, and a scalar temporary written before it
   std::size_t at = good.code.size(), arg = 0, scalar = good.slots.size();
-  for (std::size_t i = 0; i < good.code.size() && at == good.code.size(); ++i) {
+  for (std::size_t i = 0; i < good.code.size() && scalar == good.slots.size(); ++i) {
     const matgrad::Instr& ins = good.code[i];
     if (std::string(matgrad::op_name(ins.op)) != "mul" || !good.slots[ins.out].batch) continue;
     for (std::uint32_t j = 0; j < 2; ++j)
@@ -657,12 +658,13 @@ TEST(Archive, BatchedElementwiseOperandsHaveTheResultsShape) {
         at = i;
         arg = ins.in + j;
       }
+    if (at != i) continue;
+    for (std::size_t k = 0; k < at; ++k) {
+      const matgrad::Slot& s = good.slots[good.code[k].out];
+      if (s.kind == matgrad::SlotKind::temp && !s.batch && s.shape.size() == 1) scalar = good.code[k].out;
+    }
   }
   ASSERT_LT(at, good.code.size()) << good.str();
-  for (std::size_t i = 0; i < at; ++i) {
-    const matgrad::Slot& s = good.slots[good.code[i].out];
-    if (s.kind == matgrad::SlotKind::temp && !s.batch && s.shape.size() == 1) scalar = good.code[i].out;
-  }
   ASSERT_LT(scalar, good.slots.size()) << good.str();
   Program p = good;
   p.args[arg] = std::uint32_t(scalar);
