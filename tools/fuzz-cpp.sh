@@ -38,14 +38,8 @@ CXX=${CXX:-}
 CXX=$(command -v "$CXX" || command -v clang++-14 || true)
 [[ -n $CXX ]] || die "clang++ not found (Debian 12: apt-get install clang libclang-rt-14-dev)"
 command -v python >/dev/null 2>&1 || die "no 'python' on PATH; activate a virtual environment"
-scripts=$(python -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-tool() {
-  if [[ -x "$scripts/$1" ]]; then
-    echo "$scripts/$1"
-  else
-    command -v "$1" 2>/dev/null || true
-  fi
-}
+# shellcheck source=tools/lib.sh
+. tools/lib.sh
 CMAKE=$(tool cmake)
 NINJA=$(tool ninja)
 [[ -n $CMAKE && -n $NINJA ]] || die "cmake and ninja are needed (pip install \".[test]\")"

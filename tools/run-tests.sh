@@ -64,14 +64,8 @@ esac
 # ---- 3. C++ tests ----
 # Tools from the environment's own scripts folder (the test extra installs cmake and ninja
 # there) before anything else on PATH.
-scripts=$(python -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-tool() {
-  if [[ -x "$scripts/$1" ]]; then
-    echo "$scripts/$1"
-  else
-    command -v "$1" 2>/dev/null || true
-  fi
-}
+# shellcheck source=tools/lib.sh
+. tools/lib.sh
 CMAKE=$(tool cmake)
 CTEST=$(tool ctest)
 NINJA=$(tool ninja)

@@ -53,14 +53,8 @@ for part in "${parts[@]}"; do
 done
 
 command -v python >/dev/null 2>&1 || die "no 'python' on PATH; activate a virtual environment"
-scripts=$(python -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-tool() {
-  if [[ -x "$scripts/$1" ]]; then
-    echo "$scripts/$1"
-  else
-    command -v "$1" 2>/dev/null || true
-  fi
-}
+# shellcheck source=tools/lib.sh
+. tools/lib.sh
 CMAKE=$(tool cmake)
 CTEST=$(tool ctest)
 NINJA=$(tool ninja)

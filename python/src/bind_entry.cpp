@@ -48,11 +48,23 @@ struct ArgStore {
 // An operand: a Tensor, a weak Python number (kept as a number), or data to convert. Bool and
 // small integer arrays become float32 when one of the call's other operands (`peers`) is float32,
 // as in NumPy 2 (int8 + float32 -> float32; int8 + 1.0 -> float64).
+// True for a NumPy bool or integer array of at most 16 bits: the only data whose conversion
+// depends on the other operands (peers are scanned for nothing else).
+bool small_int_array(py::handle h) {
+  if (!py::detail::npy_api::get().PyArray_Check_(h.ptr())) return false;
+  const py::dtype dt = py::reinterpret_borrow<py::array>(h).dtype();
+  const char k = dt.kind();
+  return (k == 'b' || k == 'i' || k == 'u') && dt.itemsize() <= 2;
+}
+bool any_f32(PyObject* const* peers, int npeers) {
+  for (int i = 0; i < npeers; ++i)
+    if (peers[i] && is_f32_operand(peers[i])) return true;
+  return false;
+}
 Arg operand_arg(py::handle h, const char* op, PyObject* const* peers = nullptr, int npeers = 0) {
   if (is_weak_scalar(h)) return Arg(weak_scalar_value(h, op));
   if (is_tensor(h)) return Arg(NodeRef(tensor_ptr(h)));
-  bool f32 = false;
-  for (int i = 0; i < npeers && !f32; ++i) f32 = peers[i] && peers[i] != h.ptr() && is_f32_operand(peers[i]);
+  const bool f32 = npeers > 0 && small_int_array(h) && any_f32(peers, npeers);
   return Arg(node_from_data(h, false, py::none(), op, false, f32));
 }
 
@@ -65,14 +77,13 @@ Arg convert(py::handle h, const Param& p, const char* op, const Arg* done, int i
       if (is_tensor(h) || py::isinstance<py::array>(h) || !py::isinstance<py::sequence>(h) || PyUnicode_Check(h.ptr()))
         throw TypeError(std::string(op) + ": expects a list or tuple of arrays, got " + Py_TYPE(h.ptr())->tp_name);
       std::vector<NodeRef>& xs = store.nodes[i];
-      const py::sequence seq = py::reinterpret_borrow<py::sequence>(h);
       std::vector<PyObject*> items;
-      for (py::handle x : seq) items.push_back(x.ptr());
-      for (PyObject* x : items)  // NumPy 2: [int8, float32] concatenates to float32
-      {
-        Arg a = operand_arg(x, op, items.data(), int(items.size()));
-        xs.push_back(a.kind == Arg::kNode ? a.node : as_node(x, op));
-      }
+      for (py::handle x : h) items.push_back(x.ptr());
+      // NumPy 2: [int8, float32] concatenates to float32 (one scan of the list, not one per item)
+      const bool f32 = any_f32(items.data(), int(items.size()));
+      for (PyObject* x : items)
+        xs.push_back(f32 && small_int_array(x) ? node_from_data(x, false, py::none(), op, false, true)
+                                               : as_node(x, op));
       return Arg::list(xs);
     }
     case ParamKind::axis:
