@@ -8,11 +8,13 @@ run with a 2 MB stack limit, so any recursion proportional to the graph depth cr
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 PRELUDE = """
@@ -249,3 +251,130 @@ def test_wide_fan_out_graph():
         stack_bytes=2 * MB,
     )
     assert out["g"] == [out["want"], out["want"]]
+
+
+# ---- the per-thread buffer caches: a settable bound, and memory back when threads exit ----
+
+THREADS = """
+import threading, time
+def work(seed, seen):
+    rng = np.random.default_rng(seed)
+    x = mg.tensor(rng.standard_normal((1000, 1000)), requires_grad=True)  # 8 MB values
+    for _ in range(3):
+        ys = [mg.sin(x) * float(i) for i in range(12)]
+        mg.sum(sum(ys[1:], ys[0])).backward()
+        del ys
+    seen.append(mg._core._pool_cached_bytes())
+def run_threads(n):
+    seen = []
+    ts = [threading.Thread(target=work, args=(i, seen)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return seen
+def settle(base, slack):
+    # join() returns before a thread's C++ thread_local destructors have run: wait for them
+    for _ in range(100):
+        if rss() - base < slack:
+            break
+        time.sleep(0.05)
+    return rss()
+"""
+
+
+def test_threads_give_their_caches_back_when_they_exit():
+    out = run(
+        THREADS
+        + textwrap.dedent(
+            """
+        gc.collect()
+        base = rss()
+        seen = run_threads(8)
+        gc.collect()
+        after = settle(base, 40 << 20)
+        print(json.dumps({"base": base, "after": after, "seen": seen, "limit": mg.get_cache_limit()}))
+        """
+        )
+    )
+    assert out["limit"] == 256 * MB
+    assert min(out["seen"]) > 128 * MB, out  # each thread really filled a large cache
+    assert out["after"] - out["base"] < 40 * MB, (
+        f"{(out['after'] - out['base']) / MB:.0f} MB still resident after 8 threads with "
+        f"{sum(out['seen']) / MB:.0f} MB of caches ended"
+    )
+
+
+def test_cache_limit_bounds_every_thread():
+    out = run(
+        THREADS
+        + textwrap.dedent(
+            """
+        prev = mg.set_cache_limit(16 << 20)
+        seen = run_threads(4)
+        x = mg.tensor(np.ones((1000, 1000)))
+        for _ in range(5):
+            y = mg.sin(x) + mg.cos(x)
+        del y
+        here = mg._core._pool_cached_bytes()
+        back = mg.set_cache_limit(1 << 20)  # lowering it trims this thread's cache at once
+        trimmed = mg._core._pool_cached_bytes()
+        mg.set_cache_limit(0)
+        for _ in range(3):
+            y = mg.sin(x) * 2.0
+        del y
+        print(json.dumps({"prev": prev, "back": back, "seen": seen, "here": here, "trimmed": trimmed,
+                          "none": mg._core._pool_cached_bytes()}))
+        """
+        )
+    )
+    assert out["prev"] == 256 * MB and out["back"] == 16 * MB, out
+    assert max(out["seen"]) <= 16 * MB and 0 < out["here"] <= 16 * MB, out
+    assert out["trimmed"] <= 1 * MB and out["none"] == 0, out
+
+
+@pytest.mark.parametrize(
+    ("value", "want"), [("64M", 64 * MB), ("1GiB", 1 << 30), ("4096", 4096), ("0", 0), ("512 kb", 512 << 10)]
+)
+def test_cache_limit_from_the_environment(value, want):
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import matgrad as mg; print(mg.get_cache_limit())"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MATGRAD_CACHE_LIMIT": value},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == want
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "12T", "1.5G", "99999999999999999999999"])
+def test_a_bad_cache_limit_in_the_environment_warns_and_keeps_the_default(value):
+    proc = subprocess.run(
+        [sys.executable, "-c", "import matgrad as mg; print(mg.get_cache_limit())"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MATGRAD_CACHE_LIMIT": value},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == 256 * MB
+    assert "RuntimeWarning" in proc.stderr and f"MATGRAD_CACHE_LIMIT={value} is not a size" in proc.stderr
+
+
+def test_set_cache_limit_checks_its_argument():
+    import matgrad as mg
+
+    prev = mg.get_cache_limit()
+    try:
+        with pytest.raises(ValueError, match=r"set_cache_limit: nbytes = -1 is negative"):
+            mg.set_cache_limit(-1)
+        for bad in (1.5, "1M", None, True):
+            with pytest.raises(TypeError, match=r"set_cache_limit: nbytes must be an int"):
+                mg.set_cache_limit(bad)
+        assert mg.set_cache_limit(np.int64(1 << 20)) == prev
+        assert mg.get_cache_limit() == 1 << 20
+        assert mg.set_cache_limit(2**80) == 1 << 20  # beyond size_t: no bound
+    finally:
+        mg.set_cache_limit(prev)
+    assert mg.get_cache_limit() == prev

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <matgrad/anomaly.hpp>
 #include <matgrad/node.hpp>
 
 #include <cstdlib>
@@ -7,6 +8,10 @@
 #include <vector>
 
 namespace matgrad {
+
+namespace detail {
+void trim_at_thread_exit();  // value.cpp
+}  // namespace detail
 
 namespace {
 
@@ -17,6 +22,7 @@ thread_local bool t_cache_gone = false;
 
 struct NodeCache {
   std::vector<void*> blocks;
+  NodeCache() { detail::trim_at_thread_exit(); }  // destroyed after this (Note [memory at thread exit])
   ~NodeCache() {
     for (void* p : blocks) std::free(p);
     t_cache_gone = true;
@@ -60,6 +66,7 @@ void Node::operator delete(void* p) noexcept {
 }
 
 Node::~Node() {
+  if (detail::anomaly_sites_recorded()) detail::anomaly_forget(this);  // Note [anomaly mode]
   if (buf) buf->unref();
 }
 

@@ -6,10 +6,13 @@
 #include <matgrad/error.hpp>
 #include <matgrad/interrupt.hpp>
 
+#include "anomaly_check.hpp"
 #include "ops/registry.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -68,6 +71,15 @@ typename Alg::T fit(Alg& alg, typename Alg::T v, const Node& p) {
   if (alg.shape(v).ndim != p.shape.ndim) v = alg.reshape(v, p.shape);
   if (alg.dtype(v) != p.dtype) v = alg.cast(v, p.dtype);
   return v;
+}
+
+// The values of a cotangent, for anomaly mode's check (none for program slots).
+inline Val anomaly_value(const Val& v) { return v; }
+inline Val anomaly_value(const NodeRef& n) { return n ? n->value() : Val(); }
+inline Val anomaly_value(const BVal& b) { return b.v; }
+template <class T>
+Val anomaly_value(const T&) {
+  return Val();
 }
 
 inline VjpValFn vjp_of(const OpDef& d, ValueAlg*) { return d.vjp_value; }
@@ -167,6 +179,10 @@ struct Sweep {
     auto& dx = sc.dx;
     auto& needs = sc.needs;
     int since_poll = 0;
+    // Note [anomaly mode]: the ops inside VJPs are not checked one by one; their results are.
+    const bool anomaly = anomaly_enabled();
+    std::optional<AnomalyQuiet> quiet;
+    if (anomaly) quiet.emplace();
     for (std::size_t i = N; i-- > 0;) {
       if (++since_poll == kInterruptStride) {  // not at all in a sweep of fewer nodes
         since_poll = 0;
@@ -195,6 +211,7 @@ struct Sweep {
         T out = alg.output(*n);
         VjpCtx<T> c{*n, in.data(), np, out, adj[i], reinterpret_cast<const bool*>(needs.data()), dx.data()};
         vjp_of(opdef(n->op), static_cast<Alg*>(nullptr))(alg, c);
+        if (anomaly) check_cotangents(*n, adj[i], np);
         for (int k = 0; k < np; ++k) {
           if (!needs[k] || !dx[k]) continue;
           const Node& p = *n->parent(k);
@@ -202,6 +219,16 @@ struct Sweep {
         }
       }
       if (!target[i]) adj[i] = T();
+    }
+  }
+
+  // Anomaly mode: a NaN or an Inf in a cotangent the VJP of n gave, from a finite adjoint of n.
+  void check_cotangents(const Node& n, const T& a, int np) {
+    for (int k = 0; k < np; ++k) {
+      if (!sc.needs[k] || !sc.dx[k]) continue;
+      const Val v = anomaly_value(sc.dx[k]);
+      const Finite got = classify(v);
+      if (got != Finite::all && classify(anomaly_value(a)) == Finite::all) anomaly_backward(n, k, v, got);
     }
   }
 

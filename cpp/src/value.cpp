@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: MIT
 #include <matgrad/value.hpp>
 
+#include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace matgrad {
 
@@ -21,12 +27,49 @@ std::string Shape::str() const {
   }
 }
 
+namespace detail {
+
+// Note [memory at thread exit]
+// A thread's buffer cache and node free list are freed by their thread_local destructors, but
+// glibc keeps freed blocks in its arenas until trimmed: 8 threads that each filled a 256 MiB
+// cache left 250-350 MB resident after they ended. This object is constructed before the cache
+// and the free list (their constructors make it), so it is destroyed after both, and then
+// gives the freed memory back.
+struct TrimAtExit {
+  ~TrimAtExit() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+  }
+};
+
+void trim_at_thread_exit() { thread_local TrimAtExit t; }
+
+}  // namespace detail
+
 namespace {
 
 constexpr std::size_t kHeader = 64;  // Buffer header, padded so data stays 64-byte aligned
 constexpr int kMinClass = 8;         // 256 bytes
 constexpr int kMaxClass = 40;
-constexpr std::size_t kPoolCacheBytes = std::size_t(256) << 20;
+constexpr std::size_t kDefaultCacheLimit = std::size_t(256) << 20;
+
+// The bound on each thread's free lists (Note [buffers and the pool]): MATGRAD_CACHE_LIMIT when
+// it parses, else 256 MiB, until set_cache_limit.
+std::string g_env_error;
+std::size_t initial_cache_limit() {
+  const char* env = std::getenv("MATGRAD_CACHE_LIMIT");
+  if (!env) return kDefaultCacheLimit;
+  std::size_t v = 0;
+  if (parse_byte_size(env, v)) return v;
+  g_env_error = std::string("MATGRAD_CACHE_LIMIT=") + env +
+                " is not a size (bytes, or a number with K, M or G for KiB, MiB, GiB); the default 256 MiB is used";
+  return kDefaultCacheLimit;
+}
+std::atomic<std::size_t>& cache_limit_ref() {
+  static std::atomic<std::size_t> limit{initial_cache_limit()};
+  return limit;
+}
 
 static_assert(sizeof(Buffer) <= kHeader, "Buffer header must fit its padding");
 
@@ -35,16 +78,22 @@ thread_local bool t_pool_gone = false;  // set when this thread's pool has been 
 struct Pool {
   std::vector<void*> free[kMaxClass + 1];
   std::size_t cached = 0;
-  ~Pool() {
+  Pool() { detail::trim_at_thread_exit(); }  // constructed first, destroyed after the pool
+  ~Pool() {  // the thread exits: its cache goes back to the system
     trim();
     t_pool_gone = true;
   }
-  void trim() {
-    for (int c = 0; c <= kMaxClass; ++c) {
-      for (void* p : free[c]) std::free(p);
-      free[c].clear();
+  void trim() { trim_to(0); }
+  /// Free cached buffers, largest first, until at most `limit` bytes stay.
+  void trim_to(std::size_t limit) {
+    for (int c = kMaxClass; c >= 0 && cached > limit; --c) {
+      while (!free[c].empty() && cached > limit) {
+        std::free(free[c].back());
+        free[c].pop_back();
+        cached -= std::size_t(1) << c;
+      }
+      if (free[c].empty()) std::vector<void*>().swap(free[c]);
     }
-    cached = 0;
   }
 };
 
@@ -113,12 +162,65 @@ void Buffer::destroy() {
   }
   Pool& p = pool();
   std::size_t sz = std::size_t(1) << c;
-  if (p.cached + sz <= kPoolCacheBytes) {
+  const std::size_t limit = cache_limit_ref().load(std::memory_order_relaxed);
+  if (p.cached + sz <= limit) {
     p.free[c].push_back(this);
     p.cached += sz;
   } else {
     std::free(this);
+    if (p.cached > limit) p.trim_to(limit);  // the limit was lowered since these were cached
   }
+}
+
+bool parse_byte_size(const char* text, std::size_t& out) {
+  if (!text) return false;
+  const char* p = text;
+  while (std::isspace(static_cast<unsigned char>(*p))) ++p;
+  if (!std::isdigit(static_cast<unsigned char>(*p))) return false;
+  unsigned long long v = 0;
+  for (; std::isdigit(static_cast<unsigned char>(*p)); ++p) {
+    const unsigned d = static_cast<unsigned>(*p - '0');
+    if (v > (~0ULL - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  while (std::isspace(static_cast<unsigned char>(*p))) ++p;
+  int shift = 0;
+  switch (std::toupper(static_cast<unsigned char>(*p))) {
+    case 'K':
+      shift = 10;
+      break;
+    case 'M':
+      shift = 20;
+      break;
+    case 'G':
+      shift = 30;
+      break;
+    default:
+      break;
+  }
+  if (shift) {
+    ++p;
+    if (*p == 'i' || *p == 'I') ++p;
+    if (*p == 'b' || *p == 'B') ++p;
+  } else if (*p == 'b' || *p == 'B') {
+    ++p;
+  }
+  while (std::isspace(static_cast<unsigned char>(*p))) ++p;
+  if (*p != '\0') return false;
+  if (shift && v > (~0ULL >> shift)) return false;
+  out = static_cast<std::size_t>(v << shift);
+  return true;
+}
+
+std::size_t cache_limit() { return cache_limit_ref().load(std::memory_order_relaxed); }
+std::size_t set_cache_limit(std::size_t bytes) {
+  const std::size_t prev = cache_limit_ref().exchange(bytes, std::memory_order_relaxed);
+  if (!t_pool_gone && pool().cached > bytes) pool().trim_to(bytes);
+  return prev;
+}
+const std::string& cache_limit_env_error() {
+  cache_limit_ref();
+  return g_env_error;
 }
 
 std::size_t pool_cached_bytes() { return t_pool_gone ? 0 : pool().cached; }

@@ -597,6 +597,97 @@ TEST(Pool, CacheIsCappedAndTrimmable) {
   EXPECT_EQ(matgrad::pool_cached_bytes(), 0u);
 }
 
+TEST(Pool, CacheLimitIsSettableAndTrimsAtOnce) {
+  const std::size_t before = matgrad::cache_limit();
+  EXPECT_EQ(matgrad::set_cache_limit(std::size_t(16) << 20), before);
+  const std::int64_t n = ((std::int64_t(4) << 20) - 64) / 8;  // 4 MiB buffers
+  {
+    std::vector<Val> held;
+    for (int i = 0; i < 10; ++i) held.push_back(Val::empty(S(n), DType::f64));
+  }
+  EXPECT_GT(matgrad::pool_cached_bytes(), 0u);
+  EXPECT_LE(matgrad::pool_cached_bytes(), std::size_t(16) << 20);
+  EXPECT_EQ(matgrad::set_cache_limit(std::size_t(4) << 20), std::size_t(16) << 20);
+  EXPECT_LE(matgrad::pool_cached_bytes(), std::size_t(4) << 20) << "lowering the bound trims this thread";
+  matgrad::set_cache_limit(0);
+  {
+    Val v = Val::empty(S(n), DType::f64);
+  }
+  EXPECT_EQ(matgrad::pool_cached_bytes(), 0u);
+  matgrad::set_cache_limit(before);
+}
+
+TEST(Pool, ParsesByteSizes) {
+  struct Case {
+    const char* text;
+    bool ok;
+    std::size_t want;
+  };
+  for (const Case& c : {Case{"0", true, 0}, Case{"4096", true, 4096}, Case{"64M", true, std::size_t(64) << 20},
+                        Case{"64MiB", true, std::size_t(64) << 20}, Case{"2 gb", true, std::size_t(2) << 30},
+                        Case{"512k", true, std::size_t(512) << 10}, Case{" 7 ", true, 7}, Case{"", false, 0},
+                        Case{"M", false, 0}, Case{"-1", false, 0}, Case{"1.5G", false, 0}, Case{"3T", false, 0},
+                        Case{"18446744073709551616", false, 0}, Case{"17179869184G", false, 0}}) {
+    std::size_t got = 12345;
+    EXPECT_EQ(matgrad::parse_byte_size(c.text, got), c.ok) << c.text;
+    if (c.ok) {
+      EXPECT_EQ(got, c.want) << c.text;
+    }
+  }
+  std::size_t x = 0;
+  EXPECT_FALSE(matgrad::parse_byte_size(nullptr, x));
+}
+
+// ---- anomaly mode (Note [anomaly mode]) ----
+
+TEST(Anomaly, ForwardNamesTheOpAndShapes) {
+  Var x = matgrad::variable(Eigen::MatrixXd::Zero(2, 3));
+  EXPECT_NO_THROW(matgrad::log(x)) << "off by default";
+  matgrad::AnomalyMode on;
+  try {
+    matgrad::log(x);
+    FAIL() << "log(0) gave -inf in anomaly mode without an error";
+  } catch (const matgrad::AnomalyError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("log: the result (shape (2, 3)) has inf", 0), 0u) << e.what();
+  }
+  Eigen::MatrixXd nan = Eigen::MatrixXd::Constant(2, 3, std::nan(""));
+  EXPECT_NO_THROW(matgrad::exp(matgrad::variable(nan))) << "a NaN that came with the data is not exp's";
+}
+
+TEST(Anomaly, BackwardThrowsBeforeAnythingIsAccumulated) {
+  matgrad::AnomalyMode on;
+  Var x = matgrad::variable(Eigen::MatrixXd::Constant(1, 3, 0.0));
+  Var f = matgrad::sum(matgrad::sqrt(x) * 2.0);
+  try {
+    matgrad::backward(f);
+    FAIL() << "the gradient of sqrt at 0 is inf";
+  } catch (const matgrad::AnomalyError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("sqrt (backward): the cotangent of input 0 (shape (1, 3)) has inf", 0), 0u)
+        << e.what();
+  }
+  EXPECT_FALSE(x->grad);
+  matgrad::AnomalyMode off(false);
+  EXPECT_NO_THROW(matgrad::backward(f));
+  ASSERT_TRUE(x->grad);
+  EXPECT_TRUE(std::isinf(x->grad->mat<double>()(0, 0)));
+}
+
+// ---- interrupts: the eager sweep polls ----
+
+TEST(Interrupt, StopsALongBackwardWithNothingAccumulated) {
+  Var x = matgrad::variable(Eigen::MatrixXd::Constant(1, 4, 0.5));
+  Var y = x;
+  for (int i = 0; i < 3 * matgrad::kInterruptStride; ++i) y = matgrad::sin(y) * 0.9 + 0.05;
+  Var f = matgrad::sum(y);
+  matgrad::request_interrupt();
+  EXPECT_THROW(matgrad::backward(f), matgrad::Interrupted);
+  EXPECT_FALSE(x->grad) << "an interrupted sweep accumulates nothing";
+  matgrad::backward(f);  // usable again: the request was consumed
+  ASSERT_TRUE(x->grad);
+  EXPECT_TRUE(std::isfinite(x->grad->mat<double>()(0, 0)));
+  matgrad::clear_interrupt();
+}
+
 // ---- threads: independent graphs on two threads ----
 
 TEST(Threads, IndependentGraphsOnTwoThreadsGiveTheSameGradients) {

@@ -19,23 +19,43 @@ from . import _core, nn, optim  # nn, optim: the submodules mg.nn, mg.optim
 from ._compile import CompiledFunction as CompiledFunction
 from ._compile import compile, load
 from ._core import *  # noqa: F403  (the public ops: one entry point each, defined in the engine)
+from ._core import AnomalyError as AnomalyError
 from ._core import Tensor
+from ._core import get_cache_limit as get_cache_limit  # the per-thread buffer caches
 from ._core import get_num_threads as get_num_threads  # the kernels' threads
 from ._core import is_grad_enabled as is_grad_enabled  # re-exported (listed in _core.__all__)
+from ._core import set_cache_limit as set_cache_limit
 from ._core import set_num_threads as set_num_threads
 from ._core import tensor as tensor  # re-exported (listed in _core.__all__)
 from ._indexing import getitem as _getitem
-from ._transforms import check_grad, grad, hessian, jacobian, jvp, no_grad, value_and_grad, vjp
+from ._transforms import (
+    check_grad,
+    detect_anomaly,
+    grad,
+    hessian,
+    jacobian,
+    jvp,
+    no_grad,
+    value_and_grad,
+    vjp,
+)
 from .viz import draw, to_dot
 
 Tensor.__getitem__ = _getitem  # type: ignore[method-assign]
 
 __version__: str = _core.__version__
 
+if _core._cache_limit_env_error():  # MATGRAD_CACHE_LIMIT that is not a size: say so once
+    import warnings as _warnings
+
+    _warnings.warn(_core._cache_limit_env_error(), RuntimeWarning, stacklevel=2)
+
 # The engine's public names (Tensor, tensor, is_grad_enabled and every op, from its registry of
 # entry points), then the package's own.
 __all__ = [
     "no_grad",
+    "detect_anomaly",
+    "AnomalyError",
     # transforms
     "grad",
     "value_and_grad",
@@ -53,6 +73,9 @@ __all__ = [
     # threads
     "set_num_threads",
     "get_num_threads",
+    # memory
+    "set_cache_limit",
+    "get_cache_limit",
     # training
     "nn",
     "optim",

@@ -1,11 +1,12 @@
 """Function transforms: grad, value_and_grad, jacobian, hessian, vjp, jvp, check_grad, and the
-no_grad switch."""
+no_grad and detect_anomaly switches."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import operator
+import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Union
 
@@ -277,6 +278,41 @@ class no_grad(contextlib.ContextDecorator):
 
     def __exit__(self, *exc: object) -> None:
         _core._set_grad_enabled(self._prev.pop())
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """detect_anomaly()
+
+    Context manager (and decorator) that finds where a NaN or an Inf was made. Inside it, on
+    this thread, every op checks its result and every backward pass (``backward()``, ``grad``,
+    ``jacobian``, ``hessian``, ...) checks each cotangent it computes; the first op whose value
+    has a NaN (or an Inf) that none of its inputs had, or whose backward turns a finite
+    cotangent into one with a NaN or an Inf, raises ``matgrad.AnomalyError`` (a
+    ``FloatingPointError`` and a ``RuntimeError``) naming the op, the shapes and the line of your
+    code that called it (for a backward failure: where that op was called in the forward pass,
+    when the forward pass ran inside ``detect_anomaly`` too). Nothing reaches ``.grad`` then.
+
+    Slow (each op inspects its values and the calling frame): for debugging. Outside it the
+    checks cost nothing. Compiled replays (``mg.compile``) are not checked: call the function
+    uncompiled to find the op.
+    """
+
+    def __init__(self) -> None:
+        self._prev: list[bool] = []
+
+    def _recreate_cm(self) -> detect_anomaly:  # each decorated call gets its own state
+        return detect_anomaly()
+
+    def __enter__(self) -> Self:
+        self._prev.append(_core._set_anomaly(True, _PACKAGE_DIR))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _core._set_anomaly(self._prev.pop())
+
+
+# matgrad's own files, skipped when anomaly mode names the line of code that called an op
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
 
 
 def check_grad(

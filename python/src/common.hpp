@@ -68,6 +68,8 @@ PyObject* new_array(const Val& v, bool writable_owned);
 /// Translate the exception in flight into the Python error (call inside catch (...)).
 void set_python_error();
 PyObject* linalg_error_type();
+/// matgrad.AnomalyError (Note [anomaly mode]).
+PyObject* anomaly_error_type();
 
 /// Whether Tensor's number slots are matgrad's own (Note [the hot call path]).
 bool operator_slots_installed();

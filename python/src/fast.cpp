@@ -55,6 +55,8 @@ void set_python_error() {
     PyErr_SetString(PyExc_IndexError, e.what());
   } catch (const LinAlgError& e) {
     PyErr_SetString(linalg_error_type(), e.what());
+  } catch (const AnomalyError& e) {
+    PyErr_SetString(anomaly_error_type(), e.what());
   } catch (const GraphError& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (const Interrupted&) {  // what Python's signal handler raised (KeyboardInterrupt for Ctrl-C)

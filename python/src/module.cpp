@@ -46,6 +46,42 @@ Shape shape_of(const py::array& a) {
 
 PyObject* linalg_error_type() { return g_linalg_error; }
 
+namespace {
+
+PyObject* g_anomaly_error = nullptr;  // matgrad.AnomalyError (kept for the process)
+std::string g_package_dir;            // matgrad's own files: not the caller's site
+
+// Note [anomaly mode]'s site function: the innermost Python frame outside matgrad's package, as
+// "file:line in function" (the eager ops run with the GIL held; without it, no site).
+std::string python_site() {
+  if (!PyGILState_Check()) return {};
+  PyFrameObject* f = PyEval_GetFrame();  // borrowed
+  Py_XINCREF(f);
+  std::string site;
+  while (f) {
+    PyCodeObject* code = PyFrame_GetCode(f);  // new reference
+    const char* file = PyUnicode_AsUTF8(code->co_filename);
+    if (!file) PyErr_Clear();
+    if (file && (g_package_dir.empty() || std::strncmp(file, g_package_dir.c_str(), g_package_dir.size()) != 0)) {
+      const char* name = PyUnicode_AsUTF8(code->co_name);
+      if (!name) PyErr_Clear();
+      site = std::string(file) + ":" + std::to_string(PyFrame_GetLineNumber(f)) + " in " + (name ? name : "?");
+      Py_DECREF(code);
+      Py_DECREF(f);
+      return site;
+    }
+    Py_DECREF(code);
+    PyFrameObject* back = PyFrame_GetBack(f);  // new reference
+    Py_DECREF(f);
+    f = back;
+  }
+  return site;
+}
+
+}  // namespace
+
+PyObject* anomaly_error_type() { return g_anomaly_error; }
+
 double weak_scalar_value(py::handle h, const char* op) {
   double v = PyFloat_CheckExact(h.ptr()) ? PyFloat_AS_DOUBLE(h.ptr()) : PyLong_AsDouble(h.ptr());
   if (v == -1.0 && PyErr_Occurred()) {
@@ -225,6 +261,29 @@ PYBIND11_MODULE(_core, m) {
       set_python_error();
     }
   });
+  {
+    py::object bases = py::make_tuple(py::handle(PyExc_FloatingPointError), py::handle(PyExc_RuntimeError));
+    g_anomaly_error = PyErr_NewExceptionWithDoc(
+        "matgrad.AnomalyError",
+        "An op whose value or gradient became NaN or Inf, found by mg.detect_anomaly(): the message names the op,\n"
+        "the shapes and the line of code that called it. A FloatingPointError and a RuntimeError.",
+        bases.ptr(), nullptr);
+    if (!g_anomaly_error) throw py::error_already_set();
+    Py_INCREF(g_anomaly_error);  // kept for the process (the module holds another reference)
+    m.add_object("AnomalyError", py::reinterpret_steal<py::object>(g_anomaly_error));
+  }
+  matgrad::set_anomaly_site(python_site);
+  m.def(
+      "_set_anomaly",
+      [](bool on, std::string package_dir) {
+        const bool prev = matgrad::anomaly_enabled();
+        if (!package_dir.empty()) g_package_dir = std::move(package_dir);
+        matgrad::set_anomaly_enabled(on);
+        return prev;
+      },
+      py::arg("on"), py::arg("package_dir") = std::string(),
+      "Turn anomaly mode on or off on this thread (mg.detect_anomaly); returns the previous setting.");
+  m.def("_anomaly_enabled", &matgrad::anomaly_enabled, "Whether anomaly mode is on on this thread.");
   bind_tensor(m);
   bind_entry(m);
   bind_transforms(m);
@@ -253,6 +312,34 @@ PYBIND11_MODULE(_core, m) {
         "always run on the calling thread, whatever their shape. Results are bitwise the same from run to\n"
         "run for a given n, and equal to rounding across counts.\n\n"
         "Not differentiable: a setting outside the graph.");
+    m.def(
+        "set_cache_limit",
+        [](py::handle n) {
+          if (!PyIndex_Check(n.ptr()) || PyBool_Check(n.ptr()))
+            throw py::type_error("set_cache_limit: nbytes must be an int, got " + type_name(n));
+          py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
+          if (!i) throw py::error_already_set();
+          int overflow = 0;
+          const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+          if (overflow < 0 || (overflow == 0 && v < 0))
+            throw py::value_error("set_cache_limit: nbytes = " + py::str(n).cast<std::string>() + " is negative");
+          const std::size_t bytes = overflow > 0 ? ~std::size_t(0) : static_cast<std::size_t>(v);
+          return matgrad::set_cache_limit(bytes);
+        },
+        py::arg("nbytes"),
+        "set_cache_limit(nbytes: int) -> int\n\n"
+        "Bound the memory each thread keeps for reuse: freed values of more than 128 bytes go to a per-thread\n"
+        "cache of at most nbytes (default 256 MiB, or the environment variable MATGRAD_CACHE_LIMIT, e.g.\n"
+        "'64M'), beyond which they return to the system; each thread's cache is returned when the thread\n"
+        "exits. 0 caches nothing (slower: every large value is a fresh allocation). Applies to every thread:\n"
+        "this one's cache shrinks at once, the others' when they next free a value. Returns the previous\n"
+        "bound (ValueError when negative, TypeError when not an int).\n\n"
+        "Not differentiable: a setting outside the graph.");
+    m.def("get_cache_limit", &matgrad::cache_limit,
+          "get_cache_limit() -> int\n\n"
+          "The bound, in bytes, on the memory each thread keeps for reuse (see set_cache_limit).\n\n"
+          "Not differentiable: a setting outside the graph; it takes no arrays.");
+    m.def("_cache_limit_env_error", [] { return matgrad::cache_limit_env_error(); });
     m.def("get_num_threads", &matgrad::get_num_threads,
           "get_num_threads() -> int\n\n"
           "The threads matgrad's kernels use: what set_num_threads set, else OMP_NUM_THREADS when set,\n"

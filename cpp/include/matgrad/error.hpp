@@ -51,4 +51,11 @@ class Interrupted : public Error {
   using Error::Error;
 };
 
+/// Anomaly mode (matgrad/anomaly.hpp) found an op whose value or cotangent became NaN or Inf
+/// (Python: matgrad.AnomalyError, a FloatingPointError and a RuntimeError).
+class AnomalyError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace matgrad

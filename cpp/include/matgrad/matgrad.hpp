@@ -6,6 +6,7 @@
 //   auto g = matgrad::grad(f, {x});   // std::vector<Eigen::MatrixXd>
 #pragma once
 
+#include <matgrad/anomaly.hpp>
 #include <matgrad/api.hpp>
 #include <matgrad/api_ops.hpp>
 #include <matgrad/autodiff.hpp>

@@ -58,10 +58,11 @@ template <class T> using CMapArr = Eigen::Map<const Arr<T>, Eigen::Unaligned>;
 // Note [buffers and the pool]
 // Values larger than a node's inline storage live in a Buffer: a header and its data in one
 // allocation, reference counted, recycled through a per-thread free list per power-of-two size
-// class. The total kept in free lists is bounded (kPoolCacheBytes per thread); beyond that,
-// buffers go back to the system. Without the pool every large temporary would be a fresh mmap
-// that page-faults on each call. A Buffer may also wrap memory owned by someone else (a NumPy
-// array): then `release` is called with `ctx` when the last reference goes.
+// class. The total kept in free lists is bounded per thread (cache_limit(): 256 MiB unless
+// MATGRAD_CACHE_LIMIT or set_cache_limit says otherwise); beyond that, buffers go back to the
+// system, and so does the whole cache when its thread exits. Without the pool every large temporary would be a fresh
+// mmap that page-faults on each call. A Buffer may also wrap memory owned by someone else (a NumPy array): then
+// `release` is called with `ctx` when the last reference goes.
 struct Buffer {
   std::int32_t rc = 0;
   std::int32_t size_class = -1;  // -1: external memory
@@ -87,6 +88,17 @@ struct Buffer {
 std::size_t pool_cached_bytes();
 /// Return every cached buffer of this thread to the system.
 void pool_trim();
+/// The bound on the bytes each thread keeps in its free lists (Note [buffers and the pool]).
+std::size_t cache_limit();
+/// Set that bound for every thread; returns the previous one. This thread's cache shrinks to it
+/// now, other threads' when they next free a buffer. 0 caches nothing (every large value is a
+/// fresh allocation).
+std::size_t set_cache_limit(std::size_t bytes);
+/// Parse a byte size: digits, optionally followed by K, M or G (KiB, MiB, GiB; "MiB", "MB" and
+/// "M" alike). False for anything else or an overflow.
+bool parse_byte_size(const char* text, std::size_t& out);
+/// Why MATGRAD_CACHE_LIMIT was ignored ("" when it is unset or valid).
+const std::string& cache_limit_env_error();
 /// How many buffers this thread has allocated (from its free lists or the system), ever.
 std::int64_t pool_allocations();
 

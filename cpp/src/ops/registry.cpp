@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "registry.hpp"
 
+#include "../anomaly_check.hpp"
+
 #include <atomic>
 
 #include <cstring>
@@ -240,6 +242,7 @@ NodeRef apply(OpId op, const NodeRef* in, int n, const Attr& attr) {
       for (int i = 0; i < n; ++i) o.parents_heap[i] = in[i];
     }
   }
+  if (anomaly_enabled()) detail::anomaly_forward(op, vals.p, n, d.index_input, o);  // Note [anomaly mode]
   return out;
 }
 
