@@ -40,6 +40,10 @@ NOT_DIFFERENTIABLE = {
     "load": "reads a saved compiled function",
     "set_num_threads": "sets the kernels' thread count",
     "get_num_threads": "reports the kernels' thread count",
+    "detect_anomaly": "switches NaN/Inf checks on",
+    "AnomalyError": "an exception",
+    "set_cache_limit": "sets the per-thread cache bound",
+    "get_cache_limit": "reports the per-thread cache bound",
 }
 NO_GRADIENT_RE = re.compile(
     r"no gradient|not differentiable|not an op of the graph|outside the graph", re.IGNORECASE
@@ -50,6 +54,9 @@ SHAPE_EXEMPT = {
     "is_grad_enabled": "takes nothing, returns a bool",
     "set_num_threads": "takes an int",
     "get_num_threads": "takes nothing, returns an int",
+    "set_cache_limit": "takes an int",
+    "get_cache_limit": "takes nothing, returns an int",
+    "AnomalyError": "an exception with a message",
     "Tensor.dtype": "a dtype",
     "Tensor.is_leaf": "a bool",
     "Tensor.op": "a string",
@@ -190,6 +197,8 @@ def top_level_items() -> Iterator[Item]:
         else:
             kind = "transform"
         py = obj if (inspect.isfunction(obj) or inspect.isclass(obj)) else None
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            py = None  # an exception made in C has no signature to compare its first line with
         yield Item(n, obj, obj.__doc__, sig_name=n, kind=kind, python_sig=py)
 
 

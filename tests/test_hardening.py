@@ -2,6 +2,8 @@
 checked size arithmetic, logsumexp's gradient at large and infinite inputs, NumPy 2's dtypes for
 small integer arrays, errors that name the right op, and private bindings given None."""
 
+import json
+
 import numpy as np
 import pytest
 from conftest import run_python
@@ -110,3 +112,81 @@ def test_jacobian_through_an_empty_broadcast_is_zero():
 def test_private_bindings_check_for_none(call):
     with pytest.raises(TypeError, match="expected a Tensor, got None"):
         call()
+
+
+# ---- interrupts: Ctrl-C stops long sweeps promptly and leaves nothing half-accumulated ----
+
+INTERRUPT_PRELUDE = """
+import json, signal, sys, time
+import numpy as np, matgrad as mg
+fired = []
+def handler(*args):
+    fired.append(time.perf_counter())
+    raise KeyboardInterrupt
+signal.signal(signal.SIGALRM, handler)
+def interrupt_after(seconds, call):
+    start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        call()
+    except KeyboardInterrupt:
+        now = time.perf_counter()
+        return {"raised": True, "to_handler": fired[-1] - start - seconds, "to_raise": now - start - seconds}
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return {"raised": False, "took": time.perf_counter() - start}
+"""
+
+
+def test_ctrl_c_stops_a_long_backward_promptly():
+    r = run_python(
+        INTERRUPT_PRELUDE
+        + """
+x = mg.tensor(np.full(4, 0.5), requires_grad=True)
+y = x
+for _ in range(600_000):
+    y = mg.sin(y) * 0.9 + 0.05   # 1.8 * 10^6 nodes
+f = mg.sum(y)
+out = {}
+for delay in (0.002, 0.05, 0.15):   # in the walk, and later in the reverse pass
+    out[delay] = interrupt_after(delay, f.backward)
+    out[delay]["grad"] = x.grad is not None
+f.backward()                         # still usable
+out["after"] = float(np.abs(x.grad.numpy()).sum())
+print(json.dumps(out))
+""",
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    for delay in ("0.002", "0.05", "0.15"):
+        res = out[delay]
+        if not res["raised"]:  # a fast machine finished first: then it must have been quick
+            assert res["took"] < 0.15, res
+            continue
+        assert res["to_raise"] < 0.5, res  # 5 * 10^6 nodes: 1.3 s before the polls
+        assert not res["grad"], "an interrupted backward accumulated into x.grad"
+    assert np.isfinite(out["after"]) and out["after"] > 0
+
+
+def test_ctrl_c_stops_a_long_jacobian_promptly():
+    r = run_python(
+        INTERRUPT_PRELUDE
+        + """
+def g(t):
+    for _ in range(600):
+        t = mg.sin(t) * 0.9 + 0.05
+    return t
+x0 = np.full(1200, 0.5)   # cotangent batches of 1200 x 1200: few, heavy nodes
+res = interrupt_after(0.3, lambda: mg.jacobian(g)(x0))
+J = mg.jacobian(g)(np.full(3, 0.5))   # still usable
+res["J"] = J.shape
+print(json.dumps(res))
+""",
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["raised"], res
+    assert res["to_raise"] < 0.5, res  # 8.8 s before the polls counted work, not nodes
+    assert res["J"] == [3, 3]

@@ -9,6 +9,7 @@
 #include "anomaly_check.hpp"
 #include "ops/registry.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,8 +27,10 @@ namespace matgrad::detail {
 //    VJP for the parents that are useful, sums each cotangent back to the parent's shape and
 //    adds it to the parent's adjoint (fan-out is summed there). Adjoints of intermediate
 //    nodes are dropped as soon as they have been propagated.
-// 4. Every kInterruptStride nodes it polls for an interrupt (matgrad/interrupt.hpp): an
-//    interrupted sweep throws before anything reaches a leaf's .grad.
+// 4. It polls for an interrupt (matgrad/interrupt.hpp) every kInterruptStride nodes of the
+//    walk and every kInterruptStride units of work of the reverse pass (a node with a large
+//    adjoint counts as many): an interrupted sweep throws before anything reaches a leaf's
+//    .grad.
 struct Frame {
   Node* n;
   int i;
@@ -80,6 +83,15 @@ inline Val anomaly_value(const BVal& b) { return b.v; }
 template <class T>
 Val anomaly_value(const T&) {
   return Val();
+}
+
+// The elements of an adjoint, for the interrupt polls' count of work (none for program slots).
+inline long long elements_of(const Val& v) { return v ? v.shape().size() : 0; }
+inline long long elements_of(const NodeRef& n) { return n ? n->shape.size() : 0; }
+inline long long elements_of(const BVal& b) { return b.v ? b.v.shape().size() : 0; }
+template <class T>
+long long elements_of(const T&) {
+  return 0;
 }
 
 inline VjpValFn vjp_of(const OpDef& d, ValueAlg*) { return d.vjp_value; }
@@ -135,7 +147,12 @@ struct Sweep {
     auto& stack = sc.stack;
     root->mark = -1;
     stack.push_back({root, 0});
+    int since_poll = 0;
     while (!stack.empty()) {
+      if (++since_poll == kInterruptStride) {  // a walk over 5 * 10^6 nodes takes 0.25 s
+        since_poll = 0;
+        poll_interrupt();
+      }
       Frame& f = stack.back();
       if (f.i < f.n->nparents) {
         Node* p = f.n->parent(f.i++).get();
@@ -165,6 +182,7 @@ struct Sweep {
     auto& useful = sc.useful;
     useful.assign(N, 0);
     for (std::size_t i = 0; i < N; ++i) {
+      if ((i & (kInterruptStride - 1)) == kInterruptStride - 1) poll_interrupt();
       char u = target[i];
       const Node* n = order[i];
       for (int k = 0; k < n->nparents && !u; ++k) {
@@ -173,22 +191,35 @@ struct Sweep {
       }
       useful[i] = u;
     }
-    adj.resize(N);
+    // 5 * 10^6 adjoints are 240 MB of fresh pages: made in steps, polling between them
+    adj.reserve(N);
+    for (std::size_t done = adj.size(); done < N;) {
+      done = std::min(N, done + (std::size_t(kInterruptStride) << 6));
+      adj.resize(done);
+      if (done < N) poll_interrupt();
+    }
     adj[N - 1] = std::move(seed);
     auto& in = sc.in;
     auto& dx = sc.dx;
     auto& needs = sc.needs;
-    int since_poll = 0;
+    long long since_poll = 0;
     // Note [anomaly mode]: the ops inside VJPs are not checked one by one; their results are.
     const bool anomaly = anomaly_enabled();
     std::optional<AnomalyQuiet> quiet;
     if (anomaly) quiet.emplace();
     for (std::size_t i = N; i-- > 0;) {
-      if (++since_poll == kInterruptStride) {  // not at all in a sweep of fewer nodes
+      if (!useful[i] || !adj[i]) {
+        if (++since_poll >= kInterruptStride) {  // not at all in a sweep of fewer nodes
+          since_poll = 0;
+          poll_interrupt();
+        }
+        continue;
+      }
+      since_poll += interrupt_work(elements_of(adj[i]));
+      if (since_poll >= kInterruptStride) {
         since_poll = 0;
         poll_interrupt();
       }
-      if (!useful[i] || !adj[i]) continue;
       Node* n = order[i];
       const int np = n->nparents;
       if (np == 0) continue;

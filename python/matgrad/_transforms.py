@@ -294,7 +294,9 @@ class detect_anomaly(contextlib.ContextDecorator):
 
     Slow (each op inspects its values and the calling frame): for debugging. Outside it the
     checks cost nothing. Compiled replays (``mg.compile``) are not checked: call the function
-    uncompiled to find the op.
+    uncompiled to find the op. Shapes and values are unchanged.
+
+    Not differentiable: a switch outside the graph.
     """
 
     def __init__(self) -> None:

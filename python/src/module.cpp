@@ -264,9 +264,12 @@ PYBIND11_MODULE(_core, m) {
   {
     py::object bases = py::make_tuple(py::handle(PyExc_FloatingPointError), py::handle(PyExc_RuntimeError));
     g_anomaly_error = PyErr_NewExceptionWithDoc(
-        "matgrad.AnomalyError",
-        "An op whose value or gradient became NaN or Inf, found by mg.detect_anomaly(): the message names the op,\n"
-        "the shapes and the line of code that called it. A FloatingPointError and a RuntimeError.",
+        "matgrad._core.AnomalyError",
+        "AnomalyError(message: str)\n\n"
+        "Raised inside mg.detect_anomaly() by the first op whose value or gradient became NaN or Inf: the\n"
+        "message names the op, the shapes of its inputs and result and the line of code that called it. A\n"
+        "FloatingPointError and a RuntimeError, so either catches it.\n\n"
+        "Not differentiable: an exception, outside the graph.",
         bases.ptr(), nullptr);
     if (!g_anomaly_error) throw py::error_already_set();
     Py_INCREF(g_anomaly_error);  // kept for the process (the module holds another reference)

@@ -18,8 +18,15 @@ using InterruptCheck = bool (*)();
 void set_interrupt_check(InterruptCheck check) noexcept;
 
 /// Throws Interrupted when a request is pending or the installed check says so. Call it every
-/// kInterruptStride units of work (nodes, instructions).
+/// kInterruptStride units of work: a node or an instruction is one unit plus one for every
+/// kInterruptElements elements of its result, so that a few heavy nodes (a Jacobian's batch
+/// of 1500 x 1500 cotangents) poll as often as thousands of small ones (about every
+/// millisecond).
 void poll_interrupt();
 constexpr int kInterruptStride = 2048;
+constexpr long long kInterruptElements = 512;
+
+/// The units of work of a node or instruction whose result has `elements` elements.
+constexpr long long interrupt_work(long long elements) { return 1 + elements / kInterruptElements; }
 
 }  // namespace matgrad

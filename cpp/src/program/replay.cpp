@@ -75,6 +75,7 @@ struct Workspace {
     const Attr* attr;
     std::uint32_t in;
     std::uint16_t nin;
+    bool poll;          ///< poll for an interrupt before this step (Note [interrupts in replays])
     std::int32_t loop;  ///< the fused loop starting here, or -1
   };
   std::vector<Step> steps;
@@ -113,6 +114,7 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
   std::int64_t scratch = 0;
   ws->factor_of.resize(p.slots.size());
   std::vector<char> factored(p.slots.size(), 0);
+  long long work = 0;
   for (std::size_t at = 0; at < p.code.size(); ++at) {
     const Instr& ins = p.code[at];
     const OpDef& d = opdef(ins.op);
@@ -147,7 +149,13 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
     ws->out_mode.push_back(looped[at] ? mode(ins.out) : kWhole);
     // an empty result computes nothing (Note [empty results] in registry.cpp)
     const ForwardFn fwd = stored_shape(os).size() == 0 ? skip_empty : d.forward;
-    ws->steps.push_back({os.batch ? nullptr : fwd, &p.attrs[ins.attr], ins.in, ins.nin, loop_at[at]});
+    // Note [interrupts in replays]: a step polls once kInterruptStride units of work (one per
+    // instruction, one more per kInterruptElements elements of its result) have run since the
+    // last poll; fused loops also poll after each block.
+    work += interrupt_work(stored_shape(os).size());
+    const bool poll = work >= kInterruptStride;
+    if (poll) work = 0;
+    ws->steps.push_back({os.batch ? nullptr : fwd, &p.attrs[ins.attr], ins.in, ins.nin, poll, loop_at[at]});
   }
   ws->scratch.resize(std::size_t(scratch) + 64);
   for (std::uint32_t s : p.outputs) ws->output_roots.push_back(root_of(p, s));
@@ -250,8 +258,8 @@ std::vector<Val> Program::run(const std::vector<Val>& in) const {
   const Val* ins = ws.in.data();
   const FactorSlot* factors = ws.factors.data();
   for (std::size_t i = 0; i < n; ++i) {
-    if ((i & (kInterruptStride - 1)) == kInterruptStride - 1) poll_interrupt();
     const Workspace::Step& st = step[i];
+    if (st.poll) poll_interrupt();
     if (st.loop >= 0) {
       const Loop& L = loops[std::size_t(st.loop)];
       run_loop(L, ws);
