@@ -190,3 +190,58 @@ print(json.dumps(res))
     assert res["raised"], res
     assert res["to_raise"] < 0.5, res  # 8.8 s before the polls counted work, not nodes
     assert res["J"] == [3, 3]
+
+
+# ---- backward(create_graph=True): the reference cycle is reported, and resetting .grad frees it ----
+
+
+def test_create_graph_backward_warns_about_the_cycle_it_makes():
+    x = mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with pytest.warns(
+        UserWarning, match=r"backward\(create_graph=True\): the new \.grad of 1 tensor .*cycle"
+    ):
+        mg.sum(x**3).backward(create_graph=True)
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0])
+    x.grad = None
+
+
+def test_create_graph_backward_without_a_cycle_is_silent():
+    import warnings
+
+    x = mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mg.sum(x * 2.0).backward(create_graph=True)  # the gradient does not refer to x
+        mg.sum(x**3).backward()  # no graph stored
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 14.0])
+
+
+def test_resetting_grad_after_create_graph_frees_everything():
+    r = run_python(
+        """
+import gc, json, os, warnings
+import numpy as np, matgrad as mg
+warnings.simplefilter("ignore")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def loop(n, reset):
+    for _ in range(n):
+        x = mg.tensor(np.ones(64), requires_grad=True)
+        mg.sum(mg.sin(x) ** 3).backward(create_graph=True)
+        if reset:
+            x.grad = None
+loop(2000, True)
+gc.collect(); base = rss()
+loop(20000, True)
+gc.collect(); reset = rss() - base
+loop(20000, False)
+gc.collect(); kept = rss() - base - reset
+print(json.dumps({"reset": reset, "kept": kept}))
+""",
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["reset"] < 8 << 20, out  # flat when .grad is reset
+    assert out["kept"] > 16 << 20, out  # the cycle the warning is about is real

@@ -672,6 +672,20 @@ TEST(Anomaly, BackwardThrowsBeforeAnythingIsAccumulated) {
   EXPECT_TRUE(std::isinf(x->grad->mat<double>()(0, 0)));
 }
 
+// ---- create_graph cycles (Note [create_graph cycles]) ----
+
+TEST(CreateGraph, CountsTheCyclesItMakes) {
+  Var x = matgrad::variable(Eigen::MatrixXd::Constant(1, 2, 1.5));
+  matgrad::backward(matgrad::sum(x * x * x), nullptr, true);  // 3 x^2 refers to x
+  EXPECT_EQ(matgrad::backward_cycles(), 1u);
+  x->grad = nullptr;  // breaks the cycle (LeakSanitizer checks this test too)
+  matgrad::backward(matgrad::sum(x * 2.0), nullptr, true);  // the gradient does not refer to x
+  EXPECT_EQ(matgrad::backward_cycles(), 0u);
+  x->grad = nullptr;
+  matgrad::backward(matgrad::sum(x * x));
+  EXPECT_EQ(matgrad::backward_cycles(), 0u);
+}
+
 // ---- interrupts: the eager sweep polls ----
 
 TEST(Interrupt, StopsALongBackwardWithNothingAccumulated) {

@@ -126,6 +126,16 @@ void bind_tensor(py::module_& m) {
             NodeRef seed;
             if (!cotangent.is_none()) seed = as_node(cotangent, "backward", self.dtype);
             backward(NodeRef(&self), seed, create_graph);
+            if (const std::size_t n = backward_cycles()) {  // Note [create_graph cycles]
+              const std::string msg =
+                  "backward(create_graph=True): the new .grad of " + std::to_string(n) +
+                  (n == 1 ? " tensor is a graph that refers back to the tensor"
+                          : " tensors is a graph that refers back to them") +
+                  ", a reference cycle that keeps both alive (and leaks them once you drop the tensor) until .grad is "
+                  "reset: set x.grad = None after use, or differentiate without storing a graph by composing the "
+                  "transforms (mg.grad of a function that calls mg.grad, mg.hessian)";
+              if (PyErr_WarnEx(PyExc_UserWarning, msg.c_str(), 1) < 0) throw py::error_already_set();
+            }
           },
           py::arg("cotangent") = py::none(), py::arg("create_graph") = false,
           "The reverse sweep from this tensor: for every leaf x with `requires_grad=True` (and every "
@@ -133,7 +143,9 @@ void bind_tensor(py::module_& m) {
           "derivative rule in reverse order, `d/dx_i = sum over children j of G_j dg_j/dx_i`.\n\n"
           "Shapes: `cotangent` has this tensor's shape (None: this tensor must have one element and the seed is "
           "1); each `x.grad` has x's shape and dtype.\n\n"
-          "`create_graph=True` records the gradients as graphs that can be differentiated again.")
+          "`create_graph=True` records the gradients as graphs that can be differentiated again. Such a "
+          "gradient usually refers back to its tensor (a reference cycle, as in PyTorch): a UserWarning says so, "
+          "and `x.grad = None` after use frees both.")
       .def(
           "retain_grad", [](Node& self) { self.retains_grad = true; },
           "Keep this intermediate node's adjoint in `.grad` (of this tensor's shape) after `backward()`, as "

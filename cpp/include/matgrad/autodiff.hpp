@@ -27,6 +27,10 @@ std::vector<int> resolve_argnums(const char* op, const std::vector<long long>& a
 /// Such a gradient refers back to its leaf, a reference cycle that lives until the caller resets
 /// `x->grad` (as in PyTorch); grad_nodes returns the same graph without storing it.
 void backward(const NodeRef& out, const NodeRef& seed = nullptr, bool create_graph = false);
+/// How many nodes the last create_graph backward on this thread left in a reference cycle with
+/// their own .grad (Note [create_graph cycles]): their gradient's graph holds them, so neither
+/// is freed until .grad is reset. 0 after any other backward.
+std::size_t backward_cycles();
 
 /// The adjoints d<seed, out>/d inputs[k] as plain values (first order, no graph built). An input
 /// the output does not depend on gets zeros.
