@@ -3,6 +3,7 @@ checked size arithmetic, logsumexp's gradient at large and infinite inputs, NumP
 small integer arrays, errors that name the right op, and private bindings given None."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -116,6 +117,9 @@ def test_private_bindings_check_for_none(call):
 
 # ---- interrupts: Ctrl-C stops long sweeps promptly and leaves nothing half-accumulated ----
 
+# under the sanitizers (tools/sanitize.sh preloads libasan) everything runs a few times slower
+SLOW = 4 if "libasan" in os.environ.get("LD_PRELOAD", "") else 1
+
 INTERRUPT_PRELUDE = """
 import json, signal, sys, time
 import numpy as np, matgrad as mg
@@ -162,9 +166,9 @@ print(json.dumps(out))
     for delay in ("0.002", "0.05", "0.15"):
         res = out[delay]
         if not res["raised"]:  # a fast machine finished first: then it must have been quick
-            assert res["took"] < 0.15, res
+            assert res["took"] < 0.15 * SLOW, res
             continue
-        assert res["to_raise"] < 0.5, res  # 5 * 10^6 nodes: 1.3 s before the polls
+        assert res["to_raise"] < 0.5 * SLOW, res  # 5 * 10^6 nodes: 1.3 s before the polls
         assert not res["grad"], "an interrupted backward accumulated into x.grad"
     assert np.isfinite(out["after"]) and out["after"] > 0
 
@@ -188,7 +192,7 @@ print(json.dumps(res))
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["raised"], res
-    assert res["to_raise"] < 0.5, res  # 8.8 s before the polls counted work, not nodes
+    assert res["to_raise"] < 0.5 * SLOW, res  # 8.8 s before the polls counted work, not nodes
     assert res["J"] == [3, 3]
 
 
@@ -216,32 +220,51 @@ def test_create_graph_backward_without_a_cycle_is_silent():
     np.testing.assert_allclose(x.grad.numpy(), [5.0, 14.0])
 
 
-def test_resetting_grad_after_create_graph_frees_everything():
-    r = run_python(
-        """
-import gc, json, os, warnings
-import numpy as np, matgrad as mg
-warnings.simplefilter("ignore")
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-def loop(n, reset):
-    for _ in range(n):
-        x = mg.tensor(np.ones(64), requires_grad=True)
-        mg.sum(mg.sin(x) ** 3).backward(create_graph=True)
-        if reset:
-            x.grad = None
-loop(2000, True)
-gc.collect(); base = rss()
-loop(20000, True)
-gc.collect(); reset = rss() - base
-loop(20000, False)
-gc.collect(); kept = rss() - base - reset
-print(json.dumps({"reset": reset, "kept": kept}))
-""",
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["reset"] < 8 << 20, out  # flat when .grad is reset
-    assert out["kept"] > 16 << 20, out  # the cycle the warning is about is real
+# ---- defects the fuzzer found (tools/fuzz/fuzz_ops.py) ----
+
+
+def test_pow_one_half_is_sqrt_as_in_numpy():
+    x = np.array([-np.inf, -4.0, -0.0, 0.0, 2.25, np.inf])
+    with np.errstate(invalid="ignore"):
+        want = x**0.5
+    for dtype in (np.float64, np.float32):
+        got = mg.pow(x.astype(dtype), 0.5).numpy()
+        np.testing.assert_array_equal(got, want.astype(dtype))
+        assert np.signbit(got[2])  # sqrt(-0.0) is -0.0, as NumPy's x ** 0.5
+    np.testing.assert_allclose(mg.grad(lambda t: mg.sum(t**0.5))(np.array([4.0])), [0.25])
+
+
+@pytest.mark.parametrize("ta", [False, True], ids=["A", "AT"])
+def test_solve_with_subnormal_pivots_divides_instead_of_overflowing(ta):
+    # Eigen's triangular solves multiply by 1/pivot, which is inf for a pivot below 2.2e-308
+    np.testing.assert_array_equal(mg.solve(np.array([[1e-310]]), np.array([[1e-310]])).numpy(), [[1.0]])
+    np.testing.assert_array_equal(mg.solve(np.array([[1e-310]]), np.array([1e-310])).numpy(), [1.0])
+    rng = np.random.default_rng(7)
+    A0, B0 = rng.standard_normal((4, 4)) + 4 * np.eye(4), rng.standard_normal((4, 2))
+    A = (A0.T if ta else A0) * 1e-310  # NumPy itself gives inf and nan here
+    want = np.linalg.solve(A0.T if ta else A0, B0)
+    np.testing.assert_allclose(mg.solve(A, B0 * 1e-310).numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_max_along_an_axis_of_a_0_by_0_array_raises_as_numpy():
+    for axis in (0, 1, None):
+        with pytest.raises(ValueError, match=r"max: shape \(0, 0\) has a zero-size axis to reduce"):
+            mg.max(np.zeros((0, 0)), axis=axis)
+    assert mg.max(np.zeros((0, 3)), axis=1).shape == (0,)  # the reduced axis is not empty
+
+
+def test_compiled_gradient_of_sum_of_a_matrix_vector_product():
+    # the optimiser's compaction pointed a view at a slot it had not numbered yet
+    rng = np.random.default_rng(3)
+    A, x = rng.standard_normal((3, 3)), rng.standard_normal(3)
+
+    def f(A, x):
+        return mg.sum(A @ x)
+
+    cf = mg.compile(f, argnums=(0, 1))
+    dA, dx = cf.grad(A, x)
+    np.testing.assert_allclose(dA, np.outer(np.ones(3), x))
+    np.testing.assert_allclose(dx, A.sum(axis=0))
+    for got, want in zip(cf.hessian(A, x), mg.hessian(f, argnums=(0, 1))(A, x)):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)

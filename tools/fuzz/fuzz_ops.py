@@ -44,7 +44,6 @@ import dataclasses
 import functools
 import hashlib
 import os
-import re
 import signal
 import sys
 import time
@@ -944,48 +943,10 @@ def check_gradient(prog: Program, vals: list[Any], src_byte: int) -> None:
 
 # Defects of the engine found by this harness, reported and not fixed here (python/src, cpp):
 # a finding one of them explains counts as known, not as a failure (--strict: as a failure).
-KNOWN: list[tuple[str, Callable[[str, Program, list[Any]], bool]]] = [
-    (
-        "concatenate/stack make bool and 8/16-bit int arrays float64 next to float32 (NumPy and "
-        "matgrad's other ops: float32)",
-        lambda msg, prog, vals: bool(
-            re.match(r"step \d+ (concatenate|stack): dtype float64, NumPy gives float32", msg)
-        ),
-    ),
-    (
-        "pow(x, 0.5) at x = -inf is inf (C's pow); NumPy gives nan (its x ** 0.5 is sqrt(x))",
-        lambda msg, prog, vals: bool(
-            re.match(r"step \d+ pow: .*got np.float64\(inf\), NumPy gives np.float64\(nan\)", msg)
-        ),
-    ),
-    (
-        "solve(A, B) with a subnormal pivot gives inf (the pivot's reciprocal overflows) where the "
-        "solution is finite: solve([[1e-310]], [[1e-310]]) is inf, NumPy gives 1",
-        lambda msg, prog, vals: bool(re.match(r"step \d+ solve: .*got np.float64\(-?inf\)", msg)),
-    ),
-    (
-        "compile(lambda A, x: mg.sum(A @ x), argnums=(0, 1)).grad(A, x) for A (3, 3), x (3,) "
-        "raises ValueError 'program: view slot 6 does not fit the slot it views'",
-        lambda msg, prog, vals: (
-            msg.startswith("compile: raised ValueError") and "does not fit the slot it views" in msg
-        ),
-    ),
-    (
-        "max over an axis of a (0, 0) array returns shape (0,); NumPy (and matgrad for (3, 0) along "
-        "axis 1) raise ValueError: a zero-size axis to reduce",
-        lambda msg, prog, vals: bool(
-            re.match(r"step \d+ max: accepted what NumPy refuses \(ValueError: zero-size", msg)
-        ),
-    ),
-    (
-        "jacobian of a function through a broadcast to a 0-size array returns uninitialised memory "
-        "(grad gives 0)",
-        lambda msg, prog, vals: (
-            msg.startswith("jacobian:")
-            and any(isinstance(v, mg.Tensor) and v.size == 0 for v in vals[len(prog.inputs) :])
-        ),
-    ),
-]
+# All fixed so far (each with a regression test): concatenate/stack dtypes of small ints next to
+# float32, pow(-inf, 0.5), solve with a subnormal pivot, the compiled gradient of sum(A @ x),
+# max along an axis of a (0, 0) array, jacobian through a broadcast to a 0-size array.
+KNOWN: list[tuple[str, Callable[[str, Program, list[Any]], bool]]] = []
 STRICT = False
 known_hits: dict[str, int] = {}
 

@@ -285,6 +285,8 @@ template <class T> void fwd_pow_s(const KernelArgs& k) {
     k.out.arr<T>().setOnes();
   else if (s == T(-1))
     unary_kernel<T>(k, [](const auto& x) { return x.inverse(); });
+  else if (s == T(0.5))  // NumPy's x ** 0.5 is sqrt(x): nan at -inf, where C's pow gives inf
+    unary_kernel<T>(k, [](const auto& x) { return x.sqrt(); });
   else
     unary_kernel<T>(k, [s](const auto& x) { return x.unaryExpr([s](T v) { return T(std::pow(v, s)); }); });
 }

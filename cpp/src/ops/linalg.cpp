@@ -173,6 +173,7 @@ struct LUFactor : Factor {
   using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   Eigen::PartialPivLU<M> lu;
   bool singular = false;  ///< an exactly zero pivot (Eigen does not report it)
+  bool subnormal = false;  ///< a pivot below the smallest normal number (solve divides by it)
   std::vector<unsigned char> snapshot;  ///< the values factorized, for nodes over external memory
   mutable RowMat<T> inverse;  ///< X^-1 once some kernel computed it (empty before)
 };
@@ -207,7 +208,10 @@ std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
   if (n > 0) f->lu.compute(x.mat<T>());
   ++t_lu_count;
   for (std::int64_t j = 0; j < n; ++j)
-    if (f->lu.matrixLU()(j, j) == T(0)) f->singular = true;
+    if (f->lu.matrixLU()(j, j) == T(0))
+      f->singular = true;
+    else if (std::abs(f->lu.matrixLU()(j, j)) < std::numeric_limits<T>::min())
+      f->subnormal = true;
   if (external) {
     const auto* p = static_cast<const unsigned char*>(x.data());
     f->snapshot.assign(p, p + value_bytes(x));
@@ -465,6 +469,38 @@ Shape solve_shape(const Attr&, const Shape* in, int) {
   if (B.ndim == 0 || n != A.rows) fail_shapes("solve", "are not aligned", in, 2);
   return B;
 }
+// The substitutions of A Z = B (ta: A^T Z = B) from P A = L U with true divisions by the pivots:
+// Eigen's triangular solves multiply by each pivot's reciprocal, which overflows for a subnormal
+// pivot (solve([[1e-310]], [[1e-310]]) gave inf, not 1). O(n^2 m), for that case only.
+template <class T>
+void solve_dividing(const LUFactor<T>& f, bool ta, const MapMat<T>& B, MapMat<T>& Z) {
+  using M = typename LUFactor<T>::M;
+  const M& LU = f.lu.matrixLU();
+  const Eigen::Index n = LU.rows();
+  M X = ta ? M(B) : M(f.lu.permutationP() * B);
+  for (Eigen::Index j = 0; j < X.cols(); ++j) {
+    if (!ta) {
+      for (Eigen::Index i = 0; i < n; ++i)  // L y = P b, L unit lower
+        for (Eigen::Index q = 0; q < i; ++q) X(i, j) -= LU(i, q) * X(q, j);
+      for (Eigen::Index i = n; i-- > 0;) {  // U z = y
+        for (Eigen::Index q = i + 1; q < n; ++q) X(i, j) -= LU(i, q) * X(q, j);
+        X(i, j) /= LU(i, i);
+      }
+    } else {
+      for (Eigen::Index i = 0; i < n; ++i) {  // U^T w = b
+        for (Eigen::Index q = 0; q < i; ++q) X(i, j) -= LU(q, i) * X(q, j);
+        X(i, j) /= LU(i, i);
+      }
+      for (Eigen::Index i = n; i-- > 0;)  // L^T v = w
+        for (Eigen::Index q = i + 1; q < n; ++q) X(i, j) -= LU(q, i) * X(q, j);
+    }
+  }
+  if (ta)
+    Z = f.lu.permutationP().transpose() * X;
+  else
+    Z = X;
+}
+
 template <class T> void fwd_solve(const KernelArgs& k) {
   const Shape& bs = k.in[1].shape();
   const std::int64_t n = k.in[0].shape().rows;
@@ -476,7 +512,9 @@ template <class T> void fwd_solve(const KernelArgs& k) {
                       bs.str() + ")");
   MapMat<T> B(k.in[1].ptr<T>(), n, m);
   MapMat<T> Z(k.out.ptr<T>(), n, m);
-  if (k.attr.ta)
+  if (f->subnormal)
+    solve_dividing(*f, k.attr.ta, B, Z);
+  else if (k.attr.ta)
     Z = f->lu.transpose().solve(B);
   else
     Z = f->lu.solve(B);

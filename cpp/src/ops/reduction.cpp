@@ -111,7 +111,7 @@ Shape nonempty_reduce_shape(const Attr& a, const Shape* in, int n) {
   Shape out = reduce_shape<Name>(a, in, n);
   int ax = normalize_axis(Name, a.axis, in[0]);
   const std::int64_t len = ax == kAxisNone ? in[0].size() : (ax == 0 ? in[0].rows : in[0].cols);
-  if (len == 0 && out.size() > 0)
+  if (len == 0)  // as NumPy, even when the result is empty too (max of (0, 0) along an axis)
     fail_shapes(Name, "has a zero-size axis to reduce (the maximum has no identity)", in, 1);
   return out;
 }

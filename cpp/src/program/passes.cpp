@@ -72,20 +72,38 @@ void compact(Program& p) {
     mark(ins.out);
     for (int j = 0; j < ins.nin; ++j) mark(p.args[ins.in + j]);
   }
+  // Slots keep their order, except that a view waits for what it views: a substitution may have
+  // pointed it at a later slot (a view of broadcast_to(v) to v's own shape becomes a view of v),
+  // and a view must come after its target (Program::validate).
   std::vector<std::uint32_t> renum(ns, 0);
+  std::vector<char> placed(ns, 0);
+  std::vector<std::vector<std::uint32_t>> waiting(ns);
   std::vector<Slot> slots;
   std::vector<Val> constants;
-  for (std::size_t s = 0; s < ns; ++s) {
-    if (!keep[s]) continue;
-    renum[s] = std::uint32_t(slots.size());
-    Slot sl = p.slots[s];
-    if (sl.kind == SlotKind::constant) {
-      constants.push_back(p.constants[std::size_t(sl.index)]);
-      sl.index = std::int64_t(constants.size() - 1);
-    } else if (sl.kind == SlotKind::view) {
-      sl.index = renum[std::size_t(sl.index)];  // views come after what they view
+  std::vector<std::uint32_t> ready;
+  for (std::size_t s0 = 0; s0 < ns; ++s0) {
+    if (!keep[s0]) continue;
+    const Slot& first = p.slots[s0];
+    if (first.kind == SlotKind::view && !placed[std::size_t(first.index)]) {
+      waiting[std::size_t(first.index)].push_back(std::uint32_t(s0));
+      continue;
     }
-    slots.push_back(sl);
+    ready.assign(1, std::uint32_t(s0));
+    while (!ready.empty()) {
+      const std::uint32_t s = ready.back();
+      ready.pop_back();
+      renum[s] = std::uint32_t(slots.size());
+      placed[s] = 1;
+      Slot sl = p.slots[s];
+      if (sl.kind == SlotKind::constant) {
+        constants.push_back(p.constants[std::size_t(sl.index)]);
+        sl.index = std::int64_t(constants.size() - 1);
+      } else if (sl.kind == SlotKind::view) {
+        sl.index = renum[std::size_t(sl.index)];
+      }
+      slots.push_back(sl);
+      ready.insert(ready.end(), waiting[s].rbegin(), waiting[s].rend());
+    }
   }
   std::vector<Attr> attrs{Attr{}};
   std::vector<std::uint32_t> args;
