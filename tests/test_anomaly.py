@@ -162,3 +162,29 @@ def test_compiled_replay_is_not_checked_but_tracing_is():
         assert np.isinf(float(cf(np.zeros(2))))  # a replay: documented as unchecked
         with pytest.raises(mg.AnomalyError, match=r"^log: "):
             mg.compile(lambda t: mg.sum(mg.log(t)))(np.zeros(3))  # traced in the mode
+
+
+def test_a_nan_that_came_with_the_data_passes_backward_too():
+    x = mg.tensor(np.array([np.nan, 1.0]), requires_grad=True)
+    with mg.detect_anomaly():
+        mg.sum(mg.exp(x) * 2.0).backward()  # exp's cotangent is NaN where x is: not exp's doing
+    g = x.grad.numpy()
+    assert np.isnan(g[0]) and g[1] == pytest.approx(2 * np.e)
+
+
+def test_sites_are_forgotten_when_nodes_die():
+    import gc
+
+    with mg.detect_anomaly():
+        for _ in range(100):
+            y = mg.sum(mg.sin(mg.tensor(np.ones(3), requires_grad=True)))
+        del y
+    gc.collect()
+    x = mg.tensor(np.zeros(2), requires_grad=True)
+    with pytest.raises(mg.AnomalyError, match="was not made in anomaly mode"), mg.detect_anomaly():
+        y = mg.sum(mg.sqrt(x))  # made in the mode: has a site
+        mg._core._set_anomaly(False)
+        z = mg.sum(mg.sqrt(x * 1.0))  # made outside: no site, whatever address it reuses
+        mg._core._set_anomaly(True)
+        del y
+        z.backward()

@@ -22,7 +22,10 @@ thread_local int t_quiet = 0;
 std::atomic<AnomalySiteFn> g_site{nullptr};
 
 // The sites of nodes made in anomaly mode, by node (any thread may make or free a node).
-std::mutex g_sites_mu;
+std::mutex& sites_mu() {
+  static auto* m = new std::mutex();  // never destroyed, as the table: nodes die late
+  return *m;
+}
 std::unordered_map<const Node*, std::string>& sites() {
   static auto* m = new std::unordered_map<const Node*, std::string>();  // never destroyed: nodes die late
   return *m;
@@ -62,7 +65,7 @@ void set_anomaly_site(AnomalySiteFn fn) noexcept { g_site.store(fn, std::memory_
 
 std::string anomaly_site(const Node* n) {
   if (g_nsites.load(std::memory_order_relaxed) == 0) return {};
-  std::lock_guard<std::mutex> lock(g_sites_mu);
+  std::lock_guard<std::mutex> lock(sites_mu());
   auto it = sites().find(n);
   return it == sites().end() ? std::string() : it->second;
 }
@@ -72,11 +75,9 @@ namespace detail {
 bool anomaly_sites_recorded() noexcept { return g_nsites.load(std::memory_order_relaxed) != 0; }
 
 void anomaly_forget(const Node* n) noexcept {
-  std::lock_guard<std::mutex> lock(g_sites_mu);
+  std::lock_guard<std::mutex> lock(sites_mu());
   if (sites().erase(n)) g_nsites.fetch_sub(1, std::memory_order_relaxed);
 }
-
-bool anomaly_checking() noexcept { return t_enabled && t_quiet == 0; }
 
 AnomalyQuiet::AnomalyQuiet() noexcept { ++t_quiet; }
 AnomalyQuiet::~AnomalyQuiet() { --t_quiet; }
@@ -111,7 +112,7 @@ void anomaly_forward(OpId op, const Val* in, int n, int index_input, const Node&
     }
   }
   if (out.nparents > 0 && !site.empty()) {
-    std::lock_guard<std::mutex> lock(g_sites_mu);
+    std::lock_guard<std::mutex> lock(sites_mu());
     auto [it, fresh] = sites().insert_or_assign(&out, std::move(site));
     (void)it;
     if (fresh) g_nsites.fetch_add(1, std::memory_order_relaxed);

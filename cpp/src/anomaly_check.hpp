@@ -12,9 +12,6 @@
 
 namespace matgrad::detail {
 
-/// Whether results are checked now: anomaly mode is on and no sweep runs VJPs on this thread.
-bool anomaly_checking() noexcept;
-
 /// While alive, apply() records sites but checks nothing (a sweep checks what the VJP gives).
 struct AnomalyQuiet {
   AnomalyQuiet() noexcept;

@@ -253,13 +253,18 @@ struct Sweep {
     }
   }
 
-  // Anomaly mode: a NaN or an Inf in a cotangent the VJP of n gave, from a finite adjoint of n.
+  // Anomaly mode: a NaN or an Inf in a cotangent the VJP of n gave, from a finite adjoint of n,
+  // unless n's value or inputs had one already (a NaN that came with the data is not the op's
+  // doing, forward or backward).
   void check_cotangents(const Node& n, const T& a, int np) {
     for (int k = 0; k < np; ++k) {
       if (!sc.needs[k] || !sc.dx[k]) continue;
       const Val v = anomaly_value(sc.dx[k]);
       const Finite got = classify(v);
-      if (got != Finite::all && classify(anomaly_value(a)) == Finite::all) anomaly_backward(n, k, v, got);
+      if (got == Finite::all || classify(anomaly_value(a)) != Finite::all) continue;
+      Finite had = classify(n.value());
+      for (int q = 0; q < np && had != Finite::nan; ++q) had = std::max(had, classify(n.parent(q)->value()));
+      if (had < got || (got == Finite::inf && had == Finite::all)) anomaly_backward(n, k, v, got);
     }
   }
 

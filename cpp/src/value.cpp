@@ -35,10 +35,11 @@ namespace detail {
 // cache left 250-350 MB resident after they ended. This object is constructed before the cache
 // and the free list (their constructors make it), so it is destroyed after both, and then
 // gives the freed memory back.
+thread_local bool t_trim_at_exit = false;  // the cache held 1 MiB or more when the thread ended
 struct TrimAtExit {
   ~TrimAtExit() {
 #if defined(__GLIBC__)
-    malloc_trim(0);
+    if (t_trim_at_exit) malloc_trim(0);  // walks every arena: not for threads that cached little
 #endif
   }
 };
@@ -56,13 +57,16 @@ constexpr std::size_t kDefaultCacheLimit = std::size_t(256) << 20;
 
 // The bound on each thread's free lists (Note [buffers and the pool]): MATGRAD_CACHE_LIMIT when
 // it parses, else 256 MiB, until set_cache_limit.
-std::string g_env_error;
+std::string& env_error() {
+  static std::string e;
+  return e;
+}
 std::size_t initial_cache_limit() {
   const char* env = std::getenv("MATGRAD_CACHE_LIMIT");
   if (!env) return kDefaultCacheLimit;
   std::size_t v = 0;
   if (parse_byte_size(env, v)) return v;
-  g_env_error = std::string("MATGRAD_CACHE_LIMIT=") + env +
+  env_error() = std::string("MATGRAD_CACHE_LIMIT=") + env +
                 " is not a size (bytes, or a number with K, M or G for KiB, MiB, GiB); the default 256 MiB is used";
   return kDefaultCacheLimit;
 }
@@ -80,6 +84,7 @@ struct Pool {
   std::size_t cached = 0;
   Pool() { detail::trim_at_thread_exit(); }  // constructed first, destroyed after the pool
   ~Pool() {  // the thread exits: its cache goes back to the system
+    if (cached >= (std::size_t(1) << 20)) detail::t_trim_at_exit = true;
     trim();
     t_pool_gone = true;
   }
@@ -220,7 +225,7 @@ std::size_t set_cache_limit(std::size_t bytes) {
 }
 const std::string& cache_limit_env_error() {
   cache_limit_ref();
-  return g_env_error;
+  return env_error();
 }
 
 std::size_t pool_cached_bytes() { return t_pool_gone ? 0 : pool().cached; }
