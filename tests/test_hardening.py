@@ -268,3 +268,19 @@ def test_compiled_gradient_of_sum_of_a_matrix_vector_product():
     for got, want in zip(cf.hessian(A, x), mg.hessian(f, argnums=(0, 1))(A, x)):
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+def test_matrix_power_3_multiplies_in_numpys_order():
+    # NumPy forms X^3 as (X X) X; X (X X) overflowed float32 where NumPy's result is finite
+    x = np.array(
+        [[0.0, -0.58902, -0.47182], [-0.94232, 3.0e38, -1.3259], [1.4250, -1.9717, 1.3021]], np.float32
+    )
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = np.linalg.matrix_power(x, 3)
+    got = mg.matrix_power(x, 3).numpy()
+    np.testing.assert_array_equal(got[0, [0, 2]], want[0, [0, 2]])
+    rng = np.random.default_rng(5)
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        a = rng.standard_normal((5, 5)).astype(dtype)
+        for n in (2, 3, 4, 5):  # equal to rounding (the products' sums are in another order than BLAS's)
+            np.testing.assert_allclose(mg.matrix_power(a, n).numpy(), np.linalg.matrix_power(a, n), rtol=rtol)

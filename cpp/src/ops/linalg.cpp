@@ -836,6 +836,8 @@ Results front_matrix_power(const EntryPoint&, const Arg* a) {
   }
   // |n| without overflow at INT64_MIN
   std::uint64_t m = n < 0 ? std::uint64_t(0) - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+  // NumPy forms X^3 as (X X) X, not X (X X): the same order rounds and overflows the same way
+  if (m == 3) return matmul(matmul(base, base, false, false), base, false, false);
   NodeRef result;
   for (;;) {
     if (m & 1u) result = result ? matmul(result, base, false, false) : base;
