@@ -767,7 +767,8 @@ def run_forward(prog: Program) -> list[Any]:
             ):
                 want_dtype = None if op.name in ("matrix_power",) else want_dtype
             alt = None
-            if want_dtype == np.float32:  # NumPy in float32 too: overflows on the way are the dtype's
+            f32 = want_dtype == np.float32 or (op.name == "matrix_power" and result_dtype(args) == np.float32)
+            if f32:  # NumPy in float32 too: overflows on the way are the dtype's
                 try:
                     with np.errstate(all="ignore"):
                         alt = call(

@@ -11,6 +11,7 @@
 # that found it are ($FUZZ_OUT, default a new temporary directory); replay one with
 #   python tools/fuzz/fuzz_ops.py --repro FILE -v
 # Known engine defects (KNOWN in fuzz_ops.py) are counted, not failed; FUZZ_STRICT=1 fails them.
+# FUZZ_SEED fixes libFuzzer's random seed (default 0: a new one each run), so that a run repeats.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -27,7 +28,7 @@ strict=()
 set +e
 if "$py" -c 'import atheris' 2>/dev/null; then
   echo "fuzz: atheris, ${secs} s; artifacts in $out"
-  "$py" tools/fuzz/fuzz_ops.py "${strict[@]}" -max_total_time="$secs" -timeout=60 -rss_limit_mb=8192 \
+  "$py" tools/fuzz/fuzz_ops.py "${strict[@]}" -max_total_time="$secs" -seed="${FUZZ_SEED:-0}" -timeout=60 -rss_limit_mb=8192 \
     -artifact_prefix="$out/" -print_final_stats=1 "$out/corpus" tools/fuzz/corpus 2> >(grep -v '^INFO: Instrumenting' >&2)
   rc=$?
 else
