@@ -44,6 +44,13 @@ NOT_DIFFERENTIABLE = {
     "AnomalyError": "an exception",
     "set_cache_limit": "sets the per-thread cache bound",
     "get_cache_limit": "reports the per-thread cache bound",
+    "zeros": "makes a new leaf",
+    "ones": "makes a new leaf",
+    "zeros_like": "makes a new leaf of another's shape",
+    "ones_like": "makes a new leaf of another's shape",
+    "eye": "makes a new leaf",
+    "arange": "makes a new leaf",
+    "linspace": "makes a new leaf",
 }
 NO_GRADIENT_RE = re.compile(
     r"no gradient|not differentiable|not an op of the graph|outside the graph", re.IGNORECASE
@@ -67,6 +74,7 @@ SHAPE_EXEMPT = {
 # Members of mg.Tensor that are Python/pybind11 plumbing rather than API.
 TENSOR_PLUMBING = {
     "__init__": "Tensor() is not a constructor (it raises); the class docstring gives mg.tensor's signature",
+    "__hash__": "object's identity hash, kept when the comparisons became elementwise",
 }
 
 DERIVATIVE_RULE = "d/d"

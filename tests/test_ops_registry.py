@@ -777,6 +777,13 @@ ELEMENTWISE = [c for c in CASES if c.elementwise]
 NON_OPS = {
     "Tensor",
     "tensor",
+    "zeros",
+    "ones",
+    "zeros_like",
+    "ones_like",
+    "eye",
+    "arange",
+    "linspace",
     "no_grad",
     "is_grad_enabled",
     "set_num_threads",

@@ -275,6 +275,13 @@ SNIPPET = """
     assert_type(np.asarray(x), npt.NDArray[Any])
     assert_type(mg.nn.MLP([2, 3, 1])(a), Tensor)
     assert_type(mg.to_dot(x), str)
+    assert_type(x < x, npt.NDArray[Any])
+    assert_type(x >= 1.0, npt.NDArray[Any])
+    assert_type(int(x[0, 0]), int)
+    assert_type(f"{x.sum():.3f}", str)
+    assert_type(mg.zeros((2, 2)), Tensor)
+    assert_type(mg.ones_like(x), Tensor)
+    assert_type(mg.arange(3), Tensor)
     x.grad = None
     x.requires_grad = False
     x.backward(np.ones((2, 2)))
@@ -289,7 +296,7 @@ SNIPPET = """
     mg.sum(x, axis=0.5)  # type: ignore[arg-type]
     mg.tensor(1.0).grad.sum()  # type: ignore[union-attr]
     mg.nonexistent(x)  # type: ignore[attr-defined]
-    x < x  # type: ignore[operator]
+    x < "a"  # type: ignore[operator]
 """
 
 

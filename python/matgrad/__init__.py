@@ -15,7 +15,7 @@ returns and the derivative rule it implements: ``d/dx: ...`` is the adjoint pass
 
 from __future__ import annotations
 
-from . import _core, nn, optim  # nn, optim: the submodules mg.nn, mg.optim
+from . import _core, _protocols, nn, optim  # nn, optim: the submodules mg.nn, mg.optim
 from ._compile import CompiledFunction as CompiledFunction
 from ._compile import compile, load
 from ._core import *  # noqa: F403  (the public ops: one entry point each, defined in the engine)
@@ -27,6 +27,7 @@ from ._core import is_grad_enabled as is_grad_enabled  # re-exported (listed in 
 from ._core import set_cache_limit as set_cache_limit
 from ._core import set_num_threads as set_num_threads
 from ._core import tensor as tensor  # re-exported (listed in _core.__all__)
+from ._creation import arange, eye, linspace, ones, ones_like, zeros, zeros_like
 from ._indexing import getitem as _getitem
 from ._transforms import (
     check_grad,
@@ -42,6 +43,7 @@ from ._transforms import (
 from .viz import draw, to_dot
 
 Tensor.__getitem__ = _getitem  # type: ignore[method-assign]
+_protocols.install()  # format(), int(), tolist(), comparisons, NumPy functions, pickle, copy
 
 __version__: str = _core.__version__
 
@@ -55,6 +57,14 @@ if _core._cache_limit_env_error():  # MATGRAD_CACHE_LIMIT that is not a size: sa
 __all__ = [
     "no_grad",
     "detect_anomaly",
+    # tensors from a shape
+    "zeros",
+    "ones",
+    "zeros_like",
+    "ones_like",
+    "eye",
+    "arange",
+    "linspace",
     "AnomalyError",
     # transforms
     "grad",

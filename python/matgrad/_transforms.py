@@ -58,6 +58,12 @@ def _as_argnum(i: Any, op: str) -> int:
         raise TypeError(f"{op}: argnums must be ints, got {type(i).__name__}") from None
 
 
+def _bound(f: Callable[..., Any], kwargs: dict[str, Any]) -> Callable[..., Any]:
+    """f with the call's keyword arguments bound: they pass through unchanged and are never
+    differentiated (argnums counts positional arguments only, as in JAX)."""
+    return functools.partial(f, **kwargs) if kwargs else f
+
+
 def _checked_argnums(argnums: ArgNums, op: str) -> tuple[tuple[int, ...], bool]:
     single = hasattr(argnums, "__index__") and not isinstance(argnums, (bool, np.bool_))
     if single:
@@ -87,8 +93,8 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[...,
     vg = _core._vg
 
     @functools.wraps(f)
-    def value_and_grad_f(*args: Any) -> Any:
-        return vg(f, args, nums, single, True, "value_and_grad")
+    def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
+        return vg(_bound(f, kwargs), args, nums, single, True, "value_and_grad")
 
     return value_and_grad_f
 
@@ -111,8 +117,8 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     vg = _core._vg
 
     @functools.wraps(f)
-    def grad_f(*args: Any) -> Any:
-        return vg(f, args, nums, single, False, "grad")
+    def grad_f(*args: Any, **kwargs: Any) -> Any:
+        return vg(_bound(f, kwargs), args, nums, single, False, "grad")
 
     return grad_f
 
@@ -147,8 +153,8 @@ def jacobian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     nums, single = _checked_argnums(argnums, "jacobian")
 
     @functools.wraps(f)
-    def jacobian_f(*args: Any) -> Any:
-        out, ins, graph = _core._trace(f, args, nums, "jacobian")
+    def jacobian_f(*args: Any, **kwargs: Any) -> Any:
+        out, ins, graph = _core._trace(_bound(f, kwargs), args, nums, "jacobian")
         blocks = (_core._jacobian_nodes if graph else _core._jacobian_values)(out, list(ins))
         res = tuple(_placed(b, out.shape, x.shape, graph) for b, x in zip(blocks, ins))
         return res[0] if single else res
@@ -174,8 +180,8 @@ def hessian(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     nums, single = _checked_argnums(argnums, "hessian")
 
     @functools.wraps(f)
-    def hessian_f(*args: Any) -> Any:
-        out, ins, graph = _core._trace(f, args, nums, "hessian")
+    def hessian_f(*args: Any, **kwargs: Any) -> Any:
+        out, ins, graph = _core._trace(_bound(f, kwargs), args, nums, "hessian")
         # Tensors (graph) or NumPy arrays; one conditional expression, so that mypy keeps the declared
         # type (an if/else would narrow it to a union whose rows zip() cannot type)
         blocks: list[list[Any]] = (

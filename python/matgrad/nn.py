@@ -8,7 +8,7 @@ leaf Tensors with ``requires_grad=True``; :mod:`matgrad.optim` updates them in p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
 
@@ -83,6 +83,17 @@ class Dense:
         """
         # ndarray @ Tensor is a Tensor (Tensor.__array_ufunc__ = None); NumPy's stubs say ndarray.
         return self._sigma(x @ self.A + self.b)  # type: ignore[arg-type]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """pickle and copy.deepcopy: the parameters (values, dtype, requires_grad) and the
+        activation's name; the activation function is looked up again on load."""
+        state = dict(self.__dict__)
+        del state["_sigma"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sigma = _activation(self.activation)
 
     def parameters(self) -> list[Tensor]:
         """parameters() -> list[Tensor]
