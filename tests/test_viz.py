@@ -102,3 +102,60 @@ def test_draw_names_the_package_when_dot_is_missing(monkeypatch, tmp_path):
 def test_draw_refuses_an_unknown_format(tmp_path):
     with pytest.raises(ValueError, match=r"^draw: the file name must end in \.svg, \.png or \.pdf"):
         mg.draw(lecture()["f"], str(tmp_path / "g.jpg"))
+
+
+def _adjoint_labels(dot):
+    """{node label's first row: adjoint text} of to_dot's output."""
+    out = {}
+    for m in re.finditer(r'label="([^"]*)"', dot):
+        rows = m.group(1).split("\\n")
+        adj = [r for r in rows if r.startswith("adjoint ")]
+        out[rows[0]] = adj[0][len("adjoint ") :] if adj else None
+    return out
+
+
+def test_adjoints_true_shows_every_intermediate_adjoint_without_touching_grad():
+    x = mg.tensor(0.7, requires_grad=True)
+    a = x**2
+    b = mg.exp(a)
+    c = a + b
+    f = mg.sqrt(c) + mg.cos(c)
+    names = {"x": x, "a": a, "b": b, "c": c, "f": f}
+    labels = _adjoint_labels(mg.to_dot(f, names=names, adjoints=True))
+    assert x.grad is None  # the picture's sweep leaves .grad alone
+    # the same adjoints as a backward() that retains every intermediate's
+    for t in (a, b, c, f):
+        t.retain_grad()
+    f.backward()
+    for name, t in names.items():
+        assert labels[f"{name} = {'input' if name == 'x' else t.op}"] == f"{t.grad.item():.4g}"
+    # without the option only what backward() kept appears: the named nodes, not sqrt and cos
+    kept = _adjoint_labels(mg.to_dot(f, names=names))
+    assert kept == {**labels, "sqrt": None, "cos": None} and labels["sqrt"] == labels["cos"] == "1"
+
+
+def test_adjoints_false_shows_only_kept_grads():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = mg.sum(mg.sin(x) * mg.tensor([3.0, 3.0]))
+    y.backward()
+    labels = _adjoint_labels(mg.to_dot(y))
+    assert labels["input"] is not None and labels["mul"] is None and labels["sin"] is None
+    labels = _adjoint_labels(mg.to_dot(y, adjoints=True))
+    assert labels["mul"] is not None and labels["sin"] is not None and labels["const"] is None
+    np.testing.assert_allclose(np.asarray(x.grad), 3 * np.cos([1.0, 2.0]))  # unchanged
+
+
+def test_adjoints_true_needs_a_one_element_output():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"to_dot: adjoints=True needs a tensor with one element.*\(2,\)"):
+        mg.to_dot(x * 2, adjoints=True)
+    # a graph with nothing to differentiate shows no adjoints
+    assert "adjoint" not in mg.to_dot(mg.tensor(2.0) * 3, adjoints=True)
+
+
+def test_draw_passes_adjoints_through(tmp_path):
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    x = mg.tensor(0.5, requires_grad=True)
+    out = mg.draw(mg.exp(x * x), str(tmp_path / "g.svg"), adjoints=True)
+    assert "adjoint" in (tmp_path / "g.svg").read_text() and out.endswith("g.svg")
