@@ -284,3 +284,20 @@ def test_bench_train_smoke_run():
     r = run_train(str(ROOT / "bench" / "train.py"), "--quick", "--epochs", "2", "--dtypes", "f64")
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"^\| float64 1T +\| +[\d.]+ \|", r.stdout, re.M), r.stdout
+
+
+def test_version_prints_the_package_version():
+    import matgrad as mg
+
+    r = run("-m", "matgrad", "--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"matgrad {mg.__version__}"
+
+
+def test_a_missing_train_extra_is_one_line_without_a_traceback(tmp_path):
+    # scikit-learn made unimportable (a None entry in sys.modules), as on a machine without the extra
+    code = "import sys; sys.modules['sklearn'] = None; from matgrad.__main__ import main; sys.exit(main(['train']))"
+    r = run("-c", code, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert 'pip install "matgrad[train]"' in r.stderr and "scikit-learn" in r.stderr

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m matgrad",
         description="matgrad: reverse-mode automatic differentiation for matrix programs.",
     )
+    parser.add_argument("--version", action="version", version=f"matgrad {mg.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_lec = sub.add_parser(
         "lecture", help="the lecture's scalar example with every node's value and adjoint (the default)"
@@ -114,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     _train.add_arguments(p_train)
     args = parser.parse_args(argv)
     if args.command == "train":
-        return _train.run(args)
+        try:
+            return _train.run(args)
+        except ImportError as e:  # a missing extra: the message says what to install
+            if "install the train extra" not in str(e):
+                raise
+            print(f"python -m matgrad train: {e}", file=sys.stderr)
+            return 2
     if args.command in (None, "lecture"):
         return lecture(args.x, None if args.no_graph else args.graph)
     parser.error(f"unknown command {args.command}")
