@@ -26,6 +26,22 @@ std::string shape_str(const py::array& a) {
 
 std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
 
+// An int argument of a setting (a Python int or NumPy's integers; not bool), as a long long and
+// PyLong_AsLongLongAndOverflow's overflow flag (-1, 0 or 1: its range checks are the caller's).
+struct IntArg {
+  long long value;
+  int overflow;
+};
+IntArg int_arg(py::handle n, const char* op, const char* name) {
+  if (!PyIndex_Check(n.ptr()) || PyBool_Check(n.ptr()))
+    throw py::type_error(std::string(op) + ": " + name + " must be an int, got " + type_name(n));
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
+  if (!i) throw py::error_already_set();
+  IntArg a{0, 0};
+  a.value = PyLong_AsLongLongAndOverflow(i.ptr(), &a.overflow);
+  return a;
+}
+
 void release_pyobject(void* ctx) {
   py::gil_scoped_acquire gil;
   Py_DECREF(static_cast<PyObject*>(ctx));
@@ -298,12 +314,7 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "set_num_threads",
         [](py::handle n) {
-          if (!PyIndex_Check(n.ptr()) || PyBool_Check(n.ptr()))  // an int, or NumPy's integers
-            throw py::type_error("set_num_threads: n must be an int, got " + type_name(n));
-          py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
-          if (!i) throw py::error_already_set();
-          int overflow = 0;
-          const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+          const auto [v, overflow] = int_arg(n, "set_num_threads", "n");
           if (overflow > 0 || v > 1 << 20)
             throw py::value_error("set_num_threads: n = " + py::str(n).cast<std::string>() + " is too large");
           matgrad::set_num_threads(overflow < 0 ? 0 : static_cast<int>(std::max<long long>(v, -1)));
@@ -318,12 +329,7 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "set_cache_limit",
         [](py::handle n) {
-          if (!PyIndex_Check(n.ptr()) || PyBool_Check(n.ptr()))
-            throw py::type_error("set_cache_limit: nbytes must be an int, got " + type_name(n));
-          py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(n.ptr()));
-          if (!i) throw py::error_already_set();
-          int overflow = 0;
-          const long long v = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+          const auto [v, overflow] = int_arg(n, "set_cache_limit", "nbytes");
           if (overflow < 0 || (overflow == 0 && v < 0))
             throw py::value_error("set_cache_limit: nbytes = " + py::str(n).cast<std::string>() + " is negative");
           const std::size_t bytes = overflow > 0 ? ~std::size_t(0) : static_cast<std::size_t>(v);
