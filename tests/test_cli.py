@@ -279,6 +279,14 @@ def test_weighted_least_squares_example_matches_its_closed_forms():
 
 
 @pytest.mark.usefixtures("train_extra")
+def test_gp_regression_example_finds_scikit_learns_optimum():
+    r = run_train(str(ROOT / "examples" / "gp_regression.py"), "--n", "150")
+    assert r.returncode == 0 and "the same likelihood at the optimum" in r.stdout, r.stdout + r.stderr
+    rel = float(re.search(r"relative difference of the optima's NLML: ([\d.e+-]+)", r.stdout).group(1))
+    assert rel <= 1e-6, r.stdout
+
+
+@pytest.mark.usefixtures("train_extra")
 def test_bench_train_smoke_run():
     """bench/train.py runs (torch rows only when torch is installed) and checks matgrad's training."""
     r = run_train(str(ROOT / "bench" / "train.py"), "--quick", "--epochs", "2", "--dtypes", "f64")
