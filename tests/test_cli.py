@@ -5,6 +5,7 @@ example in examples/, and bench/train.py's smoke run."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -309,3 +310,40 @@ def test_a_missing_train_extra_is_one_line_without_a_traceback(tmp_path):
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert 'pip install "matgrad[train]"' in r.stderr and "scikit-learn" in r.stderr
+
+
+def test_bench_run_quick_writes_results_chart_and_table(tmp_path):
+    """bench/run.py --quick: W1-W6 in one command (peers when installed), results.json, the chart
+    when matplotlib is there, and the table; W7 from a bench_w7 binary (a stand-in printing its
+    table here)."""
+    fake = tmp_path / "bench_w7"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "echo 'W7: n = 10; all gradients match the hand-written ones.'\n"
+        "echo 'workload nodes record-us rec+bwd-us ns/node replay-us instrs ns/instr hand-us hand-ns/el AD/hand rep/hand'\n"
+        "echo 'matrix product 64       3       1.00       27.50       9.1      10.50       5       2.1     10.00       0.01     2.7x     1.0x'\n"
+    )
+    fake.chmod(0o755)
+    out = tmp_path / "res"
+    r = run(str(ROOT / "bench" / "run.py"), "--quick", "--out", str(out), "--w7", str(fake), timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = json.loads((out / "results.json").read_text())
+    rows = data["results"]
+    assert {row["workload"] for row in rows} == {"W1", "W2", "W3", "W4", "W5", "W6", "W7"}
+    systems = {row["system"] for row in rows}
+    assert {"numpy (closed form)", "matgrad compiled", "matgrad value_and_grad"} <= systems
+    w7 = {row["system"]: row["median_us"] for row in rows if row["workload"] == "W7"}
+    assert w7 == {
+        "matgrad eager (C++ record + backward)": 27.5,
+        "matgrad compiled (C++ replay)": 10.5,
+        "hand-written C++": 10.0,
+    }
+    assert re.search(
+        r"^W7 +matrix product 64 +float64 +matgrad compiled \(C\+\+ replay\) +10\.50 +1\.050", r.stdout, re.M
+    )
+    assert re.search(r"^W4 +n=256 +float64 +numpy \(closed form\) +[\d.]+ +1\.000", r.stdout, re.M), r.stdout
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return
+    assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
