@@ -43,10 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=442, help="patients used (default: all 442)")
     args = ap.parse_args(argv)
     try:
-        from scipy.optimize import minimize
-        from sklearn.datasets import load_diabetes
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+        from scipy.optimize import minimize  # type: ignore[import-untyped]  # (SciPy ships no stubs)
+        from sklearn.datasets import load_diabetes  # type: ignore[import-untyped]
+        from sklearn.gaussian_process import GaussianProcessRegressor  # type: ignore[import-untyped]
+        from sklearn.gaussian_process.kernels import (  # type: ignore[import-untyped]
+            RBF,
+            ConstantKernel,
+            WhiteKernel,
+        )
     except ImportError:
         print('gp_regression needs scikit-learn and SciPy: pip install ".[train]"')
         return 0
