@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+import scipy.linalg
 from gradcheck import (
     F32,
     F64,
@@ -109,6 +110,46 @@ def spd(rng, shape):
     n = shape[0]
     m = rng.uniform(-1.0, 1.0, size=shape)
     return m @ m.T + n * np.eye(n)
+
+
+def _first_row_away_from_zero(rng, m, r):
+    """Orthonormal columns (m, r) whose first entries are at least 0.1 in magnitude, so that
+    signed_columns (which fixes each vector's sign by its first entry) is smooth around them."""
+    while True:
+        q, _ = np.linalg.qr(rng.standard_normal((m, r)))
+        if np.all(np.abs(q[0]) >= 0.1):
+            return q
+
+
+def separated_sym(rng, shape):
+    """Eigenvalues at least 0.5 apart (Q diag(w) Q^T) plus an antisymmetric part, which eigh and
+    eigvalsh do not read (they take (A + A^T) / 2)."""
+    n = shape[0]
+    q = _first_row_away_from_zero(rng, n, n)
+    w = np.cumsum(rng.uniform(0.5, 1.0, n)) - 0.4 * n
+    k = rng.uniform(-0.5, 0.5, size=shape)
+    return (q * w) @ q.T + (k - k.T)
+
+
+def separated_rect(rng, shape):
+    """Singular values at least 0.5 apart and at least 0.5 (U diag(s) V^T)."""
+    m, n = shape
+    r = min(m, n)
+    u = _first_row_away_from_zero(rng, m, r)
+    v, _ = np.linalg.qr(rng.standard_normal((n, r)))
+    s = 0.5 + np.cumsum(rng.uniform(0.5, 1.0, r))
+    return (u * s) @ v.T
+
+
+def near_identity(rng, shape):
+    """expm of a matrix with entries in (-0.3, 0.3): eigenvalues near 1, off the negative axis."""
+    return scipy.linalg.expm(rng.uniform(-0.3, 0.3, size=shape))
+
+
+def signed_columns(v):
+    """The columns of V with the sign that makes the first row positive (eigenvectors and
+    singular vectors are unique up to that sign)."""
+    return v * (v[0:1, :] / abs(v[0:1, :]))
 
 
 # ---- the registry ----
@@ -682,6 +723,115 @@ for _ax in (None, 0, 1, -1, -2):
             _shapes,
         ),
     )
+
+RECT = st.tuples(DIM3, DIM3).map(lambda d: ((d[0] + 1, d[1] + 1),))
+RECT_FIXED = (((1, 1),), ((3, 3),), ((4, 2),), ((2, 4),))
+
+
+def _np_svd_signed(x):
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    sg = np.sign(u[0:1, :])
+    return u * sg, s, vt * sg.T
+
+
+def _mg_svd_signed(x):
+    u, s, vt = mg.svd(x)
+    sg = u[0:1, :] / abs(u[0:1, :])
+    return u * sg, s, vt * mg.transpose(sg)
+
+
+def _scipy64(fn):
+    """A SciPy matrix function evaluated in float64, given back in the input's dtype (SciPy's
+    float32 logm warns about its own accuracy)."""
+    return lambda x: np.real(fn(np.asarray(x, np.float64))).astype(np.asarray(x).dtype)
+
+
+def _np_eigh_signed(x):
+    w, v = np.linalg.eigh(sym(x))
+    return w, v * np.sign(v[0:1, :])
+
+
+add(
+    Case(
+        "eigvalsh",
+        "eigvalsh",
+        mg.eigvalsh,
+        lambda x: np.linalg.eigvalsh(sym(x)),
+        (separated_sym,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
+    Case(
+        "eigh[0]",
+        "eigh",
+        lambda x: mg.eigh(x)[0],
+        lambda x: np.linalg.eigvalsh(sym(x)),
+        (separated_sym,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
+    Case(
+        "eigh[1]",
+        "eigh",
+        lambda x: signed_columns(mg.eigh(x)[1]),
+        lambda x: _np_eigh_signed(x)[1],
+        (separated_sym,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
+    Case(
+        "eigh(V diag(w^3) V^T)",
+        "eigh",
+        lambda x: (lambda w, v: (v * w**3) @ v.T)(*mg.eigh(x)),
+        lambda x: (lambda w, v: (v * w**3) @ v.T)(*np.linalg.eigh(sym(x))),
+        (separated_sym,),
+        SQUARE,
+        fixed=SQUARE_FIXED,
+    ),
+    Case(
+        "svdvals",
+        "svdvals",
+        mg.svdvals,
+        lambda x: np.linalg.svd(x, compute_uv=False),
+        (separated_rect,),
+        RECT,
+        fixed=RECT_FIXED,
+    ),
+    Case(
+        "svd[0]",
+        "svd",
+        lambda x: _mg_svd_signed(x)[0],
+        lambda x: _np_svd_signed(x)[0],
+        (separated_rect,),
+        RECT,
+        fixed=RECT_FIXED,
+    ),
+    Case(
+        "svd[1]",
+        "svd",
+        lambda x: mg.svd(x)[1],
+        lambda x: np.linalg.svd(x, compute_uv=False),
+        (separated_rect,),
+        RECT,
+        fixed=RECT_FIXED,
+    ),
+    Case(
+        "svd[2]",
+        "svd",
+        lambda x: _mg_svd_signed(x)[2],
+        lambda x: _np_svd_signed(x)[2],
+        (separated_rect,),
+        RECT,
+        fixed=RECT_FIXED,
+    ),
+    Case("pinv", "pinv", mg.pinv, np.linalg.pinv, (separated_rect,), RECT, fixed=RECT_FIXED),
+    Case("expm", "expm", mg.expm, _scipy64(scipy.linalg.expm), (real,), SQUARE, fixed=SQUARE_FIXED),
+    Case("logm", "logm", mg.logm, _scipy64(scipy.linalg.logm), (near_identity,), SQUARE, fixed=SQUARE_FIXED),
+    Case(
+        "sqrtm", "sqrtm", mg.sqrtm, _scipy64(scipy.linalg.sqrtm), (near_identity,), SQUARE, fixed=SQUARE_FIXED
+    ),
+    Case("sqrtm(spd)", "sqrtm", mg.sqrtm, _scipy64(scipy.linalg.sqrtm), (spd,), SQUARE, fixed=SQUARE_FIXED),
+)
 
 DIM = st.integers(1, 4)
 add(

@@ -7,6 +7,11 @@
 
 #include <matgrad/matgrad.hpp>
 
+#include <Eigen/Eigenvalues>
+#include <Eigen/LU>
+#include <Eigen/QR>
+#include <Eigen/SVD>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -281,6 +286,102 @@ Input spread(Rng& rng, const Shape& s) {
   Input x{s, {}};
   for (double p : perm) x.data.push_back(p * 0.5 - double(n) / 4 + rng.uniform(-0.05, 0.05));
   return x;
+}
+
+// ---- matrix functions: inputs with separated spectra, and references by other algorithms ----
+// (Eigen's general EigenSolver and JacobiSVD for the decompositions, which the engine computes
+// with SelfAdjointEigenSolver and BDCSVD; series and Newton iterations for the functions.)
+Eigen::MatrixXd orthonormal(Rng& rng, std::int64_t n, std::int64_t r) {
+  return Eigen::HouseholderQR<Eigen::MatrixXd>(rng.matrix(n, n)).householderQ() * Eigen::MatrixXd::Identity(n, r);
+}
+// Eigenvalues at least 0.5 apart, plus an antisymmetric part that eigh does not read.
+Input sep_sym(Rng& rng, const Shape& s) {
+  const std::int64_t n = s.rows;
+  const Eigen::MatrixXd q = orthonormal(rng, n, n), k = rng.matrix(n, n, -0.5, 0.5);
+  Eigen::VectorXd w(n);
+  double acc = -0.4 * double(n);
+  for (std::int64_t i = 0; i < n; ++i) w(i) = acc += rng.uniform(0.5, 1.0);
+  return input_of(q * w.asDiagonal() * q.transpose() + k - k.transpose(), s);
+}
+// Singular values at least 0.5 and 0.5 apart.
+Input sep_rect(Rng& rng, const Shape& s) {
+  const std::int64_t r = std::min(s.rows, s.cols);
+  const Eigen::MatrixXd u = orthonormal(rng, s.rows, r), v = orthonormal(rng, s.cols, r);
+  Eigen::VectorXd sv(r);
+  double acc = 0.5;
+  for (std::int64_t i = 0; i < r; ++i) sv(i) = acc += rng.uniform(0.5, 1.0);
+  return input_of(u * sv.asDiagonal() * v.transpose(), s);
+}
+// e^A by scaling and squaring a 30-term Taylor series.
+Eigen::MatrixXd expm_ref(const Eigen::MatrixXd& a) {
+  const Eigen::Index n = a.rows();
+  const int sq = 10;
+  const Eigen::MatrixXd b = a / double(1 << sq);
+  Eigen::MatrixXd term = Eigen::MatrixXd::Identity(n, n), e = term;
+  for (int k = 1; k <= 30; ++k) e += (term = term * b / double(k));
+  for (int i = 0; i < sq; ++i) e = e * e;
+  return e;
+}
+// The principal square root by the Denman-Beavers iteration.
+Eigen::MatrixXd sqrtm_ref(const Eigen::MatrixXd& a) {
+  Eigen::MatrixXd y = a, z = Eigen::MatrixXd::Identity(a.rows(), a.cols());
+  for (int i = 0; i < 60; ++i) {
+    const Eigen::MatrixXd yi = y.inverse(), zi = z.inverse();
+    y = 0.5 * (y + zi);
+    z = 0.5 * (z + yi);
+  }
+  return y;
+}
+// The principal logarithm by inverse scaling and squaring: 2^k log(A^(1/2^k)), the log by series.
+Eigen::MatrixXd logm_ref(const Eigen::MatrixXd& a) {
+  const int k = 6;
+  Eigen::MatrixXd r = a;
+  for (int i = 0; i < k; ++i) r = sqrtm_ref(r);
+  const Eigen::MatrixXd z = r - Eigen::MatrixXd::Identity(a.rows(), a.cols());
+  Eigen::MatrixXd term = z, l = Eigen::MatrixXd::Zero(a.rows(), a.cols());
+  for (int j = 1; j <= 20; ++j, term = term * z) l += (j % 2 ? 1.0 : -1.0) * term / double(j);
+  return double(1 << k) * l;
+}
+// expm of a matrix with entries in (-0.3, 0.3): eigenvalues near 1, off the negative axis.
+Input near_identity(Rng& rng, const Shape& s) { return input_of(expm_ref(rng.matrix(s.rows, s.cols, -0.3, 0.3)), s); }
+// The signs of Note [vector signs] in matfun.cpp: each column's largest entry positive.
+void signs_ref(Eigen::MatrixXd& v, Eigen::MatrixXd* w) {
+  for (Eigen::Index j = 0; j < v.cols(); ++j) {
+    Eigen::Index imax = 0;
+    v.col(j).cwiseAbs().maxCoeff(&imax);
+    if (v(imax, j) < 0) {
+      v.col(j) *= -1.0;
+      if (w) w->col(j) *= -1.0;
+    }
+  }
+}
+// The packed results: a vector of the matrices' entries (row-major) one after the other.
+Input packed(std::initializer_list<Eigen::MatrixXd> parts) {
+  std::int64_t total = 0;
+  for (const auto& p : parts) total += p.size();
+  Input out{S(total), {}};
+  for (const auto& p : parts) {
+    const std::vector<double> f = flat(p);
+    out.data.insert(out.data.end(), f.begin(), f.end());
+  }
+  return out;
+}
+// Eigenvalues ascending and eigenvectors of sym(A) from the general (Hessenberg QR) solver.
+void sym_eig_ref(const Eigen::MatrixXd& a, Eigen::VectorXd& w, Eigen::MatrixXd& v) {
+  const Eigen::MatrixXd s = 0.5 * (a + a.transpose());
+  Eigen::EigenSolver<Eigen::MatrixXd> es(s);
+  const Eigen::Index n = s.rows();
+  std::vector<Eigen::Index> idx(static_cast<std::size_t>(n));
+  for (Eigen::Index i = 0; i < n; ++i) idx[std::size_t(i)] = i;
+  std::sort(idx.begin(), idx.end(),
+            [&](Eigen::Index x, Eigen::Index y) { return es.eigenvalues()(x).real() < es.eigenvalues()(y).real(); });
+  w.resize(n);
+  v.resize(n, n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    w(i) = es.eigenvalues()(idx[std::size_t(i)]).real();
+    v.col(i) = es.eigenvectors().col(idx[std::size_t(i)]).real().normalized();
+  }
+  signs_ref(v, nullptr);
 }
 
 // ---- the table ----
@@ -1264,6 +1365,131 @@ std::vector<OpCase> all_cases() {
                       for (Eigen::Index j = 0; j < a.cols(); ++j)
                         d += a(i, j) * g.block(i * bs.rows, j * bs.cols, bs.rows, bs.cols);
                     return input_of(d, bs);
+                  }});
+  }
+
+  // ---- matrix functions (matfun.cpp) ----
+  const Dom kSepSym{-1.0, 1.0, 0.0, sep_sym};
+  const Dom kSepRect{-1.0, 1.0, 0.0, sep_rect};
+  const Dom kNearId{-1.0, 1.0, 0.0, near_identity};
+  for (const Shape& s : {S(1, 1), S(2, 2), S(3, 3)}) {
+    const std::string t = shape_tag(s);
+    const std::int64_t n = s.rows;
+    cs.push_back({"eigvalsh_" + t,
+                  opid("eigvalsh"),
+                  {s},
+                  {kSepSym},
+                  [](V v) { return matgrad::eigvalsh(v[0]); },
+                  [n](const std::vector<Input>& in) {
+                    Eigen::VectorXd w;
+                    Eigen::MatrixXd q;
+                    sym_eig_ref(mat2d(in[0]), w, q);
+                    return input_of(w, S(n));
+                  }});
+    // the packed (w, V) node itself (the front end returns two unpacks of it)
+    cs.push_back({"eigh_" + t,
+                  opid("eigh"),
+                  {s},
+                  {kSepSym},
+                  [](V v) { return matgrad::apply(opid("eigh"), {v[0]}); },
+                  [](const std::vector<Input>& in) {
+                    Eigen::VectorXd w;
+                    Eigen::MatrixXd q;
+                    sym_eig_ref(mat2d(in[0]), w, q);
+                    return packed({w.transpose(), q});
+                  }});
+    cs.push_back({"expm_" + t,
+                  opid("expm"),
+                  {s},
+                  {},
+                  [](V v) { return matgrad::expm(v[0]); },
+                  [s](const std::vector<Input>& in) { return input_of(expm_ref(mat2d(in[0])), s); }});
+    cs.push_back({"logm_" + t,
+                  opid("logm"),
+                  {s},
+                  {kNearId},
+                  [](V v) { return matgrad::logm(v[0]); },
+                  [s](const std::vector<Input>& in) { return input_of(logm_ref(mat2d(in[0])), s); }});
+    cs.push_back({"sqrtm_" + t,
+                  opid("sqrtm"),
+                  {s},
+                  {kNearId},
+                  [](V v) { return matgrad::sqrtm(v[0]); },
+                  [s](const std::vector<Input>& in) { return input_of(sqrtm_ref(mat2d(in[0])), s); }});
+    cs.push_back({"sqrtm_spd_" + t,
+                  opid("sqrtm"),
+                  {s},
+                  {kSpd},
+                  [](V v) { return matgrad::sqrtm(v[0]); },
+                  [s](const std::vector<Input>& in) { return input_of(sqrtm_ref(mat2d(in[0])), s); }});
+    // the VJP helper: F o M with F_ij = 1 / (w_j - w_i), w well separated
+    matgrad::Attr ga;
+    ga.shape = s;
+    cs.push_back({"spectral_gap_" + t,
+                  opid("spectral_gap"),
+                  {S(n), s},
+                  {kSpread, Dom{}},
+                  [ga](V v) { return matgrad::apply(opid("spectral_gap"), {v[0], v[1]}, ga); },
+                  [s](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd w = mat2d(in[0]), m = mat2d(in[1]);
+                    Eigen::MatrixXd o = Eigen::MatrixXd::Zero(s.rows, s.cols);
+                    for (Eigen::Index i = 0; i < o.rows(); ++i)
+                      for (Eigen::Index j = 0; j < o.cols(); ++j)
+                        if (i != j) o(i, j) = m(i, j) / (w(j) - w(i));
+                    return input_of(o, s);
+                  }});
+  }
+  for (const Shape& s : {S(1, 1), S(3, 3), S(4, 2), S(2, 4)}) {
+    const std::string t = shape_tag(s);
+    const std::int64_t r = std::min(s.rows, s.cols);
+    auto jsvd = [](const Input& x) {
+      return Eigen::JacobiSVD<Eigen::MatrixXd>(mat2d(x), Eigen::ComputeThinU | Eigen::ComputeThinV);
+    };
+    cs.push_back({"svdvals_" + t,
+                  opid("svdvals"),
+                  {s},
+                  {kSepRect},
+                  [](V v) { return matgrad::svdvals(v[0]); },
+                  [jsvd, r](const std::vector<Input>& in) { return input_of(jsvd(in[0]).singularValues(), S(r)); }});
+    // the packed (U, s, Vt) node itself
+    cs.push_back({"svd_" + t,
+                  opid("svd"),
+                  {s},
+                  {kSepRect},
+                  [](V v) { return matgrad::apply(opid("svd"), {v[0]}); },
+                  [jsvd](const std::vector<Input>& in) {
+                    const auto d = jsvd(in[0]);
+                    Eigen::MatrixXd u = d.matrixU(), v = d.matrixV();
+                    signs_ref(u, &v);
+                    return packed({u, d.singularValues().transpose(), v.transpose()});
+                  }});
+    cs.push_back({"pinv_" + t,
+                  opid("pinv"),
+                  {s},
+                  {kSepRect},
+                  [](V v) { return matgrad::pinv(v[0]); },
+                  [s](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd a = mat2d(in[0]);
+                    // full rank: A^+ = (A^T A)^-1 A^T (tall) or A^T (A A^T)^-1 (wide)
+                    const Eigen::MatrixXd p = s.rows >= s.cols
+                                                  ? Eigen::MatrixXd((a.transpose() * a).inverse() * a.transpose())
+                                                  : Eigen::MatrixXd(a.transpose() * (a * a.transpose()).inverse());
+                    return input_of(p, S(s.cols, s.rows));
+                  }});
+    // the VJP helper: X S^-1 (columns divided by s_j, |s_j| >= 0.1)
+    matgrad::Attr da;
+    da.offset = 1;
+    da.shape = s;
+    cs.push_back({"sv_div_" + t,
+                  opid("sv_div"),
+                  {S(r), S(s.rows, r)},
+                  {kNonzero, Dom{}},
+                  [da](V v) { return matgrad::apply(opid("sv_div"), {v[0], v[1]}, da); },
+                  [](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd sv = mat2d(in[0]), x = mat2d(in[1]);
+                    Eigen::MatrixXd o = x;
+                    for (Eigen::Index j = 0; j < o.cols(); ++j) o.col(j) /= sv(j);
+                    return input_of(o, S(x.rows(), x.cols()));
                   }});
   }
 

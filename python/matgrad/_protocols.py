@@ -227,6 +227,33 @@ def _np_cholesky(a: Any, upper: bool = False) -> Tensor:
     return _core.transpose(L) if upper else L
 
 
+def _np_eigh(a: Any, UPLO: str = "L") -> Any:
+    # mg.eigh reads (A + A^T) / 2: on symmetric input the same as either triangle
+    return _core.eigh(a)
+
+
+def _np_eigvalsh(a: Any, UPLO: str = "L") -> Tensor:
+    return _core.eigvalsh(a)
+
+
+def _np_svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:
+    _no_extras("linalg.svd", hermitian=hermitian)
+    if not compute_uv:
+        return _core.svdvals(a)
+    shape = _shape(a)
+    if full_matrices and len(shape) == 2 and shape[0] != shape[1]:
+        raise TypeError(
+            "numpy.linalg.svd on a matgrad Tensor: full_matrices=True (NumPy's default) is not supported "
+            f"for shape {tuple(shape)}; mg.svd gives the reduced SVD (full_matrices=False)"
+        )
+    return _core.svd(a)
+
+
+def _np_pinv(a: Any, rcond: Any = None, hermitian: bool = False, **kw: Any) -> Tensor:
+    _no_extras("linalg.pinv", rcond=rcond, hermitian=hermitian, **kw)
+    return _core.pinv(a)
+
+
 def _binary(mg_fn: Callable[..., Tensor], name: str) -> Callable[..., Tensor]:
     def run(a: Any, b: Any, out: Any = None) -> Tensor:
         _no_extras(name, out=out)
@@ -273,11 +300,17 @@ _RECORDED: dict[Any, Callable[..., Any]] = {
     np.linalg.cholesky: _np_cholesky,
     np.linalg.norm: _np_norm,
     np.linalg.matrix_power: _np_matrix_power,
+    np.linalg.eigh: _np_eigh,
+    np.linalg.eigvalsh: _np_eigvalsh,
+    np.linalg.svd: _np_svd,
+    np.linalg.pinv: _np_pinv,
     # shapes only: readable while mg.compile traces
     np.shape: _shape,
     np.ndim: lambda a: len(_shape(a)),
     np.size: _np_size,
 }
+if hasattr(np.linalg, "svdvals"):  # NumPy >= 2.0
+    _RECORDED[np.linalg.svdvals] = _unary(_core.svdvals)
 if hasattr(np, "amax"):
     _RECORDED[np.amax] = _RECORDED[np.max]
 
@@ -321,8 +354,8 @@ def _array_function(self: Tensor, func: Any, types: Any, args: Any, kwargs: Any)
 
     NumPy functions on Tensors (NEP 18). Those with a matgrad op (np.sum, np.mean, np.max,
     np.transpose, np.reshape, np.concatenate, np.stack, np.trace, np.dot, np.outer, np.kron,
-    np.where, np.diag, np.linalg.det/slogdet/inv/solve/cholesky/norm/matrix_power) run that op
-    and record it, so gradients flow (d/dx: the op's own rule), with the op's shapes; np.shape,
+    np.where, np.diag, np.linalg.det/slogdet/inv/solve/cholesky/norm/matrix_power, and
+    eigh/eigvalsh/svd/svdvals/pinv) run that op and record it, so gradients flow (d/dx: the op's own rule), with the op's shapes; np.shape,
     np.ndim and np.size read the shape; predicates, printers and savers (np.allclose,
     np.argmax, np.save, ...) read the values, with no gradient; any other raises TypeError
     naming the mg function to use (its result would have no gradient).

@@ -254,6 +254,16 @@ def slogdet_param(src: Source, args: list) -> dict:
     return {"part": src.int(0, 1)}
 
 
+def _np_eigh_part(x: Any, part: int) -> Any:
+    """eigh's eigenvalues (of (x + x^T) / 2, as matgrad reads x); no reference for the vectors,
+    whose signs and, at close eigenvalues, directions are not unique."""
+    return np.linalg.eigvalsh((x + np.transpose(x)) / 2) if part == 0 else None
+
+
+def _np_svd_part(x: Any, part: int) -> Any:
+    return np.linalg.svd(x, compute_uv=False) if part == 1 else None
+
+
 def _np_index(x: Any, index: Any) -> Any:
     return np.asarray(x)[index]
 
@@ -385,6 +395,52 @@ def build_ops() -> list[Op]:
             strict=False,
         ),
         Op("kron", 2, mg.kron, np.kron, "mm", strict=False),
+        # matrix functions: values checked where they are unique (eigenvalues, singular values);
+        # gradients not (eigenvalue crossings are kinks; the vectors' are checked in the tests)
+        Op(
+            "eigvalsh",
+            1,
+            mg.eigvalsh,
+            lambda x: np.linalg.eigvalsh((x + np.transpose(x)) / 2),
+            "spec",
+            guard="square",
+            strict=False,
+            smooth=False,
+        ),
+        Op(
+            "eigh",
+            1,
+            lambda x, part: mg.eigh(x)[part],
+            _np_eigh_part,
+            "spec",
+            slogdet_param,
+            guard="square",
+            strict=False,
+            smooth=False,
+        ),
+        Op(
+            "svdvals",
+            1,
+            mg.svdvals,
+            lambda x: np.linalg.svd(x, compute_uv=False),
+            "spec",
+            strict=False,
+            smooth=False,
+        ),
+        Op(
+            "svd",
+            1,
+            lambda x, part: mg.svd(x)[part],
+            _np_svd_part,
+            "spec",
+            lambda s, a: {"part": s.int(0, 2)},
+            strict=False,
+            smooth=False,
+        ),
+        Op("pinv", 1, mg.pinv, None, "none", strict=False, smooth=False),
+        Op("expm", 1, mg.expm, None, "none", guard="small", strict=False, smooth=False),
+        Op("logm", 1, mg.logm, None, "none", guard="spd", strict=False, smooth=False),
+        Op("sqrtm", 1, mg.sqrtm, None, "none", guard="spd", strict=False, smooth=False),
         Op("quad_form", 2, mg.quad_form, lambda x, b: np.transpose(x) @ b @ x, "mm", strict=False),
         Op("index", 1, _mg_index, _np_index, "exact", index_param, strict=False),
     ]
@@ -504,6 +560,12 @@ def bound(op: Op, params: dict, ins: list[Any], want: np.ndarray, dtype: np.dtyp
             with np.errstate(all="ignore"):
                 return 32 * n * u * amp * awant + 8 * u * np.abs(np.log(awant)) * awant + tiny
         return 32 * n * u * amp * (np.max(awant, initial=0.0) + 1e-300) + tiny
+    if op.tol == "spec":  # eigenvalues and singular values: absolute error n eps ||A||_2 (Weyl)
+        a = arrays[0]
+        if a.ndim != 2 or not np.all(np.isfinite(a)):
+            return None
+        n = max(1, *a.shape)
+        return 16 * n * u * (float(np.linalg.norm(a, 2)) if a.size else 0.0) + tiny
     return None
 
 
@@ -747,7 +809,9 @@ def run_forward(prog: Program) -> list[Any]:
                 with np.errstate(all="ignore"):
                     want = call(op, ins64, params, "np")
                     want_dtype = result_dtype(args) if op.tol != "none" else None
-                    if op.tol == "lin" and any(np.asarray(as_native(a)).dtype.kind != "f" for a in args):
+                    if op.tol in ("lin", "spec") and any(
+                        np.asarray(as_native(a)).dtype.kind != "f" for a in args
+                    ):
                         want_dtype = None  # numpy.linalg makes ints and bools float64 (not NEP 50)
             except Exception as e:
                 np_err = e

@@ -944,7 +944,7 @@ void register_linalg() {
         "triangle and `tril_half` also halves the diagonal; the upper triangle of X gets 0.");
   unary("norm", k_norm, "The Frobenius norm `sqrt(sum(X^2))` (the 2-norm of a vector, `|x|` of a number).",
         "`x` of any shape -> `()`.", "d/dX: `G X / ||X||` (0 at `X = 0`)");
-  define_entry("matrix_power", "linalg", front_matrix_power, ops::matmul,
+  define_entry("matrix_power", "matfun", front_matrix_power, ops::matmul,
                {{"a", ParamKind::operand}, {"n", ParamKind::integer}})
       .doc(
           "`A^n` for an integer `n`, as `numpy.linalg.matrix_power`: repeated squaring with `matmul`; "
@@ -952,7 +952,7 @@ void register_linalg() {
           "`(m, m) -> (m, m)`; a 1-D or non-square `a` raises ValueError.",
           "d/dA: `sum_{k=0}^{n-1} (A^T)^k G (A^T)^(n-1-k)` for n > 0 (the chain rule through the products "
           "formed); through `inv` for n < 0; 0 for n = 0.");
-  define_entry("kron", "linalg", front_binary_linalg, k_kron, {{"a", ParamKind::operand}, {"b", ParamKind::operand}})
+  define_entry("kron", "matfun", front_binary_linalg, k_kron, {{"a", ParamKind::operand}, {"b", ParamKind::operand}})
       .doc("The Kronecker product `kron(A, B)`, as `np.kron` for matrices: the `(p, q)` blocks `A[i, j] B`.",
            "`(m, n), (p, q) -> (m p, n q)`; both must be 2-D (ValueError otherwise). float32 with float64 gives "
            "float64.",

@@ -22,7 +22,7 @@ OpId neg, exp, log, sin, cos, abs, square, sigmoid, sign, step;
 OpId add_s, mul_s, div_s, rsub_s, pow_s;
 OpId add, sub, mul, div, pow, xlogy, mask_nz;
 OpId sum, logsumexp;
-OpId transpose, reshape, broadcast_to, sum_to, cast, alias, pack, unpack, embed, block, gather;
+OpId transpose, reshape, broadcast_to, sum_to, cast, alias, pack, unpack, embed, block, unblock, gather;
 OpId matmul, trace, tril, inv;
 }  // namespace ops
 
@@ -50,6 +50,7 @@ void init_opdefs() {
     register_reduction();
     register_shape();
     register_linalg();
+    register_matfun();
     return true;
   }();
   g_opdefs_ready.store(once, std::memory_order_release);

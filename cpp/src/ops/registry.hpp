@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The op registry: one entry per op with its shape rule, forward kernel and VJP, and the
 // entry points (matgrad/entry.hpp) that make the public ops out of them. Each op family file
-// (elementwise.cpp, reduction.cpp, shape.cpp, linalg.cpp) defines its ops and entry points in
+// (elementwise.cpp, reduction.cpp, shape.cpp, linalg.cpp, matfun.cpp) defines its ops and entry points in
 // one register_<family> function; docs/architecture.md says how to add one.
 #pragma once
 
@@ -176,6 +176,7 @@ void register_elementwise();
 void register_reduction();
 void register_shape();
 void register_linalg();
+void register_matfun();
 
 // The ops that code outside their family file names (the VJP vocabulary below, the sweeps,
 // other families' rules). Set when the registry is built; an op that only its own family
@@ -185,7 +186,7 @@ extern OpId neg, exp, log, sin, cos, abs, square, sigmoid, sign, step;
 extern OpId add_s, mul_s, div_s, rsub_s, pow_s;
 extern OpId add, sub, mul, div, pow, xlogy, mask_nz;
 extern OpId sum, logsumexp;
-extern OpId transpose, reshape, broadcast_to, sum_to, cast, alias, pack, unpack, embed, block, gather;
+extern OpId transpose, reshape, broadcast_to, sum_to, cast, alias, pack, unpack, embed, block, unblock, gather;
 extern OpId matmul, trace, tril, inv;
 }  // namespace ops
 

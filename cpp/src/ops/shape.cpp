@@ -14,7 +14,7 @@ namespace matgrad {
 namespace {
 
 // Ops only this file names.
-OpId k_concat, k_unblock, k_scatter_add, k_diag_part, k_diag_embed;
+OpId k_concat, k_scatter_add, k_diag_part, k_diag_embed;
 
 template <class T> void fwd_copy(const KernelArgs& k) {
   std::memcpy(k.out.data(), k.in[0].data(), sizeof(T) * std::size_t(k.out.shape().size()));
@@ -244,7 +244,7 @@ template <class T> void fwd_block(const KernelArgs& k) {
 MG_VJP_FN(vjp_block) {
   Attr at = c.node.attr;
   at.shape = a.shape(c.in[0]);
-  c.dx[0] = a.op(k_unblock, {c.g}, at);
+  c.dx[0] = a.op(ops::unblock, {c.g}, at);
 }
 Shape unblock_shape(const Attr& a, const Shape* in, int) {
   const Shape& s = a.shape;
@@ -470,7 +470,7 @@ void register_shape() {
   def(&ops::block, "block", block_shape, MG_FWD(fwd_block))
       .reads(kAttrShape | kAttrOffset | kAttrOffset2)
       .vjp(MG_VJP(vjp_block));
-  def(&k_unblock, "unblock", unblock_shape, MG_FWD(fwd_unblock))
+  def(&ops::unblock, "unblock", unblock_shape, MG_FWD(fwd_unblock))
       .reads(kAttrShape | kAttrOffset | kAttrOffset2)
       .vjp(MG_VJP(vjp_unblock));
   OpDef& ga = def(&ops::gather, "gather", gather_shape, MG_FWD(fwd_gather)).vjp(MG_VJP(vjp_gather));

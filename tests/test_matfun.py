@@ -1,0 +1,266 @@
+"""Matrix functions (eigh, eigvalsh, svd, svdvals, expm, logm, sqrtm, pinv): the closed forms
+users know, the values against NumPy/SciPy, and the behaviour where other libraries give NaN:
+repeated eigenvalues and singular values, defective matrices, rank deficiency. Gradients and
+second derivatives on random input against finite differences are in test_ops_registry.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+from gradcheck import assert_close
+
+import matgrad as mg
+
+
+def rotated(values, seed=0):
+    """Q diag(values) Q^T for a random orthogonal Q."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((len(values), len(values))))
+    return (q * np.asarray(values, dtype=float)) @ q.T
+
+
+def fd_grad(f, x, eps=1e-6):
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = eps
+        g[i] = (f(x + e) - f(x - e)) / (2 * eps)
+    return g
+
+
+# ---- values against NumPy / SciPy ----
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_values_match_numpy_and_scipy(n, dtype):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    s = (a + a.T) / 2
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    w, v = mg.eigh(s)
+    assert w.dtype == dtype and v.dtype == dtype
+    assert_close(w.numpy(), np.linalg.eigvalsh(s), rtol=tol, atol=tol)
+    assert_close(mg.eigvalsh(s).numpy(), np.linalg.eigvalsh(s), rtol=tol, atol=tol)
+    assert_close((v.numpy() * w.numpy()) @ v.numpy().T, s, rtol=tol, atol=tol * n)
+    for shape in [(n, n), (n + 2, n), (n, n + 3)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        u, sv, vt = mg.svd(x)
+        u_np, s_np, vt_np = np.linalg.svd(x.astype(np.float64), full_matrices=False)
+        assert_close(sv.numpy(), s_np, rtol=tol, atol=tol)
+        assert_close(mg.svdvals(x).numpy(), s_np, rtol=tol, atol=tol)
+        # the same vectors up to the sign of each pair
+        sign = np.sign(np.sum(u.numpy() * u_np, axis=0))
+        assert_close(u.numpy(), u_np * sign, rtol=10 * tol, atol=10 * tol)
+        assert_close(vt.numpy(), vt_np * sign[:, None], rtol=10 * tol, atol=10 * tol)
+        assert_close(mg.pinv(x).numpy(), np.linalg.pinv(x.astype(np.float64)), rtol=10 * tol, atol=10 * tol)
+    b = (0.5 * rng.standard_normal((n, n))).astype(dtype)
+    assert_close(mg.expm(b).numpy(), scipy.linalg.expm(b.astype(np.float64)), rtol=tol, atol=tol)
+    p = scipy.linalg.expm(0.4 * rng.standard_normal((n, n))).astype(dtype)
+    assert_close(
+        mg.logm(p).numpy(), np.real(scipy.linalg.logm(p.astype(np.float64))), rtol=10 * tol, atol=10 * tol
+    )
+    assert_close(
+        mg.sqrtm(p).numpy(), np.real(scipy.linalg.sqrtm(p.astype(np.float64))), rtol=10 * tol, atol=10 * tol
+    )
+
+
+def test_vector_signs_are_normalised():
+    """The largest entry of each eigenvector / left singular vector is positive."""
+    x = np.random.default_rng(5).standard_normal((5, 4))
+    _, v = mg.eigh(x[:4] + x[:4].T)
+    u, _, _ = mg.svd(x)
+    for m in (v.numpy(), u.numpy()):
+        idx = np.argmax(np.abs(m), axis=0)
+        assert np.all(m[idx, np.arange(m.shape[1])] > 0)
+
+
+# ---- closed forms ----
+
+
+def test_trace_of_expm_gradient_is_its_transpose():
+    a = np.random.default_rng(1).standard_normal((4, 4))
+    g = mg.grad(lambda x: mg.trace(mg.expm(x)))(a)
+    assert_close(g, scipy.linalg.expm(a).T, rtol=1e-12, atol=1e-12)
+
+
+def test_trace_of_logm_gradient_is_inverse_transpose():
+    a = scipy.linalg.expm(0.5 * np.random.default_rng(2).standard_normal((4, 4)))
+    g = mg.grad(lambda x: mg.trace(mg.logm(x)))(a)
+    assert_close(g, np.linalg.inv(a).T, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5)])
+def test_nuclear_norm_gradient_is_u_vt(shape):
+    x = np.random.default_rng(3).standard_normal(shape)
+    u, _, vt = np.linalg.svd(x, full_matrices=False)
+    assert_close(mg.grad(lambda a: mg.sum(mg.svdvals(a)))(x), u @ vt, rtol=1e-12, atol=1e-12)
+    assert_close(mg.grad(lambda a: mg.sum(mg.svd(a)[1]))(x), u @ vt, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("values", [[1.0, 1.0, 1.0, 3.0], [2.0, 2.0, -1.0, -1.0], [0.0, 0.0, 0.0]])
+def test_sum_of_squared_eigenvalues_gradient_is_2a_at_any_multiplicity(values):
+    a = rotated(values)
+    for f in (lambda x: mg.sum(mg.eigvalsh(x) ** 2), lambda x: mg.sum(mg.eigh(x)[0] ** 2)):
+        assert_close(mg.grad(f)(a), 2 * a, rtol=1e-12, atol=1e-12)
+    assert_close(mg.grad(lambda x: mg.sum(mg.eigvalsh(x)))(np.eye(3)), np.eye(3), rtol=0, atol=1e-15)
+
+
+def test_svdvals_gradient_at_repeated_and_zero_singular_values():
+    # sum(s^2) = ||A||_F^2: gradient 2A, at I (all repeated) and at a rank-1 rectangular matrix
+    for a in (np.eye(3), np.outer([1.0, 2.0, 0.5, 1.0], [1.0, -1.0, 2.0]), np.zeros((2, 3))):
+        assert_close(mg.grad(lambda x: mg.sum(mg.svdvals(x) ** 2))(a), 2 * a, rtol=1e-12, atol=1e-12)
+    # the nuclear norm at I: U V^T = I
+    assert_close(mg.grad(lambda x: mg.sum(mg.svdvals(x)))(np.eye(3)), np.eye(3), rtol=0, atol=1e-15)
+
+
+def test_expm_of_skew_matrix_is_orthogonal_and_expm_logm_roundtrip():
+    k = np.random.default_rng(4).standard_normal((5, 5))
+    q = mg.expm(k - k.T).numpy()
+    assert_close(q @ q.T, np.eye(5), rtol=0, atol=1e-13)
+    a = rotated([0.5, 1.0, 2.0, 4.0]) + 0.1 * np.triu(np.ones((4, 4)), 1)
+    assert_close(mg.expm(mg.logm(a)).numpy(), a, rtol=1e-12, atol=1e-12)
+    r = mg.sqrtm(a).numpy()
+    assert_close(r @ r, a, rtol=1e-12, atol=1e-12)
+
+
+# ---- where eigendecomposition-based gradients fail ----
+
+
+@pytest.mark.parametrize(
+    "name,f,ref",
+    [
+        ("expm", mg.expm, scipy.linalg.expm),
+        ("logm", mg.logm, lambda x: np.real(scipy.linalg.logm(x))),
+        ("sqrtm", mg.sqrtm, lambda x: np.real(scipy.linalg.sqrtm(x))),
+    ],
+)
+@pytest.mark.parametrize(
+    "a",
+    [
+        np.array([[2.0, 1.0], [0.0, 2.0]]),  # defective (a Jordan block)
+        np.eye(3),  # one eigenvalue, three times
+        np.array([[3.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 3.0]]),
+    ],
+    ids=["jordan2", "identity3", "jordan3"],
+)
+def test_matrix_function_gradients_at_repeated_and_defective(name, f, ref, a):
+    w = np.cos(np.arange(a.size)).reshape(a.shape)
+    g = mg.grad(lambda x: mg.sum(f(x) * w))(a)
+    assert np.all(np.isfinite(g))
+    assert_close(g, fd_grad(lambda x: float(np.sum(ref(x) * w)), a), rtol=1e-6, atol=1e-7)
+
+
+def test_vector_gradients_at_repeated_values_raise_linalg_error():
+    # a cotangent that sees which basis of the repeated cluster was returned
+    a = rotated([1.0, 1.0, 2.0])
+    w = np.random.default_rng(6).standard_normal((4, 4))
+    with pytest.raises(np.linalg.LinAlgError, match=r"^eigh: .*repeated eigenvalues.*\(3, 3\)"):
+        mg.grad(lambda x: mg.sum(mg.eigh(x)[1] * w[:3, :3]))(a)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^svd: .*repeated singular values.*\(3, 3\)"):
+        mg.grad(lambda x: mg.sum(mg.svd(x)[0] * w[:3, :3]))(np.eye(3))
+    with pytest.raises(np.linalg.LinAlgError, match=r"^svd: .*rank-deficient.*\(4, 2\)"):
+        mg.grad(lambda x: mg.sum(mg.svd(x)[0] * w[:, :2]))(np.outer([1.0, 2.0, 3.0, 4.0], [1.0, 1.0]))
+    # a function of the vectors that does not depend on the basis, V diag(w) V^T = A, is smooth,
+    # but its gradient at exactly repeated values is a 0/0 limit the VJP cannot know: it raises
+    # too (PyTorch and JAX give NaN there), never a silent wrong number
+    with pytest.raises(np.linalg.LinAlgError, match=r"^eigh: .*repeated eigenvalues"):
+        mg.grad(lambda x: mg.sum((lambda w, v: (v * w) @ v.T)(*mg.eigh(x)) * w[:3, :3]))(np.eye(3))
+    # the values alone never raise, whatever the multiplicity
+    assert np.all(np.isfinite(mg.grad(lambda x: mg.sum(mg.eigh(x)[0] ** 3))(a)))
+
+
+def test_eigenvector_gradient_with_distinct_values_matches_finite_differences():
+    a = rotated([-1.0, 0.5, 2.0, 3.0], seed=7)
+    w = np.random.default_rng(8).standard_normal((4, 4))
+
+    def f(x):
+        v = mg.eigh(x)[1]
+        return mg.sum(v * v * w)  # V o V: independent of the signs
+
+    def f_np(x):
+        v = np.linalg.eigh(x)[1]
+        return float(np.sum(v * v * w))
+
+    g = mg.grad(f)(a)
+    assert_close(g, (lambda s: (s + s.T) / 2)(fd_grad(f_np, a)), rtol=1e-6, atol=1e-8)
+
+
+# ---- errors ----
+
+
+@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "svd", "svdvals", "expm", "logm", "sqrtm", "pinv"])
+def test_one_dimensional_and_non_square_input_raise_value_error_naming_the_op(name):
+    f = getattr(mg, name)
+    with pytest.raises(ValueError, match=rf"^{name}: .*\(3,\)"):
+        f(np.ones(3))
+    with pytest.raises(ValueError, match=rf"^{name}: .*\(2, 2, 2\)|3-D|dimensions"):
+        f(np.ones((2, 2, 2)))
+    if name not in ("svd", "svdvals", "pinv"):
+        with pytest.raises(ValueError, match=rf"^{name}: .*\(2, 3\)"):
+            f(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("name", ["eigh", "eigvalsh", "svd", "svdvals", "expm", "logm", "sqrtm", "pinv"])
+def test_non_finite_input_raises_linalg_error(name):
+    for bad in (np.nan, np.inf):
+        a = np.eye(3)
+        a[1, 2] = bad
+        with pytest.raises(np.linalg.LinAlgError, match=rf"^{name}: .*\(3, 3\).*NaN or infinite"):
+            getattr(mg, name)(a)
+
+
+def test_logm_and_sqrtm_refuse_negative_real_eigenvalues():
+    a = np.diag([2.0, -1.0])
+    with pytest.raises(np.linalg.LinAlgError, match=r"^logm: .*\(2, 2\).*negative real eigenvalue"):
+        mg.logm(a)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^sqrtm: .*\(2, 2\).*negative real eigenvalue"):
+        mg.sqrtm(a)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^logm: .*singular"):
+        mg.logm(np.diag([1.0, 0.0]))
+    # complex conjugate eigenvalues (a rotation by less than pi) have a real principal log
+    t = 0.7
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    assert_close(mg.logm(rot).numpy(), np.array([[0.0, -t], [t, 0.0]]), rtol=0, atol=1e-14)
+
+
+def test_empty_matrices():
+    z = np.zeros((0, 0))
+    w, v = mg.eigh(z)
+    assert w.shape == (0,) and v.shape == (0, 0)
+    u, s, vt = mg.svd(np.zeros((3, 0)))
+    assert u.shape == (3, 0) and s.shape == (0,) and vt.shape == (0, 0)
+    assert mg.expm(z).shape == (0, 0) and mg.pinv(np.zeros((2, 0))).shape == (0, 2)
+
+
+# ---- transforms: Hessians, compiled programs ----
+
+
+def test_hessian_of_spectral_loss_matches_finite_differences():
+    x = np.random.default_rng(9).standard_normal((3, 3))
+
+    def f(a):
+        return mg.sum(mg.svdvals(a) ** 3) + mg.sum(mg.expm(a) ** 2)
+
+    h = mg.hessian(f)(x).reshape(9, 9)
+    g = mg.grad(f)
+    hfd = np.stack(
+        [((g(x + 1e-5 * e.reshape(3, 3)) - g(x - 1e-5 * e.reshape(3, 3))) / 2e-5).ravel() for e in np.eye(9)],
+        1,
+    )
+    assert_close(h, hfd, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_program_gives_eager_values_and_gradients():
+    rng = np.random.default_rng(10)
+
+    def f(a):
+        s = (a + a.T) * 0.5
+        return mg.sum(mg.eigvalsh(s) ** 2) + mg.sum(mg.svdvals(a)) + mg.trace(mg.expm(0.1 * a))
+
+    c = mg.compile(f)
+    for _ in range(3):
+        x = rng.standard_normal((4, 4))
+        assert_close(c(x), f(x).numpy(), rtol=1e-12, atol=1e-12)
+        assert_close(c.grad(x), mg.grad(f)(x), rtol=1e-12, atol=1e-12)
