@@ -1422,6 +1422,35 @@ std::vector<OpCase> all_cases() {
                   {kSpd},
                   [](V v) { return matgrad::sqrtm(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(sqrtm_ref(mat2d(in[0])), s); }});
+    // sqrtm's VJP: Z with R^T Z + Z R^T = C, R with eigenvalues near 1 (checked by substitution)
+    cs.push_back({"sqrtm_sylvester_" + t,
+                  opid("sqrtm_sylvester"),
+                  {s, s},
+                  {kNearId, Dom{}},
+                  [](V v) { return matgrad::apply(opid("sqrtm_sylvester"), {v[0], v[1]}); },
+                  [s, n](const std::vector<Input>& in) {
+                    const Eigen::MatrixXd r = mat2d(in[0]), c = mat2d(in[1]);
+                    // (I kron R^T + R kron I) vec(Z) = vec(C), vec stacking columns
+                    const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(n, n);
+                    Eigen::MatrixXd k = Eigen::MatrixXd::Zero(n * n, n * n);
+                    for (Eigen::Index i = 0; i < n; ++i)
+                      for (Eigen::Index j = 0; j < n; ++j)
+                        k.block(i * n, j * n, n, n) = I(i, j) * r.transpose() + r(i, j) * I;
+                    const Eigen::VectorXd z = k.fullPivLu().solve(Eigen::Map<const Eigen::VectorXd>(c.data(), n * n));
+                    return input_of(Eigen::Map<const Eigen::MatrixXd>(z.data(), n, n), s);
+                  }});
+    // expm's VJP: L_exp(X, E), the top-right block of e^[[X, E], [0, X]]
+    cs.push_back({"expm_frechet_" + t,
+                  opid("expm_frechet"),
+                  {s, s},
+                  {},
+                  [](V v) { return matgrad::apply(opid("expm_frechet"), {v[0], v[1]}); },
+                  [s, n](const std::vector<Input>& in) {
+                    Eigen::MatrixXd b = Eigen::MatrixXd::Zero(2 * n, 2 * n);
+                    b.topLeftCorner(n, n) = b.bottomRightCorner(n, n) = mat2d(in[0]);
+                    b.topRightCorner(n, n) = mat2d(in[1]);
+                    return input_of(expm_ref(b).topRightCorner(n, n), s);
+                  }});
     // the VJP helper: F o M with F_ij = 1 / (w_j - w_i), w well separated
     matgrad::Attr ga;
     ga.shape = s;
