@@ -404,3 +404,28 @@ def test_shapes_and_recorded_numpy_functions_work_while_tracing():
     x = np.array([1.0, -2.0, 0.5])
     assert cf(x) == pytest.approx(float(f(mg.tensor(x))))
     np.testing.assert_allclose(cf.grad(x), mg.grad(f)(x), rtol=1e-13)
+
+
+# ---- parameter trees: a dict of arrays to grad / value_and_grad ----
+
+
+def test_grad_of_a_dict_gives_a_dict_of_the_same_structure():
+    rng = np.random.default_rng(0)
+    p = {"w": rng.standard_normal((2, 3)), "b": [rng.standard_normal(3), 2.0], "inner": {"s": np.float64(3.0)}}
+    x = rng.standard_normal((3, 4))
+
+    def loss(p, x, scale=1.0):
+        return scale * (mg.sum((p["w"] @ x) ** 2) + mg.sum(p["b"][0] * p["b"][1]) + p["inner"]["s"] ** 2)
+
+    g = mg.grad(loss)(p, x, scale=2.0)
+    assert sorted(g) == ["b", "inner", "w"] and isinstance(g["b"], list)
+    np.testing.assert_allclose(g["w"], 2.0 * 2 * (p["w"] @ x) @ x.T, rtol=1e-12)
+    np.testing.assert_allclose(g["b"][0], 2.0 * 2.0 * np.ones(3), rtol=1e-12)
+    np.testing.assert_allclose(g["b"][1], 2.0 * np.sum(p["b"][0]), rtol=1e-12)
+    np.testing.assert_allclose(g["inner"]["s"], 2.0 * 2 * 3.0, rtol=1e-12)
+    v, (gp, gx) = mg.value_and_grad(loss, argnums=(0, 1))(p, x)
+    assert float(v) == pytest.approx(float(loss(p, x).numpy()))
+    np.testing.assert_allclose(gp["w"], g["w"] / 2.0, rtol=1e-12)
+    np.testing.assert_allclose(gx, 2 * p["w"].T @ (p["w"] @ x), rtol=1e-12)
+    with pytest.raises(ValueError, match="^grad: a differentiated dict has no arrays"):
+        mg.grad(lambda d: mg.sum(x))({})

@@ -264,3 +264,59 @@ def test_compiled_program_gives_eager_values_and_gradients():
         x = rng.standard_normal((4, 4))
         assert_close(c(x), f(x).numpy(), rtol=1e-12, atol=1e-12)
         assert_close(c.grad(x), mg.grad(f)(x), rtol=1e-12, atol=1e-12)
+
+
+# ---- against PyTorch, where its gradients are defined (distinct values, generic matrices) ----
+
+
+def test_gradients_match_pytorch_where_defined():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((5, 5))
+    s = a + a.T
+    r = rng.standard_normal((6, 4))
+    w5, w64 = rng.standard_normal((5, 5)), rng.standard_normal((6, 4))
+
+    def t_grad(f, x):
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        f(t).backward()
+        return t.grad.numpy()
+
+    def signed(v):  # sign-independent use of the vectors
+        return v * v
+
+    pairs = [
+        (
+            lambda x: mg.sum(signed(mg.eigh(x)[1]) * w5) + mg.sum(mg.eigh(x)[0] ** 3),
+            s,
+            lambda x: (
+                (signed(torch.linalg.eigh(x)[1]) * torch.tensor(w5)).sum()
+                + (torch.linalg.eigh(x)[0] ** 3).sum()
+            ),
+        ),
+        (
+            lambda x: mg.sum(mg.eigvalsh(x) ** 2 * np.arange(5.0)),
+            s,
+            lambda x: (torch.linalg.eigvalsh(x) ** 2 * torch.arange(5.0, dtype=torch.float64)).sum(),
+        ),
+        (
+            lambda x: (
+                mg.sum(signed(mg.svd(x)[0]) * w64) + mg.sum(mg.svd(x)[1] ** 2) + mg.sum(signed(mg.svd(x)[2]))
+            ),
+            r,
+            lambda x: (
+                (signed(torch.linalg.svd(x, full_matrices=False)[0]) * torch.tensor(w64)).sum()
+                + (torch.linalg.svd(x, full_matrices=False)[1] ** 2).sum()
+                + signed(torch.linalg.svd(x, full_matrices=False)[2]).sum()
+            ),
+        ),
+        (lambda x: mg.sum(mg.svdvals(x) ** 3), r, lambda x: (torch.linalg.svdvals(x) ** 3).sum()),
+        (
+            lambda x: mg.sum(mg.expm(x) * w5),
+            a,
+            lambda x: (torch.linalg.matrix_exp(x) * torch.tensor(w5)).sum(),
+        ),
+        (lambda x: mg.sum(mg.pinv(x) ** 2), r, lambda x: (torch.linalg.pinv(x) ** 2).sum()),
+    ]
+    for f, x, tf in pairs:
+        assert_close(mg.grad(f)(x), t_grad(tf, x), rtol=1e-9, atol=1e-10)

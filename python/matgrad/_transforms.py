@@ -7,7 +7,7 @@ import contextlib
 import functools
 import operator
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 import numpy as np
@@ -76,6 +76,66 @@ def _checked_argnums(argnums: ArgNums, op: str) -> tuple[tuple[int, ...], bool]:
     return nums, False
 
 
+def _flatten(x: Any, leaves: list[Any]) -> Callable[[Iterator[Any]], Any]:
+    """Append the leaves of a parameter tree (dicts, and lists and tuples inside them) to
+    leaves; return the function that rebuilds the tree from an iterator over new leaves. Dict
+    keys are visited sorted, as JAX does."""
+    if isinstance(x, dict):
+        keys = sorted(x)
+        subs = [_flatten(x[k], leaves) for k in keys]
+        return lambda it: {k: s(it) for k, s in zip(keys, subs)}
+    if isinstance(x, (list, tuple)):
+        items = [_flatten(v, leaves) for v in x]
+        if isinstance(x, tuple) and hasattr(x, "_fields"):  # a namedtuple
+            return lambda it: type(x)(*(s(it) for s in items))
+        return lambda it: type(x)(s(it) for s in items)
+    leaves.append(x)
+    return lambda it: next(it)
+
+
+def _tree_vg(
+    vg: Callable[..., Any], f: Callable[..., Any], args: tuple, nums: tuple[int, ...], single: bool, value: bool, op: str
+) -> Any:
+    """vg for arguments that are dicts of arrays (parameter trees): the differentiated dicts are
+    flattened into their leaves, and their gradients come back as dicts of the same structure."""
+    n = len(args)
+    pos = [i + n if i < 0 else i for i in nums]
+    if not any(0 <= i < n and isinstance(args[i], dict) for i in pos):
+        return vg(f, args, nums, single, value, op)
+    flat: list[Any] = []
+    spans: list[tuple[int, int, Callable[[Iterator[Any]], Any] | None]] = []
+    for i, a in enumerate(args):
+        start = len(flat)
+        if i in pos and isinstance(a, dict):
+            tree = _flatten(a, flat)
+            spans.append((start, len(flat) - start, tree))
+        else:
+            flat.append(a)
+            spans.append((start, 1, None))
+
+    def f_flat(*xs: Any) -> Any:
+        rebuilt = [xs[st] if tree is None else tree(iter(xs[st : st + k])) for st, k, tree in spans]
+        return f(*rebuilt)
+
+    flat_nums: list[int] = []
+    for i in pos:
+        if not 0 <= i < n:  # out of range: the engine's own message
+            return vg(f, args, nums, single, value, op)
+        st, k, _ = spans[i]
+        flat_nums.extend(range(st, st + k))
+    if not flat_nums:
+        raise ValueError(f"{op}: a differentiated dict has no arrays in it")
+    out = vg(f_flat, tuple(flat), tuple(flat_nums), False, value, op)
+    val, grads = out if value else (None, out)
+    it = iter(grads)
+    result = []
+    for i in pos:
+        st, k, tree = spans[i]
+        result.append(next(it) if tree is None else tree(iter([next(it) for _ in range(k)])))
+    g = result[0] if single else tuple(result)
+    return (val, g) if value else g
+
+
 def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
     """value_and_grad(f, argnums=0) -> Callable
 
@@ -86,7 +146,9 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[...,
     argument's shape and dtype (``()`` for a Python number). With NumPy arrays or Python numbers
     in, value and gradients come back as NumPy arrays the caller owns. If any positional
     argument is a Tensor, they come back as Tensors connected to the graph, so transforms nest:
-    ``grad(grad(f))``. ``argnums`` may be a tuple, giving a tuple of gradients.
+    ``grad(grad(f))``. ``argnums`` may be a tuple, giving a tuple of gradients. A dict argument
+    (parameters by name; lists, tuples and dicts inside it are walked too) gets a dict of
+    gradients of the same structure, as in JAX.
     """
 
     nums, single = _checked_argnums(argnums, "value_and_grad")
@@ -94,7 +156,7 @@ def value_and_grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[...,
 
     @functools.wraps(f)
     def value_and_grad_f(*args: Any, **kwargs: Any) -> Any:
-        return vg(_bound(f, kwargs), args, nums, single, True, "value_and_grad")
+        return _tree_vg(vg, _bound(f, kwargs), args, nums, single, True, "value_and_grad")
 
     return value_and_grad_f
 
@@ -106,7 +168,7 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
 
     Shapes: ``f`` must return shape ``()`` or ``(1, 1)``; each gradient has its argument's shape
     and dtype (a tuple of them for a tuple ``argnums``). NumPy in, NumPy out; Tensors in, Tensors
-    out (see :func:`value_and_grad`).
+    out (see :func:`value_and_grad`); a dict of arrays in, a dict of gradients out.
 
     Reverse mode: one sweep from the seed ``G = 1`` gives ``df/dx`` for every requested input,
     each node's adjoint being ``df/dx_i = sum over children j of (df/dx_j) . (dg_j/dx_i)``, the
@@ -118,7 +180,7 @@ def grad(f: Callable[..., Any], argnums: ArgNums = 0) -> Callable[..., Any]:
 
     @functools.wraps(f)
     def grad_f(*args: Any, **kwargs: Any) -> Any:
-        return vg(_bound(f, kwargs), args, nums, single, False, "grad")
+        return _tree_vg(vg, _bound(f, kwargs), args, nums, single, False, "grad")
 
     return grad_f
 
