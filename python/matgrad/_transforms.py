@@ -94,7 +94,13 @@ def _flatten(x: Any, leaves: list[Any]) -> Callable[[Iterator[Any]], Any]:
 
 
 def _tree_vg(
-    vg: Callable[..., Any], f: Callable[..., Any], args: tuple, nums: tuple[int, ...], single: bool, value: bool, op: str
+    vg: Callable[..., Any],
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    nums: tuple[int, ...],
+    single: bool,
+    value: bool,
+    op: str,
 ) -> Any:
     """vg for arguments that are dicts of arrays (parameter trees): the differentiated dicts are
     flattened into their leaves, and their gradients come back as dicts of the same structure."""
@@ -130,8 +136,8 @@ def _tree_vg(
     it = iter(grads)
     result = []
     for i in pos:
-        st, k, tree = spans[i]
-        result.append(next(it) if tree is None else tree(iter([next(it) for _ in range(k)])))
+        _, k, rebuild = spans[i]
+        result.append(next(it) if rebuild is None else rebuild(iter([next(it) for _ in range(k)])))
     g = result[0] if single else tuple(result)
     return (val, g) if value else g
 
