@@ -225,6 +225,26 @@ def test_logm_and_sqrtm_refuse_negative_real_eigenvalues():
     assert_close(mg.logm(rot).numpy(), np.array([[0.0, -t], [t, 0.0]]), rtol=0, atol=1e-14)
 
 
+def test_symmetric_input_singular_covariances_and_tiny_eigenvalues():
+    x = np.random.default_rng(12).standard_normal((5, 2))
+    c = x @ x.T  # rank 2: three zero eigenvalues, computed as +-1e-16
+    r = mg.sqrtm(c).numpy()
+    assert_close(r @ r, c, rtol=1e-10, atol=1e-10)
+    assert_close(r, r.T, rtol=0, atol=0)
+    assert np.all(np.linalg.eigvalsh(r) > -1e-7)
+    # tiny but positive: a finite logarithm, as SciPy's
+    d = np.diag([1e-300, 1.0, 4.0])
+    assert_close(mg.logm(d).numpy(), np.diag(np.log([1e-300, 1.0, 4.0])), rtol=1e-14, atol=0)
+    s = rotated([0.5, 1.0, 3.0], seed=3)
+    s = (s + s.T) / 2
+    assert_close(mg.logm(s).numpy(), np.real(scipy.linalg.logm(s)), rtol=1e-12, atol=1e-12)
+    assert_close(mg.sqrtm(s).numpy(), np.real(scipy.linalg.sqrtm(s)), rtol=1e-12, atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^sqrtm: .*negative real eigenvalue"):
+        mg.sqrtm(np.diag([1.0, -1.0]))
+    with pytest.raises(np.linalg.LinAlgError, match=r"^logm: .*singular"):
+        mg.logm(np.diag([1.0, 0.0]))
+
+
 def test_empty_matrices():
     z = np.zeros((0, 0))
     w, v = mg.eigh(z)

@@ -414,11 +414,41 @@ template <class T> void fwd_expm(const KernelArgs& k) {
   MatD E = A.exp();
   k.out.mat<T>() = E.cast<T>();
 }
+// A symmetric A (exactly, as a covariance is) is a normal matrix: f(A) = V f(w) V^T from its
+// symmetric eigendecomposition, exact and several times cheaper than a Schur form; eigenvalues
+// within 4 n eps max|w| of 0 are 0 to working precision (a rank-deficient covariance's sqrtm).
+// Returns false (nothing written) when A is not symmetric.
+bool symmetric_function(const char* op, const MatD& A, const Shape& s, bool is_log, MatD& out) {
+  if (A != A.transpose()) return false;
+  Eigen::SelfAdjointEigenSolver<MatD> es(A);
+  if (es.info() != Eigen::Success)
+    throw LinAlgError(std::string(op) + ": eigenvalues of a matrix of shape " + s.str() + " did not converge");
+  VecD w = es.eigenvalues();
+  const double tol = 4.0 * double(A.rows()) * std::numeric_limits<double>::epsilon() * w.cwiseAbs().maxCoeff();
+  for (Eigen::Index i = 0; i < w.size(); ++i) {
+    if (is_log && w(i) == 0.0)
+      throw LinAlgError(std::string(op) + ": matrix of shape " + s.str() +
+                        " is singular (an eigenvalue is 0); its logarithm is not defined");
+    if (w(i) < (is_log ? 0.0 : -tol))
+      throw LinAlgError(std::string(op) + ": matrix of shape " + s.str() + " has a negative real eigenvalue (" +
+                        num(w(i)) + "); its principal " + (is_log ? "logarithm" : "square root") +
+                        " is complex, which matgrad does not support");
+    w(i) = is_log ? std::log(w(i)) : std::sqrt(std::max(w(i), 0.0));
+  }
+  out = es.eigenvectors() * w.asDiagonal() * es.eigenvectors().transpose();
+  out = 0.5 * (out + out.transpose()).eval();
+  return true;
+}
 template <class T> void fwd_logm(const KernelArgs& k) {
   const Shape& s = k.in[0].shape();
   if (s.rows == 0) return;
   MatD A = widened<T>(k.in[0]);
   check_finite("logm", A, s);
+  MatD Ls;
+  if (symmetric_function("logm", A, s, true, Ls)) {
+    k.out.mat<T>() = Ls.cast<T>();
+    return;
+  }
   check_principal("logm", A, s, false);
   MatD L = A.log();
   if (!L.allFinite()) throw LinAlgError("logm: the logarithm of a matrix of shape " + s.str() + " is not finite");
@@ -431,30 +461,41 @@ template <class T> void fwd_sqrtm(const KernelArgs& k) {
   if (s.rows == 0) return;
   MatD A = widened<T>(k.in[0]);
   check_finite("sqrtm", A, s);
+  MatD Rs;
+  if (symmetric_function("sqrtm", A, s, false, Rs)) {
+    k.out.mat<T>() = Rs.cast<T>();
+    return;
+  }
   Eigen::RealSchur<MatD> schur(A);
   if (schur.info() != Eigen::Success)
     throw LinAlgError("sqrtm: the Schur form of a matrix of shape " + s.str() + " did not converge");
-  const MatD& Tm = schur.matrixT();
+  MatD Tm = schur.matrixT();
   const Eigen::Index n = Tm.rows();
+  // a real eigenvalue within 4 n eps ||A|| of 0 is 0 to working precision, not negative
+  const double tol = 4.0 * double(n) * std::numeric_limits<double>::epsilon() * A.cwiseAbs().maxCoeff() * double(n);
   for (Eigen::Index i = 0; i < n; ++i) {
     if (i + 1 < n && Tm(i + 1, i) != 0.0) {  // a 2 x 2 block: real eigenvalues when q >= 0
       const double p = 0.5 * (Tm(i, i) - Tm(i + 1, i + 1)), q = p * p + Tm(i, i + 1) * Tm(i + 1, i);
       const double mid = 0.5 * (Tm(i, i) + Tm(i + 1, i + 1));
-      if (q >= 0 && mid - std::sqrt(q) < 0)
+      if (q >= 0 && mid - std::sqrt(q) < -tol)
         throw LinAlgError("sqrtm: matrix of shape " + s.str() + " has a negative real eigenvalue (" +
                           num(mid - std::sqrt(q)) +
                           "); its principal square root is complex, which matgrad does not support");
       ++i;
-    } else if (Tm(i, i) < 0) {
+    } else if (Tm(i, i) < -tol) {
       throw LinAlgError("sqrtm: matrix of shape " + s.str() + " has a negative real eigenvalue (" + num(Tm(i, i)) +
                         "); its principal square root is complex, which matgrad does not support");
+    } else if (Tm(i, i) < 0) {
+      Tm(i, i) = 0;
     }
   }
   MatD sqrtT = MatD::Zero(n, n);
   Eigen::matrix_sqrt_quasi_triangular(Tm, sqrtT);
   MatD R = schur.matrixU() * sqrtT * schur.matrixU().transpose();
   if (!R.allFinite())
-    throw LinAlgError("sqrtm: matrix of shape " + s.str() + " has no square root (a defective zero eigenvalue)");
+    throw LinAlgError("sqrtm: matrix of shape " + s.str() +
+                      " has a zero eigenvalue (to working precision) that makes its square root not computable by the "
+                      "Schur method: it has none if the eigenvalue is defective");
   k.out.mat<T>() = R.cast<T>();
 }
 
@@ -753,13 +794,16 @@ void register_matfun() {
         "algorithm, as `scipy.linalg.expm_frechet`); exact at repeated eigenvalues and defective `A`.");
   unary("logm", k_logm,
         "The principal matrix logarithm, as `scipy.linalg.logm` for real results: numpy.linalg.LinAlgError when "
-        "`A` has a real eigenvalue <= 0 (the principal logarithm is then complex or undefined).",
+        "`A` has a real eigenvalue <= 0 (the principal logarithm is then complex or undefined). A symmetric `A` "
+        "goes through its symmetric eigendecomposition, `V log(w) V^T`.",
         "`(n, n) -> (n, n)`; a 1-D or non-square `a` raises ValueError.",
         "d/dA: `L_log(A^T, G)`, the top-right block of `logm([[A^T, G], [0, A^T]])`; exact at repeated "
         "eigenvalues and defective `A`.");
   unary("sqrtm", k_sqrtm,
         "The principal matrix square root, as `scipy.linalg.sqrtm` for real results: numpy.linalg.LinAlgError "
-        "when `A` has a negative real eigenvalue (the principal square root is then complex).",
+        "when `A` has a negative real eigenvalue (the principal square root is then complex). A symmetric `A` goes "
+        "through its symmetric eigendecomposition, `V sqrt(w) V^T`, with eigenvalues within `4 n eps max|w|` of 0 "
+        "taken as 0 (the square root of a singular covariance).",
         "`(n, n) -> (n, n)`; a 1-D or non-square `a` raises ValueError.",
         "d/dA: `L_sqrt(A^T, G)`, the solution `Z` of the Sylvester equation `R^T Z + Z R^T = G`, `R = sqrtm(A)` "
         "(by a Schur form of R); exact at repeated eigenvalues and defective `A`; numpy.linalg.LinAlgError at a zero "
