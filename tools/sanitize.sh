@@ -15,8 +15,8 @@
 # 2. python  the Python module, put with python/matgrad into a package folder of its own
 #            (build/sanitize/site, first on PYTHONPATH), then pytest MATGRAD_SANITIZE_PYTEST
 #            (default: the whole Python suite, the crash-isolated cases that run_python starts in
-#            a fresh interpreter included, but for the files that need more than NumPy, pytest
-#            and hypothesis, test_cli, test_docs_site, test_typing, and test_memory, whose RSS
+#            a fresh interpreter included, but for the files that need more than NumPy, pytest,
+#            hypothesis and SciPy, test_cli, test_docs_site, test_typing, and test_memory, whose RSS
 #            bounds do not hold under ASan's allocator) in a virtual environment of its own
 #            (build/sanitize/venv), libasan and libstdc++ preloaded into the interpreter (Python
 #            itself is not instrumented: leaks are not checked there); the sanitizers' reports go
@@ -118,7 +118,8 @@ run_python() {
     rm -f "$site"/matgrad/_core*.so &&
     cp "$BUILD"/_core*.so "$BUILD/generated/_core.pyi" "$site/matgrad/" || return 1
   # a virtual environment of its own (an editable install of matgrad would shadow the package
-  # folder): NumPy, pytest and hypothesis, as pyproject.toml asks for them
+  # folder): NumPy, pytest, hypothesis and SciPy (the matrix functions' references), as
+  # pyproject.toml asks for them
   if [[ ! -x $py ]]; then
     say "Python: python -m venv $venv"
     python -m venv "$venv" || return 1
@@ -128,7 +129,7 @@ run_python() {
 import tomllib
 with open("pyproject.toml", "rb") as fh:
     project = tomllib.load(fh)["project"]
-wanted = [r for r in project["optional-dependencies"]["test"] if r.startswith(("pytest", "hypothesis"))]
+wanted = [r for r in project["optional-dependencies"]["test"] if r.startswith(("pytest", "hypothesis", "scipy"))]
 print(" ".join(project["dependencies"] + wanted))
 ') || return 1
   say "Python: pip install $reqs ($venv)"
