@@ -2,7 +2,7 @@
 
 The inventory is walked from the package itself: ``mg.__all__``, the members of ``mg.Tensor``
 (public names and the operator dunders it defines), and the classes and functions that
-``mg.nn`` and ``mg.optim`` define. A new public op without such a docstring fails here.
+``mg.nn``, ``mg.optim`` and ``mg.distributed`` define. A new public op without such a docstring fails here.
 
 What each docstring must give:
 - a first line that is a signature naming the callable, ``name(params) -> result`` as pybind11
@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 import matgrad as mg
+import matgrad.distributed as mgd
 
 # The public names of mg.__all__ that are not differentiable, with what they do instead. Their
 # docstrings must say so (NO_GRADIENT_RE); everything else in mg.__all__ gives a derivative rule.
@@ -69,6 +70,11 @@ SHAPE_EXEMPT = {
     "Tensor.op": "a string",
     "Tensor.requires_grad": "a bool",
     "optim.Optimizer.zero_grad": "sets .grad to None",
+    "distributed.DataParallel.bytes_sent": "returns byte counts",
+    "distributed.DataParallel.rebalance": "moves shards between workers",
+    "distributed.DataParallel.num_shards": "an int",
+    "distributed.DataParallel.client": "the Dask client",
+    "distributed.DataParallel.placement": "worker addresses",
 }
 
 # Members of mg.Tensor that are Python/pybind11 plumbing rather than API.
@@ -176,6 +182,8 @@ def module_items(mod: Any, prefix: str) -> Iterator[Item]:
                 mname = qual.rsplit(".", 1)[1]
                 # a layer's __call__ is differentiable; an optimiser's methods work outside the graph
                 mkind = "op" if mname == "__call__" else ("no_grad" if prefix == "optim" else "plain")
+                if prefix == "distributed" and mname == "__call__":
+                    mkind = "transform"  # a data-parallel value_and_grad: says what it computes
                 if isinstance(member, property):
                     yield Item(
                         qual, member.fget, member.__doc__, sig_name=mname, kind=mkind, is_property=True
@@ -184,7 +192,7 @@ def module_items(mod: Any, prefix: str) -> Iterator[Item]:
                     yield Item(qual, member, member.__doc__, sig_name=mname, kind=mkind, python_sig=member)
         elif inspect.isfunction(obj):
             # mg.nn's functions are losses of Tensors (differentiable); mg.optim has none today
-            kind = "op" if prefix == "nn" else "no_grad"
+            kind = {"nn": "op", "distributed": "transform"}.get(prefix, "no_grad")
             yield Item(f"{prefix}.{n}", obj, obj.__doc__, sig_name=n, kind=kind, python_sig=obj)
 
 
@@ -211,7 +219,13 @@ def top_level_items() -> Iterator[Item]:
 
 
 def inventory() -> list[Item]:
-    return [*top_level_items(), *tensor_items(), *module_items(mg.nn, "nn"), *module_items(mg.optim, "optim")]
+    return [
+        *top_level_items(),
+        *tensor_items(),
+        *module_items(mg.nn, "nn"),
+        *module_items(mg.optim, "optim"),
+        *module_items(mgd, "distributed"),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,6 +340,8 @@ def test_inventory_covers_the_public_api() -> None:
         "optim.SGD",
         "optim.Adam.step",
         "optim.Optimizer.zero_grad",
+        "distributed.value_and_grad",
+        "distributed.DataParallel.__call__",
     ]:
         assert n in names, n
     kinds = {i.name: i.kind for i in ITEMS}

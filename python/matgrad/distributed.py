@@ -1,0 +1,534 @@
+"""matgrad.distributed: data-parallel values and gradients over shards, on Dask distributed.
+
+    vg = matgrad.distributed.value_and_grad(f, shards, client=None, argnums=0)
+    value, grads = vg(*params)   # the sum over shards of mg.value_and_grad(f, argnums)(*params, *shard)
+
+The shards go to the workers once and stay there; ``f`` is compiled once per signature
+(``mg.compile``) and the program shipped once (pickled); each call sends only the parameters,
+each worker sums its shards' values and gradients and the workers' sums are added in a tree on
+the workers. ``client=None`` runs the same code in this process. Importing this module needs no
+Dask; only a client does (``pip install "matgrad[distributed]"``).
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from ._compile import CompiledFunction
+from ._compile import compile as _compile
+from ._core import Tensor
+from ._transforms import _checked_argnums
+
+__all__ = ["DataParallel", "value_and_grad"]
+
+ArgNums = Union[int, Sequence[int]]
+
+_OP = "distributed.value_and_grad"
+_ATTEMPTS = 3  # calls tried when workers are lost before the error says so
+_SCATTER_PARAMS_BYTES = 4 << 20  # larger parameters are scattered once per call, not put in each task
+
+
+# ---- what runs on a worker (module-level functions: Dask pickles them by reference) ----
+
+
+class _Failure:
+    """A shard's error, carried through the tree so the caller raises the first one by index."""
+
+    def __init__(self, index: int, exc: BaseException, shapes: str) -> None:
+        self.index = index
+        self.exc = exc
+        self.shapes = shapes
+
+    def error(self) -> BaseException:
+        msg = f"{_OP}: shard {self.index} (shapes {self.shapes}): {self.exc}"
+        try:
+            e = type(self.exc)(msg)
+        except Exception:
+            e = RuntimeError(f"{msg} [{type(self.exc).__name__}]")
+        return e
+
+
+def _shapes(shard: tuple[Any, ...]) -> str:
+    return ", ".join(str(tuple(np.shape(a))) for a in shard)
+
+
+def _partial(
+    prog: CompiledFunction,
+    params: tuple[Any, ...],
+    check_finite: bool,
+    indices: tuple[int, ...],
+    *shards: tuple[Any, ...],
+) -> Any:
+    """The sum over this worker's shards of the compiled value_and_grad, in shard order."""
+    vg = prog.value_and_grad
+    total: list[np.ndarray] | None = None
+    for i, shard in zip(indices, shards):
+        try:
+            v, g = vg(*params, *shard)
+            parts = [np.asarray(v, dtype=np.float64)]
+            parts += [np.asarray(x, dtype=np.float64) for x in (g if isinstance(g, tuple) else (g,))]
+            if check_finite and not all(np.isfinite(p).all() for p in parts):
+                raise FloatingPointError("the value or a gradient is not finite (check_finite=True)")
+        except Exception as e:
+            return _Failure(i, e, _shapes(shard))
+        if total is None:
+            total = [p.copy() for p in parts]
+        else:
+            for t, p in zip(total, parts):
+                t += p
+    assert total is not None
+    return total
+
+
+def _add(a: Any, b: Any) -> Any:
+    """One node of the reduction tree: the sum of two partial sums, or the first failure."""
+    if isinstance(a, _Failure) or isinstance(b, _Failure):
+        fails = [x for x in (a, b) if isinstance(x, _Failure)]
+        return min(fails, key=lambda x: x.index)
+    return [x + y for x, y in zip(a, b)]
+
+
+def _tree(items: list[Any], add: Callable[[Any, Any], Any]) -> Any:
+    """Pairwise reduction: the same tree shape locally and on the workers."""
+    while len(items) > 1:
+        nxt = [add(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return items[0]
+
+
+def _scheduler_stream_bytes(dask_scheduler: Any) -> int:
+    return sum(int(getattr(b, "byte_count", 0)) for b in dask_scheduler.stream_comms.values())
+
+
+def _worker_transfer_bytes(dask_worker: Any) -> int:
+    return int(dask_worker.transfer_outgoing_bytes_total)
+
+
+# ---- the caller's side ----
+
+
+def _as_shard(s: Any, i: int) -> tuple[np.ndarray, ...]:
+    if isinstance(s, Tensor):
+        s = (s.numpy(),)
+    elif isinstance(s, np.ndarray):
+        s = (s,)
+    elif not isinstance(s, (tuple, list)):
+        raise TypeError(f"{_OP}: shard {i} must be a tuple of arrays (or one array), got {type(s).__name__}")
+    out = []
+    for k, a in enumerate(s):
+        if isinstance(a, Tensor):
+            a = a.numpy()
+        try:
+            arr = np.asarray(a)
+        except Exception as e:
+            raise TypeError(f"{_OP}: shard {i}, item {k} cannot be converted to an array ({e})") from None
+        if arr.dtype.kind not in "fiub":
+            raise TypeError(f"{_OP}: shard {i}, item {k} must hold numbers, got dtype {arr.dtype}")
+        if arr.ndim > 2:
+            raise ValueError(
+                f"{_OP}: shard {i}, item {k} has shape {tuple(arr.shape)} (at most 2 dimensions are supported)"
+            )
+        if arr.dtype != np.float32:
+            arr = arr.astype(np.float64, copy=False)
+        out.append(np.ascontiguousarray(arr))
+    return tuple(out)
+
+
+def _param_key(params: tuple[Any, ...]) -> tuple[Any, ...]:
+    key: list[Any] = []
+    for p in params:
+        if isinstance(p, (bool, int, float)):
+            key.append(("s", type(p).__name__, p))
+        else:
+            a = np.asarray(p)
+            key.append(("a", a.shape, a.dtype.str))
+    return tuple(key)
+
+
+def _nbytes(x: Any) -> int:
+    return sum(int(np.asarray(a).nbytes) for a in x)
+
+
+class DataParallel:
+    """DataParallel(f, shards, client=None, argnums=0, *, check_finite=False)
+
+    What :func:`value_and_grad` returns: ``vg(*params) -> (value, grads)``, the sum over the
+    shards of ``mg.value_and_grad(f, argnums)(*params, *shard)``. Its shards live on the
+    client's workers (or in this process for ``client=None``) for as long as it does; shapes
+    and rules as :func:`value_and_grad` gives them.
+    """
+
+    def __init__(
+        self,
+        f: Callable[..., Any],
+        shards: Sequence[Any],
+        client: Any = None,
+        argnums: ArgNums = 0,
+        *,
+        check_finite: bool = False,
+    ) -> None:
+        if not callable(f):
+            raise TypeError(f"{_OP}: f must be callable, got {type(f).__name__}")
+        if isinstance(shards, (np.ndarray, Tensor)) or not isinstance(shards, Sequence):
+            raise TypeError(
+                f"{_OP}: shards must be a list of shards (each a tuple of arrays), got {type(shards).__name__}"
+            )
+        if len(shards) == 0:
+            raise ValueError(f"{_OP}: shards is empty")
+        self._shards = [_as_shard(s, i) for i, s in enumerate(shards)]
+        arity = len(self._shards[0])
+        for i, s in enumerate(self._shards):
+            if len(s) != arity:
+                raise ValueError(
+                    f"{_OP}: shard {i} has {len(s)} arrays (shapes {_shapes(s)}), shard 0 has {arity} "
+                    f"(shapes {_shapes(self._shards[0])})"
+                )
+        self._arity = arity
+        self._nums, self._single = _checked_argnums(argnums, _OP)
+        self._f = f
+        self._check_finite = bool(check_finite)
+        self._cf = _compile(f, self._nums[0] if self._single else self._nums)
+        self._client = client
+        self._lock = threading.Lock()
+        self._traced: set[tuple[Any, ...]] = set()  # the parameter signatures traced
+        self._prog_local: CompiledFunction | None = None  # client=None: the unpickled program
+        # On a cluster: the program's future, the shards' futures and where they live.
+        self._prog_future: Any = None
+        self._shard_futures: list[Any] = []
+        self._placement: list[str] = []
+        self._nthreads: dict[str, int] = {}
+        self.last_call: dict[str, Any] = {}
+        self._degraded = False  # shards moved off a lost worker: spread them again when it is back
+        self._checked = 0.0
+        self._nworkers = 0
+        if client is not None:
+            workers = self._workers()
+            self._nworkers = len(workers)
+            self._scatter_shards(list(range(len(self._shards))), workers)
+
+    # ---- properties ----
+
+    @property
+    def num_shards(self) -> int:
+        """num_shards -> int
+
+        How many shards the sum runs over."""
+        return len(self._shards)
+
+    @property
+    def client(self) -> Any:
+        """client -> distributed.Client | None
+
+        The Dask client the shards were sent through (None: this process)."""
+        return self._client
+
+    @property
+    def placement(self) -> list[str]:
+        """placement -> list[str]
+
+        The address of the worker each shard lives on, by shard index (empty for client=None)."""
+        return list(self._placement)
+
+    def bytes_sent(self) -> dict[str, int]:
+        """bytes_sent() -> dict[str, int]
+
+        Dask's own byte counters, cumulative since the workers started: ``client_to_scheduler``
+        (this client's batched stream: task submissions with the parameters in them),
+        ``scheduler_to_workers`` (the scheduler's batched streams: the tasks as run),
+        ``workers_out`` (the workers' data transfers: the partial sums of the reduction tree,
+        the result to the caller, and shards only if a task ran away from its data) and their
+        ``total``. Take the difference
+        around calls for the bytes per call. Zeros for client=None."""
+        if self._client is None:
+            return {"client_to_scheduler": 0, "scheduler_to_workers": 0, "workers_out": 0, "total": 0}
+        c = self._client
+        up = int(getattr(c.scheduler_comm, "byte_count", 0))
+        down = int(c.run_on_scheduler(_scheduler_stream_bytes))
+        w2w = sum(int(v) for v in c.run(_worker_transfer_bytes).values())
+        return {
+            "client_to_scheduler": up,
+            "scheduler_to_workers": down,
+            "workers_out": w2w,
+            "total": up + down + w2w,
+        }
+
+    # ---- compiling ----
+
+    def _positions(self, nparams: int) -> list[int]:
+        nargs = nparams + self._arity
+        pos = []
+        for n in self._nums:
+            i = n + nargs if n < 0 else n
+            if not 0 <= i < nargs:
+                raise ValueError(
+                    f"{_OP}: argnums {n} is out of range for {nparams} parameters and {self._arity} shard arrays"
+                )
+            if i >= nparams:
+                raise ValueError(
+                    f"{_OP}: argnums {n} names shard array {i - nparams}; only the parameters "
+                    f"(the first {nparams} arguments) are differentiated and summed over shards"
+                )
+            pos.append(i)
+        return pos
+
+    def _ensure_program(self, params: tuple[Any, ...]) -> bool:
+        """Trace and build the value_and_grad program of every shard signature for these
+        parameters' signature; True when the program changed (it must be shipped again)."""
+        key = _param_key(params)
+        if key in self._traced:
+            return False
+        self._positions(len(params))
+        seen: set[tuple[Any, ...]] = set()
+        for i, shard in enumerate(self._shards):
+            sig = tuple((a.shape, a.dtype.str) for a in shard)
+            if sig in seen:
+                continue
+            seen.add(sig)
+            args = (*params, *shard)
+            try:
+                e = self._cf._entry(args, {}, _OP)
+                self._cf._program(e, "value_and_grad", _OP)
+            except Exception as exc:
+                raise _Failure(i, exc, _shapes(shard)).error() from exc
+        self._traced.add(key)
+        return True
+
+    def _shipped(self) -> CompiledFunction:
+        """What a worker holds: the compiled function through a pickle round trip (its programs
+        only, no Python function)."""
+        out: CompiledFunction = pickle.loads(pickle.dumps(self._cf, protocol=pickle.HIGHEST_PROTOCOL))
+        return out
+
+    # ---- the cluster ----
+
+    def _workers(self) -> list[str]:
+        self._nthreads = {str(w): max(1, int(n)) for w, n in self._client.nthreads().items()}
+        workers = sorted(self._nthreads)
+        if not workers:
+            raise RuntimeError(f"{_OP}: the Dask cluster has no workers")
+        return workers
+
+    def _scatter_shards(self, which: list[int], workers: list[str]) -> None:
+        """Place the shards `which` on `workers`, each on the worker with the fewest bytes so far
+        (largest shards first, the other shards' places kept), and send those not already
+        there."""
+        if not self._shard_futures:
+            self._shard_futures = [None] * len(self._shards)
+            self._placement = [""] * len(self._shards)
+        old = list(self._placement)
+        load = dict.fromkeys(workers, 0)
+        for i, w in enumerate(self._placement):
+            if w in load and i not in which:
+                load[w] += _nbytes(self._shards[i])
+        for i in sorted(which, key=lambda j: (-_nbytes(self._shards[j]), j)):
+            w = min(workers, key=lambda x: (load[x], x))
+            load[w] += _nbytes(self._shards[i])
+            self._placement[i] = w
+        for w in workers:
+            mine = [
+                i
+                for i in which
+                if self._placement[i] == w
+                and (
+                    old[i] != w
+                    or self._shard_futures[i] is None
+                    or self._shard_futures[i].status != "finished"
+                )
+            ]
+            if not mine:
+                continue
+            futs = self._client.scatter([self._shards[i] for i in mine], workers=[w], hash=False)
+            for i, fu in zip(mine, futs):
+                self._shard_futures[i] = fu
+
+    def rebalance(self) -> None:
+        """rebalance() -> None
+
+        Spread the shards over the client's current workers again, by bytes (after workers
+        joined the cluster). Calls do this by themselves once a lost worker's shards went to
+        the others and the cluster has as many workers again as at the start."""
+        if self._client is None:
+            return
+        with self._lock:
+            self._scatter_shards(list(range(len(self._shards))), self._workers())
+            self._degraded = False
+
+    def _groups(self) -> list[tuple[str, list[int]]]:
+        """One task per worker thread: each worker's shards dealt to its threads by bytes."""
+        out = []
+        for w in sorted(set(self._placement)):
+            mine = [i for i, x in enumerate(self._placement) if x == w]
+            slots: list[list[int]] = [[] for _ in range(min(self._nthreads.get(w, 1), len(mine)))]
+            load = [0] * len(slots)
+            for i in sorted(mine, key=lambda j: (-_nbytes(self._shards[j]), j)):
+                k = load.index(min(load))
+                slots[k].append(i)
+                load[k] += _nbytes(self._shards[i])
+            out += [(w, sorted(s)) for s in slots]
+        return out
+
+    def _ship_program(self) -> None:
+        self._prog_future = self._client.scatter(self._cf, broadcast=True, hash=False)
+
+    def _lost(self) -> list[int]:
+        """The shards whose data is gone (their worker died)."""
+        return [i for i, fu in enumerate(self._shard_futures) if fu is None or fu.status != "finished"]
+
+    def _recover(self) -> None:
+        workers = self._workers()
+        lost = self._lost()
+        gone = [i for i, w in enumerate(self._placement) if w not in workers]
+        which = sorted(set(lost) | set(gone))
+        if which:
+            self._scatter_shards(which, workers)
+            self._degraded = True
+        if self._prog_future is None or self._prog_future.status != "finished":
+            self._ship_program()  # (a worker started later fetches it from another one)
+
+    def _call_cluster(self, params: tuple[Any, ...]) -> Any:
+        from distributed import wait
+
+        client = self._client
+        t0 = time.perf_counter()
+        if self._degraded and t0 - self._checked > 1.0:  # at most one look a second
+            self._checked = t0
+            workers = self._workers()
+            if len(workers) >= self._nworkers:
+                self._scatter_shards(list(range(len(self._shards))), workers)
+                self._degraded = False
+        if self._prog_future is None:
+            self._ship_program()
+        last: BaseException | None = None
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                self._recover()
+            groups = self._groups()
+            p: Any = params
+            if _nbytes(p) > _SCATTER_PARAMS_BYTES:
+                p = client.scatter(params, broadcast=True, hash=False)
+            parts = [
+                client.submit(
+                    _partial,
+                    self._prog_future,
+                    p,
+                    self._check_finite,
+                    tuple(idx),
+                    *[self._shard_futures[i] for i in idx],
+                    workers=[w],
+                    allow_other_workers=True,
+                    pure=False,
+                )
+                for w, idx in groups
+            ]
+            top = _tree(parts, lambda a, b: client.submit(_add, a, b, pure=False))
+            try:
+                while True:
+                    try:
+                        wait([top], timeout=1.0)
+                        break
+                    except TimeoutError:  # still running: is a shard's data gone (its worker)?
+                        if self._lost():  # then the tasks needing it would never run
+                            raise _Lost(f"shards {self._lost()} were lost with their worker") from None
+                res = top.result()
+            except Exception as e:
+                if isinstance(e, _Lost) or _is_infra(e):
+                    last = e
+                    for fu in [*parts, top]:
+                        fu.cancel()
+                    continue
+                raise
+            self.last_call = {"seconds": time.perf_counter() - t0, "attempts": attempt + 1}
+            return res
+        raise RuntimeError(
+            f"{_OP}: workers were lost during the call and {_ATTEMPTS} attempts did not complete it "
+            f"(last: {type(last).__name__}: {last}); no partial sum is returned"
+        ) from last
+
+    # ---- calling ----
+
+    def __call__(self, *params: Any) -> Any:
+        """__call__(*params) -> tuple
+
+        ``(value, grads)``: the sum over the shards of f's value and of df/dparams[argnums],
+        value of f's shape, each gradient of its parameter's shape (float64 sums; NumPy
+        arrays). The parameters are read afresh each call; a new parameter signature (shapes,
+        dtypes, Python-number values) is traced and its program shipped once more.
+        """
+        if not params:
+            raise TypeError(f"{_OP}: call with the parameters, vg(*params)")
+        params = tuple(p.numpy() if isinstance(p, Tensor) else p for p in params)
+        with self._lock:
+            changed = self._ensure_program(params)
+            if self._client is None:
+                if changed or self._prog_local is None:
+                    self._prog_local = self._shipped()
+                res = _tree(
+                    [
+                        _partial(self._prog_local, params, self._check_finite, (i,), s)
+                        for i, s in enumerate(self._shards)
+                    ],
+                    _add,
+                )
+            else:
+                if changed:
+                    self._prog_future = None
+                res = self._call_cluster(params)
+        if isinstance(res, _Failure):
+            raise res.error() from res.exc
+        value = res[0]
+        grads = res[1:]
+        value = value.reshape(()) if value.size == 1 else value
+        return value, (grads[0] if self._single else tuple(grads))
+
+
+class _Lost(Exception):
+    pass
+
+
+def _is_infra(e: BaseException) -> bool:
+    """Errors of the cluster (a worker or its data gone), not of f."""
+    names = {c.__name__ for c in type(e).__mro__}
+    return bool(
+        names
+        & {"KilledWorker", "CancelledError", "FutureCancelledError", "CommClosedError", "FutureLostError"}
+    )
+
+
+def value_and_grad(
+    f: Callable[..., Any],
+    shards: Sequence[Any],
+    client: Any = None,
+    argnums: ArgNums = 0,
+    *,
+    check_finite: bool = False,
+) -> DataParallel:
+    """value_and_grad(f, shards, client=None, argnums=0, *, check_finite=False) -> DataParallel
+
+    Data-parallel value and gradient: ``vg = value_and_grad(f, shards, client)`` and
+    ``value, grads = vg(*params)`` give the sum over the shards of
+    ``mg.value_and_grad(f, argnums)(*params, *shard)``: the value and df/dparams[argnums],
+    ``argnums`` counting the parameters first (only parameters are differentiated).
+
+    Shapes: each shard is a tuple of arrays (one array is a 1-tuple), all shards with the same
+    number of arrays; shards may differ in size (each size is traced once). ``value`` has f's
+    shape; ``grads`` the parameters' shapes (float64 sums).
+
+    Rule: the shards are sent to the Dask ``client``'s workers once, balanced by bytes, and stay
+    there; ``f`` is compiled (``mg.compile``) once per parameter signature on the caller and the
+    program shipped once, pickled, to every worker; each call sends only the parameters, each
+    worker sums its shards' results, and the workers' sums are added pairwise on the workers.
+    ``client=None`` runs the same compiled program in this process. A shard whose ``f`` raises
+    (or, with ``check_finite=True``, gives a non-finite value or gradient: FloatingPointError)
+    raises the same exception type in the caller, naming the shard's index and shapes. A worker
+    lost during a call gives its shards (re-sent from the caller's copies) to the workers left
+    and the call is run again, up to 3 times, then raises RuntimeError: never a partial sum.
+    """
+    return DataParallel(f, shards, client, argnums, check_finite=check_finite)
