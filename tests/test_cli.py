@@ -257,10 +257,31 @@ def test_train_function_reports_per_epoch_history():
 # ---- the examples and the benchmark script ----
 
 
-@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.py")))
+@pytest.mark.parametrize(
+    "example",
+    sorted(p.name for p in (ROOT / "examples").glob("*.py") if p.name != "distributed_training.py"),
+)
 def test_example_runs(example):
     r = run(str(ROOT / "examples" / example))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_distributed_example_matches_one_process():
+    """The data-parallel example, small: 1 and 2 workers give client=None's weights to 1e-12."""
+    pytest.importorskip("distributed", reason="the distributed extra (Dask) is part of the test extra")
+    r = run_train(
+        str(ROOT / "examples" / "distributed_training.py"),
+        "--samples",
+        "3000",
+        "--shards",
+        "5",
+        "--steps",
+        "3",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    errs = [float(x) for x in re.findall(r"weights vs client=None: ([\d.e+-]+) relative", r.stdout)]
+    assert len(errs) == 2 and max(errs) <= 1e-12, r.stdout
+    assert re.search(r"speed-up of 2 workers over 1: [\d.]+x", r.stdout), r.stdout
 
 
 @pytest.mark.usefixtures("train_extra")
