@@ -4,7 +4,7 @@ true to the code.
 - Every ```python block of docs/**/*.md runs, page by page in order in one fresh namespace per
   page, in a temporary working directory, and the asserts inside hold. A block right after a
   line `<!-- no-run -->` is skipped (the training command line, for one); there are few.
-- Every public name of matgrad, mg.nn and mg.optim has a `::: matgrad.NAME` entry on an API page.
+- Every public name of matgrad, mg.nn, mg.optim and mg.distributed has a `::: matgrad.NAME` entry on an API page.
 - The lecture page's copy of `python -m matgrad lecture` output and its picture of the graph
   show the values and adjoints the engine computes now.
 - When mkdocs is installed (pip install ".[docs]"), `mkdocs build --strict` succeeds and the API
@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import matgrad as mg
+import matgrad.distributed as mgd
 from matgrad.__main__ import lecture_graph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,9 +104,9 @@ def test_every_public_name_is_in_the_api_reference():
         if n in ("nn", "optim", "__version__"):
             continue
         assert f"matgrad.{n}" in names, f"docs/api: no `::: matgrad.{n}`"
-    # mg.nn and mg.optim are documented as whole modules (test_mkdocs_build_strict checks that
+    # mg.nn, mg.optim and mg.distributed are documented as whole modules (test_mkdocs_build_strict checks that
     # each public class and function gets its entry).
-    assert {"matgrad.nn", "matgrad.optim"} <= names
+    assert {"matgrad.nn", "matgrad.optim", "matgrad.distributed"} <= names
 
 
 def public_members(mod):
@@ -209,7 +210,7 @@ def test_mkdocs_build_strict(tmp_path):
         assert f'id="matgrad.Tensor.{name}"' in tensors
     for fn in ("grad", "jacobian", "hessian", "vjp", "jvp", "check_grad"):
         assert f'id="matgrad.{fn}"' in (site / "api" / "transforms" / "index.html").read_text()
-    for mod, page in ((mg.nn, "nn"), (mg.optim, "optim")):
+    for mod, page in ((mg.nn, "nn"), (mg.optim, "optim"), (mgd, "distributed")):
         built = (site / "api" / page / "index.html").read_text()
         assert len(public_members(mod)) >= 2
         for k in public_members(mod):
