@@ -4,6 +4,7 @@ concatenated data, in this process (client=None) and on a LocalCluster of 2 work
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import threading
@@ -14,6 +15,15 @@ import pytest
 
 import matgrad as mg
 from matgrad import distributed as mgd
+
+
+@pytest.fixture(autouse=True)
+def watchdog():
+    """A test of this module that hangs (a cluster that never answers) ends the run after 5
+    minutes with every thread's stack, instead of holding CI until its own limit."""
+    faulthandler.dump_traceback_later(300, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def loss(W, b, X, Y):
@@ -154,6 +164,71 @@ def test_check_finite_names_the_shard():
     assert np.isnan(v) and np.isfinite(g).all()  # log(-2): a NaN value, a finite gradient
     with pytest.raises(FloatingPointError, match=r"shard 1 \(shapes \(3, 2\)\).*not finite"):
         mgd.value_and_grad(nan_loss, shards, check_finite=True)(W)
+
+
+def test_local_static_parameters_are_part_of_the_signature():
+    X = np.arange(6.0).reshape(3, 2)
+    W = np.ones((2, 1))
+
+    def f(W, scale, mode, X):
+        return mg.sum((X @ W) * scale[0]) * (2.0 if mode == "double" else 1.0)
+
+    vg = mgd.value_and_grad(f, [X, X + 1])
+    for scale, mode in [((1.0, 2.0), "single"), ((3.0, 2.0), "single"), ((3.0, 2.0), "double")]:
+        v, g = vg(W, scale, mode)
+        rv, rg = mg.value_and_grad(f)(W, scale, mode, np.concatenate([X, X + 1]))
+        close(v, rv)
+        close(g, rg)
+
+
+def test_local_number_parameter_is_traced_once():
+    X = np.arange(6.0).reshape(3, 2)
+
+    def f(a, X):
+        return mg.sum(X) * a * a
+
+    vg = mgd.value_and_grad(f, [X, X])
+    for a in (0.5, 0.6, 2.0):
+        v, g = vg(a)
+        close(g, 2 * a * 2 * X.sum())
+        assert isinstance(v, np.ndarray) and v.shape == () and isinstance(g, np.ndarray)
+    assert len(vg._traced) == 1  # a float in argnums is an array of shape (): one program
+
+
+def test_local_shards_are_copied_and_value_keeps_fs_shape():
+    X = np.arange(6.0).reshape(3, 2)
+    W = np.ones((2, 1))
+    vg = mgd.value_and_grad(lambda W, X: mg.reshape(mg.sum(X @ W), (1, 1)), [X, X])
+    v1, g = vg(W)
+    assert v1.shape == (1, 1) and g.shape == (2, 1)
+    X[:] = 0.0  # the caller's array: the shards are copies
+    v2, _ = vg(W)
+    assert float(v2[0, 0]) == float(v1[0, 0]) == 30.0
+
+
+def test_local_dict_parameters_and_bad_timeout_are_refused():
+    X = np.ones((3, 2))
+    vg = mgd.value_and_grad(lambda P, X: mg.sum(X @ P["W"]), [X])
+    with pytest.raises(TypeError, match="parameter 0 is a dict"):
+        vg({"W": np.ones((2, 1))})
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        mgd.value_and_grad(lambda W, X: mg.sum(X @ W), [X], timeout=0)
+
+
+class TwoArgError(Exception):
+    def __init__(self, code, detail):
+        super().__init__(code, detail)
+
+
+def test_local_error_that_cannot_be_rebuilt():
+    def bad(W, X):
+        raise TwoArgError(3, "x")
+
+    with pytest.raises(
+        RuntimeError, match=r"shard 0 \(shapes \(3, 2\)\): \(3, 'x'\) \[TwoArgError\]"
+    ) as info:
+        mgd.value_and_grad(bad, [np.ones((3, 2))])(np.ones((2, 1)))
+    assert info.value.shard_index == 0
 
 
 # ---- on a LocalCluster of 2 worker processes (skipped without Dask: the sanitizers' venv) ----
@@ -315,3 +390,24 @@ def test_cluster_large_parameters_are_scattered(client):
     rv, rg = mg.value_and_grad(f)(W, np.concatenate(shards))
     close(v, rv)
     close(g, rg)
+
+
+def test_cluster_timeout_with_a_stopped_worker(client):
+    rng = np.random.default_rng(16)
+    shards = make_data(rng, [5, 6, 7, 8])
+    W, b = params(rng)
+    vg = mgd.value_and_grad(loss, shards, client, argnums=(0, 1), timeout=2.0)
+    vg(W, b)
+    pid = client.run(os.getpid)[vg.placement[0]]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(TimeoutError, match=r"within timeout=2.0 s.*no partial sum"):
+            vg(W, b)
+        assert time.perf_counter() - t0 < 10
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    v, (gW, _) = vg(W, b)  # the worker is back: whole again
+    rv, (rW, _) = reference(shards, W, b)
+    close(v, rv)
+    close(gW, rW)

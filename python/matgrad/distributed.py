@@ -12,6 +12,7 @@ Dask; only a client does (``pip install "matgrad[distributed]"``).
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import threading
 import time
@@ -32,6 +33,7 @@ ArgNums = Union[int, Sequence[int]]
 _OP = "distributed.value_and_grad"
 _ATTEMPTS = 3  # calls tried when workers are lost before the error says so
 _SCATTER_PARAMS_BYTES = 4 << 20  # larger parameters are scattered once per call, not put in each task
+_POLL = 1.0  # seconds between looks at the shards' data while a call runs
 
 
 # ---- what runs on a worker (module-level functions: Dask pickles them by reference) ----
@@ -46,11 +48,19 @@ class _Failure:
         self.shapes = shapes
 
     def error(self) -> BaseException:
+        """The shard's exception again, of its type, its message naming the shard (RuntimeError
+        when the type cannot be made from one message); .shard_index holds the index."""
         msg = f"{_OP}: shard {self.index} (shapes {self.shapes}): {self.exc}"
         try:
             e = type(self.exc)(msg)
+            if str(e) != msg:
+                raise TypeError
         except Exception:
             e = RuntimeError(f"{msg} [{type(self.exc).__name__}]")
+        try:
+            e.shard_index = self.index  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
         return e
 
 
@@ -91,7 +101,7 @@ def _add(a: Any, b: Any) -> Any:
     if isinstance(a, _Failure) or isinstance(b, _Failure):
         fails = [x for x in (a, b) if isinstance(x, _Failure)]
         return min(fails, key=lambda x: x.index)
-    return [x + y for x, y in zip(a, b)]
+    return [np.asarray(x + y) for x, y in zip(a, b)]
 
 
 def _tree(items: list[Any], add: Callable[[Any, Any], Any]) -> Any:
@@ -136,21 +146,12 @@ def _as_shard(s: Any, i: int) -> tuple[np.ndarray, ...]:
             raise ValueError(
                 f"{_OP}: shard {i}, item {k} has shape {tuple(arr.shape)} (at most 2 dimensions are supported)"
             )
-        if arr.dtype != np.float32:
-            arr = arr.astype(np.float64, copy=False)
-        out.append(np.ascontiguousarray(arr))
+        # a copy of its own, read-only: what the workers hold and what is sent again after a
+        # worker is lost stay the same data whatever the caller does with its arrays
+        arr = np.array(arr, dtype=np.float32 if arr.dtype == np.float32 else np.float64, order="C")
+        arr.setflags(write=False)
+        out.append(arr)
     return tuple(out)
-
-
-def _param_key(params: tuple[Any, ...]) -> tuple[Any, ...]:
-    key: list[Any] = []
-    for p in params:
-        if isinstance(p, (bool, int, float)):
-            key.append(("s", type(p).__name__, p))
-        else:
-            a = np.asarray(p)
-            key.append(("a", a.shape, a.dtype.str))
-    return tuple(key)
 
 
 def _nbytes(x: Any) -> int:
@@ -158,7 +159,7 @@ def _nbytes(x: Any) -> int:
 
 
 class DataParallel:
-    """DataParallel(f, shards, client=None, argnums=0, *, check_finite=False)
+    """DataParallel(f, shards, client=None, argnums=0, *, check_finite=False, timeout=None)
 
     What :func:`value_and_grad` returns: ``vg(*params) -> (value, grads)``, the sum over the
     shards of ``mg.value_and_grad(f, argnums)(*params, *shard)``. Its shards live on the
@@ -174,6 +175,7 @@ class DataParallel:
         argnums: ArgNums = 0,
         *,
         check_finite: bool = False,
+        timeout: float | None = None,
     ) -> None:
         if not callable(f):
             raise TypeError(f"{_OP}: f must be callable, got {type(f).__name__}")
@@ -195,10 +197,13 @@ class DataParallel:
         self._nums, self._single = _checked_argnums(argnums, _OP)
         self._f = f
         self._check_finite = bool(check_finite)
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"{_OP}: timeout must be a positive number of seconds or None, got {timeout!r}")
+        self._timeout = timeout
         self._cf = _compile(f, self._nums[0] if self._single else self._nums)
         self._client = client
         self._lock = threading.Lock()
-        self._traced: set[tuple[Any, ...]] = set()  # the parameter signatures traced
+        self._traced: set[str] = set()  # the parameter signatures traced (mg.compile's keys)
         self._prog_local: CompiledFunction | None = None  # client=None: the unpickled program
         # On a cluster: the program's future, the shards' futures and where they live.
         self._prog_future: Any = None
@@ -245,8 +250,8 @@ class DataParallel:
         ``scheduler_to_workers`` (the scheduler's batched streams: the tasks as run),
         ``workers_out`` (the workers' data transfers: the partial sums of the reduction tree,
         the result to the caller, and shards only if a task ran away from its data) and their
-        ``total``. Take the difference
-        around calls for the bytes per call. Zeros for client=None."""
+        ``total``. Take the difference around calls for the bytes per call (a restarted worker
+        starts its counter again). Zeros for client=None."""
         if self._client is None:
             return {"client_to_scheduler": 0, "scheduler_to_workers": 0, "workers_out": 0, "total": 0}
         c = self._client
@@ -282,10 +287,10 @@ class DataParallel:
     def _ensure_program(self, params: tuple[Any, ...]) -> bool:
         """Trace and build the value_and_grad program of every shard signature for these
         parameters' signature; True when the program changed (it must be shipped again)."""
-        key = _param_key(params)
+        self._positions(len(params))
+        key = self._cf._signature((*params, *self._shards[0]), {}, _OP)[0]
         if key in self._traced:
             return False
-        self._positions(len(params))
         seen: set[tuple[Any, ...]] = set()
         for i, shard in enumerate(self._shards):
             sig = tuple((a.shape, a.dtype.str) for a in shard)
@@ -358,7 +363,9 @@ class DataParallel:
         if self._client is None:
             return
         with self._lock:
-            self._scatter_shards(list(range(len(self._shards))), self._workers())
+            workers = self._workers()
+            self._scatter_shards(list(range(len(self._shards))), workers)
+            self._nworkers = len(workers)
             self._degraded = False
 
     def _groups(self) -> list[tuple[str, list[int]]]:
@@ -393,56 +400,85 @@ class DataParallel:
         if self._prog_future is None or self._prog_future.status != "finished":
             self._ship_program()  # (a worker started later fetches it from another one)
 
-    def _call_cluster(self, params: tuple[Any, ...]) -> Any:
-        from distributed import wait
-
+    def _submit(self, params: tuple[Any, ...]) -> tuple[list[Any], Any, dict[str, list[int]]]:
+        """One attempt's tasks: a partial sum per worker thread, the tree of additions."""
         client = self._client
-        t0 = time.perf_counter()
-        if self._degraded and t0 - self._checked > 1.0:  # at most one look a second
-            self._checked = t0
-            workers = self._workers()
-            if len(workers) >= self._nworkers:
-                self._scatter_shards(list(range(len(self._shards))), workers)
-                self._degraded = False
-        if self._prog_future is None:
-            self._ship_program()
+        p: Any = params
+        if _nbytes(p) > _SCATTER_PARAMS_BYTES:
+            p = client.scatter(params, broadcast=True, hash=False)
+        parts, shards_of = [], {}
+        for w, idx in self._groups():
+            fu = client.submit(
+                _partial,
+                self._prog_future,
+                p,
+                self._check_finite,
+                tuple(idx),
+                *[self._shard_futures[i] for i in idx],
+                workers=[w],
+                allow_other_workers=True,
+                pure=False,
+            )
+            parts.append(fu)
+            shards_of[str(fu.key)] = idx
+        top = _tree(parts, lambda a, b: client.submit(_add, a, b, pure=False))
+        return parts, top, shards_of
+
+    def _call_cluster(self, params: tuple[Any, ...], t0: float) -> Any:
+        deadline = None if self._timeout is None else t0 + self._timeout
         last: BaseException | None = None
         for attempt in range(_ATTEMPTS):
-            if attempt:
-                self._recover()
-            groups = self._groups()
-            p: Any = params
-            if _nbytes(p) > _SCATTER_PARAMS_BYTES:
-                p = client.scatter(params, broadcast=True, hash=False)
-            parts = [
-                client.submit(
-                    _partial,
-                    self._prog_future,
-                    p,
-                    self._check_finite,
-                    tuple(idx),
-                    *[self._shard_futures[i] for i in idx],
-                    workers=[w],
-                    allow_other_workers=True,
-                    pure=False,
-                )
-                for w, idx in groups
-            ]
-            top = _tree(parts, lambda a, b: client.submit(_add, a, b, pure=False))
+            parts: list[Any] = []
+            top = None
+            shards_of: dict[str, list[int]] = {}
             try:
+                # the cluster's side of the attempt: any error here is the cluster's, not f's
+                try:
+                    if attempt:
+                        self._recover()
+                    elif self._degraded and t0 - self._checked > 1.0:  # at most one look a second
+                        self._checked = t0
+                        workers = self._workers()
+                        if len(workers) >= self._nworkers:
+                            self._scatter_shards(list(range(len(self._shards))), workers)
+                            self._degraded = False
+                    if self._prog_future is None:
+                        self._ship_program()
+                    parts, top, shards_of = self._submit(params)
+                except RuntimeError as e:
+                    if "has no workers" in str(e):
+                        raise
+                    raise _Lost(f"{type(e).__name__}: {e}") from e
+                except Exception as e:
+                    raise _Lost(f"{type(e).__name__}: {e}") from e
                 while True:
                     try:
-                        wait([top], timeout=1.0)
+                        res = top.result(timeout=_POLL)
                         break
-                    except TimeoutError:  # still running: is a shard's data gone (its worker)?
-                        if self._lost():  # then the tasks needing it would never run
-                            raise _Lost(f"shards {self._lost()} were lost with their worker") from None
-                res = top.result()
-            except Exception as e:
+                    except (TimeoutError, asyncio.TimeoutError):
+                        # still running: is a shard's data gone with its worker? (the tasks
+                        # needing it would never run)
+                        lost = self._lost()
+                        if lost:
+                            raise _Lost(f"shards {lost} were lost with their worker") from None
+                        if deadline is not None and time.perf_counter() > deadline:
+                            raise TimeoutError(
+                                f"{_OP}: the call did not complete within timeout={self._timeout} s "
+                                f"(a worker stopped or too slow?); no partial sum is returned"
+                            ) from None
+            except BaseException as e:
+                for fu in [*parts, top]:
+                    if fu is not None:
+                        fu.cancel()
+                if type(e).__name__ == "KilledWorker":  # a task that took 3 workers down with it
+                    key = str(getattr(e, "task", "") or (e.args[0] if e.args else ""))
+                    idx = shards_of.get(key, "?")
+                    raise RuntimeError(
+                        f"{_OP}: the task summing shards {idx} killed the workers that ran it (f crashed "
+                        f"or ran out of memory?); no partial sum is returned"
+                    ) from e
                 if isinstance(e, _Lost) or _is_infra(e):
                     last = e
-                    for fu in [*parts, top]:
-                        fu.cancel()
                     continue
                 raise
             self.last_call = {"seconds": time.perf_counter() - t0, "attempts": attempt + 1}
@@ -464,7 +500,14 @@ class DataParallel:
         """
         if not params:
             raise TypeError(f"{_OP}: call with the parameters, vg(*params)")
+        for k, p in enumerate(params):
+            if isinstance(p, dict):
+                raise TypeError(
+                    f"{_OP}: parameter {k} is a dict; pass its arrays as separate parameters "
+                    f"(parameter trees are not supported here)"
+                )
         params = tuple(p.numpy() if isinstance(p, Tensor) else p for p in params)
+        t0 = time.perf_counter()
         with self._lock:
             changed = self._ensure_program(params)
             if self._client is None:
@@ -477,16 +520,15 @@ class DataParallel:
                     ],
                     _add,
                 )
+                self.last_call = {"seconds": time.perf_counter() - t0, "attempts": 1}
             else:
                 if changed:
                     self._prog_future = None
-                res = self._call_cluster(params)
+                res = self._call_cluster(params, t0)
         if isinstance(res, _Failure):
             raise res.error() from res.exc
-        value = res[0]
-        grads = res[1:]
-        value = value.reshape(()) if value.size == 1 else value
-        return value, (grads[0] if self._single else tuple(grads))
+        out = [np.asarray(r) for r in res]  # the value of f's shape, the gradients of the parameters'
+        return out[0], (out[1] if self._single else tuple(out[1:]))
 
 
 class _Lost(Exception):
@@ -495,11 +537,10 @@ class _Lost(Exception):
 
 def _is_infra(e: BaseException) -> bool:
     """Errors of the cluster (a worker or its data gone), not of f."""
+    if isinstance(e, (OSError, asyncio.CancelledError)) and not isinstance(e, TimeoutError):
+        return True  # CommClosedError is an OSError
     names = {c.__name__ for c in type(e).__mro__}
-    return bool(
-        names
-        & {"KilledWorker", "CancelledError", "FutureCancelledError", "CommClosedError", "FutureLostError"}
-    )
+    return bool(names & {"CancelledError", "FutureCancelledError", "CommClosedError", "FutureLostError"})
 
 
 def value_and_grad(
@@ -509,8 +550,9 @@ def value_and_grad(
     argnums: ArgNums = 0,
     *,
     check_finite: bool = False,
+    timeout: float | None = None,
 ) -> DataParallel:
-    """value_and_grad(f, shards, client=None, argnums=0, *, check_finite=False) -> DataParallel
+    """value_and_grad(f, shards, client=None, argnums=0, *, check_finite=False, timeout=None) -> DataParallel
 
     Data-parallel value and gradient: ``vg = value_and_grad(f, shards, client)`` and
     ``value, grads = vg(*params)`` give the sum over the shards of
@@ -518,17 +560,24 @@ def value_and_grad(
     ``argnums`` counting the parameters first (only parameters are differentiated).
 
     Shapes: each shard is a tuple of arrays (one array is a 1-tuple), all shards with the same
-    number of arrays; shards may differ in size (each size is traced once). ``value`` has f's
-    shape; ``grads`` the parameters' shapes (float64 sums).
+    number of arrays; shards may differ in size (each size is traced once). The shards are
+    copied (float32 stays float32, other numbers become float64): later changes to the caller's
+    arrays do not reach them. ``value`` has f's shape; ``grads`` the parameters' shapes
+    (float64 sums, NumPy arrays).
 
     Rule: the shards are sent to the Dask ``client``'s workers once, balanced by bytes, and stay
     there; ``f`` is compiled (``mg.compile``) once per parameter signature on the caller and the
     program shipped once, pickled, to every worker; each call sends only the parameters, each
     worker sums its shards' results, and the workers' sums are added pairwise on the workers.
-    ``client=None`` runs the same compiled program in this process. A shard whose ``f`` raises
-    (or, with ``check_finite=True``, gives a non-finite value or gradient: FloatingPointError)
-    raises the same exception type in the caller, naming the shard's index and shapes. A worker
-    lost during a call gives its shards (re-sent from the caller's copies) to the workers left
-    and the call is run again, up to 3 times, then raises RuntimeError: never a partial sum.
+    ``client=None`` runs the same compiled program in this process. ``f`` must be traceable by
+    ``mg.compile`` (it must not read values: ``float(t)``, ``.numpy()``). A shard whose ``f``
+    raises (or, with ``check_finite=True``, gives a non-finite value or gradient:
+    FloatingPointError) raises the same exception type in the caller (RuntimeError when that
+    type cannot be made from a message), naming the shard's index and shapes. A worker lost
+    during a call gives its shards (re-sent from the caller's copies) to the workers left and
+    the call is run again, up to 3 times, then raises RuntimeError: never a partial sum. A task
+    that kills its workers (f crashed, out of memory) raises RuntimeError naming its shards.
+    ``timeout`` (seconds) bounds a call: past it, TimeoutError (a stopped worker is otherwise
+    only given up when Dask's scheduler drops it, after ``distributed.scheduler.worker-ttl``).
     """
-    return DataParallel(f, shards, client, argnums, check_finite=check_finite)
+    return DataParallel(f, shards, client, argnums, check_finite=check_finite, timeout=timeout)
