@@ -113,6 +113,7 @@ def test_local_float32():
     W, b = (p.astype(np.float32) for p in params(rng))
     v, (gW, gb) = mgd.value_and_grad(loss, shards, argnums=(0, 1))(W, b)
     rv, (rW, rb) = reference(shards, W, b)
+    assert v.dtype == gW.dtype == gb.dtype == rv.dtype == np.float32
     close(v, rv, 1e-5)
     close(gW, rW, 1e-5)
     close(gb, rb, 1e-5)

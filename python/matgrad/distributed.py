@@ -78,22 +78,23 @@ def _partial(
     """The sum over this worker's shards of the compiled value_and_grad, in shard order."""
     vg = prog.value_and_grad
     total: list[np.ndarray] | None = None
+    dtypes: list[str] = []
     for i, shard in zip(indices, shards):
         try:
             v, g = vg(*params, *shard)
-            parts = [np.asarray(v, dtype=np.float64)]
-            parts += [np.asarray(x, dtype=np.float64) for x in (g if isinstance(g, tuple) else (g,))]
-            if check_finite and not all(np.isfinite(p).all() for p in parts):
+            raw = [np.asarray(v), *(np.asarray(x) for x in (g if isinstance(g, tuple) else (g,)))]
+            if check_finite and not all(np.isfinite(r).all() for r in raw):
                 raise FloatingPointError("the value or a gradient is not finite (check_finite=True)")
         except Exception as e:
             return _Failure(i, e, _shapes(shard))
-        if total is None:
-            total = [p.copy() for p in parts]
+        if total is None:  # summed in float64, handed back in the results' own dtype
+            total = [np.array(r, dtype=np.float64) for r in raw]
+            dtypes = [r.dtype.name for r in raw]
         else:
-            for t, p in zip(total, parts):
-                t += p
+            for t, r in zip(total, raw):
+                t += r
     assert total is not None
-    return total
+    return total, dtypes
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -101,7 +102,8 @@ def _add(a: Any, b: Any) -> Any:
     if isinstance(a, _Failure) or isinstance(b, _Failure):
         fails = [x for x in (a, b) if isinstance(x, _Failure)]
         return min(fails, key=lambda x: x.index)
-    return [np.asarray(x + y) for x, y in zip(a, b)]
+    (xs, dx), (ys, dy) = a, b
+    return [np.asarray(x + y) for x, y in zip(xs, ys)], [np.result_type(p, q).name for p, q in zip(dx, dy)]
 
 
 def _tree(items: list[Any], add: Callable[[Any, Any], Any]) -> Any:
@@ -494,8 +496,8 @@ class DataParallel:
         """__call__(*params) -> tuple
 
         ``(value, grads)``: the sum over the shards of f's value and of df/dparams[argnums],
-        value of f's shape, each gradient of its parameter's shape (float64 sums; NumPy
-        arrays). The parameters are read afresh each call; a new parameter signature (shapes,
+        value of f's shape, each gradient of its parameter's shape, NumPy arrays of the dtype
+        mg.value_and_grad gives (summed in float64). The parameters are read afresh each call; a new parameter signature (shapes,
         dtypes, Python-number values) is traced and its program shipped once more.
         """
         if not params:
@@ -527,7 +529,8 @@ class DataParallel:
                 res = self._call_cluster(params, t0)
         if isinstance(res, _Failure):
             raise res.error() from res.exc
-        out = [np.asarray(r) for r in res]  # the value of f's shape, the gradients of the parameters'
+        # the value of f's shape, the gradients of the parameters', in the dtype f gives them
+        out = [np.asarray(r, dtype=d) for r, d in zip(*res)]
         return out[0], (out[1] if self._single else tuple(out[1:]))
 
 
@@ -562,8 +565,8 @@ def value_and_grad(
     Shapes: each shard is a tuple of arrays (one array is a 1-tuple), all shards with the same
     number of arrays; shards may differ in size (each size is traced once). The shards are
     copied (float32 stays float32, other numbers become float64): later changes to the caller's
-    arrays do not reach them. ``value`` has f's shape; ``grads`` the parameters' shapes
-    (float64 sums, NumPy arrays).
+    arrays do not reach them. ``value`` has f's shape; ``grads`` the parameters' shapes (NumPy
+    arrays of the dtype ``mg.value_and_grad`` gives, summed in float64).
 
     Rule: the shards are sent to the Dask ``client``'s workers once, balanced by bytes, and stay
     there; ``f`` is compiled (``mg.compile``) once per parameter signature on the caller and the
