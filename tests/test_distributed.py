@@ -207,11 +207,37 @@ def test_local_shards_are_copied_and_value_keeps_fs_shape():
     assert float(v2[0, 0]) == float(v1[0, 0]) == 30.0
 
 
-def test_local_dict_parameters_and_bad_timeout_are_refused():
+def test_local_dict_parameters():
+    rng = np.random.default_rng(8)
+    shards = make_data(rng, [5, 9, 4])
+    W, b = params(rng)
+
+    def f(P, scale, X, Y):
+        return loss(P["W"], P["extra"][0]["b"], X, Y) * scale
+
+    P = {"W": W, "extra": [{"b": b}]}
+    vg = mgd.value_and_grad(f, shards, argnums=(0, 1))
+    X = np.concatenate([s[0] for s in shards])
+    Y = np.concatenate([s[1] for s in shards])
+    for scale in (1.0, 2.5):
+        v, (g, gs) = vg(P, scale)
+        rv, (rg, rs) = mg.value_and_grad(f, argnums=(0, 1))(P, scale, X, Y)
+        close(v, rv)
+        close(gs, rs)
+        assert sorted(g) == ["W", "extra"] and isinstance(g["extra"], list)
+        close(g["W"], rg["W"])
+        close(g["extra"][0]["b"], rg["extra"][0]["b"])
+    _, gW = mgd.value_and_grad(loss, shards)(W, b)  # and back to plain arrays
+    close(gW, reference(shards, W, b, 0)[1])
+
+
+def test_local_bad_dict_and_timeout_are_refused():
     X = np.ones((3, 2))
-    vg = mgd.value_and_grad(lambda P, X: mg.sum(X @ P["W"]), [X])
-    with pytest.raises(TypeError, match="parameter 0 is a dict"):
-        vg({"W": np.ones((2, 1))})
+    vg = mgd.value_and_grad(lambda W, P, X: mg.sum(X @ W) * P["s"], [X])
+    with pytest.raises(TypeError, match="parameter 1 is a dict that is not differentiated"):
+        vg(np.ones((2, 1)), {"s": 2.0})
+    with pytest.raises(ValueError, match="a differentiated dict has no arrays"):
+        mgd.value_and_grad(lambda P, X: mg.sum(X), [X])({})
     with pytest.raises(ValueError, match="timeout must be a positive number"):
         mgd.value_and_grad(lambda W, X: mg.sum(X @ W), [X], timeout=0)
 
@@ -272,6 +298,10 @@ def test_cluster_equals_concatenated_and_local(client):
     lv, (lW, _) = mgd.value_and_grad(loss, shards, argnums=(0, 1))(W, b)
     close(v, lv)
     close(gW, lW)
+    # a dict of parameters: its own program, shipped; the gradients come back as a dict
+    _, g = mgd.value_and_grad(lambda P, X, Y: loss(P["W"], P["b"], X, Y), shards, client)({"W": W, "b": b})
+    close(g["W"], rW)
+    close(g["b"], rb)
     # a new parameter signature (float32 b) is traced and shipped again
     W2, b2 = W * 0.5, b.astype(np.float32)
     _, (gW2, _) = vg(W2, b2)

@@ -24,7 +24,7 @@ import numpy as np
 from ._compile import CompiledFunction
 from ._compile import compile as _compile
 from ._core import Tensor
-from ._transforms import _checked_argnums
+from ._transforms import _checked_argnums, _flatten
 
 __all__ = ["DataParallel", "value_and_grad"]
 
@@ -203,6 +203,9 @@ class DataParallel:
             raise ValueError(f"{_OP}: timeout must be a positive number of seconds or None, got {timeout!r}")
         self._timeout = timeout
         self._cf = _compile(f, self._nums[0] if self._single else self._nums)
+        self._base_cf = self._cf
+        # differentiated dicts of parameters: a compiled function over their leaves per structure
+        self._tree_cfs: dict[Any, tuple[CompiledFunction, list[tuple[int, int, Any]]]] = {}
         self._client = client
         self._lock = threading.Lock()
         self._traced: set[str] = set()  # the parameter signatures traced (mg.compile's keys)
@@ -289,8 +292,7 @@ class DataParallel:
     def _ensure_program(self, params: tuple[Any, ...]) -> bool:
         """Trace and build the value_and_grad program of every shard signature for these
         parameters' signature; True when the program changed (it must be shipped again)."""
-        self._positions(len(params))
-        key = self._cf._signature((*params, *self._shards[0]), {}, _OP)[0]
+        key = f"{id(self._cf)}: " + self._cf._signature((*params, *self._shards[0]), {}, _OP)[0]
         if key in self._traced:
             return False
         seen: set[tuple[Any, ...]] = set()
@@ -497,20 +499,30 @@ class DataParallel:
 
         ``(value, grads)``: the sum over the shards of f's value and of df/dparams[argnums],
         value of f's shape, each gradient of its parameter's shape, NumPy arrays of the dtype
-        mg.value_and_grad gives (summed in float64). The parameters are read afresh each call; a new parameter signature (shapes,
-        dtypes, Python-number values) is traced and its program shipped once more.
+        mg.value_and_grad gives (summed in float64); a differentiated dict of arrays gets a dict
+        of gradients. The parameters are read afresh each call; a new parameter signature
+        (shapes, dtypes, Python-number values, dict structure) is traced and its program
+        shipped once more.
         """
         if not params:
             raise TypeError(f"{_OP}: call with the parameters, vg(*params)")
+        pos = self._positions(len(params))
         for k, p in enumerate(params):
-            if isinstance(p, dict):
+            if isinstance(p, dict) and k not in pos:
                 raise TypeError(
-                    f"{_OP}: parameter {k} is a dict; pass its arrays as separate parameters "
-                    f"(parameter trees are not supported here)"
+                    f"{_OP}: parameter {k} is a dict that is not differentiated; only differentiated "
+                    f"parameters may be dicts (of arrays)"
                 )
         params = tuple(p.numpy() if isinstance(p, Tensor) else p for p in params)
         t0 = time.perf_counter()
         with self._lock:
+            trees = sorted({i for i in pos if isinstance(params[i], dict)})
+            spans: list[tuple[int, int, Any]] = []
+            if trees:
+                params, spans = self._flat_call(params, pos, trees)
+            elif self._cf is not self._base_cf:
+                self._cf = self._base_cf
+                self._prog_local = self._prog_future = None  # ship the other program
             changed = self._ensure_program(params)
             if self._client is None:
                 if changed or self._prog_local is None:
@@ -531,7 +543,61 @@ class DataParallel:
             raise res.error() from res.exc
         # the value of f's shape, the gradients of the parameters', in the dtype f gives them
         out = [np.asarray(r, dtype=d) for r, d in zip(*res)]
-        return out[0], (out[1] if self._single else tuple(out[1:]))
+        if not spans:
+            return out[0], (out[1] if self._single else tuple(out[1:]))
+        it = iter(out[1:])
+        grads = []
+        for i in pos:  # the leaves' gradients back into their dicts
+            _, k, rebuild = spans[i]
+            grads.append(next(it) if rebuild is None else rebuild(iter([next(it) for _ in range(k)])))
+        return out[0], (grads[0] if self._single else tuple(grads))
+
+    def _flat_call(
+        self, params: tuple[Any, ...], pos: list[int], trees: list[int]
+    ) -> tuple[tuple[Any, ...], list[tuple[int, int, Any]]]:
+        """Differentiated dicts of parameters (lists, tuples and dicts inside them walked, keys
+        sorted, as mg.value_and_grad does): their leaves become parameters of a compiled
+        function per structure; selects it (shipped again when it changes)."""
+        flat: list[Any] = []
+        spans: list[tuple[int, int, Any]] = []
+        for i, a in enumerate(params):
+            start = len(flat)
+            if i in trees:
+                rebuild = _flatten(a, flat)
+                spans.append((start, len(flat) - start, rebuild))
+            else:
+                flat.append(a)
+                spans.append((start, 1, None))
+        key = (len(params), tuple(_treedef(params[i]) if i in trees else None for i in range(len(params))))
+        got = self._tree_cfs.get(key)
+        if got is None:
+            f, nflat, structure = self._f, len(flat), list(spans)
+
+            def f_flat(*xs: Any) -> Any:
+                ps = [xs[st] if tree is None else tree(iter(xs[st : st + k])) for st, k, tree in structure]
+                return f(*ps, *xs[nflat:])
+
+            flat_nums: list[int] = []
+            for i in pos:
+                st, k, _ = spans[i]
+                flat_nums.extend(range(st, st + k))
+            if not flat_nums:
+                raise ValueError(f"{_OP}: a differentiated dict has no arrays in it")
+            got = (_compile(f_flat, tuple(flat_nums)), structure)
+            self._tree_cfs[key] = got
+        if self._cf is not got[0]:
+            self._cf = got[0]
+            self._prog_local = self._prog_future = None  # ship this structure's program
+        return tuple(flat), spans
+
+
+def _treedef(x: Any) -> Any:
+    """The structure of a parameter tree (what its compiled function depends on)."""
+    if isinstance(x, dict):
+        return ("dict", tuple((k, _treedef(x[k])) for k in sorted(x)))
+    if isinstance(x, (list, tuple)):
+        return (type(x).__qualname__, tuple(_treedef(v) for v in x))
+    return "*"
 
 
 class _Lost(Exception):
