@@ -217,6 +217,26 @@ def test_a_second_replay_allocates_nothing():
     assert after[2] > before[2]
 
 
+def test_programs_of_many_signatures_share_one_arena():
+    """Programs of several signatures replayed in turn on one thread share its arena (grown to
+    the largest plan; a workspace made against a smaller one moves its views): every result
+    stays the eager one, in any order of sizes."""
+
+    def f(W, X):
+        H = mg.tanh(X @ W)
+        return mg.sum(mg.logsumexp(H * H + mg.sigmoid(H), axis=1))
+
+    cf = mg.compile(f)
+    rng = rng_for("arena")
+    W = rng.standard_normal((6, 5))
+    X = {n: rng.standard_normal((n, 6)) for n in (3, 40, 700, 9, 2000)}
+    for n in (3, 40, 3, 700, 9, 40, 2000, 3, 700):  # grows at 40, 700 and 2000; returns to old sizes
+        v, g = cf.value_and_grad(W, X[n])
+        rv, rg = mg.value_and_grad(f)(W, X[n])
+        np.testing.assert_allclose(v, rv, rtol=1e-13)
+        np.testing.assert_allclose(g, rg, rtol=1e-12, atol=1e-14)
+
+
 def test_tuple_outputs_and_constants_and_no_grad_inside():
     c = np.array([1.0, 2.0])
 

@@ -283,6 +283,33 @@ def settle(base, slack):
 """
 
 
+def test_programs_of_many_signatures_hold_one_workspace():
+    # eight signatures of one compiled function, replayed in turn: the thread's temporaries are
+    # the largest memory plan, not the sum of the eight (about 8 x 30 MB)
+    out = run(
+        """
+        cf = mg.compile(lambda W, X: mg.sum(mg.sigmoid(X @ W) ** 2))
+        W = np.ones((16, 128)) / 16
+        Xs = [np.ones((n, 16)) for n in range(30000, 38000, 1000)]
+        plans = []
+        for X in Xs:  # traced and built, not run yet
+            e = cf._entry((W, X), {}, "test")
+            plans.append(cf._program(e, "value_and_grad", "test").workspace_bytes)
+        gc.collect()
+        base = rss()
+        for _ in range(3):
+            for X in Xs:
+                cf.value_and_grad(W, X)
+        gc.collect()
+        print(json.dumps({"grew": rss() - base, "largest": max(plans), "sum": sum(plans)}))
+        """
+    )
+    assert out["sum"] > 6 * out["largest"] > 6 * 20 * MB, out  # the plans are large and many
+    # what the replays keep: one arena (and the results, the pool's cache) where each plan
+    # used to keep its own
+    assert out["grew"] < 2 * out["largest"], out
+
+
 def test_threads_give_their_caches_back_when_they_exit():
     out = run(
         THREADS

@@ -40,10 +40,16 @@ Shape stored_shape(const Slot& s) { return s.batch ? Shape::matrix(s.batch, s.sh
 // every instruction reads and writes, made once, so that the loop only patches the pointers of
 // the call's inputs. One workspace per program and thread, made at the thread's first call and
 // kept in a small per-thread cache (freed when the thread exits), so one program serves several
-// threads at once without locks.
+// threads at once without locks. The temporaries of every program a thread runs share that
+// thread's arena, grown to the largest memory plan it has met: a thread that replays programs
+// of many signatures in turn (shards of different sizes, batches of different lengths) holds
+// the largest plan, not their sum. A thread runs one replay at a time, and nothing in the arena
+// outlives a call (results are copied out or written straight into their own buffers). When
+// the arena grows, a workspace made against the old one moves its views at its next call.
 struct Workspace {
   std::uint64_t program = 0;
-  Val memory;                       ///< the temporaries
+  unsigned char* base = nullptr;    ///< the temporaries: the arena this workspace's views point into
+  std::size_t bytes = 0;            ///< ... and how far (the program's plan)
   Val blocks;                       ///< the fused loops' block buffers
   std::vector<unsigned char> scratch;
   std::vector<Val> in;              ///< per instruction input (Program::args order)
@@ -87,7 +93,7 @@ void* slot_data(const Program& p, Workspace& ws, std::uint32_t s) {
     case SlotKind::constant:
       return p.constants[std::size_t(r.index)].data();
     case SlotKind::temp:
-      return static_cast<unsigned char*>(ws.memory.data()) + r.index;
+      return ws.base + r.index;
     case SlotKind::block:
       return static_cast<unsigned char*>(ws.blocks.data()) + std::size_t(r.index) * Program::kBlockBytes;
     default:
@@ -95,10 +101,38 @@ void* slot_data(const Program& p, Workspace& ws, std::uint32_t s) {
   }
 }
 
+// This thread's arena (Note [workspaces]), at least `bytes` long.
+unsigned char* arena(std::size_t bytes) {
+  thread_local Val memory;
+  thread_local std::size_t size = 0;
+  if (bytes > size) {
+    memory = Val();  // the old one first: the peak is the new size, not both
+    memory = Val::empty(Shape::vector(std::int64_t((bytes + 7) / 8)), DType::f64);
+    size = (bytes + 7) / 8 * 8;
+  }
+  return static_cast<unsigned char*>(memory.data());
+}
+
+// Point ws's views of its temporaries into the arena at `base` (it grew since ws last ran). Only
+// views inside the old plan move: the others (inputs, results written in place, constants)
+// point to memory that was alive beside the old arena, and the call re-points its inputs and
+// results anyway.
+void rebase(Workspace& ws, unsigned char* base) {
+  const std::uintptr_t lo = reinterpret_cast<std::uintptr_t>(ws.base), hi = lo + ws.bytes;
+  auto move = [&](Val& v) {
+    const std::uintptr_t d = reinterpret_cast<std::uintptr_t>(v.data());
+    if (v.data() && d >= lo && d < hi) v = Val(base + (d - lo), v.shape(), v.dtype());
+  };
+  for (Val& v : ws.in) move(v);
+  for (Val& v : ws.out) move(v);
+  ws.base = base;
+}
+
 std::unique_ptr<Workspace> make_workspace(const Program& p) {
   auto ws = std::make_unique<Workspace>();
   ws->program = p.id;
-  ws->memory = Val::empty(Shape::vector(std::int64_t((p.workspace_bytes + 7) / 8)), DType::f64);
+  ws->bytes = p.workspace_bytes;
+  ws->base = arena(p.workspace_bytes);
   if (p.block_buffers)
     ws->blocks = Val::empty(Shape::vector(std::int64_t(p.block_buffers * Program::kBlockBytes / 8)), DType::f64);
   std::vector<std::int32_t> loop_at(p.code.size(), -1);
@@ -235,6 +269,7 @@ std::vector<Val> Program::run(const std::vector<Val>& in) const {
                        "; the program was built for shape " + s.shape.str() + " " + dtype_name(s.dtype));
   }
   Workspace& ws = workspace_for(*this);
+  if (unsigned char* base = arena(workspace_bytes); base != ws.base) rebase(ws, base);
   for (const Workspace::Patch& pt : ws.patches) {
     const Val& v = ws.in[pt.arg];
     ws.in[pt.arg] = Val(in[pt.input].data(), v.shape(), v.dtype());
@@ -299,7 +334,7 @@ std::vector<Val> Program::run(const std::vector<Val>& in) const {
     const Slot& r = slots[ws.output_roots[k]];
     const void* src = r.kind == SlotKind::input      ? in[std::size_t(r.index)].data()
                       : r.kind == SlotKind::constant ? constants[std::size_t(r.index)].data()
-                                                     : static_cast<const unsigned char*>(ws.memory.data()) + r.index;
+                                                     : ws.base + r.index;
     for (const Workspace::Direct& d : ws.direct)  // a root returned twice: from the first result
       if (ws.output_roots[d.output] == ws.output_roots[k]) src = res[d.output].data();
     Val v;
