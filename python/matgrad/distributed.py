@@ -305,6 +305,9 @@ class DataParallel:
             try:
                 e = self._cf._entry(args, {}, _OP)
                 self._cf._program(e, "value_and_grad", _OP)
+                # the traced graph holds the eager values of a whole shard (hundreds of MB for
+                # a large one) and is needed no more: only this program is used and shipped
+                e.graph = None
             except Exception as exc:
                 raise _Failure(i, exc, _shapes(shard)).error() from exc
         self._traced.add(key)
