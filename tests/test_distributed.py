@@ -139,6 +139,8 @@ def test_bad_arguments():
         mgd.value_and_grad(loss, shards, argnums=2)(W, b)
     with pytest.raises(ValueError, match="argnums 7 is out of range"):
         mgd.value_and_grad(loss, shards, argnums=7)(W, b)
+    with pytest.raises(TypeError, match=r"client must be a distributed\.Client or None, got str"):
+        mgd.value_and_grad(loss, shards, "tcp://127.0.0.1:8786")
     with pytest.raises(TypeError, match="call with the parameters"):
         mgd.value_and_grad(loss, shards)()
 

@@ -220,6 +220,14 @@ class DataParallel:
         self._checked = 0.0
         self._nworkers = 0
         if client is not None:
+            if not hasattr(client, "scatter") or not hasattr(client, "submit"):
+                raise TypeError(
+                    f"{_OP}: client must be a distributed.Client or None, got {type(client).__name__}"
+                )
+            if getattr(client, "asynchronous", False):
+                raise TypeError(
+                    f"{_OP}: client must be a synchronous distributed.Client (asynchronous=False)"
+                )
             workers = self._workers()
             self._nworkers = len(workers)
             self._scatter_shards(list(range(len(self._shards))), workers)
