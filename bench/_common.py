@@ -397,7 +397,15 @@ class Worker:
             msg = f"skipped: {display} not installed"
             print(msg, file=sys.stderr, flush=True)
             return None
-        self.versions[name] = getattr(mod, "__version__", "?")
+        version = getattr(mod, "__version__", None)
+        if version is None:  # autograd has none: the installed distribution's
+            try:
+                import importlib.metadata as md
+
+                version = md.version(name)
+            except Exception:
+                version = "?"
+        self.versions[name] = version
         if name == "torch":
             mod.set_num_threads(self.threads)
             try:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""matgrad on matrix workloads (docs/benchmarks.md W4, W5, W6) against the NumPy closed form, PyTorch and JAX.
+"""matgrad on matrix workloads (docs/benchmarks.md W4, W5, W6) against the NumPy closed form, PyTorch, JAX and autograd.
 
 All float64, 1 thread (pinned to one core); data and closed forms as in docs/benchmarks.md:
 
@@ -23,6 +23,7 @@ Systems:
                                    torch.autograd.functional.jacobian / hessian (as the peers' figures)
   torch.func                       torch.func.grad_and_value / jacrev / hessian
   jax eager, jax jit               jax.value_and_grad / jacrev / hessian, without and with jax.jit
+  autograd                         HIPS autograd's value_and_grad / jacobian / hessian (NumPy traced)
 
 Every answer is checked against the float64 closed form first (W4: rtol 1e-8, atol 1e-10 x max|ref|;
 W5: 1e-12, 1e-14; W6: 1e-10, 1e-12). Ratios are against the numpy closed form ("x numpy") and
@@ -57,6 +58,7 @@ TORCH = "torch eager"
 TFUNC = "torch.func"
 JAX = "jax eager"
 JAX_JIT = "jax jit"
+AUTOGRAD = "autograd"
 SYSTEM_KEYS = {
     "numpy": (C.REF,),
     "matgrad": MATGRAD,
@@ -66,7 +68,8 @@ SYSTEM_KEYS = {
     "jax-jit": (JAX_JIT,),
     "torch": (TORCH, TFUNC),
     "jax": (JAX, JAX_JIT),
-    "peers": (TORCH, TFUNC, JAX, JAX_JIT),
+    "autograd": (AUTOGRAD,),
+    "peers": (TORCH, TFUNC, JAX, JAX_JIT, AUTOGRAD),
 }
 # the matgrad functions each workload needs (checked up front, so a module without them fails clearly)
 MG_NEEDS = {
@@ -103,6 +106,7 @@ def worker(args):
             w.versions["jaxlib"] = md.version("jaxlib")
         except Exception:
             pass
+    autograd = w.peer("autograd")
     only = [x for x in WORKLOADS if x in args.workloads]
 
     def want(name):
@@ -131,6 +135,10 @@ def worker(args):
 
     T = ns(torch, torch.linalg.inv, torch.linalg.slogdet, torch.trace) if torch is not None else None
     J = ns(jnp, jnp.linalg.inv, jnp.linalg.slogdet, jnp.trace) if jax is not None else None
+    if autograd is not None:
+        import autograd.numpy as anp
+
+        AG = ns(anp, anp.linalg.inv, anp.linalg.slogdet, anp.trace)
 
     def w4_f(m):
         def f(X, a, b):
@@ -246,8 +254,23 @@ def worker(args):
             vgj_jit = jax.jit(vgj)
             sysd[JAX] = lambda: bur(vgj(Xj, aj, bj))
             sysd[JAX_JIT] = w.first_call(f"W4 n={n} {JAX_JIT}", lambda: bur(vgj_jit(Xj, aj, bj)))
+        if autograd is not None and want(AUTOGRAD):
+            vga = autograd.value_and_grad(w4_f(AG), 0)
+
+            def autograd_vg():  # NumPy in, NumPy out (its value is a NumPy scalar)
+                v, g = vga(X, a, b)
+                return np.asarray(v), g
+
+            sysd[AUTOGRAD] = autograd_vg
         return C.Case(
-            "W4", f"n={n}", "float64", sysd, ref, 1e-8, 1e-10, numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED)
+            "W4",
+            f"n={n}",
+            "float64",
+            sysd,
+            ref,
+            1e-8,
+            1e-10,
+            numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED, AUTOGRAD),
         )
 
     def w4_cases():
@@ -293,7 +316,14 @@ def worker(args):
             jr_jit = jax.jit(jr_j)
             sysd[JAX] = lambda: bur(jr_j(Bj))
             sysd[JAX_JIT] = w.first_call(f"W5 {JAX_JIT}", lambda: bur(jr_jit(Bj)))
-        return [C.Case("W5", "B 16x16", "float64", sysd, ref, 1e-12, 1e-14, numpy_out=(MG_JAC, MG_COMPILED))]
+        if autograd is not None and want(AUTOGRAD):
+            jac_a = autograd.jacobian(w5_f(AG))
+            sysd[AUTOGRAD] = lambda: jac_a(B)
+        return [
+            C.Case(
+                "W5", "B 16x16", "float64", sysd, ref, 1e-12, 1e-14, numpy_out=(MG_JAC, MG_COMPILED, AUTOGRAD)
+            )
+        ]
 
     def w6_cases():
         rng = rng_for("W6")
@@ -322,6 +352,9 @@ def worker(args):
             h_jit = jax.jit(h_j)
             sysd[JAX] = lambda: bur(h_j(xj, Aj))
             sysd[JAX_JIT] = w.first_call(f"W6 {JAX_JIT}", lambda: bur(h_jit(xj, Aj)))
+        if autograd is not None and want(AUTOGRAD):
+            h_a = autograd.hessian(w6_f(AG), 0)
+            sysd[AUTOGRAD] = lambda: h_a(x, Am)
         return [
             C.Case(
                 "W6",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""matgrad on the lecture's network (docs/benchmarks.md W3) against the NumPy closed form, PyTorch eager and jax.jit.
+"""matgrad on the lecture's network (docs/benchmarks.md W3) against the NumPy closed form, PyTorch eager, jax.jit and autograd.
 
   f_0 = X (64 x 784), f_i = sigmoid(f_{i-1} A_i + b_i), 784 -> 256 -> 128 -> 10 (sigmoid on every
   layer, the last too), L = ||Y - f_3||_F^2; value and gradients w.r.t. A_1, b_1, A_2, b_2, A_3, b_3.
@@ -47,6 +47,7 @@ MG_EAGER = "matgrad eager (backward)"
 MG_COMPILED = "matgrad compiled"
 TORCH = "torch eager"
 JAX_JIT = "jax jit"
+AUTOGRAD = "autograd"
 MATGRAD = (MG_FUNC, MG_EAGER, MG_COMPILED)
 SYSTEM_KEYS = {
     "numpy": (C.REF,),
@@ -58,7 +59,8 @@ SYSTEM_KEYS = {
     "torch": (TORCH,),
     "jax-jit": (JAX_JIT,),
     "jax": (JAX_JIT,),
-    "peers": (TORCH, JAX_JIT),
+    "autograd": (AUTOGRAD,),
+    "peers": (TORCH, JAX_JIT, AUTOGRAD),
 }
 TARGET_VS_NUMPY = 1.05
 
@@ -69,6 +71,7 @@ def worker(args):
     mg = w.import_matgrad()
     torch = w.peer("torch")
     jax, jnp = w.import_jax()
+    autograd = w.peer("autograd")
     dtypes = [d.strip() for d in args.dtypes.split(",")]
 
     def want(name):
@@ -111,6 +114,18 @@ def worker(args):
         f3 = jax.nn.sigmoid(f2 @ A3 + b3)
         r = Y - f3
         return jnp.sum(r * r)
+
+    def w3_autograd(A1, b1, A2, b2, A3, b3, X, Y):
+        import autograd.numpy as anp
+
+        def sig(z):
+            return 1.0 / (1.0 + anp.exp(-z))
+
+        f1 = sig(X @ A1 + b1)
+        f2 = sig(f1 @ A2 + b2)
+        f3 = sig(f2 @ A3 + b3)
+        r = Y - f3
+        return anp.sum(r * r)
 
     rng = np.random.default_rng([20240601, 3])  # W3's data (docs/benchmarks.md)
     sizes = [784, 256, 128, 10]
@@ -158,6 +173,15 @@ def worker(args):
 
             sysd[JAX_JIT] = w.first_call(f"W3 {dtype_name} {w.threads}T {JAX_JIT}", jax_jit)
 
+        if autograd is not None and want(AUTOGRAD):
+            vg_ag = autograd.value_and_grad(lambda P, X, Y: w3_autograd(*P, X, Y))
+
+            def autograd_vg(vg_ag=vg_ag, P=P, X=X, Y=Y):  # HIPS autograd: NumPy traced per call
+                L, g = vg_ag(P, X, Y)
+                return np.asarray(L), tuple(np.asarray(gi) for gi in g)
+
+            sysd[AUTOGRAD] = autograd_vg
+
         if torch is not None:
             pt = tuple(torch.from_numpy(np.array(p, copy=True)).requires_grad_(True) for p in P)
             Xt, Yt = torch.from_numpy(np.array(X, copy=True)), torch.from_numpy(np.array(Y, copy=True))
@@ -183,7 +207,7 @@ def worker(args):
                 ref,
                 rtol,
                 atol_rel,
-                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED, JAX_JIT),
+                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED, JAX_JIT, AUTOGRAD),
             )
         )
     w.run(cases)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""matgrad's small-op overhead (docs/benchmarks.md W1, W2) against PyTorch eager, jax.jit and the NumPy closed form.
+"""matgrad's small-op overhead (docs/benchmarks.md W1, W2) against PyTorch eager, jax.jit, autograd and the NumPy closed form.
 
 All systems go from NumPy inputs to value and gradient, 1 thread (pinned to one core):
 
@@ -54,6 +54,7 @@ TORCH = "torch eager"
 TORCH_NP = "torch eager (numpy in/out)"
 MATH = "python math (closed form)"
 JAX_JIT = "jax jit"
+AUTOGRAD = "autograd"
 MATGRAD = (MG_FUNC, MG_EAGER, MG_COMPILED)
 SYSTEM_KEYS = {
     "numpy": (C.REF,),
@@ -67,7 +68,8 @@ SYSTEM_KEYS = {
     "torch": (TORCH, TORCH_NP),
     "jax-jit": (JAX_JIT,),
     "jax": (JAX_JIT,),
-    "peers": (TORCH, TORCH_NP, JAX_JIT),
+    "autograd": (AUTOGRAD,),
+    "peers": (TORCH, TORCH_NP, JAX_JIT, AUTOGRAD),
 }
 TARGETS = {"W1": (1 / 4, "1/4"), "W2": (1 / 3, "1/3")}
 # docs/benchmarks.md's peer figures (another run, 2026-11-26): median µs (numpy closed form, torch eager)
@@ -87,6 +89,7 @@ def worker(args):
     mg = w.import_matgrad()
     torch = w.peer("torch")
     jax, jnp = w.import_jax()
+    autograd = w.peer("autograd")
     only = set(args.only.split(",")) if args.only else {"W1", "W2"}
 
     def want(name):
@@ -166,6 +169,17 @@ def worker(args):
 
             sysd[JAX_JIT] = w.first_call(f"{wid} {JAX_JIT}", jax_jit)
 
+        if autograd is not None and want(AUTOGRAD):
+            import autograd.numpy as anp
+
+            vg_ag = autograd.value_and_grad(make(anp))
+
+            def autograd_vg():  # HIPS autograd: NumPy traced per call
+                v, g = vg_ag(x_np)
+                return np.asarray(v), np.asarray(g)
+
+            sysd[AUTOGRAD] = autograd_vg
+
         if torch is not None:
             f_t = make(torch)
             p = torch.from_numpy(np.array(x_np, copy=True)).requires_grad_(True)
@@ -202,7 +216,7 @@ def worker(args):
                 w1_math(0.7),
                 1e-12,
                 1e-14,
-                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED, JAX_JIT),
+                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED, JAX_JIT, AUTOGRAD),
             )
         )
     if "W2" in only:
@@ -218,7 +232,7 @@ def worker(args):
                 w2_np(x),
                 1e-10,
                 1e-13,
-                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED, JAX_JIT),
+                numpy_out=(MG_FUNC, MG_EAGER, MG_COMPILED, JAX_JIT, AUTOGRAD),
                 extra=lambda r: {
                     "fwd_ops": W2_OPS,
                     "per_fwd_op_ns": r["median_us"] * 1e3 / W2_OPS,

@@ -5,7 +5,8 @@
 Runs bench/overhead.py (W1, W2), bench/network.py (W3, float64 and float32) and bench/matrix.py
 (W4, W5, W6) one after the other, each measuring matgrad (eager, value_and_grad, compiled)
 against the peers that are installed (the NumPy closed form always; PyTorch eager, torch.func,
-JAX eager and jit when importable: a missing peer is skipped, as each script says), every answer
+JAX eager and jit, HIPS autograd when importable: a missing peer is skipped, as each script
+says), every answer
 checked against the closed form before anything is timed. W7, the C++ replay, comes from the
 cpp/bench/bench_w7 binary when it is found (the C++ test build of tools/run-tests.sh puts it in
 build/cpp-tests/) or given with --w7.
