@@ -156,6 +156,17 @@ def _as_shard(s: Any, i: int) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
+def _deal(items: list[int], sizes: list[int], bins: list[Any], load: dict[Any, int]) -> dict[int, Any]:
+    """Largest item first, each to the bin with the least load so far (ties: the smallest bin):
+    {item: bin}. `load` is updated."""
+    out = {}
+    for i in sorted(items, key=lambda j: (-sizes[j], j)):
+        b = min(bins, key=lambda x: (load[x], x))
+        load[b] += sizes[i]
+        out[i] = b
+    return out
+
+
 def _nbytes(x: Any) -> int:
     return sum(int(np.asarray(a).nbytes) for a in x)
 
@@ -188,6 +199,7 @@ class DataParallel:
         if len(shards) == 0:
             raise ValueError(f"{_OP}: shards is empty")
         self._shards = [_as_shard(s, i) for i, s in enumerate(shards)]
+        self._sizes = [_nbytes(s) for s in self._shards]  # what placement balances
         arity = len(self._shards[0])
         for i, s in enumerate(self._shards):
             if len(s) != arity:
@@ -215,6 +227,7 @@ class DataParallel:
         self._shard_futures: list[Any] = []
         self._placement: list[str] = []
         self._nthreads: dict[str, int] = {}
+        self._group_cache: list[tuple[str, list[int]]] | None = None
         self.last_call: dict[str, Any] = {}
         self._degraded = False  # shards moved off a lost worker: spread them again when it is back
         self._checked = 0.0
@@ -331,9 +344,10 @@ class DataParallel:
 
     def _workers(self) -> list[str]:
         self._nthreads = {str(w): max(1, int(n)) for w, n in self._client.nthreads().items()}
+        self._group_cache = None  # the threads per worker may have changed
         workers = sorted(self._nthreads)
         if not workers:
-            raise RuntimeError(f"{_OP}: the Dask cluster has no workers")
+            raise _NoWorkers(f"{_OP}: the Dask cluster has no workers")
         return workers
 
     def _scatter_shards(self, which: list[int], workers: list[str]) -> None:
@@ -347,11 +361,10 @@ class DataParallel:
         load = dict.fromkeys(workers, 0)
         for i, w in enumerate(self._placement):
             if w in load and i not in which:
-                load[w] += _nbytes(self._shards[i])
-        for i in sorted(which, key=lambda j: (-_nbytes(self._shards[j]), j)):
-            w = min(workers, key=lambda x: (load[x], x))
-            load[w] += _nbytes(self._shards[i])
+                load[w] += self._sizes[i]
+        for i, w in _deal(which, self._sizes, workers, load).items():
             self._placement[i] = w
+        self._group_cache = None
         for w in workers:
             mine = [
                 i
@@ -384,18 +397,17 @@ class DataParallel:
             self._degraded = False
 
     def _groups(self) -> list[tuple[str, list[int]]]:
-        """One task per worker thread: each worker's shards dealt to its threads by bytes."""
-        out = []
-        for w in sorted(set(self._placement)):
-            mine = [i for i, x in enumerate(self._placement) if x == w]
-            slots: list[list[int]] = [[] for _ in range(min(self._nthreads.get(w, 1), len(mine)))]
-            load = [0] * len(slots)
-            for i in sorted(mine, key=lambda j: (-_nbytes(self._shards[j]), j)):
-                k = load.index(min(load))
-                slots[k].append(i)
-                load[k] += _nbytes(self._shards[i])
-            out += [(w, sorted(s)) for s in slots]
-        return out
+        """One task per worker thread: each worker's shards dealt to its threads by bytes (made
+        again only when the placement changes)."""
+        if self._group_cache is None:
+            out = []
+            for w in sorted(set(self._placement)):
+                mine = [i for i, x in enumerate(self._placement) if x == w]
+                slots = list(range(min(self._nthreads.get(w, 1), len(mine))))
+                dealt = _deal(mine, self._sizes, slots, dict.fromkeys(slots, 0))
+                out += [(w, sorted(i for i in mine if dealt[i] == k)) for k in slots]
+            self._group_cache = out
+        return self._group_cache
 
     def _ship_program(self) -> None:
         self._prog_future = self._client.scatter(self._cf, broadcast=True, hash=False)
@@ -460,10 +472,8 @@ class DataParallel:
                     if self._prog_future is None:
                         self._ship_program()
                     parts, top, shards_of = self._submit(params)
-                except RuntimeError as e:
-                    if "has no workers" in str(e):
-                        raise
-                    raise _Lost(f"{type(e).__name__}: {e}") from e
+                except _NoWorkers:
+                    raise
                 except Exception as e:
                     raise _Lost(f"{type(e).__name__}: {e}") from e
                 while True:
@@ -609,6 +619,10 @@ def _treedef(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return (type(x).__qualname__, tuple(_treedef(v) for v in x))
     return "*"
+
+
+class _NoWorkers(RuntimeError):
+    """No worker left to run on: raised to the caller, not retried."""
 
 
 class _Lost(Exception):
