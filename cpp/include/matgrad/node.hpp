@@ -74,7 +74,7 @@ struct Attr {
   std::int64_t offset2 = 0;  ///< block/unblock: first column
 };
 
-/// A factorization of a node's value (Note [shared factorizations] in ops/linalg.cpp).
+/// A factorization of a node's value (Note [shared factorizations] in ops/linalg_factor.cpp).
 struct Factor {
   virtual ~Factor() = default;
 };

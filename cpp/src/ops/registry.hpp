@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The op registry: one entry per op with its shape rule, forward kernel and VJP, and the
 // entry points (matgrad/entry.hpp) that make the public ops out of them. Each op family file
-// (elementwise.cpp, reduction.cpp, shape.cpp, linalg.cpp, matfun.cpp) defines its ops and entry points in
-// one register_<family> function; docs/architecture.md says how to add one.
+// (elementwise.cpp, reduction.cpp, shape.cpp, linalg.cpp, matfun.cpp) defines its ops and entry
+// points in one register_<family> function (linalg and matfun with the help of their second
+// files, linalg_factor.cpp and matfun_primary.cpp); docs/architecture.md says how to add one.
 #pragma once
 
 #include <matgrad/entry.hpp>
@@ -18,7 +19,7 @@
 namespace matgrad {
 
 /// Where a factorization of a value is kept for every op on that value (Note [shared
-/// factorizations] in linalg.cpp): a node's `factor` in a graph, a workspace entry in a replay.
+/// factorizations] in linalg_factor.cpp): a node's `factor` in a graph, a workspace entry in a replay.
 struct FactorSlot {
   std::shared_ptr<const Factor>* slot = nullptr;  ///< null: nowhere to keep it
   bool external = false;  ///< the value is memory someone else may change: check it is the same
