@@ -1,9 +1,15 @@
 """Matrix functions (eigh, eigvalsh, svd, svdvals, expm, logm, sqrtm, pinv): the closed forms
 users know, the values against NumPy/SciPy, and the behaviour where other libraries give NaN:
 repeated eigenvalues and singular values, defective matrices, rank deficiency. Gradients and
-second derivatives on random input against finite differences are in test_ops_registry.py."""
+second derivatives on random input against finite differences are in test_ops_registry.py.
+Every test here runs twice: on the LAPACK the process has loaded (NumPy's OpenBLAS) and on
+Eigen's solvers, the fallback of a process without one."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -27,6 +33,59 @@ def fd_grad(f, x, eps=1e-6):
         e[i] = eps
         g[i] = (f(x + e) - f(x - e)) / (2 * eps)
     return g
+
+
+@pytest.fixture(autouse=True, params=["lapack", "eigen"])
+def linalg_backend(request):
+    """The decompositions' backend for the test: LAPACK (skipped when none is loaded) or Eigen."""
+    if request.param == "eigen":
+        mg._core._linalg_backend(False)
+    elif mg._core._linalg_backend(True) == "eigen":
+        pytest.skip("no LAPACK is loaded in this process")
+    yield request.param
+    mg._core._linalg_backend(True)
+
+
+def _loaded_openblas():
+    """The OpenBLAS NumPy loaded into this process (its path), or None."""
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+    return sorted(paths)[0] if paths else None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the LAPACK is looked for on Linux")
+def test_the_lapack_numpy_loaded_is_found_and_can_be_chosen(linalg_backend):
+    if linalg_backend == "eigen":
+        assert mg._core._linalg_backend() == "eigen"
+        return
+    lib = _loaded_openblas()
+    if lib is None:
+        pytest.skip("this NumPy bundles no OpenBLAS")
+    assert mg._core._linalg_backend().startswith(lib)
+    code = "import matgrad as mg, numpy as np; mg.eigvalsh(np.eye(2)); print(mg._core._linalg_backend())"
+    for env, want in (("off", "eigen"), (lib, lib)):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "MATGRAD_LAPACK": env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.startswith(want), (env, out)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (9, 4), (4, 9)])
+def test_the_two_backends_agree(linalg_backend, shape):
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(shape)
+    s = a @ a.T
+    b = scipy.linalg.expm(0.3 * rng.standard_normal((shape[0], shape[0])))
+    got = [mg.eigh(s), mg.svd(a), mg.svdvals(a), mg.pinv(a), mg.sqrtm(b)]
+    mg._core._linalg_backend(linalg_backend != "eigen")  # the other one
+    other = [mg.eigh(s), mg.svd(a), mg.svdvals(a), mg.pinv(a), mg.sqrtm(b)]
+    for x, y in zip(got, other):
+        for u, v in zip(x if isinstance(x, tuple) else (x,), y if isinstance(y, tuple) else (y,)):
+            assert_close(u.numpy(), v.numpy(), rtol=1e-10, atol=1e-10)
 
 
 # ---- values against NumPy / SciPy ----
@@ -223,6 +282,17 @@ def test_logm_and_sqrtm_refuse_negative_real_eigenvalues():
     t = 0.7
     rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     assert_close(mg.logm(rot).numpy(), np.array([[0.0, -t], [t, 0.0]]), rtol=0, atol=1e-14)
+
+
+def test_sqrtm_gradient_at_a_zero_eigenvalue_raises_linalg_error():
+    x = np.random.default_rng(12).standard_normal((5, 2))
+    idempotent = np.array([[1.0, 1.0], [0.0, 0.0]])  # eigenvalues 1 and 0: its own square root
+    assert_close(mg.sqrtm(idempotent).numpy(), idempotent, rtol=1e-12, atol=1e-12)
+    for a in (x @ x.T, idempotent):
+        with pytest.raises(
+            np.linalg.LinAlgError, match=r"^sqrtm: the gradient is not defined at a matrix of shape"
+        ):
+            mg.grad(lambda m: mg.sum(mg.sqrtm(m)))(a)
 
 
 def test_symmetric_input_singular_covariances_and_tiny_eigenvalues():

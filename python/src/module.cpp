@@ -364,4 +364,12 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("isa") = py::none(),
       "The vectorised math kernels in use; with isa (avx512, avx2, sse, none, best), use those.");
+  m.def(
+      "_linalg_backend",
+      [](const py::object& use_lapack) {
+        if (!use_lapack.is_none()) matgrad::set_linalg_backend(use_lapack.cast<bool>());
+        return std::string(matgrad::linalg_backend());
+      },
+      py::arg("use_lapack") = py::none(),
+      "The LAPACK the matrix functions' decompositions call, or 'eigen'; with use_lapack, choose.");
 }

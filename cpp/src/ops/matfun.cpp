@@ -9,6 +9,8 @@
 // results are the float64 ones correctly rounded.
 #include "matfun.hpp"
 
+#include "../kernels/lapack.hpp"
+
 #include <Eigen/Eigenvalues>
 #include <Eigen/SVD>
 
@@ -41,11 +43,17 @@ std::string num(double v) {
   return b;
 }
 void sym_eig(const char* op, const MatD& S, const Shape& s, bool vectors, VecD& w, MatD& V) {
-  Eigen::SelfAdjointEigenSolver<MatD> es(S, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
-  if (es.info() != Eigen::Success)
-    throw LinAlgError(std::string(op) + ": eigenvalues of a matrix of shape " + s.str() + " did not converge");
-  w = es.eigenvalues();
-  if (vectors) V = es.eigenvectors();
+  bool ok;
+  if (lapack::available()) {
+    V = S;
+    ok = lapack::syevd(V, w, vectors) == 0;
+  } else {
+    Eigen::SelfAdjointEigenSolver<MatD> es(S, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
+    ok = es.info() == Eigen::Success;
+    if (ok) w = es.eigenvalues();
+    if (ok && vectors) V = es.eigenvectors();
+  }
+  if (!ok) throw LinAlgError(std::string(op) + ": eigenvalues of a matrix of shape " + s.str() + " did not converge");
 }
 
 // A real eigenvalue on the closed negative axis (or 0 for logm) has no real principal branch.
@@ -251,30 +259,49 @@ Shape svdvals_shape(const Attr&, const Shape* in, int) {
   check_2d("svdvals", in[0]);
   return Shape::vector(std::min(in[0].rows, in[0].cols));
 }
+// The thin SVD A = U diag(s) V^T, s descending: LAPACK's dgesdd where the process has one
+// (Note [LAPACK from the process] in kernels/lapack.cpp), else Eigen's BDCSVD.
+struct Svd {
+  VecD s;
+  MatD U, V;
+};
 template <class T>
-Eigen::BDCSVD<MatD> svd_of(const char* op, const Val& x, unsigned options) {
+Svd svd_of(const char* op, const Val& x, bool vectors) {
   MatD A = widened<T>(x);
   check_finite(op, A, x.shape());
-  Eigen::BDCSVD<MatD> svd(A, options);
-  if (svd.info() != Eigen::Success)
+  Svd r;
+  bool ok;
+  if (lapack::available()) {
+    MatD Vt;
+    ok = lapack::gesdd(A, r.s, r.U, Vt, vectors) == 0;
+    if (ok && vectors) r.V = Vt.transpose();
+  } else {
+    Eigen::BDCSVD<MatD> svd(A, vectors ? Eigen::ComputeThinU | Eigen::ComputeThinV : 0);
+    ok = svd.info() == Eigen::Success;
+    if (ok) r.s = svd.singularValues();
+    if (ok && vectors) {
+      r.U = svd.matrixU();
+      r.V = svd.matrixV();
+    }
+  }
+  if (!ok)
     throw LinAlgError(std::string(op) + ": the SVD of a matrix of shape " + x.shape().str() + " did not converge");
-  return svd;
+  return r;
 }
 template <class T> void fwd_svd(const KernelArgs& k) {
   const std::int64_t m = k.in[0].shape().rows, n = k.in[0].shape().cols, r = std::min(m, n);
   if (r == 0) return;
-  const Eigen::BDCSVD<MatD> svd = svd_of<T>("svd", k.in[0], Eigen::ComputeThinU | Eigen::ComputeThinV);
-  MatD U = svd.matrixU(), V = svd.matrixV();
-  normalise_signs(U, &V);
+  Svd svd = svd_of<T>("svd", k.in[0], true);
+  normalise_signs(svd.U, &svd.V);
   T* o = k.out.ptr<T>();
-  MapMat<T>(o, m, r) = U.cast<T>();
-  for (std::int64_t i = 0; i < r; ++i) o[m * r + i] = T(svd.singularValues()(i));
-  MapMat<T>(o + m * r + r, r, n) = V.transpose().cast<T>();
+  MapMat<T>(o, m, r) = svd.U.cast<T>();
+  for (std::int64_t i = 0; i < r; ++i) o[m * r + i] = T(svd.s(i));
+  MapMat<T>(o + m * r + r, r, n) = svd.V.transpose().cast<T>();
 }
 template <class T> void fwd_svdvals(const KernelArgs& k) {
   if (k.out.shape().size() == 0) return;
-  const Eigen::BDCSVD<MatD> svd = svd_of<T>("svdvals", k.in[0], 0);
-  k.out.mat<T>() = svd.singularValues().transpose().cast<T>();
+  const Svd svd = svd_of<T>("svdvals", k.in[0], false);
+  k.out.mat<T>() = svd.s.transpose().cast<T>();
 }
 
 // A = U S V^T (V = Vt^T), with cotangents gU, gs, gVt (gV = gVt^T) and F_ij = 1 / (s_j^2 - s_i^2):
@@ -370,12 +397,12 @@ Shape pinv_shape(const Attr&, const Shape* in, int) {
 }
 template <class T> void fwd_pinv(const KernelArgs& k) {
   if (k.out.shape().size() == 0) return;
-  const Eigen::BDCSVD<MatD> svd = svd_of<T>("pinv", k.in[0], Eigen::ComputeThinU | Eigen::ComputeThinV);
-  const VecD& sv = svd.singularValues();
+  const Svd svd = svd_of<T>("pinv", k.in[0], true);
+  const VecD& sv = svd.s;
   const double cut = 1e-15 * (sv.size() ? sv(0) : 0.0);
   VecD inv(sv.size());
   for (Eigen::Index i = 0; i < sv.size(); ++i) inv(i) = sv(i) > cut ? 1.0 / sv(i) : 0.0;
-  k.out.mat<T>() = (svd.matrixV() * inv.asDiagonal() * svd.matrixU().transpose()).cast<T>();
+  k.out.mat<T>() = (svd.V * inv.asDiagonal() * svd.U.transpose()).cast<T>();
 }
 // P = A^+ (Golub and Pereyra, at constant rank):
 //   dA = -P^T G P^T + (I - A P) G^T P P^T + P^T P G^T (I - P A)

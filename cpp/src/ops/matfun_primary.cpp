@@ -5,6 +5,8 @@
 // As there, the work runs in float64 and every VJP is written in the algebra's ops.
 #include "matfun.hpp"
 
+#include "../kernels/lapack.hpp"
+
 #include <Eigen/Eigenvalues>
 #include <Eigen/LU>
 #include <unsupported/Eigen/MatrixFunctions>
@@ -95,11 +97,24 @@ template <class T> void fwd_sqrtm(const KernelArgs& k) {
     k.out.mat<T>() = Rs.cast<T>();
     return;
   }
-  Eigen::RealSchur<MatD> schur(A);
-  if (schur.info() != Eigen::Success)
-    throw LinAlgError("sqrtm: the Schur form of a matrix of shape " + s.str() + " did not converge");
-  MatD Tm = schur.matrixT();
+  // the real Schur form A = U Tm U^T: LAPACK's dgees where the process has one (Note [LAPACK
+  // from the process] in kernels/lapack.cpp), else Eigen's RealSchur
+  MatD Tm, U;
+  bool ok;
+  if (lapack::available()) {
+    Tm = A;
+    ok = lapack::gees(Tm, U) == 0;
+  } else {
+    Eigen::RealSchur<MatD> schur(A);
+    ok = schur.info() == Eigen::Success;
+    if (ok) {
+      Tm = schur.matrixT();
+      U = schur.matrixU();
+    }
+  }
+  if (!ok) throw LinAlgError("sqrtm: the Schur form of a matrix of shape " + s.str() + " did not converge");
   const Eigen::Index n = Tm.rows();
+  for (Eigen::Index j = 0; j + 2 < n; ++j) Tm.col(j).tail(n - j - 2).setZero();  // below the subdiagonal
   // a real eigenvalue within 4 n eps ||A|| of 0 is 0 to working precision, not negative
   const double tol = 4.0 * double(n) * std::numeric_limits<double>::epsilon() * A.cwiseAbs().maxCoeff() * double(n);
   for (Eigen::Index i = 0; i < n; ++i) {
@@ -120,7 +135,7 @@ template <class T> void fwd_sqrtm(const KernelArgs& k) {
   }
   MatD sqrtT = MatD::Zero(n, n);
   Eigen::matrix_sqrt_quasi_triangular(Tm, sqrtT);
-  MatD R = schur.matrixU() * sqrtT * schur.matrixU().transpose();
+  MatD R = U * sqrtT * U.transpose();
   if (!R.allFinite())
     throw LinAlgError("sqrtm: matrix of shape " + s.str() +
                       " has a zero eigenvalue (to working precision) that makes its square root not computable by the "
@@ -137,6 +152,32 @@ Shape sylvester_shape(const Attr&, const Shape* in, int) {
     fail_shapes("sqrtm_sylvester", "are not two square matrices of one shape", in, 2);
   return in[0];
 }
+// With a LAPACK (Note [LAPACK from the process] in kernels/lapack.cpp): by the real Schur form
+// R = U T U^T (dgees, 2 x 2 blocks standardised, so T_ii is the real part of an eigenvalue):
+// R W + W R = C^T with W = Z^T becomes T Y + Y T = U^T C^T U, Y = U^T W U (dtrsyl), all real.
+MatD sylvester_real_schur(const MatD& R, const MatD& C, const Shape& s, double eps) {
+  MatD Tm = R, U;
+  if (lapack::gees(Tm, U) != 0)
+    throw LinAlgError("sqrtm: the Schur form of a matrix of shape " + s.str() + " did not converge (its gradient)");
+  const Eigen::Index n = Tm.rows();
+  for (Eigen::Index j = 0; j + 2 < n; ++j) Tm.col(j).tail(n - j - 2).setZero();
+  double smax = 0;  // the largest eigenvalue modulus
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const bool block = i + 1 < n && Tm(i + 1, i) != 0.0;
+    const double im = block ? std::sqrt(std::abs(Tm(i, i + 1) * Tm(i + 1, i))) : 0.0;
+    smax = std::max(smax, std::hypot(Tm(i, i), im));
+  }
+  const double tol = 4.0 * double(n) * eps * smax;
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (std::abs(Tm(i, i)) <= tol)  // the principal root's eigenvalues have real part >= 0
+      throw LinAlgError("sqrtm: the gradient is not defined at a matrix of shape " + s.str() +
+                        " with a zero eigenvalue (its square root is singular)");
+  MatD Y = U.transpose() * C.transpose() * U;
+  double scale = 1;
+  if (lapack::trsyl(Tm, Tm, Y, scale) < 0)
+    throw LinAlgError("sqrtm: the Sylvester equation of the gradient at a matrix of shape " + s.str() + " failed");
+  return (U * (Y / scale) * U.transpose()).transpose();
+}
 template <class T> void fwd_sylvester(const KernelArgs& k) {
   const Shape& s = k.in[0].shape();
   if (s.rows == 0) return;
@@ -144,6 +185,10 @@ template <class T> void fwd_sylvester(const KernelArgs& k) {
   const MatD R = widened<T>(k.in[0]), C = widened<T>(k.in[1]);
   if (!R.allFinite()) {
     k.out.mat<T>().setConstant(std::numeric_limits<T>::quiet_NaN());
+    return;
+  }
+  if (lapack::available()) {
+    k.out.mat<T>() = sylvester_real_schur(R, C, s, double(std::numeric_limits<T>::epsilon())).cast<T>();
     return;
   }
   Eigen::ComplexSchur<MatD> cs(R);

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+#include "lapack.hpp"
+
+#include <matgrad/api.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#if defined(__linux__)
+#include <dlfcn.h>
+#include <link.h>
+#define MATGRAD_LAPACK_DL 1
+#endif
+
+// ---- Note [LAPACK from the process] ----
+// Eigen's eigen-, singular-value and Schur decompositions are unblocked: at n = 256 they take
+// 1.4-3x the time of LAPACK's blocked dsyevd, dgesdd and dgees (docs/benchmarks.md). Linking a
+// LAPACK would make every build and every C++ consumer find one; instead the engine looks, at
+// the first decomposition, for a LAPACK already loaded in the process and calls it through
+// dlsym. Under Python that is the OpenBLAS NumPy's wheels bundle (numpy.linalg's own LAPACK, so
+// the results are NumPy's to the last bit up to matgrad's sign normalisation), loaded by
+// `import numpy`: no new dependency, no build step. Where none is found (a C++ program that
+// links none, another platform) Eigen's solvers run, as before; the C++ tests run that path,
+// the Python tests both (select()).
+//
+// Symbol flavours, tried in this order in each loaded library whose file name contains
+// "openblas" or "lapack":
+//   scipy_dsyevd_64_  int64 (ILP64)  NumPy >= 2's scipy-openblas64
+//   dsyevd_64_        int64          NumPy 1.22-1.26's openblas64_
+//   scipy_dsyevd_     int32 (LP64)   SciPy's scipy-openblas32
+//   dsyevd_           int32, or int64 when the file name says openblas64 (Debian's ILP64 build)
+// MATGRAD_LAPACK=off keeps Eigen's solvers; MATGRAD_LAPACK=<path> loads that library first.
+// A found library must pass a self-test (an eigenproblem, an SVD, a Schur form and a Sylvester
+// equation with known answers) before it is used. Strings are passed with Fortran's hidden length arguments.
+
+namespace matgrad::lapack {
+
+namespace {
+
+template <class I>
+struct Fns {
+  using syevd_t = void (*)(const char*, const char*, const I*, double*, const I*, double*, double*, const I*, I*,
+                           const I*, I*, std::size_t, std::size_t);
+  using gesdd_t = void (*)(const char*, const I*, const I*, double*, const I*, double*, double*, const I*, double*,
+                           const I*, double*, const I*, I*, I*, std::size_t);
+  using gees_t = void (*)(const char*, const char*, void*, const I*, double*, const I*, I*, double*, double*, double*,
+                          const I*, double*, const I*, I*, I*, std::size_t, std::size_t);
+  using trsyl_t = void (*)(const char*, const char*, const I*, const I*, const I*, const double*, const I*,
+                           const double*, const I*, double*, const I*, double*, I*, std::size_t, std::size_t);
+  syevd_t syevd = nullptr;
+  gesdd_t gesdd = nullptr;
+  gees_t gees = nullptr;
+  trsyl_t trsyl = nullptr;
+};
+
+struct State {
+  bool found = false;
+  bool ilp64 = false;
+  Fns<std::int32_t> f32;
+  Fns<std::int64_t> f64;
+  std::string backend = "eigen";
+};
+
+std::atomic<bool> g_use{true};
+State g_state;
+std::once_flag g_once;
+
+constexpr int kUnavailable = -1000;
+
+// ---- the calls, for either integer width ----
+template <class I>
+int syevd_t(const Fns<I>& f, Eigen::MatrixXd& A, Eigen::VectorXd& w, bool vectors) {
+  const I n = I(A.rows()), lda = std::max<I>(1, n), query = -1;
+  const char jobz = vectors ? 'V' : 'N', uplo = 'L';
+  w.resize(n);
+  double wq = 0;
+  I iq = 0, info = 0;
+  f.syevd(&jobz, &uplo, &n, A.data(), &lda, w.data(), &wq, &query, &iq, &query, &info, 1, 1);
+  if (info != 0) return int(info);
+  const I lwork = std::max<I>(I(wq), 1), liwork = std::max<I>(iq, 1);
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  std::vector<I> iwork(static_cast<std::size_t>(liwork));
+  f.syevd(&jobz, &uplo, &n, A.data(), &lda, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
+  return int(info);
+}
+
+template <class I>
+int gesdd_t(const Fns<I>& f, Eigen::MatrixXd& A, Eigen::VectorXd& s, Eigen::MatrixXd& U, Eigen::MatrixXd& Vt,
+            bool vectors) {
+  const I m = I(A.rows()), n = I(A.cols()), k = std::min(m, n), lda = std::max<I>(1, m), query = -1;
+  const char jobz = vectors ? 'S' : 'N';
+  s.resize(k);
+  if (vectors) {
+    U.resize(m, k);
+    Vt.resize(k, n);
+  }
+  const I ldu = vectors ? std::max<I>(1, m) : 1, ldvt = vectors ? std::max<I>(1, k) : 1;
+  double ud = 0, vd = 0;  // not referenced without vectors
+  double* up = vectors ? U.data() : &ud;
+  double* vp = vectors ? Vt.data() : &vd;
+  std::vector<I> iwork(std::size_t(8) * std::size_t(std::max<I>(k, 1)));
+  double wq = 0;
+  I info = 0;
+  f.gesdd(&jobz, &m, &n, A.data(), &lda, s.data(), up, &ldu, vp, &ldvt, &wq, &query, iwork.data(), &info, 1);
+  if (info != 0) return int(info);
+  const I lwork = std::max<I>(I(wq), 1);
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  f.gesdd(&jobz, &m, &n, A.data(), &lda, s.data(), up, &ldu, vp, &ldvt, work.data(), &lwork, iwork.data(), &info, 1);
+  return int(info);
+}
+
+template <class I>
+int gees_t(const Fns<I>& f, Eigen::MatrixXd& A, Eigen::MatrixXd& Z) {
+  const I n = I(A.rows()), lda = std::max<I>(1, n), query = -1;
+  const char jobvs = 'V', sort = 'N';
+  Z.resize(n, n);
+  std::vector<double> wr(std::size_t(std::max<I>(n, 1))), wi(wr.size());
+  std::vector<I> bwork(wr.size());  // not referenced without sorting
+  I sdim = 0, info = 0;
+  double wq = 0;
+  f.gees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, wr.data(), wi.data(), Z.data(), &lda, &wq, &query,
+         bwork.data(), &info, 1, 1);
+  if (info != 0) return int(info);
+  const I lwork = std::max<I>(I(wq), 1);
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  f.gees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, wr.data(), wi.data(), Z.data(), &lda, work.data(), &lwork,
+         bwork.data(), &info, 1, 1);
+  return int(info);
+}
+
+template <class I>
+int trsyl_t(const Fns<I>& f, const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, Eigen::MatrixXd& C, double& scale) {
+  const I m = I(A.rows()), n = I(B.rows()), one = 1, lda = std::max<I>(1, m), ldb = std::max<I>(1, n);
+  const char tr = 'N';
+  I info = 0;
+  f.trsyl(&tr, &tr, &one, &m, &n, A.data(), &lda, B.data(), &ldb, C.data(), &lda, &scale, &info, 1, 1);
+  return int(info);
+}
+
+// ---- finding one ----
+#if MATGRAD_LAPACK_DL
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+template <class I>
+bool bind(void* h, const char* pre, const char* suf, Fns<I>& f) {
+  auto sym = [&](const char* base) { return dlsym(h, (std::string(pre) + base + suf).c_str()); };
+  f.syevd = reinterpret_cast<typename Fns<I>::syevd_t>(sym("dsyevd"));
+  f.gesdd = reinterpret_cast<typename Fns<I>::gesdd_t>(sym("dgesdd"));
+  f.gees = reinterpret_cast<typename Fns<I>::gees_t>(sym("dgees"));
+  f.trsyl = reinterpret_cast<typename Fns<I>::trsyl_t>(sym("dtrsyl"));
+  return f.syevd && f.gesdd && f.gees && f.trsyl;
+}
+
+// A 3 x 3 symmetric matrix with eigenvalues 1, 2, 4 and a 3 x 2 one with singular values 3, 1
+// (by construction from orthogonal factors), and a triangular one whose Schur form is itself.
+template <class I>
+bool self_test(const Fns<I>& f) {
+  Eigen::MatrixXd Q(3, 3);
+  Q << 2, -1, 2, 2, 2, -1, -1, 2, 2;  // 3 Q is orthogonal
+  Q /= 3.0;
+  Eigen::MatrixXd S = Q * Eigen::Vector3d(1, 2, 4).asDiagonal() * Q.transpose();
+  Eigen::VectorXd w;
+  if (syevd_t(f, S, w, true) != 0 || w.size() != 3 || std::abs(w(0) - 1) > 1e-12 || std::abs(w(1) - 2) > 1e-12 ||
+      std::abs(w(2) - 4) > 1e-12)
+    return false;
+  Eigen::MatrixXd A = Q.leftCols(2) * Eigen::Vector2d(3, 1).asDiagonal();
+  Eigen::VectorXd s;
+  Eigen::MatrixXd U, Vt;
+  if (gesdd_t(f, A, s, U, Vt, true) != 0 || s.size() != 2 || std::abs(s(0) - 3) > 1e-12 || std::abs(s(1) - 1) > 1e-12 ||
+      U.rows() != 3 || Vt.cols() != 2)
+    return false;
+  Eigen::MatrixXd T(2, 2), Z;
+  T << 1, 5, 0, 2;
+  if (gees_t(f, T, Z) != 0 || std::abs(T(1, 0)) != 0.0 || std::abs(std::abs(Z(0, 0)) - 1) > 1e-12) return false;
+  // T X + X T = C with X = [[1, 0], [0, 1]]: C = 2 T
+  Eigen::MatrixXd C = 2 * T;
+  double scale = 0;
+  return trsyl_t(f, T, T, C, scale) == 0 && scale == 1.0 && (C - Eigen::MatrixXd::Identity(2, 2)).norm() < 1e-12;
+}
+
+bool try_library(void* h, const std::string& path) {
+  if (!h) return false;
+  const std::string name = lower(path.substr(path.find_last_of('/') + 1));
+  struct Flavour {
+    const char *pre, *suf;
+    bool ilp64;
+  };
+  const bool named64 = name.find("openblas64") != std::string::npos || name.find("lapack64") != std::string::npos;
+  const Flavour flavours[] = {{"scipy_", "_64_", true}, {"", "_64_", true}, {"scipy_", "_", false}, {"", "_", named64}};
+  for (const Flavour& fl : flavours) {
+    bool ok = false;
+    if (fl.ilp64) {
+      Fns<std::int64_t> f;
+      ok = bind(h, fl.pre, fl.suf, f) && self_test(f);
+      if (ok) g_state.f64 = f;
+    } else {
+      Fns<std::int32_t> f;
+      ok = bind(h, fl.pre, fl.suf, f) && self_test(f);
+      if (ok) g_state.f32 = f;
+    }
+    if (ok) {
+      g_state.found = true;
+      g_state.ilp64 = fl.ilp64;
+      char* real = realpath(path.c_str(), nullptr);  // the loader's name may hold ../
+      g_state.backend = std::string(real ? real : path.c_str()) + " (" + fl.pre + "dsyevd" + fl.suf +
+                        (fl.ilp64 ? ", ILP64)" : ", LP64)");
+      std::free(real);
+      return true;
+    }
+  }
+  return false;
+}
+
+int collect(dl_phdr_info* info, std::size_t, void* data) {
+  if (info->dlpi_name && *info->dlpi_name) {
+    const std::string path = info->dlpi_name;
+    const std::string name = lower(path.substr(path.find_last_of('/') + 1));
+    if (name.find("openblas") != std::string::npos || name.find("lapack") != std::string::npos)
+      static_cast<std::vector<std::string>*>(data)->push_back(path);
+  }
+  return 0;
+}
+#endif
+
+void find() {
+#if MATGRAD_LAPACK_DL
+  const char* env = std::getenv("MATGRAD_LAPACK");
+  const std::string want = env ? env : "";
+  if (lower(want) == "off" || want == "0") return;
+  if (!want.empty() && lower(want) != "on" && want != "1") {
+    // an explicit library: loaded for good (never dlclosed: its functions are kept)
+    if (try_library(dlopen(want.c_str(), RTLD_NOW | RTLD_LOCAL), want)) return;
+  }
+  std::vector<std::string> loaded;
+  dl_iterate_phdr(collect, &loaded);
+  for (const std::string& path : loaded) {
+    // already loaded: RTLD_NOLOAD only takes a reference, which is kept with the functions
+    if (try_library(dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD), path)) return;
+  }
+#endif
+}
+
+const State* state() {
+  std::call_once(g_once, find);
+  return g_state.found && g_use.load(std::memory_order_relaxed) ? &g_state : nullptr;
+}
+
+}  // namespace
+
+bool available() { return state() != nullptr; }
+
+const char* backend() {
+  const State* s = state();
+  return s ? s->backend.c_str() : "eigen";
+}
+
+bool select(bool use_lapack) {
+  g_use.store(use_lapack, std::memory_order_relaxed);
+  return available();
+}
+
+int syevd(Eigen::MatrixXd& A, Eigen::VectorXd& w, bool vectors) {
+  const State* s = state();
+  if (!s) return kUnavailable;
+  return s->ilp64 ? syevd_t(s->f64, A, w, vectors) : syevd_t(s->f32, A, w, vectors);
+}
+
+int gesdd(Eigen::MatrixXd& A, Eigen::VectorXd& s, Eigen::MatrixXd& U, Eigen::MatrixXd& Vt, bool vectors) {
+  const State* st = state();
+  if (!st) return kUnavailable;
+  return st->ilp64 ? gesdd_t(st->f64, A, s, U, Vt, vectors) : gesdd_t(st->f32, A, s, U, Vt, vectors);
+}
+
+int gees(Eigen::MatrixXd& A, Eigen::MatrixXd& Z) {
+  const State* s = state();
+  if (!s) return kUnavailable;
+  return s->ilp64 ? gees_t(s->f64, A, Z) : gees_t(s->f32, A, Z);
+}
+
+int trsyl(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, Eigen::MatrixXd& C, double& scale) {
+  const State* s = state();
+  if (!s) return kUnavailable;
+  return s->ilp64 ? trsyl_t(s->f64, A, B, C, scale) : trsyl_t(s->f32, A, B, C, scale);
+}
+
+}  // namespace matgrad::lapack
+
+namespace matgrad {
+const char* linalg_backend() { return lapack::backend(); }
+bool set_linalg_backend(bool use_lapack) { return lapack::select(use_lapack); }
+}  // namespace matgrad
