@@ -80,9 +80,9 @@ def test_the_two_backends_agree(linalg_backend, shape):
     a = rng.standard_normal(shape)
     s = a @ a.T
     b = scipy.linalg.expm(0.3 * rng.standard_normal((shape[0], shape[0])))
-    got = [mg.eigh(s), mg.svd(a), mg.svdvals(a), mg.pinv(a), mg.sqrtm(b)]
+    got = [mg.eigh(s), mg.svd(a), mg.svdvals(a), mg.pinv(a), mg.sqrtm(b), mg.logm(b)]
     mg._core._linalg_backend(linalg_backend != "eigen")  # the other one
-    other = [mg.eigh(s), mg.svd(a), mg.svdvals(a), mg.pinv(a), mg.sqrtm(b)]
+    other = [mg.eigh(s), mg.svd(a), mg.svdvals(a), mg.pinv(a), mg.sqrtm(b), mg.logm(b)]
     for x, y in zip(got, other):
         for u, v in zip(x if isinstance(x, tuple) else (x,), y if isinstance(y, tuple) else (y,)):
             assert_close(u.numpy(), v.numpy(), rtol=1e-10, atol=1e-10)

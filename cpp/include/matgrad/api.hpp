@@ -73,10 +73,10 @@ const char* vector_math();
 bool set_vector_math(const char* isa);
 
 /// The LAPACK the matrix functions' decompositions call (eigh, eigvalsh and the symmetric path of
-/// logm and sqrtm: dsyevd; svd, svdvals, pinv: dgesdd; sqrtm: dgees): "<library> (<symbols>)"
-/// when one is loaded in the process (under Python, the OpenBLAS NumPy bundles), else "eigen"
-/// (Eigen's solvers). Looked for at the first decomposition; the environment variable
-/// MATGRAD_LAPACK=off keeps Eigen's solvers, MATGRAD_LAPACK=<path of a shared library> loads one.
+/// logm and sqrtm: dsyevd; svd, svdvals, pinv: dgesdd; sqrtm: dgees, its gradient dtrsyl; logm:
+/// zgees): "<library> (<symbols>)" when one is loaded in the process (under Python, the OpenBLAS NumPy bundles), else
+/// "eigen" (Eigen's solvers). Looked for at the first decomposition; the environment variable MATGRAD_LAPACK=off keeps
+/// Eigen's solvers, MATGRAD_LAPACK=<path of a shared library> loads one.
 const char* linalg_backend();
 
 /// false: Eigen's solvers from now on; true: the LAPACK again, when one was found. Returns

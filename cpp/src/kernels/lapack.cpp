@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <complex>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
@@ -21,7 +22,7 @@
 
 // ---- Note [LAPACK from the process] ----
 // Eigen's eigen-, singular-value and Schur decompositions are unblocked: at n = 256 they take
-// 1.4-3x the time of LAPACK's blocked dsyevd, dgesdd and dgees (docs/benchmarks.md). Linking a
+// 1.3-7x the time of LAPACK's blocked dsyevd, dgesdd, dgees and zgees (docs/benchmarks.md). Linking a
 // LAPACK would make every build and every C++ consumer find one; instead the engine looks, at
 // the first decomposition, for a LAPACK already loaded in the process and calls it through
 // dlsym. Under Python that is the OpenBLAS NumPy's wheels bundle (numpy.linalg's own LAPACK, so
@@ -37,8 +38,9 @@
 //   scipy_dsyevd_     int32 (LP64)   SciPy's scipy-openblas32
 //   dsyevd_           int32, or int64 when the file name says openblas64 (Debian's ILP64 build)
 // MATGRAD_LAPACK=off keeps Eigen's solvers; MATGRAD_LAPACK=<path> loads that library first.
-// A found library must pass a self-test (an eigenproblem, an SVD, a Schur form and a Sylvester
-// equation with known answers) before it is used. Strings are passed with Fortran's hidden length arguments.
+// A found library must pass a self-test (an eigenproblem, an SVD, real and complex Schur forms
+// and a Sylvester equation with known answers) before it is used. Strings are passed with
+// Fortran's hidden length arguments.
 
 namespace matgrad::lapack {
 
@@ -54,10 +56,14 @@ struct Fns {
                           const I*, double*, const I*, I*, I*, std::size_t, std::size_t);
   using trsyl_t = void (*)(const char*, const char*, const I*, const I*, const I*, const double*, const I*,
                            const double*, const I*, double*, const I*, double*, I*, std::size_t, std::size_t);
+  using zgees_t = void (*)(const char*, const char*, void*, const I*, std::complex<double>*, const I*, I*,
+                           std::complex<double>*, std::complex<double>*, const I*, std::complex<double>*, const I*,
+                           double*, I*, I*, std::size_t, std::size_t);
   syevd_t syevd = nullptr;
   gesdd_t gesdd = nullptr;
   gees_t gees = nullptr;
   trsyl_t trsyl = nullptr;
+  zgees_t zgees = nullptr;
 };
 
 struct State {
@@ -136,6 +142,26 @@ int gees_t(const Fns<I>& f, Eigen::MatrixXd& A, Eigen::MatrixXd& Z) {
 }
 
 template <class I>
+int zgees_t(const Fns<I>& f, Eigen::MatrixXcd& A, Eigen::MatrixXcd& Z) {
+  const I n = I(A.rows()), lda = std::max<I>(1, n), query = -1;
+  const char jobvs = 'V', sort = 'N';
+  Z.resize(n, n);
+  std::vector<std::complex<double>> w(std::size_t(std::max<I>(n, 1)));
+  std::vector<double> rwork(w.size());
+  std::vector<I> bwork(w.size());  // not referenced without sorting
+  I sdim = 0, info = 0;
+  std::complex<double> wq = 0;
+  f.zgees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, w.data(), Z.data(), &lda, &wq, &query, rwork.data(),
+          bwork.data(), &info, 1, 1);
+  if (info != 0) return int(info);
+  const I lwork = std::max<I>(I(wq.real()), 1);
+  std::vector<std::complex<double>> work(static_cast<std::size_t>(lwork));
+  f.zgees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, w.data(), Z.data(), &lda, work.data(), &lwork,
+          rwork.data(), bwork.data(), &info, 1, 1);
+  return int(info);
+}
+
+template <class I>
 int trsyl_t(const Fns<I>& f, const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, Eigen::MatrixXd& C, double& scale) {
   const I m = I(A.rows()), n = I(B.rows()), one = 1, lda = std::max<I>(1, m), ldb = std::max<I>(1, n);
   const char tr = 'N';
@@ -158,7 +184,8 @@ bool bind(void* h, const char* pre, const char* suf, Fns<I>& f) {
   f.gesdd = reinterpret_cast<typename Fns<I>::gesdd_t>(sym("dgesdd"));
   f.gees = reinterpret_cast<typename Fns<I>::gees_t>(sym("dgees"));
   f.trsyl = reinterpret_cast<typename Fns<I>::trsyl_t>(sym("dtrsyl"));
-  return f.syevd && f.gesdd && f.gees && f.trsyl;
+  f.zgees = reinterpret_cast<typename Fns<I>::zgees_t>(sym("zgees"));
+  return f.syevd && f.gesdd && f.gees && f.trsyl && f.zgees;
 }
 
 // A 3 x 3 symmetric matrix with eigenvalues 1, 2, 4 and a 3 x 2 one with singular values 3, 1
@@ -185,7 +212,13 @@ bool self_test(const Fns<I>& f) {
   // T X + X T = C with X = [[1, 0], [0, 1]]: C = 2 T
   Eigen::MatrixXd C = 2 * T;
   double scale = 0;
-  return trsyl_t(f, T, T, C, scale) == 0 && scale == 1.0 && (C - Eigen::MatrixXd::Identity(2, 2)).norm() < 1e-12;
+  if (trsyl_t(f, T, T, C, scale) != 0 || scale != 1.0 || (C - Eigen::MatrixXd::Identity(2, 2)).norm() > 1e-12)
+    return false;
+  // a rotation by 90 degrees: eigenvalues +-i, on the diagonal of its complex Schur form
+  Eigen::MatrixXcd R(2, 2), Zc;
+  R << 0.0, -1.0, 1.0, 0.0;
+  return zgees_t(f, R, Zc) == 0 && std::abs(std::abs(R(0, 0).imag()) - 1) < 1e-12 && std::abs(R(1, 0)) == 0.0 &&
+         std::abs(R(0, 0) + R(1, 1)) < 1e-12;
 }
 
 bool try_library(void* h, const std::string& path) {
@@ -285,6 +318,12 @@ int gees(Eigen::MatrixXd& A, Eigen::MatrixXd& Z) {
   const State* s = state();
   if (!s) return kUnavailable;
   return s->ilp64 ? gees_t(s->f64, A, Z) : gees_t(s->f32, A, Z);
+}
+
+int zgees(Eigen::MatrixXcd& A, Eigen::MatrixXcd& Z) {
+  const State* s = state();
+  if (!s) return kUnavailable;
+  return s->ilp64 ? zgees_t(s->f64, A, Z) : zgees_t(s->f32, A, Z);
 }
 
 int trsyl(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, Eigen::MatrixXd& C, double& scale) {

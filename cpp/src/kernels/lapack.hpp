@@ -33,6 +33,9 @@ int gesdd(Eigen::MatrixXd& A, Eigen::VectorXd& s, Eigen::MatrixXd& U, Eigen::Mat
 /// in LAPACK's standard form) overwrites A (dgees, no sorting).
 int gees(Eigen::MatrixXd& A, Eigen::MatrixXd& Z);
 
+/// The complex Schur form A = Z T Z^* (zgees, no sorting): T (upper triangular) overwrites A.
+int zgees(Eigen::MatrixXcd& A, Eigen::MatrixXcd& Z);
+
 /// The Sylvester equation A X + X B = scale C for upper quasi-triangular A (m x m) and B (n x n)
 /// in LAPACK's Schur canonical form (dtrsyl): X overwrites C; scale <= 1 is set to avoid
 /// overflow. A return of 1 means A and -B have (nearly) common eigenvalues (perturbed values

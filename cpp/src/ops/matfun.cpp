@@ -61,9 +61,13 @@ void check_principal(const char* op, const MatD& A, const Shape& s, bool zero_ok
   Eigen::EigenSolver<MatD> es(A, false);
   if (es.info() != Eigen::Success)
     throw LinAlgError(std::string(op) + ": eigenvalues of a matrix of shape " + s.str() + " did not converge");
+  check_principal_values(op, es.eigenvalues(), A, s, zero_ok);
+}
+void check_principal_values(const char* op, const Eigen::VectorXcd& values, const MatD& A, const Shape& s,
+                            bool zero_ok) {
   const double scale = std::max(A.cwiseAbs().maxCoeff(), std::numeric_limits<double>::min());
-  for (Eigen::Index i = 0; i < es.eigenvalues().size(); ++i) {
-    const std::complex<double> l = es.eigenvalues()(i);
+  for (Eigen::Index i = 0; i < values.size(); ++i) {
+    const std::complex<double> l = values(i);
     const bool real = std::abs(l.imag()) <= 1e-8 * std::max(std::abs(l), scale * 1e-300);
     if (!real) continue;
     if (!zero_ok && std::abs(l) <= 8 * std::numeric_limits<double>::epsilon() * scale * double(A.rows()))

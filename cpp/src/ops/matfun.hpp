@@ -34,6 +34,9 @@ void sym_eig(const char* op, const MatD& S, const Shape& s, bool vectors, VecD& 
 // numpy.linalg.LinAlgError naming op when the general A has a real eigenvalue < 0 (or, unless
 // zero_ok, = 0): the principal logarithm or square root is then complex or undefined.
 void check_principal(const char* op, const MatD& A, const Shape& s, bool zero_ok);
+// The same check on A's eigenvalues, known
+void check_principal_values(const char* op, const Eigen::VectorXcd& values, const MatD& A, const Shape& s,
+                            bool zero_ok);
 
 // matfun_primary.cpp's ops and entry points, registered by register_matfun() in its order
 void register_primary_ops();
