@@ -74,6 +74,46 @@ def test_the_lapack_numpy_loaded_is_found_and_can_be_chosen(linalg_backend):
         assert out.startswith(want), (env, out)
 
 
+# Debian's reference LAPACK (LP64) and its ILP64 OpenBLAS whose symbols carry no 64 suffix: the
+# integer width comes from a probe (ilaver), not from names (.ci/run installs both).
+SYSTEM_LAPACKS = {
+    "LP64": "/usr/lib/x86_64-linux-gnu/liblapack.so.3",
+    "ILP64": "/usr/lib/x86_64-linux-gnu/libopenblas64.so.0",
+}
+
+
+@pytest.mark.parametrize("width", sorted(SYSTEM_LAPACKS))
+def test_a_system_lapack_is_used_with_its_integer_width(linalg_backend, width):
+    path = SYSTEM_LAPACKS[width]
+    if linalg_backend == "eigen" or not os.path.exists(path):
+        pytest.skip(f"runs once, with {path}")
+    code = """if True:
+        import numpy as np, scipy.linalg, matgrad as mg
+        rng = np.random.default_rng(3)
+        a = rng.standard_normal((7, 5))
+        b = scipy.linalg.expm(0.3 * rng.standard_normal((6, 6)))
+        s = a.T @ a
+        print(mg._core._linalg_backend())
+        assert np.allclose(mg.svdvals(a).numpy(), np.linalg.svd(a, compute_uv=False), rtol=1e-12, atol=0)
+        assert np.allclose(mg.eigvalsh(s).numpy(), np.linalg.eigvalsh(s), rtol=1e-12, atol=1e-12)
+        assert np.allclose(mg.sqrtm(b).numpy(), scipy.linalg.sqrtm(b), rtol=1e-12, atol=1e-12)
+        assert np.allclose(mg.logm(b).numpy(), scipy.linalg.logm(b), rtol=1e-12, atol=1e-12)
+        g = mg.grad(lambda m: mg.sum(mg.sqrtm(m)))(b)
+        mg._core._linalg_backend(False)
+        assert np.allclose(g, mg.grad(lambda m: mg.sum(mg.sqrtm(m)))(b), rtol=1e-10, atol=1e-12)
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "MATGRAD_LAPACK": path},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(os.path.realpath(path)) and out.stdout.rstrip().endswith(f", {width})"), (
+        out.stdout
+    )
+
+
 @pytest.mark.parametrize("shape", [(6, 6), (9, 4), (4, 9)])
 def test_the_two_backends_agree(linalg_backend, shape):
     rng = np.random.default_rng(7)

@@ -10,6 +10,7 @@
 #include <complex>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -33,10 +34,13 @@
 //
 // Symbol flavours, tried in this order in each loaded library whose file name contains
 // "openblas" or "lapack":
-//   scipy_dsyevd_64_  int64 (ILP64)  NumPy >= 2's scipy-openblas64
-//   dsyevd_64_        int64          NumPy 1.22-1.26's openblas64_
-//   scipy_dsyevd_     int32 (LP64)   SciPy's scipy-openblas32
-//   dsyevd_           int32, or int64 when the file name says openblas64 (Debian's ILP64 build)
+//   scipy_dsyevd_64_  NumPy >= 2's scipy-openblas64 (ILP64)
+//   dsyevd_64_        NumPy 1.22-1.26's openblas64_ (ILP64)
+//   scipy_dsyevd_     SciPy's scipy-openblas32 (LP64)
+//   dsyevd_           a system LAPACK (LP64, or ILP64 as Debian's libopenblas64)
+// The integer width is not guessed from names: ilaver, called so that either width is safe,
+// tells it (integer_width); a call with the wrong width would corrupt memory. Dimensions an
+// LP64 library's workspace arithmetic could overflow in (n > kMaxLp64) go to Eigen.
 // MATGRAD_LAPACK=off keeps Eigen's solvers; MATGRAD_LAPACK=<path> loads that library first.
 // A found library must pass a self-test (an eigenproblem, an SVD, real and complex Schur forms
 // and a Sylvester equation with known answers) before it is used. Strings are passed with
@@ -78,7 +82,8 @@ std::atomic<bool> g_use{true};
 State g_state;
 std::once_flag g_once;
 
-constexpr int kUnavailable = -1000;
+// LP64 libraries compute workspace sizes in int32: above this dimension Eigen runs instead
+constexpr Eigen::Index kMaxLp64 = 16384;
 
 // ---- the calls, for either integer width ----
 template <class I>
@@ -90,6 +95,7 @@ int syevd_t(const Fns<I>& f, Eigen::MatrixXd& A, Eigen::VectorXd& w, bool vector
   I iq = 0, info = 0;
   f.syevd(&jobz, &uplo, &n, A.data(), &lda, w.data(), &wq, &query, &iq, &query, &info, 1, 1);
   if (info != 0) return int(info);
+  if (wq >= double(std::numeric_limits<I>::max())) return kUnavailable;
   const I lwork = std::max<I>(I(wq), 1), liwork = std::max<I>(iq, 1);
   std::vector<double> work(static_cast<std::size_t>(lwork));
   std::vector<I> iwork(static_cast<std::size_t>(liwork));
@@ -116,6 +122,7 @@ int gesdd_t(const Fns<I>& f, Eigen::MatrixXd& A, Eigen::VectorXd& s, Eigen::Matr
   I info = 0;
   f.gesdd(&jobz, &m, &n, A.data(), &lda, s.data(), up, &ldu, vp, &ldvt, &wq, &query, iwork.data(), &info, 1);
   if (info != 0) return int(info);
+  if (wq >= double(std::numeric_limits<I>::max())) return kUnavailable;
   const I lwork = std::max<I>(I(wq), 1);
   std::vector<double> work(static_cast<std::size_t>(lwork));
   f.gesdd(&jobz, &m, &n, A.data(), &lda, s.data(), up, &ldu, vp, &ldvt, work.data(), &lwork, iwork.data(), &info, 1);
@@ -134,6 +141,7 @@ int gees_t(const Fns<I>& f, Eigen::MatrixXd& A, Eigen::MatrixXd& Z) {
   f.gees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, wr.data(), wi.data(), Z.data(), &lda, &wq, &query,
          bwork.data(), &info, 1, 1);
   if (info != 0) return int(info);
+  if (wq >= double(std::numeric_limits<I>::max())) return kUnavailable;
   const I lwork = std::max<I>(I(wq), 1);
   std::vector<double> work(static_cast<std::size_t>(lwork));
   f.gees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, wr.data(), wi.data(), Z.data(), &lda, work.data(), &lwork,
@@ -154,6 +162,7 @@ int zgees_t(const Fns<I>& f, Eigen::MatrixXcd& A, Eigen::MatrixXcd& Z) {
   f.zgees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, w.data(), Z.data(), &lda, &wq, &query, rwork.data(),
           bwork.data(), &info, 1, 1);
   if (info != 0) return int(info);
+  if (wq.real() >= double(std::numeric_limits<I>::max())) return kUnavailable;
   const I lwork = std::max<I>(I(wq.real()), 1);
   std::vector<std::complex<double>> work(static_cast<std::size_t>(lwork));
   f.zgees(&jobvs, &sort, nullptr, &n, A.data(), &lda, &sdim, w.data(), Z.data(), &lda, work.data(), &lwork,
@@ -221,36 +230,49 @@ bool self_test(const Fns<I>& f) {
          std::abs(R(0, 0) + R(1, 1)) < 1e-12;
 }
 
+// The integer width, from ilaver(major, minor, patch) called with three int64 slots set to -1:
+// an ILP64 library writes whole slots (major = 3), an LP64 one only their low halves (the high
+// halves stay all ones). Safe for either width on a little-endian machine, unlike any call that
+// takes sizes. 0: not a LAPACK 3 we can tell; 4 or 8: the bytes of its INTEGER.
+int integer_width(void* ilaver) {
+  if (!ilaver) return 0;
+  std::int64_t v[3] = {-1, -1, -1};
+  reinterpret_cast<void (*)(std::int64_t*, std::int64_t*, std::int64_t*)>(ilaver)(&v[0], &v[1], &v[2]);
+  if (v[0] >= 3 && v[0] < 100) return 8;
+  const std::uint64_t u = static_cast<std::uint64_t>(v[0]);
+  if ((u >> 32) == 0xFFFFFFFFu && (u & 0xFFFFFFFFu) >= 3 && (u & 0xFFFFFFFFu) < 100) return 4;
+  return 0;
+}
+
 bool try_library(void* h, const std::string& path) {
   if (!h) return false;
-  const std::string name = lower(path.substr(path.find_last_of('/') + 1));
   struct Flavour {
     const char *pre, *suf;
-    bool ilp64;
   };
-  const bool named64 = name.find("openblas64") != std::string::npos || name.find("lapack64") != std::string::npos;
-  const Flavour flavours[] = {{"scipy_", "_64_", true}, {"", "_64_", true}, {"scipy_", "_", false}, {"", "_", named64}};
+  const Flavour flavours[] = {{"scipy_", "_64_"}, {"", "_64_"}, {"scipy_", "_"}, {"", "_"}};
   for (const Flavour& fl : flavours) {
+    const int width = integer_width(dlsym(h, (std::string(fl.pre) + "ilaver" + fl.suf).c_str()));
     bool ok = false;
-    if (fl.ilp64) {
+    if (width == 8) {
       Fns<std::int64_t> f;
       ok = bind(h, fl.pre, fl.suf, f) && self_test(f);
       if (ok) g_state.f64 = f;
-    } else {
+    } else if (width == 4) {
       Fns<std::int32_t> f;
       ok = bind(h, fl.pre, fl.suf, f) && self_test(f);
       if (ok) g_state.f32 = f;
     }
     if (ok) {
       g_state.found = true;
-      g_state.ilp64 = fl.ilp64;
+      g_state.ilp64 = width == 8;
       char* real = realpath(path.c_str(), nullptr);  // the loader's name may hold ../
       g_state.backend = std::string(real ? real : path.c_str()) + " (" + fl.pre + "dsyevd" + fl.suf +
-                        (fl.ilp64 ? ", ILP64)" : ", LP64)");
+                        (width == 8 ? ", ILP64)" : ", LP64)");
       std::free(real);
       return true;
     }
   }
+  dlclose(h);  // not one we can use: give back the reference
   return false;
 }
 
@@ -304,31 +326,32 @@ bool select(bool use_lapack) {
 
 int syevd(Eigen::MatrixXd& A, Eigen::VectorXd& w, bool vectors) {
   const State* s = state();
-  if (!s) return kUnavailable;
+  if (!s || (!s->ilp64 && A.rows() > kMaxLp64)) return kUnavailable;
   return s->ilp64 ? syevd_t(s->f64, A, w, vectors) : syevd_t(s->f32, A, w, vectors);
 }
 
 int gesdd(Eigen::MatrixXd& A, Eigen::VectorXd& s, Eigen::MatrixXd& U, Eigen::MatrixXd& Vt, bool vectors) {
   const State* st = state();
-  if (!st) return kUnavailable;
+  if (!st || (!st->ilp64 && std::max(A.rows(), A.cols()) > kMaxLp64)) return kUnavailable;
   return st->ilp64 ? gesdd_t(st->f64, A, s, U, Vt, vectors) : gesdd_t(st->f32, A, s, U, Vt, vectors);
 }
 
 int gees(Eigen::MatrixXd& A, Eigen::MatrixXd& Z) {
   const State* s = state();
-  if (!s) return kUnavailable;
+  if (!s || (!s->ilp64 && A.rows() > kMaxLp64)) return kUnavailable;
   return s->ilp64 ? gees_t(s->f64, A, Z) : gees_t(s->f32, A, Z);
 }
 
 int zgees(Eigen::MatrixXcd& A, Eigen::MatrixXcd& Z) {
   const State* s = state();
-  if (!s) return kUnavailable;
+  if (!s || (!s->ilp64 && A.rows() > kMaxLp64)) return kUnavailable;
   return s->ilp64 ? zgees_t(s->f64, A, Z) : zgees_t(s->f32, A, Z);
 }
 
 int trsyl(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, Eigen::MatrixXd& C, double& scale) {
   const State* s = state();
-  if (!s) return kUnavailable;
+  if (!s || (!s->ilp64 && std::max(A.rows(), B.rows()) > kMaxLp64)) return kUnavailable;
+  if (C.rows() != A.rows() || C.cols() != B.rows()) return -10;  // LAPACK's code for a bad C
   return s->ilp64 ? trsyl_t(s->f64, A, B, C, scale) : trsyl_t(s->f32, A, B, C, scale);
 }
 

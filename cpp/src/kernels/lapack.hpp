@@ -19,8 +19,10 @@ const char* backend();
 /// found. Returns available(). For tests and benchmarks: not safe while other threads run ops.
 bool select(bool use_lapack);
 
-// Each returns LAPACK's info (0: success; > 0: did not converge), or -1000 when no LAPACK is
-// available (the caller falls back). Column-major Eigen matrices, float64.
+// Each returns LAPACK's info (0: success; > 0: did not converge), or kUnavailable when no
+// LAPACK is in use or the sizes are beyond it (the caller falls back to Eigen, its arguments
+// untouched). Column-major Eigen matrices, float64.
+constexpr int kUnavailable = -1000;
 
 /// The eigenvalues of the symmetric A (its lower triangle is read), ascending, into w; with
 /// vectors, the orthonormal eigenvectors overwrite A's columns (dsyevd). A is destroyed.

@@ -43,11 +43,10 @@ std::string num(double v) {
   return b;
 }
 void sym_eig(const char* op, const MatD& S, const Shape& s, bool vectors, VecD& w, MatD& V) {
-  bool ok;
-  if (lapack::available()) {
-    V = S;
-    ok = lapack::syevd(V, w, vectors) == 0;
-  } else {
+  V = S;
+  const int info = lapack::syevd(V, w, vectors);
+  bool ok = info == 0;
+  if (info == lapack::kUnavailable) {
     Eigen::SelfAdjointEigenSolver<MatD> es(S, vectors ? Eigen::ComputeEigenvectors : Eigen::EigenvaluesOnly);
     ok = es.info() == Eigen::Success;
     if (ok) w = es.eigenvalues();
@@ -274,12 +273,11 @@ Svd svd_of(const char* op, const Val& x, bool vectors) {
   MatD A = widened<T>(x);
   check_finite(op, A, x.shape());
   Svd r;
-  bool ok;
-  if (lapack::available()) {
-    MatD Vt;
-    ok = lapack::gesdd(A, r.s, r.U, Vt, vectors) == 0;
-    if (ok && vectors) r.V = Vt.transpose();
-  } else {
+  MatD Vt;
+  const int info = lapack::gesdd(A, r.s, r.U, Vt, vectors);
+  bool ok = info == 0;
+  if (ok && vectors) r.V = Vt.transpose();
+  if (info == lapack::kUnavailable) {
     Eigen::BDCSVD<MatD> svd(A, vectors ? Eigen::ComputeThinU | Eigen::ComputeThinV : 0);
     ok = svd.info() == Eigen::Success;
     if (ok) r.s = svd.singularValues();

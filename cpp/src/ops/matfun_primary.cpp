@@ -78,12 +78,14 @@ bool symmetric_function(const char* op, const MatD& A, const Shape& s, bool is_l
 // Parlett's recurrence above them). Eigen's own A.log() computes an unblocked complex Schur
 // form and, before it, check_principal an unblocked real one: 73% of logm's time at n = 256.
 // These are Eigen 3.4's internals, the version the build pins.
-MatD logm_schur(const MatD& A, const Shape& s) {
+// False (nothing done) when the LAPACK is not in use.
+bool logm_schur(const MatD& A, const Shape& s, MatD& L) {
   using MatC = Eigen::MatrixXcd;
   using Index = Eigen::Index;
   MatC T = A.cast<std::complex<double>>(), U;
-  if (lapack::zgees(T, U) != 0)
-    throw LinAlgError("logm: the Schur form of a matrix of shape " + s.str() + " did not converge");
+  const int info = lapack::zgees(T, U);
+  if (info == lapack::kUnavailable) return false;
+  if (info != 0) throw LinAlgError("logm: the Schur form of a matrix of shape " + s.str() + " did not converge");
   T.triangularView<Eigen::StrictlyLower>().setZero();
   check_principal_values("logm", T.diagonal(), A, s, false);
   namespace ei = Eigen::internal;
@@ -99,7 +101,8 @@ MatD logm_schur(const MatD& A, const Shape& s) {
   MatC fT;
   ei::matrix_function_compute_block_atomic(T, atomic, block_start, cluster_size, fT);
   ei::matrix_function_compute_above_diagonal(T, block_start, cluster_size, fT);
-  return (U * (fT.triangularView<Eigen::Upper>() * U.adjoint())).real();
+  L = (U * (fT.triangularView<Eigen::Upper>() * U.adjoint())).real();
+  return true;
 }
 template <class T> void fwd_logm(const KernelArgs& k) {
   const Shape& s = k.in[0].shape();
@@ -112,9 +115,7 @@ template <class T> void fwd_logm(const KernelArgs& k) {
     return;
   }
   MatD L;
-  if (lapack::available()) {
-    L = logm_schur(A, s);
-  } else {
+  if (!logm_schur(A, s, L)) {
     check_principal("logm", A, s, false);
     L = A.log();
   }
@@ -135,12 +136,10 @@ template <class T> void fwd_sqrtm(const KernelArgs& k) {
   }
   // the real Schur form A = U Tm U^T: LAPACK's dgees where the process has one (Note [LAPACK
   // from the process] in kernels/lapack.cpp), else Eigen's RealSchur
-  MatD Tm, U;
-  bool ok;
-  if (lapack::available()) {
-    Tm = A;
-    ok = lapack::gees(Tm, U) == 0;
-  } else {
+  MatD Tm = A, U;
+  const int info = lapack::gees(Tm, U);
+  bool ok = info == 0;
+  if (info == lapack::kUnavailable) {
     Eigen::RealSchur<MatD> schur(A);
     ok = schur.info() == Eigen::Success;
     if (ok) {
@@ -191,9 +190,12 @@ Shape sylvester_shape(const Attr&, const Shape* in, int) {
 // With a LAPACK (Note [LAPACK from the process] in kernels/lapack.cpp): by the real Schur form
 // R = U T U^T (dgees, 2 x 2 blocks standardised, so T_ii is the real part of an eigenvalue):
 // R W + W R = C^T with W = Z^T becomes T Y + Y T = U^T C^T U, Y = U^T W U (dtrsyl), all real.
-MatD sylvester_real_schur(const MatD& R, const MatD& C, const Shape& s, double eps) {
+// False (nothing done) when the LAPACK is not in use.
+bool sylvester_real_schur(const MatD& R, const MatD& C, const Shape& s, double eps, MatD& Z) {
   MatD Tm = R, U;
-  if (lapack::gees(Tm, U) != 0)
+  const int info = lapack::gees(Tm, U);
+  if (info == lapack::kUnavailable) return false;
+  if (info != 0)
     throw LinAlgError("sqrtm: the Schur form of a matrix of shape " + s.str() + " did not converge (its gradient)");
   const Eigen::Index n = Tm.rows();
   for (Eigen::Index j = 0; j + 2 < n; ++j) Tm.col(j).tail(n - j - 2).setZero();
@@ -210,9 +212,14 @@ MatD sylvester_real_schur(const MatD& R, const MatD& C, const Shape& s, double e
                         " with a zero eigenvalue (its square root is singular)");
   MatD Y = U.transpose() * C.transpose() * U;
   double scale = 1;
-  if (lapack::trsyl(Tm, Tm, Y, scale) < 0)
+  const int ts = lapack::trsyl(Tm, Tm, Y, scale);
+  if (ts == 1)  // T and -T have close eigenvalues: perturbed values were used
+    throw LinAlgError("sqrtm: the gradient is not defined at a matrix of shape " + s.str() +
+                      " with a zero eigenvalue (its square root is singular)");
+  if (ts != 0)
     throw LinAlgError("sqrtm: the Sylvester equation of the gradient at a matrix of shape " + s.str() + " failed");
-  return (U * (Y / scale) * U.transpose()).transpose();
+  Z = (U * (Y / scale) * U.transpose()).transpose();
+  return true;
 }
 template <class T> void fwd_sylvester(const KernelArgs& k) {
   const Shape& s = k.in[0].shape();
@@ -223,8 +230,9 @@ template <class T> void fwd_sylvester(const KernelArgs& k) {
     k.out.mat<T>().setConstant(std::numeric_limits<T>::quiet_NaN());
     return;
   }
-  if (lapack::available()) {
-    k.out.mat<T>() = sylvester_real_schur(R, C, s, double(std::numeric_limits<T>::epsilon())).cast<T>();
+  MatD Z;
+  if (sylvester_real_schur(R, C, s, double(std::numeric_limits<T>::epsilon()), Z)) {
+    k.out.mat<T>() = Z.cast<T>();
     return;
   }
   Eigen::ComplexSchur<MatD> cs(R);
