@@ -16,6 +16,19 @@ std::vector<Eigen::MatrixXd> grad(const Var& f, const std::vector<Var>& xs) {
   return out;
 }
 
+std::pair<double, std::vector<Eigen::MatrixXd>> value_and_grad(const Var& f, const std::vector<Var>& xs) {
+  check_scalar_output("value_and_grad", f->shape);
+  std::pair<double, std::vector<Eigen::MatrixXd>> out{value(f)(0, 0), {}};
+  for (const Val& g : grad_values(f, xs, nullptr, "value_and_grad")) out.second.push_back(value(g));
+  return out;
+}
+
+std::vector<Eigen::MatrixXd> vjp(const Var& f, const std::vector<Var>& xs, const Var& cotangent) {
+  std::vector<Eigen::MatrixXd> out;
+  for (const Val& g : grad_values(f, xs, cotangent, "vjp")) out.push_back(value(g));
+  return out;
+}
+
 std::vector<Eigen::MatrixXd> jacobian(const Var& f, const std::vector<Var>& xs) {
   std::vector<Eigen::MatrixXd> out;
   for (const Val& j : jacobian_values(f, xs)) out.push_back(value(j));

@@ -76,6 +76,36 @@ TEST(LectureExample, ElementwiseOverAMatrixInFloat64AndFloat32) {
   }
 }
 
+TEST(CppApi, ValueAndGradVjpAndNoGrad) {
+  Rng rng(5);
+  const Eigen::MatrixXd X = rng.matrix(3, 4, -1.5, 1.5), U = rng.matrix(3, 4, -1, 1);
+  Var x = matgrad::variable(X);
+  // value_and_grad: one sweep, the same value and gradient as value() and grad()
+  Var f = matgrad::sum(lecture(x));
+  const auto [v, g] = matgrad::value_and_grad(f, {x});
+  EXPECT_DOUBLE_EQ(v, matgrad::value(f)(0, 0));
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_TRUE(all_close(g[0], X.unaryExpr(&lecture_df), Tol{1e-12, 1e-13}));
+  const std::string e = error_of<matgrad::ShapeError>([&] { matgrad::value_and_grad(lecture(x), {x}); });
+  EXPECT_EQ(e, "value_and_grad: the function's output has shape (3, 4); it must be a scalar (shape () or (1, 1))");
+  // vjp: u^T J of the elementwise lecture function is u * f'(x)
+  const auto gu = matgrad::vjp(lecture(x), {x}, matgrad::constant(U));
+  EXPECT_TRUE(all_close(gu[0], (U.array() * X.unaryExpr(&lecture_df).array()).matrix(), Tol{1e-12, 1e-13}));
+  const std::string ev = error_of<matgrad::ShapeError>(
+      [&] { matgrad::vjp(lecture(x), {x}, matgrad::constant(Eigen::MatrixXd::Ones(4, 3))); });
+  EXPECT_EQ(ev, "vjp: cotangent of shape (4, 3) does not match output of shape (3, 4)");
+  // NoGrad: no edges while it lives, the previous mode after
+  {
+    matgrad::NoGrad off;
+    EXPECT_FALSE(matgrad::grad_enabled());
+    Var y = x * x;
+    EXPECT_FALSE(y->requires_grad);
+    EXPECT_EQ(y->nparents, 0);
+  }
+  EXPECT_TRUE(matgrad::grad_enabled());
+  EXPECT_TRUE((x * x)->requires_grad);
+}
+
 TEST(LectureExample, BackwardFillsTheLeafGrad) {
   Var x = matgrad::scalar(0.7);
   Var f = lecture(x);
@@ -702,23 +732,43 @@ TEST(Interrupt, StopsALongBackwardWithNothingAccumulated) {
   matgrad::clear_interrupt();
 }
 
-// ---- threads: independent graphs on two threads ----
+// ---- threads: independent graphs on several threads at once (docs/cpp.md, "Threads") ----
 
-TEST(Threads, IndependentGraphsOnTwoThreadsGiveTheSameGradients) {
-  std::vector<double> results(2, 0.0);
-  auto work = [&results](int t) {
-    double acc = 0;
-    for (int i = 0; i < 2000; ++i) {
-      Var x = matgrad::scalar(0.7);
-      acc += matgrad::grad(lecture(x), {x})[0](0, 0);
+TEST(Threads, IndependentGraphsOnEightThreadsGiveTheSingleThreadedResults) {
+  // each thread builds and differentiates its own graphs: scalar nodes, the network, the
+  // identities (LU shared between logdet and inv), a Jacobian and a Hessian
+  auto work = [](int seed) {
+    Rng rng(static_cast<unsigned>(100 + seed));
+    const Eigen::MatrixXd F0 = rng.matrix(16, 8, -1, 1), A0 = rng.matrix(8, 4, -1, 1), Y0 = rng.matrix(16, 4, 0, 1);
+    const Eigen::MatrixXd X0 = 6 * Eigen::MatrixXd::Identity(6, 6) + rng.matrix(6, 6, -1, 1);
+    std::vector<Eigen::MatrixXd> out;
+    for (int rep = 0; rep < 20; ++rep) {
+      Var x = matgrad::scalar(0.3 + 0.1 * seed);
+      out.push_back(matgrad::grad(lecture(x), {x})[0]);
+      Var A = matgrad::variable(A0);
+      Var L = matgrad::sum(
+          matgrad::square(matgrad::constant(Y0) - matgrad::sigmoid(matgrad::matmul(matgrad::constant(F0), A))));
+      out.push_back(matgrad::grad(L, {A})[0]);
+      Var X = matgrad::variable(X0);
+      out.push_back(matgrad::grad(matgrad::logdet(X) + matgrad::trace(matgrad::inv(X)), {X})[0]);
+      out.push_back(matgrad::jacobian(matgrad::matmul(X, X), {X})[0]);
+      Var v = matgrad::variable(Eigen::MatrixXd(X0.col(0)));
+      out.push_back(matgrad::hessian(matgrad::logsumexp(matgrad::sin(v)), {v})[0][0]);
     }
-    results[std::size_t(t)] = acc;
+    return out;
   };
-  std::thread a(work, 0), b(work, 1);
-  a.join();
-  b.join();
-  EXPECT_NEAR(results[0], 2000 * lecture_df(0.7), 1e-9);
-  EXPECT_EQ(results[0], results[1]);
+  constexpr int kThreads = 8;
+  std::vector<std::vector<Eigen::MatrixXd>> want, got(kThreads);
+  for (int t = 0; t < kThreads; ++t) want.push_back(work(t));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back([&, t] { got[std::size_t(t)] = work(t); });
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(got[std::size_t(t)].size(), want[std::size_t(t)].size());
+    for (std::size_t i = 0; i < want[std::size_t(t)].size(); ++i)
+      EXPECT_TRUE(got[std::size_t(t)][i] == want[std::size_t(t)][i]) << "thread " << t << ", result " << i;
+  }
+  EXPECT_NEAR(want[4][0](0, 0), lecture_df(0.7), 1e-13);
 }
 
 // ---- Note [multiple outputs]: a packed node's outputs, used or not, share one cotangent ----

@@ -9,6 +9,7 @@
 #include <matgrad/value.hpp>
 
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace matgrad {
@@ -46,6 +47,14 @@ Eigen::MatrixXd value(const Val& v);
 /// Gradients of the single-element f with respect to each of xs, as float64 matrices.
 std::vector<Eigen::MatrixXd> grad(const Var& f, const std::vector<Var>& xs);
 
+/// The value of the single-element f (shape () or (1, 1): a ShapeError otherwise) and its
+/// gradients with respect to each of xs, from one reverse sweep.
+std::pair<double, std::vector<Eigen::MatrixXd>> value_and_grad(const Var& f, const std::vector<Var>& xs);
+
+/// Reverse mode with a cotangent u of f's shape: d<u, f>/d xs[k] = J_k^T u for each k (a
+/// ShapeError when u's shape is not f's).
+std::vector<Eigen::MatrixXd> vjp(const Var& f, const std::vector<Var>& xs, const Var& cotangent);
+
 /// Jacobians d f / d xs[k] as (f.size, xs[k].size) float64 matrices (C-order flattening).
 std::vector<Eigen::MatrixXd> jacobian(const Var& f, const std::vector<Var>& xs);
 
@@ -54,6 +63,13 @@ std::vector<std::vector<Eigen::MatrixXd>> hessian(const Var& f, const std::vecto
 
 /// Forward mode: sum_k d f / d xs[k] . tangents[k] (of f's storage shape).
 Eigen::MatrixXd jvp(const Var& f, const std::vector<Var>& xs, const std::vector<Var>& tangents);
+
+/// While it lives, ops on this thread record no edges (their results need no gradient), as
+/// Python's `with mg.no_grad():`; the previous mode comes back when it is destroyed.
+class NoGrad : public GradMode {
+ public:
+  NoGrad() : GradMode(false) {}
+};
 
 /// The threads matgrad's kernels use (GEMM and elementwise functions over long arrays; small ops
 /// always run on the calling thread): n >= 1 (ValueError otherwise; more than the cores is
