@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # ctest cmake_package_consumer: install this build tree into a fresh prefix, then configure,
-# build and run cpp/tests/consumer against it with find_package(matgrad CONFIG).
+# build and run examples/cpp against it with find_package(matgrad CONFIG), then uninstall it
+# (cmake/uninstall.cmake, what the uninstall target runs) and check that no file is left.
 # -D BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, MAKE_PROGRAM, PREFIX_PATH (where Eigen is; '|'-separated)
 string(REPLACE "|" ";" PREFIX_PATH "${PREFIX_PATH}")
 file(REMOVE_RECURSE "${WORK_DIR}")
@@ -13,7 +14,7 @@ set(gen_args -G "${GENERATOR}")
 if(MAKE_PROGRAM)
   list(APPEND gen_args "-DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM}")
 endif()
-execute_process(COMMAND "${CMAKE_COMMAND}" -S "${SOURCE_DIR}/cpp/tests/consumer" -B "${WORK_DIR}/build"
+execute_process(COMMAND "${CMAKE_COMMAND}" -S "${SOURCE_DIR}/examples/cpp" -B "${WORK_DIR}/build"
                         ${gen_args} -DCMAKE_BUILD_TYPE=Release
                         "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix;${PREFIX_PATH}"
                 RESULT_VARIABLE rc)
@@ -24,7 +25,16 @@ execute_process(COMMAND "${CMAKE_COMMAND}" --build "${WORK_DIR}/build" RESULT_VA
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "building the consumer failed (${rc})")
 endif()
-execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc)
+execute_process(COMMAND "${WORK_DIR}/build/example" RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the consumer's gradient is wrong (${rc})")
+endif()
+execute_process(COMMAND "${CMAKE_COMMAND}" -D MANIFEST=${BUILD_DIR}/install_manifest.txt
+                        -P "${SOURCE_DIR}/cmake/uninstall.cmake" RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "uninstall failed (${rc})")
+endif()
+file(GLOB_RECURSE left LIST_DIRECTORIES false "${WORK_DIR}/prefix/*")
+if(left)
+  message(FATAL_ERROR "uninstall left files behind: ${left}")
 endif()

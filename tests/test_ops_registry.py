@@ -940,6 +940,8 @@ NON_OPS = {
     "get_num_threads",
     "set_cache_limit",
     "get_cache_limit",
+    "get_include",
+    "get_cmake_dir",
     "detect_anomaly",
     "AnomalyError",
     "grad",

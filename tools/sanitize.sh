@@ -16,8 +16,10 @@
 #            (build/sanitize/site, first on PYTHONPATH), then pytest MATGRAD_SANITIZE_PYTEST
 #            (default: the whole Python suite, the crash-isolated cases that run_python starts in
 #            a fresh interpreter included, but for the files that need more than NumPy, pytest,
-#            hypothesis and SciPy, test_cli, test_docs_site, test_typing, and test_memory, whose RSS
-#            bounds do not hold under ASan's allocator) in a virtual environment of its own
+#            hypothesis and SciPy, test_cli, test_docs_site, test_typing, test_cpp_package (the
+#            package folder has no C++ package: it checks the installed one, which is not
+#            instrumented, and compiles C++), and test_memory, whose RSS bounds do not hold under
+#            ASan's allocator) in a virtual environment of its own
 #            (build/sanitize/venv), libasan and libstdc++ preloaded into the interpreter (Python
 #            itself is not instrumented: leaks are not checked there); the sanitizers' reports go
 #            to build/sanitize/python-reports.* (pytest would swallow them) and are printed
@@ -35,7 +37,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
 JOBS=${MATGRAD_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 LIMIT=${MATGRAD_SANITIZE_TIMEOUT:-1800}
-PYTEST_ARGS=${MATGRAD_SANITIZE_PYTEST:-tests --ignore=tests/test_cli.py --ignore=tests/test_docs_site.py --ignore=tests/test_typing.py --ignore=tests/test_memory.py}
+PYTEST_ARGS=${MATGRAD_SANITIZE_PYTEST:-tests --ignore=tests/test_cli.py --ignore=tests/test_docs_site.py --ignore=tests/test_typing.py --ignore=tests/test_cpp_package.py --ignore=tests/test_memory.py}
 SANITIZE=address,undefined
 BUILD=build/sanitize
 export CXX=${CXX:-c++}

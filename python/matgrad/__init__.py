@@ -16,6 +16,7 @@ returns and the derivative rule it implements: ``d/dx: ...`` is the adjoint pass
 from __future__ import annotations
 
 from . import _core, _protocols, nn, optim  # nn, optim: the submodules mg.nn, mg.optim
+from ._cmake import get_cmake_dir, get_include
 from ._compile import CompiledFunction as CompiledFunction
 from ._compile import compile, load
 from ._core import *  # noqa: F403  (the public ops: one entry point each, defined in the engine)
@@ -86,6 +87,9 @@ __all__ = [
     # memory
     "set_cache_limit",
     "get_cache_limit",
+    # the C++ package (find_package(matgrad) from a wheel)
+    "get_include",
+    "get_cmake_dir",
     # training
     "nn",
     "optim",

@@ -81,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         description="matgrad: reverse-mode automatic differentiation for matrix programs.",
     )
     parser.add_argument("--version", action="version", version=f"matgrad {mg.__version__}")
+    parser.add_argument(
+        "--cmakedir",
+        action="store_true",
+        help="print the folder of matgradConfig.cmake, for cmake -Dmatgrad_DIR=..., and exit",
+    )
+    parser.add_argument(
+        "--includedir",
+        action="store_true",
+        help="print the folder of the C++ headers (matgrad/matgrad.hpp; Eigen's in eigen3/), and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_lec = sub.add_parser(
         "lecture", help="the lecture's scalar example with every node's value and adjoint (the default)"
@@ -114,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
 
     _train.add_arguments(p_train)
     args = parser.parse_args(argv)
+    if args.cmakedir or args.includedir:
+        try:
+            paths = ([mg.get_cmake_dir()] if args.cmakedir else []) + (
+                [mg.get_include()] if args.includedir else []
+            )
+        except FileNotFoundError as e:
+            print(f"python -m matgrad: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(paths))
+        return 0
     if args.command == "train":
         try:
             return _train.run(args)
