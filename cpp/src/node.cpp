@@ -74,17 +74,22 @@ Node::~Node() {
 // Dropping the last reference to the output of a 10^6-node chain must not recurse once per
 // node. release_node detaches a dying node's parents and gradient into a per-thread pending
 // list and frees them in a loop; a release that starts while the loop runs (a destructor that
-// drops another graph) only appends to the list.
-void release_node(Node* n) {
-  thread_local std::vector<Node*> pending;
-  thread_local bool active = false;
-  pending.push_back(n);
-  if (active) return;
-  active = true;
+// drops another graph) only appends to the list. Nodes may also die after their thread's
+// thread_local objects are gone (a static or thread_local Var or Compiled destroyed at exit):
+// then the pending list itself has been destroyed, and each release uses a list of its own.
+namespace {
+thread_local bool t_pending_gone = false;
+struct Pending {
+  std::vector<Node*> list;
+  bool active = false;
+  ~Pending() { t_pending_gone = true; }
+};
+
+void drain(std::vector<Node*>& pending) {
   while (!pending.empty()) {
     Node* x = pending.back();
     pending.pop_back();
-    auto drop = [](NodeRef& r) {
+    auto drop = [&pending](NodeRef& r) {
       if (Node* p = r.release()) {
         if (--p->rc == 0) pending.push_back(p);
       }
@@ -96,7 +101,21 @@ void release_node(Node* n) {
     drop(x->grad);
     delete x;
   }
-  active = false;
+}
+}  // namespace
+
+void release_node(Node* n) {
+  if (t_pending_gone) {
+    std::vector<Node*> own{n};
+    drain(own);
+    return;
+  }
+  thread_local Pending p;
+  p.list.push_back(n);
+  if (p.active) return;
+  p.active = true;
+  drain(p.list);
+  p.active = false;
 }
 
 std::atomic<std::uint64_t> g_inplace_writes{0};

@@ -771,6 +771,32 @@ TEST(Threads, IndependentGraphsOnEightThreadsGiveTheSingleThreadedResults) {
   EXPECT_NEAR(want[4][0](0, 0), lecture_df(0.7), 1e-13);
 }
 
+// ---- Note [iterative release]: graphs that die after their thread's thread_locals ----
+
+TEST(Release, GraphsDroppedAfterTheThreadLocalsAreFreedSafely) {
+  // A thread_local made before the thread's first node is destroyed after the engine's
+  // per-thread state (the release list, the node and buffer caches), as a static Var or
+  // Compiled is at exit: dropping a long graph then must not touch that state (it wrote into the
+  // destroyed release list; glibc reported "corrupted double-linked list" at exit).
+  struct DropAtExit {
+    std::vector<Var> keep;
+    ~DropAtExit() { keep.clear(); }
+  };
+  std::thread t([] {
+    thread_local DropAtExit holder;  // constructed first: destroyed last
+    Var s = matgrad::scalar(0.5);
+    Var y = s;
+    for (int i = 0; i < 20000; ++i) y = y * 1.0001;  // uses the release list (grows it)
+    y = Var();
+    Var x = leaf(S(8, 8), DType::f64, std::vector<double>(64, 0.5));  // values in buffers
+    Var z = x;
+    for (int i = 0; i < 2000; ++i) z = matgrad::sin(z) * 0.5;
+    holder.keep = {z, matgrad::grad_nodes(matgrad::sum(z), {x})[0]};
+  });
+  t.join();
+  SUCCEED();
+}
+
 // ---- Note [multiple outputs]: a packed node's outputs, used or not, share one cotangent ----
 
 TEST(MultipleOutputs, OutputsOfOnePackedNodeDifferentiateTogether) {
