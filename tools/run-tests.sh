@@ -10,9 +10,9 @@
 #                                      needs (cmeel-eigen, ninja, cmake)
 # 2. python -m pytest                  the Python suite (tests/); "no tests collected" fails
 # 3. the C++ GoogleTest suite          configured, built and run with ctest in build/cpp-tests
-#                                      (with a smoke run of the W7 benchmark binary); Debian's
-#                                      libgtest-dev is installed with apt-get when GoogleTest
-#                                      is missing and we are root
+#                                      (with smoke runs of the benchmark binaries); Debian's
+#                                      libgtest-dev and libbenchmark-dev are installed with
+#                                      apt-get when missing and we are root
 #
 # Uses the `python` on PATH: activate a virtual environment first. Both suites always run;
 # the exit status is non-zero when anything failed. Build outputs stay in build/.
@@ -71,23 +71,27 @@ CTEST=$(tool ctest)
 NINJA=$(tool ninja)
 [[ -n $CMAKE && -n $CTEST ]] || die "cmake/ctest not found (they come with .[test]; or install CMake >= 3.18)"
 
-have_gtest() {
-  [[ -n ${GTest_DIR:-}${GTEST_ROOT:-} ]] && return 0
+# GoogleTest for the suite and Google Benchmark for the benchmark binaries built with it
+# (Debian's libgtest-dev and libbenchmark-dev), installed with apt-get when missing and we can.
+have_header() {
   local f
-  for f in /usr/include/gtest/gtest.h /usr/local/include/gtest/gtest.h; do
+  for f in "/usr/include/$1" "/usr/local/include/$1"; do
     [[ -f $f ]] && return 0
   done
   return 1
 }
-if ! have_gtest; then
+missing=()
+[[ -n ${GTest_DIR:-}${GTEST_ROOT:-} ]] || have_header gtest/gtest.h || missing+=(libgtest-dev)
+[[ -n ${benchmark_DIR:-} ]] || have_header benchmark/benchmark.h || missing+=(libbenchmark-dev)
+if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    say "GoogleTest not found: apt-get install libgtest-dev"
+    say "not found: apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q libgtest-dev || { apt-get update -q && apt-get install -y -q libgtest-dev; } ||
-      die "could not install libgtest-dev with apt-get"
+    apt-get install -y -q "${missing[@]}" || { apt-get update -q && apt-get install -y -q "${missing[@]}"; } ||
+      die "could not install ${missing[*]} with apt-get"
   else
-    die "GoogleTest is missing and cannot be installed here (needs root and apt-get).
-Install it (Debian/Ubuntu: sudo apt-get install libgtest-dev) or set GTest_DIR to its CMake folder, then re-run."
+    die "${missing[*]} missing and cannot be installed here (needs root and apt-get).
+Install them (Debian/Ubuntu: sudo apt-get install ${missing[*]}), or set GTest_DIR / benchmark_DIR to their CMake folders, then re-run."
   fi
 fi
 

@@ -96,15 +96,15 @@ configure() {  # once, for both parts
 run_cpp() {
   configure || return 1
   say "C++: build the tests"
-  timeout "$LIMIT" "$CMAKE" --build "$BUILD" --parallel "$JOBS" --target matgrad_tests matgrad_bench_w7 || return 1
+  timeout "$LIMIT" "$CMAKE" --build "$BUILD" --parallel "$JOBS" --target matgrad_tests matgrad_bench_w7 matgrad_bench_workloads || return 1
   say "C++: $BUILD/matgrad_tests (full log: $BUILD/gtest.log)"
   local rc=0
   timeout "$LIMIT" "$BUILD/matgrad_tests" >"$BUILD/gtest.log" 2>&1 || rc=$?
   # the failures, the sanitizers' reports and the summary
   grep -Ev '^\[ +(RUN|OK) +\] |^\[----------\] |^$' "$BUILD/gtest.log" || true
   ((rc == 0)) || return $rc
-  say "C++: the W7 benchmark's smoke run (ctest)"
-  (cd "$BUILD" && timeout "$LIMIT" "$CTEST" --output-on-failure --no-tests=error -R '^bench_w7_smoke$')
+  say "C++: the benchmarks' smoke runs (ctest)"
+  (cd "$BUILD" && timeout "$LIMIT" "$CTEST" --output-on-failure --no-tests=error -R '^bench_(w7|workloads)_smoke$')
 }
 
 # ---- 2. the Python module ----
