@@ -214,6 +214,42 @@ def test_svdvals_gradient_at_repeated_and_zero_singular_values():
     assert_close(mg.grad(lambda x: mg.sum(mg.svdvals(x)))(np.eye(3)), np.eye(3), rtol=0, atol=1e-15)
 
 
+def test_eigvalsh_and_svdvals_gradients_reuse_the_forward_decomposition():
+    """Note [spectral factors]: an eager forward whose result needs a gradient keeps the vectors,
+    and the VJP takes them instead of decomposing again; without a gradient the forward computes
+    the values alone. Counted with the engine's per-thread counter of decompositions."""
+    rng = np.random.default_rng(21)
+    b = rng.standard_normal((6, 6))
+    a = b + b.T
+    count = mg._core._spectral_count
+    for op, ref in ((mg.eigvalsh, lambda x: 2 * x), (mg.svdvals, lambda x: 2 * x)):
+        before = count()
+        v, g = mg.value_and_grad(lambda x: mg.sum(op(x) ** 2))(a)
+        assert count() - before == 1, op.__name__
+        assert_close(g, ref(a), rtol=1e-12, atol=1e-12)
+        assert_close(v, np.sum(a * a), rtol=1e-12, atol=0)
+        before = count()
+        op(a)
+        assert count() - before == 1, op.__name__
+        # backward() on a leaf: the same single decomposition, the same gradient
+        x = mg.tensor(a, requires_grad=True)
+        before = count()
+        mg.sum(op(x) ** 2).backward()
+        assert count() - before == 1, op.__name__
+        assert x.grad is not None
+        assert_close(x.grad.numpy(), ref(a), rtol=1e-12, atol=1e-12)
+        # a value written in place after a forward (an optimiser step): the old result refuses
+        # backward, and a new forward decomposes the new values, not the kept ones
+        y = mg.tensor(a, requires_grad=True)
+        w = op(y)
+        mg._core._assign_(y, 2 * a)
+        with pytest.raises(RuntimeError, match="updated in place"):
+            mg.sum(w).backward()
+        mg.sum(op(y) ** 2).backward()
+        assert y.grad is not None
+        assert_close(y.grad.numpy(), ref(2 * a), rtol=1e-12, atol=1e-12)
+
+
 def test_expm_of_skew_matrix_is_orthogonal_and_expm_logm_roundtrip():
     k = np.random.default_rng(4).standard_normal((5, 5))
     q = mg.expm(k - k.T).numpy()

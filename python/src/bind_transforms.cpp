@@ -306,6 +306,8 @@ void bind_transforms(py::module_& m) {
     return gather(as_node(x, "index"), std::vector<std::int64_t>(idx.data(), idx.data() + idx.size()), s);
   });
   m.def("_lu_count", &lu_factorizations, "LU factorizations computed by this thread (for tests)");
+  m.def("_spectral_count", &spectral_decompositions,
+        "Symmetric eigendecompositions and SVDs computed by this thread (for tests)");
 
   py::str modname = m.attr("__name__");
   for (PyMethodDef* d = g_transform_methods; d->ml_name; ++d) {

@@ -18,9 +18,12 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace matgrad {
 
@@ -106,6 +109,62 @@ double degenerate_tol(const Attr& a, double wmax) {
   return 4.0 * n * double(std::numeric_limits<T>::epsilon()) * wmax;
 }
 
+// Note [spectral factors]
+// eigh and svd keep their decomposition in the input's factor slot (Note [shared factorizations]
+// in linalg_factor.cpp: the input node's Node::factor in a graph, a workspace entry in a replay),
+// so that one decomposition serves the forward and the VJP. eigvalsh and svdvals compute values
+// only, at half the cost or less, unless their eager forward makes a result that will need a
+// gradient (an input requiring one, grad mode on): then they compute the vectors too and keep
+// them, and their VJPs (V diag(g) V^T, U diag(g) V^T) take them from the slot through eigh/svd
+// on the input's node instead of decomposing A again. A value over external memory is checked
+// against a copy, as the LU is. spectral_decompositions() counts decompositions (for tests).
+struct Eig {
+  VecD w;
+  MatD V;
+};
+template <class D>
+struct SpectralFactor : Factor {
+  D d;
+  std::vector<unsigned char> snapshot;  ///< the values decomposed, for nodes over external memory
+};
+thread_local std::int64_t t_spectral_count = 0;
+
+FactorSlot input_slot(const KernelArgs& k) {
+  return k.factors ? k.factors[0] : k.nodes && k.nodes[0] ? factor_slot(*k.nodes[0]) : FactorSlot{};
+}
+// An eager forward whose result will need a gradient (its VJP then wants the vectors).
+bool gradient_follows(const KernelArgs& k) {
+  return k.nodes && k.nodes[0] && k.nodes[0]->requires_grad && grad_enabled();
+}
+
+// The decomposition D of input 0 kept in its slot, when there is one and it still matches.
+template <class D>
+std::shared_ptr<const SpectralFactor<D>> kept(const KernelArgs& k) {
+  const FactorSlot fs = input_slot(k);
+  if (!fs.slot || !*fs.slot) return nullptr;
+  auto f = std::dynamic_pointer_cast<const SpectralFactor<D>>(*fs.slot);
+  const Val& x = k.in[0];
+  const std::size_t bytes = std::size_t(x.shape().size()) * itemsize(x.dtype());
+  if (f && fs.external && (f->snapshot.size() != bytes || std::memcmp(f->snapshot.data(), x.data(), bytes) != 0))
+    return nullptr;
+  return f;
+}
+// That decomposition, computed by `compute` and kept when it was not.
+template <class D, class Compute>
+std::shared_ptr<const SpectralFactor<D>> spectral_of(const KernelArgs& k, Compute compute) {
+  if (auto f = kept<D>(k)) return f;
+  auto f = std::make_shared<SpectralFactor<D>>();
+  f->d = compute();
+  ++t_spectral_count;
+  const FactorSlot fs = input_slot(k);
+  if (fs.external) {
+    const auto* p = static_cast<const unsigned char*>(k.in[0].data());
+    f->snapshot.assign(p, p + std::size_t(k.in[0].shape().size()) * itemsize(k.in[0].dtype()));
+  }
+  if (fs.slot) *fs.slot = f;
+  return f;
+}
+
 // ---- eigh, eigvalsh ----
 // eigh packs (w, V) into one vector of n + n^2 values: w ascending, then V row-major (the front
 // end unpacks them, as slogdet's). A is read as (A + A^T) / 2.
@@ -138,22 +197,35 @@ void normalise_signs(MatD& V, MatD* W) {
     }
   }
 }
+template <class T>
+std::shared_ptr<const SpectralFactor<Eig>> eig_of(const char* op, const KernelArgs& k) {
+  return spectral_of<Eig>(k, [&] {
+    Eig e;
+    sym_eig_of<T>(op, k, true, e.w, e.V);
+    normalise_signs(e.V, nullptr);
+    return e;
+  });
+}
 template <class T> void fwd_eigh(const KernelArgs& k) {
   const std::int64_t n = k.in[0].shape().rows;
   if (n == 0) return;
-  VecD w;
-  MatD V;
-  sym_eig_of<T>("eigh", k, true, w, V);
-  normalise_signs(V, nullptr);
+  const auto f = eig_of<T>("eigh", k);
   T* o = k.out.ptr<T>();
-  for (std::int64_t i = 0; i < n; ++i) o[i] = T(w(i));
-  MapMat<T>(o + n, n, n) = V.cast<T>();
+  for (std::int64_t i = 0; i < n; ++i) o[i] = T(f->d.w(i));
+  MapMat<T>(o + n, n, n) = f->d.V.template cast<T>();
 }
 template <class T> void fwd_eigvalsh(const KernelArgs& k) {
   if (k.in[0].shape().rows == 0) return;
+  auto f = kept<Eig>(k);
+  if (!f && gradient_follows(k)) f = eig_of<T>("eigvalsh", k);  // Note [spectral factors]
+  if (f) {
+    k.out.mat<T>() = f->d.w.transpose().template cast<T>();
+    return;
+  }
   VecD w;
   MatD V;
   sym_eig_of<T>("eigvalsh", k, false, w, V);
+  ++t_spectral_count;
   k.out.mat<T>() = w.transpose().cast<T>();
 }
 
@@ -196,7 +268,8 @@ MG_VJP_FN(vjp_eigh) {
 // dA = sym(V diag(g) V^T): exact at any multiplicity (a symmetric function of a cluster)
 MG_VJP_FN(vjp_eigvalsh) {
   const std::int64_t n = a.shape(c.in[0]).rows;
-  auto V = a.unpack(a.op(k_eigh, {c.in[0]}), n, Shape::matrix(n, n));
+  // eigh on the input's node: the decomposition its forward kept (Note [spectral factors])
+  auto V = a.unpack(a.on_node(k_eigh, *c.node.parent(0), {}), n, Shape::matrix(n, n));
   c.dx[0] = sym_part(a, a.matmul(a.mul(V, as_row(a, c.g)), V, false, true));
 }
 
@@ -290,11 +363,18 @@ Svd svd_of(const char* op, const Val& x, bool vectors) {
     throw LinAlgError(std::string(op) + ": the SVD of a matrix of shape " + x.shape().str() + " did not converge");
   return r;
 }
+template <class T>
+std::shared_ptr<const SpectralFactor<Svd>> svd_factor_of(const char* op, const KernelArgs& k) {
+  return spectral_of<Svd>(k, [&] {
+    Svd svd = svd_of<T>(op, k.in[0], true);
+    normalise_signs(svd.U, &svd.V);
+    return svd;
+  });
+}
 template <class T> void fwd_svd(const KernelArgs& k) {
   const std::int64_t m = k.in[0].shape().rows, n = k.in[0].shape().cols, r = std::min(m, n);
   if (r == 0) return;
-  Svd svd = svd_of<T>("svd", k.in[0], true);
-  normalise_signs(svd.U, &svd.V);
+  const Svd& svd = svd_factor_of<T>("svd", k)->d;
   T* o = k.out.ptr<T>();
   MapMat<T>(o, m, r) = svd.U.cast<T>();
   for (std::int64_t i = 0; i < r; ++i) o[m * r + i] = T(svd.s(i));
@@ -302,7 +382,14 @@ template <class T> void fwd_svd(const KernelArgs& k) {
 }
 template <class T> void fwd_svdvals(const KernelArgs& k) {
   if (k.out.shape().size() == 0) return;
+  auto f = kept<Svd>(k);
+  if (!f && gradient_follows(k)) f = svd_factor_of<T>("svdvals", k);  // Note [spectral factors]
+  if (f) {
+    k.out.mat<T>() = f->d.s.transpose().template cast<T>();
+    return;
+  }
   const Svd svd = svd_of<T>("svdvals", k.in[0], false);
+  ++t_spectral_count;
   k.out.mat<T>() = svd.s.transpose().cast<T>();
 }
 
@@ -346,7 +433,7 @@ MG_VJP_FN(vjp_svd) {
 MG_VJP_FN(vjp_svdvals) {
   const Shape s = a.shape(c.in[0]);
   const std::int64_t m = s.rows, n = s.cols, r = std::min(m, n);
-  auto p = a.op(k_svd, {c.in[0]});
+  auto p = a.on_node(k_svd, *c.node.parent(0), {});  // the kept decomposition (Note [spectral factors])
   auto U = a.unpack(p, 0, Shape::matrix(m, r));
   auto Vt = a.unpack(p, m * r + r, Shape::matrix(r, n));
   c.dx[0] = a.matmul(a.mul(U, as_row(a, c.g)), Vt, false, false);
@@ -502,5 +589,7 @@ void register_matfun() {
         "with `P = pinv(A)`.");
   matfun_detail::register_primary_entries();
 }
+
+std::int64_t spectral_decompositions() { return t_spectral_count; }
 
 }  // namespace matgrad
