@@ -374,7 +374,8 @@ std::shared_ptr<const SpectralFactor<Svd>> svd_factor_of(const char* op, const K
 template <class T> void fwd_svd(const KernelArgs& k) {
   const std::int64_t m = k.in[0].shape().rows, n = k.in[0].shape().cols, r = std::min(m, n);
   if (r == 0) return;
-  const Svd& svd = svd_factor_of<T>("svd", k)->d;
+  const auto f = svd_factor_of<T>("svd", k);  // held: without a slot it is the only owner
+  const Svd& svd = f->d;
   T* o = k.out.ptr<T>();
   MapMat<T>(o, m, r) = svd.U.cast<T>();
   for (std::int64_t i = 0; i < r; ++i) o[m * r + i] = T(svd.s(i));
