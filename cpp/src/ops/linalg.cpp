@@ -428,9 +428,7 @@ void register_linalg() {
       .vjp(MG_VJP(vjp_kron_right));
 
   const Param x{"x", ParamKind::operand}, y{"y", ParamKind::operand};
-  auto unary = [&x](const char* name, OpId op, const char* what, const char* shapes, const char* rule) -> EntryPoint& {
-    return define_entry(name, "linalg", front_unary, op, {x}).doc(what, shapes, rule);
-  };
+  const UnaryEntries unary{"linalg", "x"};
   define_entry("matmul", "linalg", front_matmul, ops::matmul, {x, y})
       .doc("`x @ y`, as `numpy.matmul` for 1-D and 2-D operands.",
            "`(m, k) @ (k, n) -> (m, n)`. A 1-D `x` of shape `(k,)` is a row: `(k,) @ (k, n) -> (n,)`; a 1-D `y` "

@@ -10,7 +10,6 @@
 #include <Eigen/SVD>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -30,25 +29,21 @@ OpId k_det, k_adj_t, k_adj_t_vjp, k_logdet, k_slogdet, k_solve, k_cholesky, k_tr
 // through on_node). A node's factor lives as long as the node; a replay's, one call. A node
 // over external memory (a caller's NumPy array, mapped without a copy) could change under it,
 // so its factor keeps a copy of the values and is recomputed when they no longer match (memcmp:
-// O(n^2) against the O(n^3) factorization, and exact, unlike a hash). The thread-local counter
+// O(n^2) against the O(n^3) factorization, and exact, unlike a hash). registry.hpp's
+// kept_factor / keep_in_slot do the lookup, the check and the snapshot for every kernel that keeps
+// something in a slot (KeptFactor). The thread-local counter
 // lu_factorizations() makes the sharing testable. The inverse is kept with the factor once
 // computed (the forward of inv and the VJPs of det/logdet use the same X^-1).
 template <class T>
-struct LUFactor : Factor {
+struct LUFactor : KeptFactor {
   using M = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
   Eigen::PartialPivLU<M> lu;
   bool singular = false;  ///< an exactly zero pivot (Eigen does not report it)
   bool subnormal = false;  ///< a pivot below the smallest normal number (solve divides by it)
-  std::vector<unsigned char> snapshot;  ///< the values factorized, for nodes over external memory
   mutable RowMat<T> inverse;  ///< X^-1 once some kernel computed it (empty before)
 };
 
 thread_local std::int64_t t_lu_count = 0;
-
-std::size_t value_bytes(const Val& x) { return std::size_t(x.shape().size()) * itemsize(x.dtype()); }
-bool same_values(const std::vector<unsigned char>& snap, const Val& x) {
-  return snap.size() == value_bytes(x) && std::memcmp(snap.data(), x.data(), snap.size()) == 0;
-}
 
 void check_square(const char* op, const Shape& s) {
   if (s.ndim != 2 || s.rows != s.cols) fail_shapes(op, "is not a square matrix", &s, 1);
@@ -60,14 +55,8 @@ Shape square_to_scalar(const char* op, const Shape* in) {
 
 template <class T>
 std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
-  FactorSlot fs = k.factors ? k.factors[i] : k.nodes && k.nodes[i] ? factor_slot(*k.nodes[i]) : FactorSlot{};
-  std::shared_ptr<const Factor>* slot = fs.slot;
+  if (auto f = kept_factor<LUFactor<T>>(k, i)) return f;
   const Val& x = k.in[i];
-  const bool external = slot && fs.external;
-  if (slot && *slot) {
-    auto f = std::dynamic_pointer_cast<const LUFactor<T>>(*slot);
-    if (f && (!external || same_values(f->snapshot, x))) return f;
-  }
   auto f = std::make_shared<LUFactor<T>>();
   const std::int64_t n = x.shape().rows;
   if (n > 0) f->lu.compute(x.mat<T>());
@@ -77,11 +66,7 @@ std::shared_ptr<const LUFactor<T>> lu_of(const KernelArgs& k, int i) {
       f->singular = true;
     else if (std::abs(f->lu.matrixLU()(j, j)) < std::numeric_limits<T>::min())
       f->subnormal = true;
-  if (external) {
-    const auto* p = static_cast<const unsigned char*>(x.data());
-    f->snapshot.assign(p, p + value_bytes(x));
-  }
-  if (slot) *slot = f;
+  keep_in_slot(k, i, f);
   return f;
 }
 
@@ -489,9 +474,7 @@ void register_factor_ops() {
 
 void register_factor_entries() {
   const Param x{"x", ParamKind::operand};
-  auto unary = [&x](const char* name, OpId op, const char* what, const char* shapes, const char* rule) -> EntryPoint& {
-    return define_entry(name, "linalg", front_unary, op, {x}).doc(what, shapes, rule);
-  };
+  const UnaryEntries unary{"linalg", "x"};
   unary("det", k_det, "`det(X)` of a square matrix, from a partial-pivoting LU (0 when X is singular, no error).",
         "`(n, n) -> ()`.",
         "d/dX: `G adj(X)^T`, which is `G det(X) X^-T` when X is invertible and stays finite when it is not.");

@@ -18,7 +18,6 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -123,15 +122,11 @@ struct Eig {
   MatD V;
 };
 template <class D>
-struct SpectralFactor : Factor {
+struct SpectralFactor : KeptFactor {
   D d;
-  std::vector<unsigned char> snapshot;  ///< the values decomposed, for nodes over external memory
 };
 thread_local std::int64_t t_spectral_count = 0;
 
-FactorSlot input_slot(const KernelArgs& k) {
-  return k.factors ? k.factors[0] : k.nodes && k.nodes[0] ? factor_slot(*k.nodes[0]) : FactorSlot{};
-}
 // An eager forward whose result will need a gradient (its VJP then wants the vectors).
 bool gradient_follows(const KernelArgs& k) {
   return k.nodes && k.nodes[0] && k.nodes[0]->requires_grad && grad_enabled();
@@ -140,14 +135,7 @@ bool gradient_follows(const KernelArgs& k) {
 // The decomposition D of input 0 kept in its slot, when there is one and it still matches.
 template <class D>
 std::shared_ptr<const SpectralFactor<D>> kept(const KernelArgs& k) {
-  const FactorSlot fs = input_slot(k);
-  if (!fs.slot || !*fs.slot) return nullptr;
-  auto f = std::dynamic_pointer_cast<const SpectralFactor<D>>(*fs.slot);
-  const Val& x = k.in[0];
-  const std::size_t bytes = std::size_t(x.shape().size()) * itemsize(x.dtype());
-  if (f && fs.external && (f->snapshot.size() != bytes || std::memcmp(f->snapshot.data(), x.data(), bytes) != 0))
-    return nullptr;
-  return f;
+  return kept_factor<SpectralFactor<D>>(k, 0);
 }
 // That decomposition, computed by `compute` and kept when it was not.
 template <class D, class Compute>
@@ -156,12 +144,7 @@ std::shared_ptr<const SpectralFactor<D>> spectral_of(const KernelArgs& k, Comput
   auto f = std::make_shared<SpectralFactor<D>>();
   f->d = compute();
   ++t_spectral_count;
-  const FactorSlot fs = input_slot(k);
-  if (fs.external) {
-    const auto* p = static_cast<const unsigned char*>(k.in[0].data());
-    f->snapshot.assign(p, p + std::size_t(k.in[0].shape().size()) * itemsize(k.in[0].dtype()));
-  }
-  if (fs.slot) *fs.slot = f;
+  keep_in_slot(k, 0, f);
   return f;
 }
 
@@ -547,9 +530,7 @@ void register_matfun() {
       .vjp(MG_VJP(vjp_sv_div));
 
   const Param x{"a", ParamKind::operand};
-  auto unary = [&x](const char* name, OpId op, const char* what, const char* shapes, const char* rule) -> EntryPoint& {
-    return define_entry(name, "matfun", front_unary, op, {x}).doc(what, shapes, rule);
-  };
+  const UnaryEntries unary{"matfun", "a"};
   define_entry("eigh", "matfun", front_eigh, k_eigh, {x})
       .doc(
           "`(w, V)` with `A = V diag(w) V^T`, as `numpy.linalg.eigh`: eigenvalues ascending, orthonormal "

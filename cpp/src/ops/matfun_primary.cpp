@@ -435,10 +435,7 @@ void register_primary_ops() {
 }
 
 void register_primary_entries() {
-  const Param x{"a", ParamKind::operand};
-  auto unary = [&x](const char* name, OpId op, const char* what, const char* shapes, const char* rule) -> EntryPoint& {
-    return define_entry(name, "matfun", front_unary, op, {x}).doc(what, shapes, rule);
-  };
+  const UnaryEntries unary{"matfun", "a"};
   unary("expm", k_expm, "The matrix exponential `e^A`, as `scipy.linalg.expm` (scaling and squaring, Pade).",
         "`(n, n) -> (n, n)`; a 1-D or non-square `a` raises ValueError.",
         "d/dA: `L_exp(A^T, G)`, the Frechet derivative at `A^T` in direction `G` (Al-Mohy and Higham's "

@@ -258,6 +258,38 @@ Val ValueAlg::apply(OpId op, const Val* in, int n, const Attr& attr, const Facto
   return out;
 }
 
+FactorSlot input_factor_slot(const KernelArgs& k, int i) {
+  if (k.factors) return k.factors[i];
+  return k.nodes && k.nodes[i] ? factor_slot(*k.nodes[i]) : FactorSlot{};
+}
+
+namespace {
+std::size_t value_bytes(const Val& x) { return std::size_t(x.shape().size()) * itemsize(x.dtype()); }
+}  // namespace
+
+std::shared_ptr<const KeptFactor> kept_in_slot(const KernelArgs& k, int i) {
+  const FactorSlot fs = input_factor_slot(k, i);
+  if (!fs.slot || !*fs.slot) return nullptr;
+  auto f = std::dynamic_pointer_cast<const KeptFactor>(*fs.slot);
+  if (!f || !fs.external) return f;
+  // over external memory: only while the values are those factorized (memcmp is exact, and
+  // O(n^2) against the factorization's O(n^3))
+  const Val& x = k.in[i];
+  const std::size_t bytes = value_bytes(x);
+  if (f->snapshot.size() != bytes || std::memcmp(f->snapshot.data(), x.data(), bytes) != 0) return nullptr;
+  return f;
+}
+
+void keep_in_slot(const KernelArgs& k, int i, const std::shared_ptr<KeptFactor>& f) {
+  const FactorSlot fs = input_factor_slot(k, i);
+  if (!fs.slot) return;
+  if (fs.external) {
+    const auto* p = static_cast<const unsigned char*>(k.in[i].data());
+    f->snapshot.assign(p, p + value_bytes(k.in[i]));
+  }
+  *fs.slot = f;
+}
+
 Val ValueAlg::on_node(OpId op, const Node& xn, std::initializer_list<Val> rest, const Attr& attr) {
   const int n = 1 + static_cast<int>(rest.size());
   SmallArray<Val> in(n);

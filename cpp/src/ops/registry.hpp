@@ -15,6 +15,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <memory>
+#include <vector>
 
 namespace matgrad {
 
@@ -145,6 +146,24 @@ EntryPoint& define_entry(const char* name, const char* family, FrontFn fn, OpId 
 /// The factor slot of a node's value.
 inline FactorSlot factor_slot(const Node& n) {
   return FactorSlot{&const_cast<Node&>(n).factor, n.buf && n.buf->size_class < 0};
+}
+
+/// A factorization a kernel keeps in its input's slot, with a copy of the values it was computed
+/// from when they are memory someone else may change (Note [shared factorizations]).
+struct KeptFactor : Factor {
+  std::vector<unsigned char> snapshot;  ///< the input's bytes, for slots over external memory
+};
+/// The factor slot of a kernel's input i: the replay's workspace entry, the input node's factor
+/// in a graph, or none.
+FactorSlot input_factor_slot(const KernelArgs& k, int i);
+/// What input i's slot keeps, when it still matches the input's values (null otherwise).
+std::shared_ptr<const KeptFactor> kept_in_slot(const KernelArgs& k, int i);
+/// Keep f in input i's slot, snapshotting the input when it is external memory (no slot: a no-op).
+void keep_in_slot(const KernelArgs& k, int i, const std::shared_ptr<KeptFactor>& f);
+/// The factorization of type F kept for input i, or null.
+template <class F>
+std::shared_ptr<const F> kept_factor(const KernelArgs& k, int i) {
+  return std::dynamic_pointer_cast<const F>(kept_in_slot(k, i));
 }
 
 /// Fixed storage for the usual number of op inputs, a heap array beyond.
@@ -402,5 +421,15 @@ int axis_arg(const char* op, const Arg& a, const Shape& s);
 Results front_unary(const EntryPoint& e, const Arg* a);
 Results front_axis(const EntryPoint& e, const Arg* a);
 Results front_binary(const EntryPoint& e, const Arg* a);
+
+/// Defines one-operand entry points of a family with front_unary: unary(name, op, what, shapes,
+/// rule) is define_entry(name, family, front_unary, op, {operand}).doc(what, shapes, rule).
+struct UnaryEntries {
+  const char* family;
+  const char* operand;  ///< the operand's name ("x", "a")
+  EntryPoint& operator()(const char* name, OpId op, const char* what, const char* shapes, const char* rule) const {
+    return define_entry(name, family, front_unary, op, {Param{operand, ParamKind::operand}}).doc(what, shapes, rule);
+  }
+};
 
 }  // namespace matgrad
