@@ -73,9 +73,8 @@ def workloads(binary: Path, repetitions: int, quick: bool) -> dict[str, dict[str
     return out
 
 
-def w7(binary: Path, quick: bool) -> dict[str, dict[str, float]]:
-    """W7's rows from bench_w7's table: eager (record + backward), compiled replay, hand."""
-    text = run([str(binary)] + (["--n", "1000", "--repeats", "1", "--min-time", "0"] if quick else []))
+def parse_w7(text: str) -> dict[str, dict[str, float]]:
+    """bench_w7's table by row name: eager (record + backward), compiled replay and hand, µs."""
     lines = text.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("workload"))
     out = {}
@@ -84,12 +83,18 @@ def w7(binary: Path, quick: bool) -> dict[str, dict[str, float]]:
         if len(parts) < 12:
             continue
         nums = parts[-11:]
-        out["W7 " + " ".join(parts[:-11])] = {
+        out[" ".join(parts[:-11])] = {
             "eager": float(nums[2]),
             "compiled": float(nums[4]),
             "hand": float(nums[7]),
         }
     return out
+
+
+def w7(binary: Path, quick: bool) -> dict[str, dict[str, float]]:
+    """W7's rows of the table, from a run of bench_w7."""
+    text = run([str(binary)] + (["--n", "1000", "--repeats", "1", "--min-time", "0"] if quick else []))
+    return {"W7 " + name: r for name, r in parse_w7(text).items()}
 
 
 def fmt(v: float | None) -> str:

@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cpp import parse_w7  # bench/cpp.py: the one reader of bench_w7's table
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SCRIPTS = [("overhead.py", "W1, W2"), ("network.py", "W3"), ("matrix.py", "W4, W5, W6")]
@@ -95,20 +97,12 @@ def run_w7(binary: Path, quick: bool) -> list[dict[str, Any]]:
     if r.returncode != 0:
         sys.stdout.write(r.stdout + r.stderr)
         raise SystemExit(f"run.py: {binary} failed (exit {r.returncode})")
-    lines = r.stdout.splitlines()
-    head = next(i for i, line in enumerate(lines) if line.startswith("workload"))
     rows = []
-    for line in lines[head + 1 :]:
-        parts = line.split()
-        if len(parts) < 12:
-            continue
-        name = " ".join(parts[:-11])
-        nums = parts[-11:]
-        rec_bwd, replay, hand = float(nums[2]), float(nums[4]), float(nums[7])
+    for name, t in parse_w7(r.stdout).items():
         for system, us in (
-            ("matgrad eager (C++ record + backward)", rec_bwd),
-            ("matgrad compiled (C++ replay)", replay),
-            ("hand-written C++", hand),
+            ("matgrad eager (C++ record + backward)", t["eager"]),
+            ("matgrad compiled (C++ replay)", t["compiled"]),
+            ("hand-written C++", t["hand"]),
         ):
             rows.append(
                 {
