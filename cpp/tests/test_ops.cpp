@@ -1410,6 +1410,13 @@ std::vector<OpCase> all_cases() {
                   {kNearId},
                   [](V v) { return matgrad::logm(v[0]); },
                   [s](const std::vector<Input>& in) { return input_of(logm_ref(mat2d(in[0])), s); }});
+    // a symmetric input: the eigendecomposition forward and the Daleckii-Krein VJP
+    cs.push_back({"logm_spd_" + t,
+                  opid("logm"),
+                  {s},
+                  {kSpd},
+                  [](V v) { return matgrad::logm(v[0]); },
+                  [s](const std::vector<Input>& in) { return input_of(logm_ref(mat2d(in[0])), s); }});
     cs.push_back({"sqrtm_" + t,
                   opid("sqrtm"),
                   {s},
@@ -1451,6 +1458,20 @@ std::vector<OpCase> all_cases() {
                     b.topRightCorner(n, n) = mat2d(in[1]);
                     return input_of(expm_ref(b).topRightCorner(n, n), s);
                   }});
+    // logm's VJP: L_log(X, E), the top-right block of log [[X, E], [0, X]]; a general and a
+    // symmetric X (the Schur and the Daleckii-Krein paths)
+    for (const auto& [name, dom] : {std::pair{"logm_frechet_", kNearId}, std::pair{"logm_frechet_spd_", kSpd}})
+      cs.push_back({name + t,
+                    opid("logm_frechet"),
+                    {s, s},
+                    {dom, Dom{}},
+                    [](V v) { return matgrad::apply(opid("logm_frechet"), {v[0], v[1]}); },
+                    [s, n](const std::vector<Input>& in) {
+                      Eigen::MatrixXd b = Eigen::MatrixXd::Zero(2 * n, 2 * n);
+                      b.topLeftCorner(n, n) = b.bottomRightCorner(n, n) = mat2d(in[0]);
+                      b.topRightCorner(n, n) = mat2d(in[1]);
+                      return input_of(logm_ref(b).topRightCorner(n, n), s);
+                    }});
     // the VJP helper: F o M with F_ij = 1 / (w_j - w_i), w well separated
     matgrad::Attr ga;
     ga.shape = s;

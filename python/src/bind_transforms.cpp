@@ -307,7 +307,7 @@ void bind_transforms(py::module_& m) {
   });
   m.def("_lu_count", &lu_factorizations, "LU factorizations computed by this thread (for tests)");
   m.def("_spectral_count", &spectral_decompositions,
-        "Symmetric eigendecompositions and SVDs computed by this thread (for tests)");
+        "Symmetric eigendecompositions, SVDs and expm scaling-and-squarings computed by this thread (for tests)");
 
   py::str modname = m.attr("__name__");
   for (PyMethodDef* d = g_transform_methods; d->ml_name; ++d) {

@@ -67,7 +67,8 @@ NodeRef softmax_cross_entropy_labels(const NodeRef& z, const std::vector<std::in
 
 /// How many LU factorizations this thread has computed (shared ones count once).
 std::int64_t lu_factorizations();
-/// How many symmetric eigendecompositions and SVDs this thread has computed (kept ones count once).
+/// How many symmetric eigendecompositions, SVDs and expm scaling-and-squarings this thread has
+/// computed (kept ones count once).
 std::int64_t spectral_decompositions();
 
 }  // namespace matgrad

@@ -81,6 +81,10 @@ void check_principal_values(const char* op, const Eigen::VectorXcd& values, cons
   }
 }
 
+bool gradient_follows(const KernelArgs& k) {
+  return k.nodes && k.nodes[0] && k.nodes[0]->requires_grad && grad_enabled();
+}
+
 }  // namespace matfun_detail
 
 namespace {
@@ -126,11 +130,6 @@ struct SpectralFactor : KeptFactor {
   D d;
 };
 thread_local std::int64_t t_spectral_count = 0;
-
-// An eager forward whose result will need a gradient (its VJP then wants the vectors).
-bool gradient_follows(const KernelArgs& k) {
-  return k.nodes && k.nodes[0] && k.nodes[0]->requires_grad && grad_enabled();
-}
 
 // The decomposition D of input 0 kept in its slot, when there is one and it still matches.
 template <class D>
@@ -573,5 +572,8 @@ void register_matfun() {
 }
 
 std::int64_t spectral_decompositions() { return t_spectral_count; }
+namespace matfun_detail {
+void count_decomposition() { ++t_spectral_count; }
+}  // namespace matfun_detail
 
 }  // namespace matgrad

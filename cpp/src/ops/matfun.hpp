@@ -38,6 +38,13 @@ void check_principal(const char* op, const MatD& A, const Shape& s, bool zero_ok
 void check_principal_values(const char* op, const Eigen::VectorXcd& values, const MatD& A, const Shape& s,
                             bool zero_ok);
 
+// An eager forward on a graph whose result will need a gradient (its VJP may then reuse what the
+// forward kept in the input's factor slot).
+bool gradient_follows(const KernelArgs& k);
+
+// Count one decomposition in spectral_decompositions() (expm's Pade data count there too).
+void count_decomposition();
+
 // matfun_primary.cpp's ops and entry points, registered by register_matfun() in its order
 void register_primary_ops();
 void register_primary_entries();

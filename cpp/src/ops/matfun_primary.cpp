@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The primary matrix functions (principal branch): expm, logm and sqrtm, with their VJP helpers
-// expm_frechet (expm's Frechet derivative) and sqrtm_sylvester (sqrtm's). Registered by
+// expm_frechet and logm_frechet (their Frechet derivatives) and sqrtm_sylvester (sqrtm's). Registered by
 // register_matfun() (matfun.cpp), which holds the spectral ops; what the two share is matfun.hpp.
 // As there, the work runs in float64 and every VJP is written in the algebra's ops.
 #include "matfun.hpp"
@@ -16,7 +16,9 @@
 #include <complex>
 #include <limits>
 #include <list>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace matgrad {
 
@@ -24,7 +26,7 @@ namespace {
 
 using namespace matfun_detail;
 
-OpId k_expm, k_logm, k_sqrtm, k_expm_frechet, k_sylvester;
+OpId k_expm, k_logm, k_sqrtm, k_expm_frechet, k_logm_frechet, k_sylvester;
 
 // ---- expm, logm, sqrtm: primary matrix functions (principal branch), on Eigen ----
 Shape expm_shape(const Attr&, const Shape* in, int) {
@@ -39,23 +41,199 @@ Shape sqrtm_shape(const Attr&, const Shape* in, int) {
   check_square_2d("sqrtm", in[0]);
   return in[0];
 }
+// Note [expm's Pade data]
+// expm and its Frechet derivative share one scaling and squaring: Al-Mohy and Higham (2009),
+// algorithm 6.4, as scipy.linalg.expm_frechet (its coefficients and thresholds are SciPy's;
+// Eigen's MatrixFunctions has no Frechet derivative). The Pade approximant r_m of e^X takes the
+// even powers of the scaled A = 2^-s X, one LU of V - U and s squarings R_k+1 = R_k^2; the
+// derivative in a direction E repeats each step for E, with the same powers, LU and R_k. The
+// forward keeps them (ExpmPade) in the input's factor slot (Note [shared factorizations] in
+// linalg_factor.cpp) when a gradient may follow (an eager forward on a graph that requires one,
+// every compiled replay), and expm's VJP, L_exp(X^T, G) = L_exp(X, G^T)^T, runs expm_frechet on
+// the input's node, whose kernel then does the E half only: value and gradient cost about three
+// forwards, where a forward and a full Frechet pass cost four and a half. expm_frechet's own VJP
+// (second derivatives) works on a new 2n x 2n matrix and computes its own.
+struct ExpmPade : KeptFactor {
+  int s = 0;  ///< squarings
+  int m = 0;  ///< Pade degree: 3, 5, 7, 9 or 13
+  MatD A;  ///< 2^-s X
+  std::vector<MatD> P;  ///< m < 13: I, A^2, A^4, ...; m = 13: A^2, A^4, A^6
+  MatD odd;  ///< U = A odd: m < 13, sum_k b_2k+1 A^2k; m = 13, W
+  MatD W1, Z1;  ///< m = 13: the parts of W and V that multiply A^6
+  Eigen::PartialPivLU<MatD> lu;  ///< of V - U
+  std::vector<MatD> R;  ///< R[0] = r_m(A), R[k+1] = R[k]^2: R[s] = e^X
+};
+
+const double kEll[] = {0,       2.11e-8, 3.56e-4, 1.08e-2, 6.49e-2, 2.00e-1, 4.37e-1,
+                       7.83e-1, 1.23e0,  1.78e0,  2.42e0,  3.13e0,  3.90e0,  4.74e0};
+const double kB3[] = {120., 60., 12., 1.};
+const double kB5[] = {30240., 15120., 3360., 420., 30., 1.};
+const double kB7[] = {17297280., 8648640., 1995840., 277200., 25200., 1512., 56., 1.};
+const double kB9[] = {17643225600., 8821612800., 2075673600., 302702400., 30270240., 2162160., 110880., 3960., 90., 1.};
+const double kB13[] = {64764752532480000.,
+                       32382376266240000.,
+                       7771770303897600.,
+                       1187353796428800.,
+                       129060195264000.,
+                       10559470521600.,
+                       670442572800.,
+                       33522128640.,
+                       1323241920.,
+                       40840800.,
+                       960960.,
+                       16380.,
+                       182.,
+                       1.};
+const double* pade_coefficients(int m) { return m == 3 ? kB3 : m == 5 ? kB5 : m == 7 ? kB7 : m == 9 ? kB9 : kB13; }
+
+// a b + c d, without temporaries
+MatD prod2(const MatD& a, const MatD& b, const MatD& c, const MatD& d) {
+  MatD r;
+  r.noalias() = a * b;
+  r.noalias() += c * d;
+  return r;
+}
+
+// The scaling and squaring of e^X (finite X), everything kept for a Frechet derivative.
+std::shared_ptr<ExpmPade> expm_pade(const MatD& X) {
+  auto p = std::make_shared<ExpmPade>();
+  const Eigen::Index n = X.rows();
+  const MatD I = MatD::Identity(n, n);
+  const double norm1 = X.cwiseAbs().colwise().sum().maxCoeff();
+  p->m = 13;
+  for (int m : {3, 5, 7, 9})
+    if (norm1 <= kEll[m]) {
+      p->m = m;
+      break;
+    }
+  const double* b = pade_coefficients(p->m);
+  MatD U, V;
+  if (p->m < 13) {
+    p->A = X;
+    p->P = {I, X * X};
+    for (int k = 2; 2 * k < p->m; ++k) p->P.push_back(p->P[std::size_t(k - 1)] * p->P[1]);
+    p->odd = MatD::Zero(n, n);
+    V = MatD::Zero(n, n);
+    for (int k = 0; 2 * k <= p->m; ++k) {
+      if (2 * k + 1 <= p->m) p->odd += b[2 * k + 1] * p->P[std::size_t(k)];
+      V += b[2 * k] * p->P[std::size_t(k)];
+    }
+    U.noalias() = p->A * p->odd;
+  } else {
+    p->s = std::max(0, int(std::ceil(std::log2(norm1 / kEll[13]))));
+    p->A = std::ldexp(1.0, -p->s) * X;
+    const MatD& A = p->A;
+    MatD B2 = A * A;
+    MatD B4 = B2 * B2;
+    MatD B6 = B2 * B4;
+    p->W1 = b[13] * B6 + b[11] * B4 + b[9] * B2;
+    p->Z1 = b[12] * B6 + b[10] * B4 + b[8] * B2;
+    p->odd = b[7] * B6 + b[5] * B4 + b[3] * B2 + b[1] * I;
+    p->odd.noalias() += B6 * p->W1;
+    V = b[6] * B6 + b[4] * B4 + b[2] * B2 + b[0] * I;
+    V.noalias() += B6 * p->Z1;
+    U.noalias() = A * p->odd;
+    p->P.push_back(std::move(B2));
+    p->P.push_back(std::move(B4));
+    p->P.push_back(std::move(B6));
+  }
+  p->lu.compute(V - U);
+  p->R.reserve(std::size_t(p->s) + 1);
+  p->R.push_back(p->lu.solve(U + V));
+  for (int k = 0; k < p->s; ++k) p->R.push_back(p->R.back() * p->R.back());
+  return p;
+}
+
+// L_exp(X, E0) from X's Pade data: the derivative of each step of expm_pade in direction E0.
+void expm_frechet_from(const ExpmPade& p, const MatD& E0, MatD& L) {
+  const Eigen::Index n = E0.rows();
+  const double* b = pade_coefficients(p.m);
+  const MatD& A = p.A;
+  const MatD E = std::ldexp(1.0, -p.s) * E0;
+  MatD Lu, Lv;
+  const MatD M2 = prod2(A, E, E, A);
+  if (p.m < 13) {
+    // M_2k = d(A^2k) = A^2k-2 M_2 + M_2k-2 A^2
+    std::vector<MatD> M{MatD(), M2};
+    for (int k = 2; 2 * k < p.m; ++k) M.push_back(prod2(p.P[std::size_t(k - 1)], M2, M[std::size_t(k - 1)], p.P[1]));
+    MatD Lodd = MatD::Zero(n, n);
+    Lv = MatD::Zero(n, n);
+    for (int k = 1; 2 * k <= p.m; ++k) {
+      if (2 * k + 1 <= p.m) Lodd += b[2 * k + 1] * M[std::size_t(k)];
+      Lv += b[2 * k] * M[std::size_t(k)];
+    }
+    Lu = prod2(A, Lodd, E, p.odd);
+  } else {
+    const MatD &B2 = p.P[0], &B4 = p.P[1], &B6 = p.P[2];
+    const MatD M4 = prod2(B2, M2, M2, B2);
+    const MatD M6 = prod2(B4, M2, M4, B2);
+    MatD Lw = b[7] * M6 + b[5] * M4 + b[3] * M2;
+    Lw.noalias() += B6 * (b[13] * M6 + b[11] * M4 + b[9] * M2);
+    Lw.noalias() += M6 * p.W1;
+    Lu = prod2(A, Lw, E, p.odd);
+    Lv = b[6] * M6 + b[4] * M4 + b[2] * M2;
+    Lv.noalias() += B6 * (b[12] * M6 + b[10] * M4 + b[8] * M2);
+    Lv.noalias() += M6 * p.Z1;
+  }
+  MatD rhs = Lu + Lv;
+  rhs.noalias() += (Lu - Lv) * p.R[0];
+  L = p.lu.solve(rhs);
+  for (int k = 0; k < p.s; ++k) L = prod2(p.R[std::size_t(k)], L, L, p.R[std::size_t(k)]);
+}
+
 template <class T> void fwd_expm(const KernelArgs& k) {
   const Shape& s = k.in[0].shape();
   if (s.rows == 0) return;
   MatD A = widened<T>(k.in[0]);
   check_finite("expm", A, s);
-  MatD E = A.exp();
-  k.out.mat<T>() = E.cast<T>();
+  auto p = expm_pade(A);
+  count_decomposition();
+  k.out.mat<T>() = p->R.back().cast<T>();
+  if (k.factors || gradient_follows(k)) keep_in_slot(k, 0, p);  // Note [expm's Pade data]
 }
 // A symmetric A (exactly, as a covariance is) is a normal matrix: f(A) = V f(w) V^T from its
 // symmetric eigendecomposition, exact and several times cheaper than a Schur form; eigenvalues
 // within 4 n eps max|w| of 0 are 0 to working precision (a rank-deficient covariance's sqrtm).
-// Returns false (nothing written) when A is not symmetric.
-bool symmetric_function(const char* op, const MatD& A, const Shape& s, bool is_log, MatD& out) {
+// Returns false (nothing written) when A is not symmetric. With `keep`, A's eigenvalues and
+// eigenvectors go there too.
+struct LogmSchur;
+bool symmetric_function(const char* op, const MatD& A, const Shape& s, bool is_log, MatD& out,
+                        LogmSchur* keep = nullptr);
+// Note [logm's Frechet derivative]
+// L_log(X, E) by the inverse scaling and squaring algorithm with its Frechet derivative (Al-Mohy,
+// Higham and Relton 2013, "Computing the Frechet derivative of the matrix logarithm and
+// estimating the condition number", algorithm 5.1; the choice of s and m is Eigen's for the
+// logarithm itself): in the complex Schur basis X = U T U^*, F_0 = U^* E U; T_k = T_k-1^(1/2),
+// and F_k solving T_k F_k + F_k T_k = F_k-1 (the square root's derivative), until T_s is near I;
+// then log T = 2^s r_m(T_s - I) with the Pade approximant in partial fractions r_m(Y) =
+// sum_j w_j Y (I + x_j Y)^-1 (Gauss-Legendre nodes x_j and weights w_j on [0, 1]), whose
+// derivative in direction F_s is sum_j w_j (I + x_j Y)^-1 F_s (I + x_j Y)^-1; L = U 2^s (that) U^*.
+// No divided differences: right at repeated eigenvalues and at defective X. A symmetric X (the
+// forward's eigendecomposition path) uses Daleckii and Krein's formula instead: L = V (D o
+// (V^T E V)) V^T with D_ij = (log w_i - log w_j) / (w_i - w_j) = atanh(z) / z * 2 / (w_i + w_j),
+// z = (w_i - w_j) / (w_i + w_j) (exact, and 1 / w_i at z = 0). logm's forward keeps its Schur form
+// or eigendecomposition (LogmSchur) in the input's factor slot when a gradient may follow, and
+// logm's VJP, L_log(X^T, G) = L_log(X, G^T)^T, runs logm_frechet on the input's node: the
+// gradient costs about one forward more, where the block identity f([[X, E], [0, X]]) cost eight
+// (a 2n x 2n Schur form and Parlett recurrence). The triangular square roots and Sylvester
+// equations are blocked recursions on GEMM around Eigen's own unblocked kernels, whose row access
+// of column-major storage makes them slow beyond n ~ 64.
+struct LogmSchur : KeptFactor {
+  bool symmetric = false;
+  VecD w;  ///< symmetric X = V diag(w) V^T
+  MatD V;
+  Eigen::MatrixXcd T, U;  ///< otherwise X = U T U^*, T upper triangular
+};
+bool symmetric_function(const char* op, const MatD& A, const Shape& s, bool is_log, MatD& out, LogmSchur* keep) {
   if (A != A.transpose()) return false;
   VecD w;
   MatD V;
   sym_eig(op, A, s, true, w, V);
+  if (keep) {
+    keep->symmetric = true;
+    keep->w = w;
+    keep->V = V;
+  }
   const double tol = 4.0 * double(A.rows()) * std::numeric_limits<double>::epsilon() * w.cwiseAbs().maxCoeff();
   for (Eigen::Index i = 0; i < w.size(); ++i) {
     if (is_log && w(i) == 0.0)
@@ -79,7 +257,8 @@ bool symmetric_function(const char* op, const MatD& A, const Shape& s, bool is_l
 // form and, before it, check_principal an unblocked real one: 73% of logm's time at n = 256.
 // These are Eigen 3.4's internals, the version the build pins.
 // False (nothing done) when the LAPACK is not in use.
-bool logm_schur(const MatD& A, const Shape& s, MatD& L) {
+// With `keep`, the Schur form goes there too (Note [logm's Frechet derivative]).
+bool logm_schur(const MatD& A, const Shape& s, MatD& L, LogmSchur* keep) {
   using MatC = Eigen::MatrixXcd;
   using Index = Eigen::Index;
   MatC T = A.cast<std::complex<double>>(), U;
@@ -88,6 +267,10 @@ bool logm_schur(const MatD& A, const Shape& s, MatD& L) {
   if (info != 0) throw LinAlgError("logm: the Schur form of a matrix of shape " + s.str() + " did not converge");
   T.triangularView<Eigen::StrictlyLower>().setZero();
   check_principal_values("logm", T.diagonal(), A, s, false);
+  if (keep) {
+    keep->T = T;
+    keep->U = U;
+  }
   namespace ei = Eigen::internal;
   std::list<std::list<Index>> clusters;
   ei::matrix_function_partition_eigenvalues(T.diagonal(), clusters);
@@ -109,19 +292,166 @@ template <class T> void fwd_logm(const KernelArgs& k) {
   if (s.rows == 0) return;
   MatD A = widened<T>(k.in[0]);
   check_finite("logm", A, s);
-  MatD Ls;
-  if (symmetric_function("logm", A, s, true, Ls)) {
-    k.out.mat<T>() = Ls.cast<T>();
+  // Note [logm's Frechet derivative]: what the gradient will reuse, when one may follow
+  auto keep = k.factors || gradient_follows(k) ? std::make_shared<LogmSchur>() : nullptr;
+  MatD L;
+  if (symmetric_function("logm", A, s, true, L, keep.get())) {
+    k.out.mat<T>() = L.cast<T>();
+    count_decomposition();
+    if (keep) keep_in_slot(k, 0, keep);
     return;
   }
-  MatD L;
-  if (!logm_schur(A, s, L)) {
+  if (!logm_schur(A, s, L, keep.get())) {
     check_principal("logm", A, s, false);
     L = A.log();
+    keep = nullptr;  // no Schur form to keep: logm_frechet computes its own
   }
   if (!L.allFinite()) throw LinAlgError("logm: the logarithm of a matrix of shape " + s.str() + " is not finite");
   k.out.mat<T>() = L.cast<T>();
+  count_decomposition();
+  if (keep) keep_in_slot(k, 0, keep);
 }
+
+// ---- logm_frechet(X, E) = L_log(X, E) (Note [logm's Frechet derivative]) ----
+using MatC = Eigen::MatrixXcd;
+constexpr Eigen::Index kUnblocked = 64;  // Eigen's unblocked kernels below this size
+
+// A X + X B = C for upper triangular A (m x m) and B (n x n) with no eigenvalue of A equal to
+// one of -B: halves of the larger side in turn, the coupling term a GEMM.
+MatC sylvester_upper(const MatC& A, const MatC& B, const MatC& C) {
+  const Eigen::Index m = A.rows(), n = B.rows();
+  if (m <= kUnblocked && n <= kUnblocked) return Eigen::internal::matrix_function_solve_triangular_sylvester(A, B, C);
+  MatC X(m, n);
+  if (m >= n) {  // A = [[A11, A12], [0, A22]]: A22 X2 + X2 B = C2, A11 X1 + X1 B = C1 - A12 X2
+    const Eigen::Index h = m / 2;
+    X.bottomRows(m - h) = sylvester_upper(A.bottomRightCorner(m - h, m - h), B, C.bottomRows(m - h));
+    MatC C1 = C.topRows(h);
+    C1.noalias() -= A.topRightCorner(h, m - h) * X.bottomRows(m - h);
+    X.topRows(h) = sylvester_upper(A.topLeftCorner(h, h), B, C1);
+  } else {  // B = [[B11, B12], [0, B22]]: A X1 + X1 B11 = C1, A X2 + X2 B22 = C2 - X1 B12
+    const Eigen::Index h = n / 2;
+    X.leftCols(h) = sylvester_upper(A, B.topLeftCorner(h, h), C.leftCols(h));
+    MatC C2 = C.rightCols(n - h);
+    C2.noalias() -= X.leftCols(h) * B.topRightCorner(h, n - h);
+    X.rightCols(n - h) = sylvester_upper(A, B.bottomRightCorner(n - h, n - h), C2);
+  }
+  return X;
+}
+// The principal square root of the upper triangular T: R11 = T11^(1/2), R22 = T22^(1/2), and
+// R11 R12 + R12 R22 = T12.
+MatC sqrt_upper(const MatC& T) {
+  const Eigen::Index n = T.rows();
+  MatC R = MatC::Zero(n, n);
+  if (n <= kUnblocked) {
+    MatC r;
+    Eigen::matrix_sqrt_triangular(T, r);  // writes the upper triangle only
+    R.triangularView<Eigen::Upper>() = r;
+    return R;
+  }
+  const Eigen::Index h = n / 2;
+  R.topLeftCorner(h, h) = sqrt_upper(T.topLeftCorner(h, h));
+  R.bottomRightCorner(n - h, n - h) = sqrt_upper(T.bottomRightCorner(n - h, n - h));
+  R.topRightCorner(h, n - h) =
+      sylvester_upper(R.topLeftCorner(h, h), R.bottomRightCorner(n - h, n - h), T.topRightCorner(h, n - h));
+  return R;
+}
+// Gauss-Legendre nodes and weights on [0, 1] (Golub and Welsch: the eigenvalues of the Jacobi matrix)
+void gauss_legendre(int m, VecD& x, VecD& w) {
+  MatD J = MatD::Zero(m, m);
+  for (int k = 1; k < m; ++k) J(k, k - 1) = J(k - 1, k) = double(k) / std::sqrt(4.0 * k * k - 1.0);
+  Eigen::SelfAdjointEigenSolver<MatD> es(J);
+  x = (es.eigenvalues().array() + 1.0) / 2.0;
+  w = es.eigenvectors().row(0).transpose().array().square();  // 2 v0^2 on [-1, 1], halved
+}
+// X's Schur form or eigendecomposition, checked for the principal branch as logm's forward does.
+std::shared_ptr<LogmSchur> logm_schur_of(const MatD& X, const Shape& s) {
+  auto f = std::make_shared<LogmSchur>();
+  MatD unused;
+  if (symmetric_function("logm", X, s, true, unused, f.get())) return f;
+  f->T = X.cast<std::complex<double>>();
+  const int info = lapack::zgees(f->T, f->U);
+  if (info == lapack::kUnavailable) {
+    Eigen::ComplexSchur<MatC> cs(X.cast<std::complex<double>>());
+    if (cs.info() != Eigen::Success)
+      throw LinAlgError("logm: the Schur form of a matrix of shape " + s.str() + " did not converge");
+    f->T = cs.matrixT();
+    f->U = cs.matrixU();
+  } else if (info != 0) {
+    throw LinAlgError("logm: the Schur form of a matrix of shape " + s.str() + " did not converge");
+  }
+  f->T.triangularView<Eigen::StrictlyLower>().setZero();
+  check_principal_values("logm", f->T.diagonal(), X, s, false);
+  return f;
+}
+void logm_frechet_from(const LogmSchur& f, const MatD& E, MatD& L) {
+  if (f.symmetric) {
+    const Eigen::Index n = f.w.size();
+    MatD D(n, n);
+    for (Eigen::Index j = 0; j < n; ++j)
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const double a = f.w(i), b = f.w(j), z = (a - b) / (a + b);
+        D(i, j) = (z == 0.0 ? 1.0 : std::atanh(z) / z) * 2.0 / (a + b);
+      }
+    MatD M = f.V.transpose() * E * f.V;
+    L = f.V * D.cwiseProduct(M) * f.V.transpose();
+    return;
+  }
+  const Eigen::Index n = f.T.rows();
+  const MatC I = MatC::Identity(n, n);
+  MatC Tk = f.T, F = f.U.adjoint() * E.cast<std::complex<double>>() * f.U;
+  // Eigen's matrix_log_compute_big's choice: square roots until ||T_s - I||_1 admits a Pade
+  // degree <= 7, and one more when it lowers the degree by two or more
+  const double max_norm = 2.6429608311114350e-1;
+  int s = 0, extra = 0, m = 7;
+  for (; s < 64; ++s) {
+    const double norm = (Tk - I).cwiseAbs().colwise().sum().maxCoeff();
+    if (norm < max_norm) {
+      m = Eigen::internal::matrix_log_get_pade_degree(norm);
+      const int m2 = Eigen::internal::matrix_log_get_pade_degree(norm / 2.0);
+      if (m - m2 <= 1 || extra == 1) break;
+      ++extra;
+    }
+    Tk = sqrt_upper(Tk);
+    F = sylvester_upper(Tk, Tk, F);
+  }
+  VecD x, w;
+  gauss_legendre(m, x, w);
+  const MatC Y = Tk - I;
+  MatC Lt = MatC::Zero(n, n);
+  for (int j = 0; j < m; ++j) {
+    const MatC Z = I + x(j) * Y;
+    MatC W = Z.triangularView<Eigen::Upper>().solve(F);
+    Z.triangularView<Eigen::Upper>().solveInPlace<Eigen::OnTheRight>(W);
+    Lt += w(j) * W;
+  }
+  Lt *= std::ldexp(1.0, s);
+  L = (f.U * Lt * f.U.adjoint()).real();
+}
+Shape logm_frechet_shape(const Attr&, const Shape* in, int) {
+  if (in[0].ndim != 2 || in[0].rows != in[0].cols || in[1] != in[0])
+    fail_shapes("logm_frechet", "are not two square matrices of one shape", in, 2);
+  return in[0];
+}
+template <class T> void fwd_logm_frechet(const KernelArgs& k) {
+  const Shape& s = k.in[0].shape();
+  if (s.rows == 0) return;
+  std::shared_ptr<const LogmSchur> f = kept_factor<LogmSchur>(k, 0);
+  if (!f) {
+    MatD X = widened<T>(k.in[0]);
+    if (!X.allFinite()) {
+      k.out.mat<T>().setConstant(std::numeric_limits<T>::quiet_NaN());
+      return;
+    }
+    auto g = logm_schur_of(X, s);
+    count_decomposition();
+    keep_in_slot(k, 0, g);
+    f = std::move(g);
+  }
+  MatD L;
+  logm_frechet_from(*f, widened<T>(k.in[1]), L);
+  k.out.mat<T>() = L.cast<T>();
+}
+
 // One real Schur form A = U T U^T serves both the principal-branch check (T's 1 x 1 and 2 x 2
 // diagonal blocks hold the eigenvalues) and the square root (Eigen's quasi-triangular sqrt of T).
 template <class T> void fwd_sqrtm(const KernelArgs& k) {
@@ -260,141 +590,44 @@ MG_VJP_FN(vjp_sylvester) {
 }
 
 // ---- expm_frechet(X, E) = L_exp(X, E) ----
-// Al-Mohy and Higham (2009), algorithm 6.4, as scipy.linalg.expm_frechet: the Pade approximant
-// of e^X and its derivative in direction E together, with the same scaling and squaring: about
-// 3 times the cost of e^X (the block identity below costs 8). Written here because Eigen's
-// MatrixFunctions has no Frechet derivative; its coefficients and thresholds are SciPy's.
+// From X's Pade data (Note [expm's Pade data]): those expm kept, or computed here and kept for
+// the next direction (a Jacobian's batch of seeds). About twice the GEMMs of e^X when kept, three
+// times when not (the block identity below costs eight).
 Shape expm_frechet_shape(const Attr&, const Shape* in, int) {
   if (in[0].ndim != 2 || in[0].rows != in[0].cols || in[1] != in[0])
     fail_shapes("expm_frechet", "are not two square matrices of one shape", in, 2);
   return in[0];
 }
-void expm_frechet_d(const MatD& A0, const MatD& E0, MatD& L) {
-  static const double ell[] = {0,       2.11e-8, 3.56e-4, 1.08e-2, 6.49e-2, 2.00e-1, 4.37e-1,
-                               7.83e-1, 1.23e0,  1.78e0,  2.42e0,  3.13e0,  3.90e0,  4.74e0};
-  static const double b3[] = {120., 60., 12., 1.};
-  static const double b5[] = {30240., 15120., 3360., 420., 30., 1.};
-  static const double b7[] = {17297280., 8648640., 1995840., 277200., 25200., 1512., 56., 1.};
-  static const double b9[] = {17643225600., 8821612800., 2075673600., 302702400., 30270240.,
-                              2162160.,     110880.,     3960.,       90.,        1.};
-  static const double b13[] = {64764752532480000.,
-                               32382376266240000.,
-                               7771770303897600.,
-                               1187353796428800.,
-                               129060195264000.,
-                               10559470521600.,
-                               670442572800.,
-                               33522128640.,
-                               1323241920.,
-                               40840800.,
-                               960960.,
-                               16380.,
-                               182.,
-                               1.};
-  const Eigen::Index n = A0.rows();
-  const MatD I = MatD::Identity(n, n);
-  const double norm1 = A0.cwiseAbs().colwise().sum().maxCoeff();
-  MatD A = A0, E = E0, U, V, Lu, Lv;
-  int s = 0;
-  const double* b = nullptr;
-  int m = 0;
-  for (auto [mm, bb] : {std::make_pair(3, b3), std::make_pair(5, b5), std::make_pair(7, b7), std::make_pair(9, b9)})
-    if (norm1 <= ell[mm]) {
-      m = mm;
-      b = bb;
-      break;
-    }
-  const MatD A2 = A * A, M2 = A * E + E * A;
-  if (b) {
-    // even powers A_{2k} and their derivatives M_{2k} = A_{2k-2} M_2 + M_{2k-2} A_2
-    std::vector<MatD> P{I, A2}, M{MatD::Zero(n, n), M2};
-    for (int k = 2; 2 * k < m; ++k) {
-      P.push_back(P[std::size_t(k - 1)] * A2);
-      M.push_back(P[std::size_t(k - 1)] * M2 + M[std::size_t(k - 1)] * A2);
-    }
-    MatD odd = MatD::Zero(n, n), even = MatD::Zero(n, n), Lodd = MatD::Zero(n, n), Leven = MatD::Zero(n, n);
-    for (int k = 0; 2 * k <= m; ++k) {
-      const std::size_t j = std::size_t(k);
-      if (2 * k + 1 <= m) {
-        odd += b[2 * k + 1] * P[j];
-        Lodd += b[2 * k + 1] * M[j];
-      }
-      even += b[2 * k] * P[j];
-      Leven += b[2 * k] * M[j];
-    }
-    U = A * odd;
-    V = even;
-    Lu = A * Lodd + E * odd;
-    Lv = Leven;
-  } else {
-    s = std::max(0, int(std::ceil(std::log2(norm1 / ell[13]))));
-    const double sc = std::ldexp(1.0, -s);
-    A *= sc;
-    E *= sc;
-    const MatD B2 = A * A, N2 = A * E + E * A;
-    const MatD B4 = B2 * B2, N4 = B2 * N2 + N2 * B2;
-    const MatD B6 = B2 * B4, N6 = B4 * N2 + N4 * B2;
-    const double* c = b13;
-    const MatD W1 = c[13] * B6 + c[11] * B4 + c[9] * B2;
-    const MatD W2 = c[7] * B6 + c[5] * B4 + c[3] * B2 + c[1] * I;
-    const MatD Z1 = c[12] * B6 + c[10] * B4 + c[8] * B2;
-    const MatD Z2 = c[6] * B6 + c[4] * B4 + c[2] * B2 + c[0] * I;
-    const MatD W = B6 * W1 + W2;
-    U = A * W;
-    V = B6 * Z1 + Z2;
-    const MatD Lw1 = c[13] * N6 + c[11] * N4 + c[9] * N2;
-    const MatD Lw2 = c[7] * N6 + c[5] * N4 + c[3] * N2;
-    const MatD Lz1 = c[12] * N6 + c[10] * N4 + c[8] * N2;
-    const MatD Lz2 = c[6] * N6 + c[4] * N4 + c[2] * N2;
-    const MatD Lw = B6 * Lw1 + N6 * W1 + Lw2;
-    Lu = A * Lw + E * W;
-    Lv = B6 * Lz1 + N6 * Z1 + Lz2;
-  }
-  Eigen::PartialPivLU<MatD> lu(V - U);
-  MatD R = lu.solve(U + V);
-  L = lu.solve(Lu + Lv + (Lu - Lv) * R);
-  for (int k = 0; k < s; ++k) {
-    L = R * L + L * R;
-    R = R * R;
-  }
-}
 template <class T> void fwd_expm_frechet(const KernelArgs& k) {
   const Shape& s = k.in[0].shape();
   if (s.rows == 0) return;
-  MatD A = widened<T>(k.in[0]), E = widened<T>(k.in[1]), L;
-  if (!A.allFinite()) {
-    k.out.mat<T>().setConstant(std::numeric_limits<T>::quiet_NaN());
-    return;
+  std::shared_ptr<const ExpmPade> p = kept_factor<ExpmPade>(k, 0);
+  if (!p) {
+    MatD A = widened<T>(k.in[0]);
+    if (!A.allFinite()) {
+      k.out.mat<T>().setConstant(std::numeric_limits<T>::quiet_NaN());
+      return;
+    }
+    auto q = expm_pade(A);
+    count_decomposition();
+    keep_in_slot(k, 0, q);
+    p = std::move(q);
   }
-  expm_frechet_d(A, E, L);
+  MatD L;
+  expm_frechet_from(*p, widened<T>(k.in[1]), L);
   k.out.mat<T>() = L.cast<T>();
 }
 
-// The Frechet derivative L_f(X, E) is the top-right block of f([[X, E], [0, X]]) (Higham,
-// Functions of Matrices, thm. 3.6), exact at repeated eigenvalues and defective X; for f with a
-// real power series the adjoint of L_f(X, .) is L_f(X^T, .), so dX = L_f(X^T, G), and being
-// written in ops, the second derivative is the same identity one level up.
+// For f with a real power series, f(X^T) = f(X)^T, so the adjoint of L_f(X, .) is L_f(X^T, .) and
+// dX = L_f(X^T, G) = L_f(X, G^T)^T: computed on X's node, where the forward kept what the
+// derivative reuses.
+// dX = L_exp(X^T, G) = L_exp(X, G^T)^T, on X's node: its Pade data (Note [expm's Pade data])
+MG_VJP_FN(vjp_expm) { c.dx[0] = a.transpose(a.on_node(k_expm_frechet, *c.node.parent(0), {a.transpose(c.g)})); }
+// L = L_f(X, E) is the top-right block of f(B), B = [[X, E], [0, X]] (Higham, Functions of
+// Matrices, thm. 3.6; frechet: expm_frechet or logm_frechet): with cotangent H, dB = L_f(B^T, H
+// at B's top-right block); dX = the two diagonal blocks of dB, dE its top right.
 template <class A>
-typename A::T frechet_adjoint(A& a, OpId f, const typename A::T& x, const typename A::T& g) {
-  const std::int64_t n = a.shape(x).rows;
-  auto xt = a.transpose(x);
-  Attr at;
-  at.shape = Shape::matrix(2 * n, 2 * n);
-  auto B = a.op(ops::unblock, {xt}, at);
-  at.offset2 = n;
-  B = a.add(B, a.op(ops::unblock, {g}, at));
-  at.offset = n;
-  B = a.add(B, a.op(ops::unblock, {xt}, at));
-  Attr blk;
-  blk.offset = 0;
-  blk.offset2 = n;
-  blk.shape = Shape::matrix(n, n);
-  return a.op(ops::block, {a.op(f, {B})}, blk);
-}
-MG_VJP_FN(vjp_expm) { c.dx[0] = a.op(k_expm_frechet, {a.transpose(c.in[0]), c.g}); }
-// L = L_exp(X, E), the top-right block of expm(B), B = [[X, E], [0, X]]: with cotangent H,
-// dB = L_exp(B^T, H at B's top-right block); dX = the two diagonal blocks of dB, dE its top right.
-MG_VJP_FN(vjp_expm_frechet) {
+void frechet_vjp(A& a, VjpCtx<typename A::T>& c, OpId frechet) {
   const std::int64_t n = a.shape(c.in[0]).rows;
   const Shape s2 = Shape::matrix(2 * n, 2 * n), s1 = Shape::matrix(n, n);
   auto place = [&](const typename A::T& x, std::int64_t r, std::int64_t col, const Shape& into) {
@@ -413,11 +646,14 @@ MG_VJP_FN(vjp_expm_frechet) {
   };
   auto xt = a.transpose(c.in[0]);
   auto Bt = a.add(a.add(place(xt, 0, 0, s2), place(a.transpose(c.in[1]), n, 0, s2)), place(xt, n, n, s2));
-  auto dB = a.op(k_expm_frechet, {Bt, place(c.g, 0, n, s2)});
+  auto dB = a.op(frechet, {Bt, place(c.g, 0, n, s2)});
   if (c.needs[0]) c.dx[0] = a.add(take(dB, 0, 0), take(dB, n, n));
   if (c.needs[1]) c.dx[1] = take(dB, 0, n);
 }
-MG_VJP_FN(vjp_logm) { c.dx[0] = frechet_adjoint(a, k_logm, c.in[0], c.g); }
+MG_VJP_FN(vjp_expm_frechet) { frechet_vjp(a, c, k_expm_frechet); }
+MG_VJP_FN(vjp_logm_frechet) { frechet_vjp(a, c, k_logm_frechet); }
+// dX = L_log(X^T, G) = L_log(X, G^T)^T, on X's node: its Schur form (Note [logm's Frechet derivative])
+MG_VJP_FN(vjp_logm) { c.dx[0] = a.transpose(a.on_node(k_logm_frechet, *c.node.parent(0), {a.transpose(c.g)})); }
 // Y = sqrtm(X): dY Y + Y dY = dX, so dX solves Y^T Z + Z Y^T = G
 MG_VJP_FN(vjp_sqrtm) { c.dx[0] = a.op(k_sylvester, {c.out, c.g}); }
 
@@ -426,11 +662,15 @@ MG_VJP_FN(vjp_sqrtm) { c.dx[0] = a.op(k_sylvester, {c.out, c.g}); }
 namespace matfun_detail {
 
 void register_primary_ops() {
-  define(&k_expm, "expm", 1, expm_shape, MG_FWD(fwd_expm)).vjp(MG_VJP(vjp_expm));
-  define(&k_logm, "logm", 1, logm_shape, MG_FWD(fwd_logm)).vjp(MG_VJP(vjp_logm));
+  define(&k_expm, "expm", 1, expm_shape, MG_FWD(fwd_expm)).shares_factor().vjp(MG_VJP(vjp_expm));
+  define(&k_logm, "logm", 1, logm_shape, MG_FWD(fwd_logm)).shares_factor().vjp(MG_VJP(vjp_logm));
   define(&k_sqrtm, "sqrtm", 1, sqrtm_shape, MG_FWD(fwd_sqrtm)).vjp(MG_VJP(vjp_sqrtm));
   define(&k_expm_frechet, "expm_frechet", 2, expm_frechet_shape, MG_FWD(fwd_expm_frechet))
+      .shares_factor()
       .vjp(MG_VJP(vjp_expm_frechet));
+  define(&k_logm_frechet, "logm_frechet", 2, logm_frechet_shape, MG_FWD(fwd_logm_frechet))
+      .shares_factor()
+      .vjp(MG_VJP(vjp_logm_frechet));
   define(&k_sylvester, "sqrtm_sylvester", 2, sylvester_shape, MG_FWD(fwd_sylvester)).vjp(MG_VJP(vjp_sylvester));
 }
 
@@ -445,8 +685,9 @@ void register_primary_entries() {
         "`A` has a real eigenvalue <= 0 (the principal logarithm is then complex or undefined). A symmetric `A` "
         "goes through its symmetric eigendecomposition, `V log(w) V^T`.",
         "`(n, n) -> (n, n)`; a 1-D or non-square `a` raises ValueError.",
-        "d/dA: `L_log(A^T, G)`, the top-right block of `logm([[A^T, G], [0, A^T]])`; exact at repeated "
-        "eigenvalues and defective `A`.");
+        "d/dA: `L_log(A^T, G)`, the Frechet derivative at `A^T` in direction `G` (Al-Mohy, Higham and Relton's "
+        "inverse scaling and squaring algorithm in the Schur basis; Daleckii-Krein divided differences for a "
+        "symmetric `A`); exact at repeated eigenvalues and defective `A`.");
   unary("sqrtm", k_sqrtm,
         "The principal matrix square root, as `scipy.linalg.sqrtm` for real results: numpy.linalg.LinAlgError "
         "when `A` has a negative real eigenvalue (the principal square root is then complex). A symmetric `A` goes "
