@@ -98,7 +98,6 @@ MatD prod2(const MatD& a, const MatD& b, const MatD& c, const MatD& d) {
 std::shared_ptr<ExpmPade> expm_pade(const MatD& X) {
   auto p = std::make_shared<ExpmPade>();
   const Eigen::Index n = X.rows();
-  const MatD I = MatD::Identity(n, n);
   const double norm1 = X.cwiseAbs().colwise().sum().maxCoeff();
   p->m = 13;
   for (int m : {3, 5, 7, 9})
@@ -110,7 +109,7 @@ std::shared_ptr<ExpmPade> expm_pade(const MatD& X) {
   MatD U, V;
   if (p->m < 13) {
     p->A = X;
-    p->P = {I, X * X};
+    p->P = {MatD::Identity(n, n), X * X};
     for (int k = 2; 2 * k < p->m; ++k) p->P.push_back(p->P[std::size_t(k - 1)] * p->P[1]);
     p->odd = MatD::Zero(n, n);
     V = MatD::Zero(n, n);
@@ -128,9 +127,11 @@ std::shared_ptr<ExpmPade> expm_pade(const MatD& X) {
     MatD B6 = B2 * B4;
     p->W1 = b[13] * B6 + b[11] * B4 + b[9] * B2;
     p->Z1 = b[12] * B6 + b[10] * B4 + b[8] * B2;
-    p->odd = b[7] * B6 + b[5] * B4 + b[3] * B2 + b[1] * I;
+    p->odd = b[7] * B6 + b[5] * B4 + b[3] * B2;
+    p->odd.diagonal().array() += b[1];
     p->odd.noalias() += B6 * p->W1;
-    V = b[6] * B6 + b[4] * B4 + b[2] * B2 + b[0] * I;
+    V = b[6] * B6 + b[4] * B4 + b[2] * B2;
+    V.diagonal().array() += b[0];
     V.noalias() += B6 * p->Z1;
     U.noalias() = A * p->odd;
     p->P.push_back(std::move(B2));
