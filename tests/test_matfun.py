@@ -215,9 +215,10 @@ def test_svdvals_gradient_at_repeated_and_zero_singular_values():
 
 
 def test_eigvalsh_and_svdvals_gradients_reuse_the_forward_decomposition():
-    """Note [spectral factors]: an eager forward whose result needs a gradient keeps the vectors,
-    and the VJP takes them instead of decomposing again; without a gradient the forward computes
-    the values alone. Counted with the engine's per-thread counter of decompositions."""
+    """Note [spectral factors]: a forward whose result needs a gradient (eager, or a compiled
+    replay whose VJP reads the slot) keeps the vectors, and the VJP takes them instead of
+    decomposing again; without a gradient the forward computes the values alone. Counted with the
+    engine's per-thread counter of decompositions."""
     rng = np.random.default_rng(21)
     b = rng.standard_normal((6, 6))
     a = b + b.T
@@ -248,6 +249,13 @@ def test_eigvalsh_and_svdvals_gradients_reuse_the_forward_decomposition():
         mg.sum(op(y) ** 2).backward()
         assert y.grad is not None
         assert_close(y.grad.numpy(), ref(2 * a), rtol=1e-12, atol=1e-12)
+        # a compiled value and gradient: one decomposition per replay too
+        cf = mg.compile(lambda z: mg.sum(op(z) ** 2))
+        cf.value_and_grad(a)
+        before = count()
+        v, g = cf.value_and_grad(a)
+        assert count() - before == 1, op.__name__
+        assert_close(g, ref(a), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("scale", [1e-3, 0.05, 0.3, 1.0, 2.5, 40.0])  # every Pade degree, with squarings

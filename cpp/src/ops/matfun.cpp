@@ -82,6 +82,7 @@ void check_principal_values(const char* op, const Eigen::VectorXcd& values, cons
 }
 
 bool gradient_follows(const KernelArgs& k) {
+  if (k.factors) return k.factors[0].reused;  // a replay: another instruction reads the slot
   return k.nodes && k.nodes[0] && k.nodes[0]->requires_grad && grad_enabled();
 }
 
@@ -116,11 +117,11 @@ double degenerate_tol(const Attr& a, double wmax) {
 // eigh and svd keep their decomposition in the input's factor slot (Note [shared factorizations]
 // in linalg_factor.cpp: the input node's Node::factor in a graph, a workspace entry in a replay),
 // so that one decomposition serves the forward and the VJP. eigvalsh and svdvals compute values
-// only, at half the cost or less, unless their eager forward makes a result that will need a
-// gradient (an input requiring one, grad mode on): then they compute the vectors too and keep
-// them, and their VJPs (V diag(g) V^T, U diag(g) V^T) take them from the slot through eigh/svd
-// on the input's node instead of decomposing A again. A value over external memory is checked
-// against a copy, as the LU is. spectral_decompositions() counts decompositions (for tests).
+// only, at half the cost or less, unless their result will need a gradient (gradient_follows: an
+// eager forward on an input requiring one with grad mode on, or a compiled replay whose VJP reads
+// the same slot): then they compute the vectors too and keep them, and their VJPs (V diag(g) V^T, U diag(g) V^T) take
+// them from the slot through eigh/svd on the input's node instead of decomposing A again. A value over external memory
+// is checked against a copy, as the LU is. spectral_decompositions() counts decompositions (for tests).
 struct Eig {
   VecD w;
   MatD V;
@@ -517,10 +518,10 @@ Results front_svd(const EntryPoint&, const Arg* a) {
 }  // namespace
 
 void register_matfun() {
-  define(&k_eigh, "eigh", 1, eigh_shape, MG_FWD(fwd_eigh)).vjp(MG_VJP(vjp_eigh));
-  define(&k_eigvalsh, "eigvalsh", 1, eigvalsh_shape, MG_FWD(fwd_eigvalsh)).vjp(MG_VJP(vjp_eigvalsh));
-  define(&k_svd, "svd", 1, svd_shape, MG_FWD(fwd_svd)).vjp(MG_VJP(vjp_svd));
-  define(&k_svdvals, "svdvals", 1, svdvals_shape, MG_FWD(fwd_svdvals)).vjp(MG_VJP(vjp_svdvals));
+  define(&k_eigh, "eigh", 1, eigh_shape, MG_FWD(fwd_eigh)).shares_factor().vjp(MG_VJP(vjp_eigh));
+  define(&k_eigvalsh, "eigvalsh", 1, eigvalsh_shape, MG_FWD(fwd_eigvalsh)).shares_factor().vjp(MG_VJP(vjp_eigvalsh));
+  define(&k_svd, "svd", 1, svd_shape, MG_FWD(fwd_svd)).shares_factor().vjp(MG_VJP(vjp_svd));
+  define(&k_svdvals, "svdvals", 1, svdvals_shape, MG_FWD(fwd_svdvals)).shares_factor().vjp(MG_VJP(vjp_svdvals));
   define(&k_pinv, "pinv", 1, pinv_shape, MG_FWD(fwd_pinv)).vjp(MG_VJP(vjp_pinv));
   matfun_detail::register_primary_ops();
   define(&k_gap, "spectral_gap", 2, gap_shape, MG_FWD(fwd_gap)).reads(kAttrShape | kAttrOffset).vjp(MG_VJP(vjp_gap));

@@ -38,8 +38,9 @@ void check_principal(const char* op, const MatD& A, const Shape& s, bool zero_ok
 void check_principal_values(const char* op, const Eigen::VectorXcd& values, const MatD& A, const Shape& s,
                             bool zero_ok);
 
-// An eager forward on a graph whose result will need a gradient (its VJP may then reuse what the
-// forward kept in the input's factor slot).
+// A forward whose result will need a gradient, whose VJP may then reuse what the forward keeps in
+// the input's factor slot: on a graph, an input requiring one with grad mode on; in a replay, a
+// slot that another instruction reads too (FactorSlot::reused).
 bool gradient_follows(const KernelArgs& k);
 
 // Count one decomposition in spectral_decompositions() (expm's Pade data count there too).

@@ -48,9 +48,9 @@ Shape sqrtm_shape(const Attr&, const Shape* in, int) {
 // even powers of the scaled A = 2^-s X, one LU of V - U and s squarings R_k+1 = R_k^2; the
 // derivative in a direction E repeats each step for E, with the same powers, LU and R_k. The
 // forward keeps them (ExpmPade) in the input's factor slot (Note [shared factorizations] in
-// linalg_factor.cpp) when a gradient may follow (an eager forward on a graph that requires one,
-// every compiled replay), and expm's VJP, L_exp(X^T, G) = L_exp(X, G^T)^T, runs expm_frechet on
-// the input's node, whose kernel then does the E half only: value and gradient cost about three
+// linalg_factor.cpp) when a gradient may follow (gradient_follows: an eager forward on a graph
+// that requires one, a replay whose VJP reads the slot), and expm's VJP, L_exp(X^T, G) = L_exp(X, G^T)^T, runs
+// expm_frechet on the input's node, whose kernel then does the E half only: value and gradient cost about three
 // forwards, where a forward and a full Frechet pass cost four and a half. expm_frechet's own VJP
 // (second derivatives) works on a new 2n x 2n matrix and computes its own.
 struct ExpmPade : KeptFactor {
@@ -190,7 +190,7 @@ template <class T> void fwd_expm(const KernelArgs& k) {
   auto p = expm_pade(A);
   count_decomposition();
   k.out.mat<T>() = p->R.back().cast<T>();
-  if (k.factors || gradient_follows(k)) keep_in_slot(k, 0, p);  // Note [expm's Pade data]
+  if (gradient_follows(k)) keep_in_slot(k, 0, p);  // Note [expm's Pade data]
 }
 // A symmetric A (exactly, as a covariance is) is a normal matrix: f(A) = V f(w) V^T from its
 // symmetric eigendecomposition, exact and several times cheaper than a Schur form; eigenvalues
@@ -294,7 +294,7 @@ template <class T> void fwd_logm(const KernelArgs& k) {
   MatD A = widened<T>(k.in[0]);
   check_finite("logm", A, s);
   // Note [logm's Frechet derivative]: what the gradient will reuse, when one may follow
-  auto keep = k.factors || gradient_follows(k) ? std::make_shared<LogmSchur>() : nullptr;
+  auto keep = gradient_follows(k) ? std::make_shared<LogmSchur>() : nullptr;
   MatD L;
   if (symmetric_function("logm", A, s, true, L, keep.get())) {
     k.out.mat<T>() = L.cast<T>();

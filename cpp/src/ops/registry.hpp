@@ -24,6 +24,9 @@ namespace matgrad {
 struct FactorSlot {
   std::shared_ptr<const Factor>* slot = nullptr;  ///< null: nowhere to keep it
   bool external = false;  ///< the value is memory someone else may change: check it is the same
+  /// A replay's slot that another instruction also reads (a VJP that reuses the factorization):
+  /// worth computing what it will want (Note [spectral factors] in matfun.cpp).
+  bool reused = false;
 };
 
 /// Arguments of a forward kernel: write op(in...) into `out` (already shaped and allocated).

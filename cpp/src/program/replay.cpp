@@ -148,6 +148,14 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
   std::int64_t scratch = 0;
   ws->factor_of.resize(p.slots.size());
   std::vector<char> factored(p.slots.size(), 0);
+  auto factor_slot_of = [&](const Instr& ins, int i) -> std::int64_t {  // the root slot, or -1
+    const std::uint32_t s = p.args[ins.in + i];
+    return opdef(ins.op).factorizes && i == 0 && !p.slots[s].batch ? std::int64_t(root_of(p, s)) : -1;
+  };
+  std::vector<int> factor_readers(p.slots.size(), 0);  // FactorSlot::reused: more than one
+  for (const Instr& ins : p.code)
+    if (ins.nin > 0)
+      if (const std::int64_t r = factor_slot_of(ins, 0); r >= 0) ++factor_readers[std::size_t(r)];
   long long work = 0;
   for (std::size_t at = 0; at < p.code.size(); ++at) {
     const Instr& ins = p.code[at];
@@ -172,8 +180,9 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
         ws->patches.push_back(
             {static_cast<std::uint32_t>(ws->in.size() - 1), static_cast<std::uint32_t>(p.slots[r].index)});
       FactorSlot f;
-      if (d.factorizes && i == 0 && !sl.batch) {
+      if (factor_slot_of(ins, i) >= 0) {
         f.slot = &ws->factor_of[r];
+        f.reused = factor_readers[r] > 1;
         if (!factored[r]) ws->factored.push_back(r);
         factored[r] = 1;
       }
