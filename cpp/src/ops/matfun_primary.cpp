@@ -390,8 +390,11 @@ void logm_frechet_from(const LogmSchur& f, const MatD& E, MatD& L) {
     MatD D(n, n);
     for (Eigen::Index j = 0; j < n; ++j)
       for (Eigen::Index i = 0; i < n; ++i) {
+        // near each other (|z| < 1/3: a / b within a factor of 2) the atanh form, exact as
+        // a -> b; apart, the difference quotient, whose logarithms then do not cancel
         const double a = f.w(i), b = f.w(j), z = (a - b) / (a + b);
-        D(i, j) = (z == 0.0 ? 1.0 : std::atanh(z) / z) * 2.0 / (a + b);
+        D(i, j) = std::abs(z) < 1.0 / 3.0 ? (z == 0.0 ? 1.0 : std::atanh(z) / z) * 2.0 / (a + b)
+                                          : (std::log(a) - std::log(b)) / (a - b);
       }
     MatD M = f.V.transpose() * E * f.V;
     L = f.V * D.cwiseProduct(M) * f.V.transpose();
@@ -403,7 +406,7 @@ void logm_frechet_from(const LogmSchur& f, const MatD& E, MatD& L) {
   // Eigen's matrix_log_compute_big's choice: square roots until ||T_s - I||_1 admits a Pade
   // degree <= 7, and one more when it lowers the degree by two or more
   const double max_norm = 2.6429608311114350e-1;
-  int s = 0, extra = 0, m = 7;
+  int s = 0, extra = 0, m = 0;
   for (; s < 64; ++s) {
     const double norm = (Tk - I).cwiseAbs().colwise().sum().maxCoeff();
     if (norm < max_norm) {
@@ -415,6 +418,9 @@ void logm_frechet_from(const LogmSchur& f, const MatD& E, MatD& L) {
     Tk = sqrt_upper(Tk);
     F = sylvester_upper(Tk, Tk, F);
   }
+  if (s == 64)  // 64 square roots bring any admissible T within reach: not finite, or not principal
+    throw LinAlgError("logm: the inverse scaling and squaring of a matrix of shape " + Shape::matrix(n, n).str() +
+                      " did not converge");
   VecD x, w;
   gauss_legendre(m, x, w);
   const MatC Y = Tk - I;
