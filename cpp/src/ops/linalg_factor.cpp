@@ -459,15 +459,22 @@ Results front_slogdet(const EntryPoint&, const Arg* a) {
 std::int64_t lu_factorizations() { return t_lu_count; }
 
 void register_factor_ops() {
-  define(&k_det, "det", 1, det_shape, MG_FWD(fwd_det)).shares_factor().vjp(MG_VJP(vjp_det));
-  define(&k_adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)).shares_factor().vjp(MG_VJP(vjp_adj_t));
+  define(&k_det, "det", 1, det_shape, MG_FWD(fwd_det)).shares_factor(FactorKind::lu).vjp(MG_VJP(vjp_det));
+  define(&k_adj_t, "adj_t", 1, adj_t_shape, MG_FWD(fwd_adj_t)).shares_factor(FactorKind::lu).vjp(MG_VJP(vjp_adj_t));
   define(&k_adj_t_vjp, "adj_t_vjp", 2, adj_t_vjp_shape, MG_FWD(fwd_adj_t_vjp))
-      .shares_factor()
+      .shares_factor(FactorKind::lu)
       .vjp(MG_VJP(vjp_adj_t_vjp));
-  define(&k_logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet)).shares_factor().vjp(MG_VJP(vjp_logdet));
-  define(&k_slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet)).shares_factor().vjp(MG_VJP(vjp_slogdet));
-  define(&ops::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)).shares_factor().vjp(MG_VJP(vjp_inv));
-  define(&k_solve, "solve", 2, solve_shape, MG_FWD(fwd_solve)).reads(kAttrFlags).shares_factor().vjp(MG_VJP(vjp_solve));
+  define(&k_logdet, "logdet", 1, logdet_shape, MG_FWD(fwd_logdet))
+      .shares_factor(FactorKind::lu)
+      .vjp(MG_VJP(vjp_logdet));
+  define(&k_slogdet, "slogdet", 1, slogdet_shape, MG_FWD(fwd_slogdet))
+      .shares_factor(FactorKind::lu)
+      .vjp(MG_VJP(vjp_slogdet));
+  define(&ops::inv, "inv", 1, inv_shape, MG_FWD(fwd_inv)).shares_factor(FactorKind::lu).vjp(MG_VJP(vjp_inv));
+  define(&k_solve, "solve", 2, solve_shape, MG_FWD(fwd_solve))
+      .reads(kAttrFlags)
+      .shares_factor(FactorKind::lu)
+      .vjp(MG_VJP(vjp_solve));
   define(&k_cholesky, "cholesky", 1, cholesky_shape, MG_FWD(fwd_cholesky)).vjp(MG_VJP(vjp_cholesky));
   define(&k_trsolve, "trsolve", 2, trsolve_shape, MG_FWD(fwd_trsolve)).reads(kAttrFlags).vjp(MG_VJP(vjp_trsolve));
 }

@@ -518,10 +518,14 @@ Results front_svd(const EntryPoint&, const Arg* a) {
 }  // namespace
 
 void register_matfun() {
-  define(&k_eigh, "eigh", 1, eigh_shape, MG_FWD(fwd_eigh)).shares_factor().vjp(MG_VJP(vjp_eigh));
-  define(&k_eigvalsh, "eigvalsh", 1, eigvalsh_shape, MG_FWD(fwd_eigvalsh)).shares_factor().vjp(MG_VJP(vjp_eigvalsh));
-  define(&k_svd, "svd", 1, svd_shape, MG_FWD(fwd_svd)).shares_factor().vjp(MG_VJP(vjp_svd));
-  define(&k_svdvals, "svdvals", 1, svdvals_shape, MG_FWD(fwd_svdvals)).shares_factor().vjp(MG_VJP(vjp_svdvals));
+  define(&k_eigh, "eigh", 1, eigh_shape, MG_FWD(fwd_eigh)).shares_factor(FactorKind::eig).vjp(MG_VJP(vjp_eigh));
+  define(&k_eigvalsh, "eigvalsh", 1, eigvalsh_shape, MG_FWD(fwd_eigvalsh))
+      .shares_factor(FactorKind::eig)
+      .vjp(MG_VJP(vjp_eigvalsh));
+  define(&k_svd, "svd", 1, svd_shape, MG_FWD(fwd_svd)).shares_factor(FactorKind::svd).vjp(MG_VJP(vjp_svd));
+  define(&k_svdvals, "svdvals", 1, svdvals_shape, MG_FWD(fwd_svdvals))
+      .shares_factor(FactorKind::svd)
+      .vjp(MG_VJP(vjp_svdvals));
   define(&k_pinv, "pinv", 1, pinv_shape, MG_FWD(fwd_pinv)).vjp(MG_VJP(vjp_pinv));
   matfun_detail::register_primary_ops();
   define(&k_gap, "spectral_gap", 2, gap_shape, MG_FWD(fwd_gap)).reads(kAttrShape | kAttrOffset).vjp(MG_VJP(vjp_gap));

@@ -669,14 +669,14 @@ MG_VJP_FN(vjp_sqrtm) { c.dx[0] = a.op(k_sylvester, {c.out, c.g}); }
 namespace matfun_detail {
 
 void register_primary_ops() {
-  define(&k_expm, "expm", 1, expm_shape, MG_FWD(fwd_expm)).shares_factor().vjp(MG_VJP(vjp_expm));
-  define(&k_logm, "logm", 1, logm_shape, MG_FWD(fwd_logm)).shares_factor().vjp(MG_VJP(vjp_logm));
+  define(&k_expm, "expm", 1, expm_shape, MG_FWD(fwd_expm)).shares_factor(FactorKind::expm_pade).vjp(MG_VJP(vjp_expm));
+  define(&k_logm, "logm", 1, logm_shape, MG_FWD(fwd_logm)).shares_factor(FactorKind::logm_schur).vjp(MG_VJP(vjp_logm));
   define(&k_sqrtm, "sqrtm", 1, sqrtm_shape, MG_FWD(fwd_sqrtm)).vjp(MG_VJP(vjp_sqrtm));
   define(&k_expm_frechet, "expm_frechet", 2, expm_frechet_shape, MG_FWD(fwd_expm_frechet))
-      .shares_factor()
+      .shares_factor(FactorKind::expm_pade)
       .vjp(MG_VJP(vjp_expm_frechet));
   define(&k_logm_frechet, "logm_frechet", 2, logm_frechet_shape, MG_FWD(fwd_logm_frechet))
-      .shares_factor()
+      .shares_factor(FactorKind::logm_schur)
       .vjp(MG_VJP(vjp_logm_frechet));
   define(&k_sylvester, "sqrtm_sylvester", 2, sylvester_shape, MG_FWD(fwd_sylvester)).vjp(MG_VJP(vjp_sylvester));
 }

@@ -19,13 +19,17 @@
 
 namespace matgrad {
 
+/// What an op keeps in its input's factor slot (OpDef::shares_factor): the ops of one kind share it.
+enum class FactorKind : std::uint8_t { none, lu, eig, svd, expm_pade, logm_schur };
+
 /// Where a factorization of a value is kept for every op on that value (Note [shared
 /// factorizations] in linalg_factor.cpp): a node's `factor` in a graph, a workspace entry in a replay.
 struct FactorSlot {
   std::shared_ptr<const Factor>* slot = nullptr;  ///< null: nowhere to keep it
   bool external = false;  ///< the value is memory someone else may change: check it is the same
-  /// A replay's slot that another instruction also reads (a VJP that reuses the factorization):
-  /// worth computing what it will want (Note [spectral factors] in matfun.cpp).
+  /// A replay's slot that another instruction of the same FactorKind also reads (a VJP that
+  /// reuses the factorization): worth computing what it will want (Note [spectral factors] in
+  /// matfun.cpp).
   bool reused = false;
 };
 
@@ -111,8 +115,9 @@ struct OpDef {
   BatchKind batch = BatchKind::generic;
   /// Input holding element indices (any dtype, never differentiated), or -1.
   int index_input = -1;
-  /// Its kernel keeps a factorization of input 0 in the input's factor slot.
-  bool factorizes = false;
+  /// Nonzero: its kernel keeps a factorization of input 0 in the input's factor slot, one that
+  /// the other ops of this kind reuse (a replay counts the readers of each kind).
+  FactorKind factor_kind = FactorKind::none;
 
   OpDef& vjp(VjpFns f) {
     vjp_value = f.value;
@@ -129,8 +134,8 @@ struct OpDef {
     attrs = fields;
     return *this;
   }
-  OpDef& shares_factor() {
-    factorizes = true;
+  OpDef& shares_factor(FactorKind kind) {
+    factor_kind = kind;
     return *this;
   }
   OpDef& batched(BatchKind k) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -150,12 +151,14 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
   std::vector<char> factored(p.slots.size(), 0);
   auto factor_slot_of = [&](const Instr& ins, int i) -> std::int64_t {  // the root slot, or -1
     const std::uint32_t s = p.args[ins.in + i];
-    return opdef(ins.op).factorizes && i == 0 && !p.slots[s].batch ? std::int64_t(root_of(p, s)) : -1;
+    return opdef(ins.op).factor_kind != FactorKind::none && i == 0 && !p.slots[s].batch ? std::int64_t(root_of(p, s))
+                                                                                        : -1;
   };
-  std::vector<int> factor_readers(p.slots.size(), 0);  // FactorSlot::reused: more than one
+  // FactorSlot::reused: more than one reader of a slot's factor of one kind
+  std::map<std::pair<std::int64_t, FactorKind>, int> factor_readers;
   for (const Instr& ins : p.code)
     if (ins.nin > 0)
-      if (const std::int64_t r = factor_slot_of(ins, 0); r >= 0) ++factor_readers[std::size_t(r)];
+      if (const std::int64_t r = factor_slot_of(ins, 0); r >= 0) ++factor_readers[{r, opdef(ins.op).factor_kind}];
   long long work = 0;
   for (std::size_t at = 0; at < p.code.size(); ++at) {
     const Instr& ins = p.code[at];
@@ -182,7 +185,7 @@ std::unique_ptr<Workspace> make_workspace(const Program& p) {
       FactorSlot f;
       if (factor_slot_of(ins, i) >= 0) {
         f.slot = &ws->factor_of[r];
-        f.reused = factor_readers[r] > 1;
+        f.reused = factor_readers[{std::int64_t(r), d.factor_kind}] > 1;
         if (!factored[r]) ws->factored.push_back(r);
         factored[r] = 1;
       }
